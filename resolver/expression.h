@@ -1,0 +1,56 @@
+// Secret reference expressions in workflow step inputs (CONTRACT.md section 5).
+//
+// `${resources.secret.<key>}` with an identifier key ([A-Za-z_][A-Za-z0-9_]*), or bracket
+// notation `${resources.secret["my-api-token"]}` / `${resources.secret['k']}` for any key, with
+// backslash escapes inside the quotes (\\, \", \', \n, \t, \r, \/, \uXXXX is not supported).
+// Whitespace (space, tab) is allowed just inside `${` and `}` and around the bracketed string.
+//
+// Any other `${...}` expression (one whose body does not start with `resources.secret` followed
+// by '.' or '[') is not ours and passes through untouched, as does text outside `${...}`.
+// An expression that starts as ours but is malformed (missing key, bad identifier, unterminated
+// string or brace, junk before '}') is an INVALID_ARGUMENT error naming its byte position.
+//
+// Thread safety: pure functions.
+#ifndef SECRET_RESOLVER_RESOLVER_EXPRESSION_H_
+#define SECRET_RESOLVER_RESOLVER_EXPRESSION_H_
+
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "resolver/secret_bytes.h"
+
+namespace secret_resolver {
+
+// One `resources.secret` reference found in a text.
+struct SecretReference {
+  std::string key;      // the ref key, escapes decoded
+  size_t begin = 0;     // byte offset of the '$'
+  size_t end = 0;       // byte offset just past the closing '}'
+};
+
+// Returns every `resources.secret` reference in `text`, in order of appearance (a key used
+// twice appears twice), or INVALID_ARGUMENT naming the position of the first malformed one.
+absl::StatusOr<std::vector<SecretReference>> FindSecretReferences(absl::string_view text);
+
+// Returns the distinct keys `text` references, sorted, so a caller resolves only what a step
+// uses. Errors as FindSecretReferences.
+absl::StatusOr<std::vector<std::string>> ReferencedSecretKeys(absl::string_view text);
+
+// Looks up a resolved value by ref key; returns nullopt when the key was not resolved.
+using SecretLookup = std::function<std::optional<absl::string_view>(absl::string_view key)>;
+
+// Returns `text` with every `resources.secret` reference replaced by its value from `lookup`.
+// Everything else is copied byte for byte. INVALID_ARGUMENT for a malformed reference (with its
+// position) or for a key `lookup` does not know (naming the key, never a value).
+// The rendered text holds secret values, so it comes back as SecretBytes, and every
+// intermediate buffer is wiped.
+absl::StatusOr<SecretBytes> RenderSecretReferences(absl::string_view text,
+                                                   const SecretLookup& lookup);
+
+}  // namespace secret_resolver
+
+#endif  // SECRET_RESOLVER_RESOLVER_EXPRESSION_H_

@@ -1,0 +1,48 @@
+// Redaction tokens (CONTRACT.md section 7): what a caller's logger writes instead of a value
+// (the placeholder), and a keyed fingerprint that identifies a value without revealing it.
+//
+// fingerprint = "hmac-sha256:" + lowercase hex of the first 16 bytes of
+//               HMAC-SHA256(fingerprint key, stack || 0x00 || value)
+//
+// Thread safety: a RedactionTokens object is immutable after Create() and safe to share.
+#ifndef SECRET_RESOLVER_RESOLVER_REDACTION_H_
+#define SECRET_RESOLVER_RESOLVER_REDACTION_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "resolver/secret_bytes.h"
+
+namespace secret_resolver {
+
+inline constexpr absl::string_view kDefaultPlaceholderFormat = "***SECRET_REDACTED:{key}***";
+inline constexpr size_t kMinFingerprintKeyBytes = 32;
+
+class RedactionTokens {
+ public:
+  // `placeholder_format` may use `{key}` (the ref key) and `{name}` (the secret name) any
+  // number of times; `{{` and `}}` are literal braces. Returns INVALID_ARGUMENT if the format
+  // has an unknown `{...}` field, an unbalanced brace or a line break, or if `fingerprint_key`
+  // is shorter than kMinFingerprintKeyBytes.
+  static absl::StatusOr<std::unique_ptr<RedactionTokens>> Create(
+      absl::string_view placeholder_format, SecretBytes fingerprint_key);
+
+  // The placeholder for ref key `key` naming secret `name`. Line breaks and control characters
+  // in either are replaced by '?', so a placeholder is always one line.
+  std::string Placeholder(absl::string_view key, absl::string_view name) const;
+
+  // The fingerprint of `value` in `stack`.
+  std::string Fingerprint(absl::string_view stack, const SecretBytes& value) const;
+
+ private:
+  RedactionTokens(std::string placeholder_format, SecretBytes fingerprint_key);
+
+  std::string placeholder_format_;
+  SecretBytes fingerprint_key_;
+};
+
+}  // namespace secret_resolver
+
+#endif  // SECRET_RESOLVER_RESOLVER_REDACTION_H_

@@ -1,0 +1,84 @@
+// Resolver: one ResolveSecrets request end to end, without gRPC (CONTRACT.md sections 1-4).
+//
+// For a verified caller and a request it checks the request's shape (whole-call errors), then
+// for each ref key: parses the `secret://` URI, checks the decrypt permission, fetches the
+// secret through the cache (two keys naming one secret cost one fetch), applies the decrypter
+// check (on every resolution, cache hits included) and builds the redaction tokens.
+//
+// Thread safety: Resolve() may be called concurrently. It blocks on store I/O on cache misses,
+// so it must not run on a gRPC callback thread.
+#ifndef SECRET_RESOLVER_RESOLVER_RESOLVER_H_
+#define SECRET_RESOLVER_RESOLVER_RESOLVER_H_
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "resolver/access_policy.h"
+#include "resolver/redaction.h"
+#include "resolver/secret_cache.h"
+#include "resolver/secret_store.h"
+
+namespace secret_resolver {
+
+inline constexpr size_t kDefaultMaxRefs = 128;
+
+// The request, as domain types: stack and ref key -> `secret://` URI.
+struct ResolveRequest {
+  std::string stack;
+  std::map<std::string, std::string> refs;
+};
+
+// The outcome for one ref key.
+struct RefResult {
+  // OK, or the per-reference error: INVALID_ARGUMENT (malformed URI, with its position),
+  // NOT_FOUND, PERMISSION_DENIED ("not authorized"), UNAVAILABLE, DATA_LOSS.
+  absl::Status status;
+  // The secret name, when the URI parsed.
+  std::string name;
+  // How the cache answered, when the cache was consulted.
+  std::optional<CacheOutcome> cache_outcome;
+  // Set when `status` is OK: the secret (shared with the cache, value wiped when released),
+  // whether it is stale, and its redaction tokens.
+  std::shared_ptr<const StoredSecret> secret;
+  bool stale = false;
+  std::string placeholder;
+  std::string fingerprint;
+};
+
+// Ref key -> outcome; exactly the request's keys.
+using ResolveResults = std::map<std::string, RefResult>;
+
+struct ResolverOptions {
+  size_t max_refs = kDefaultMaxRefs;
+  AccessPolicyOptions access;
+};
+
+class Resolver {
+ public:
+  // `cache` and `tokens` must outlive the resolver.
+  Resolver(SecretCache* cache, const RedactionTokens* tokens, ResolverOptions options);
+
+  // Resolves `request` for `caller`. Whole-call errors:
+  //   INVALID_ARGUMENT: empty or malformed stack, no refs, more than max_refs, a malformed ref
+  //     key (the message names it by index and position, since the key itself may be garbage);
+  //   PERMISSION_DENIED: the caller does not speak for the stack, or holds no decrypt
+  //     permission at all.
+  // Otherwise returns one RefResult per ref key. `deadline` bounds waits on the cache.
+  absl::StatusOr<ResolveResults> Resolve(const Caller& caller, const ResolveRequest& request,
+                                         absl::Time deadline = absl::InfiniteFuture()) const;
+
+ private:
+  SecretCache* cache_;
+  const RedactionTokens* tokens_;
+  ResolverOptions options_;
+};
+
+}  // namespace secret_resolver
+
+#endif  // SECRET_RESOLVER_RESOLVER_RESOLVER_H_

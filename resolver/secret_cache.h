@@ -1,0 +1,117 @@
+// SecretCache: decrypted secrets in memory, in front of a SecretStore (CONTRACT.md section 8).
+//
+// Keyed by (stack, name); an entry holds the value, its version and its decrypters.
+//   - A fresh entry is served for `ttl`. Once it is within `refresh_ahead` (plus a random
+//     jitter of up to `refresh_jitter`, so replicas do not refresh in step) of expiry, the first
+//     hit schedules one background refresh and is still served from the cache.
+//   - Concurrent misses for one key make one store fetch; the other callers wait for it
+//     (single flight) and stop waiting at their deadline (DEADLINE_EXCEEDED).
+//   - NOT_FOUND is cached for `negative_ttl`.
+//   - When the store fails (UNAVAILABLE or any other non-NOT_FOUND error) and an entry expired at
+//     most `max_stale` ago, that entry is served with outcome kStale.
+//   - Entries are bounded in bytes (`max_bytes`); a stack may hold at most `per_stack_share` of
+//     that, so one stack cannot evict the others. Least recently used entries go first.
+//   - Evicted, replaced and invalidated values are wiped (SecretBytes) once the last reader
+//     holding them lets go; the destructor and Clear() drop everything.
+//
+// Thread safety: all methods are safe to call concurrently. Store fetches happen on the calling
+// thread (misses) or on the refresh executor (refresh-ahead), never under the cache's lock.
+#ifndef SECRET_RESOLVER_RESOLVER_SECRET_CACHE_H_
+#define SECRET_RESOLVER_RESOLVER_SECRET_CACHE_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "resolver/clock.h"
+#include "resolver/secret_store.h"
+
+namespace secret_resolver {
+
+// How a lookup was answered; used in audit logs and metrics.
+enum class CacheOutcome {
+  kHit,          // a fresh cached entry
+  kMiss,         // fetched from the store (or joined another caller's fetch)
+  kNegativeHit,  // a cached NOT_FOUND
+  kStale,        // the store failed; an expired entry within max_stale was served
+};
+
+// "hit", "miss", "negative_hit", "stale".
+absl::string_view CacheOutcomeName(CacheOutcome outcome);
+
+struct CacheOptions {
+  absl::Duration ttl = absl::Seconds(300);
+  absl::Duration refresh_ahead = absl::Seconds(30);
+  absl::Duration refresh_jitter = absl::Seconds(15);
+  absl::Duration negative_ttl = absl::Seconds(5);
+  absl::Duration max_stale = absl::Minutes(15);
+  size_t max_bytes = size_t{64} << 20;
+  // The fraction of max_bytes one stack may occupy, in (0, 1].
+  double per_stack_share = 0.25;
+
+  // Time source. Never null.
+  Clock* clock = Clock::Real();
+  // Returns a uniformly random number in [0, 1) for refresh jitter. Null: an internal generator.
+  std::function<double()> random;
+  // Runs a refresh-ahead task. Null: the cache runs one background thread of its own.
+  std::function<void(std::function<void()>)> refresh_executor;
+};
+
+// A lookup's answer. `secret` is shared with the cache: it stays valid (and unwiped) for as long
+// as the caller holds it, even if the entry is evicted meanwhile.
+struct CachedSecret {
+  std::shared_ptr<const StoredSecret> secret;
+  CacheOutcome outcome = CacheOutcome::kHit;
+};
+
+// Counters for metrics. Monotonic except `bytes` and `entries`.
+struct CacheStats {
+  uint64_t hits = 0;
+  uint64_t misses = 0;
+  uint64_t negative_hits = 0;
+  uint64_t stale_serves = 0;
+  uint64_t evictions = 0;
+  uint64_t store_fetches = 0;
+  uint64_t refreshes = 0;
+  size_t bytes = 0;
+  size_t entries = 0;
+};
+
+class SecretCache {
+ public:
+  // `store` must outlive the cache.
+  SecretCache(SecretStore* store, CacheOptions options);
+  // Waits for scheduled refreshes to finish, then wipes every entry.
+  ~SecretCache();
+
+  SecretCache(const SecretCache&) = delete;
+  SecretCache& operator=(const SecretCache&) = delete;
+
+  // Returns the newest version of (stack, name) from the cache or the store.
+  // Errors: NOT_FOUND (possibly cached); the store's error (UNAVAILABLE, DATA_LOSS,
+  // FAILED_PRECONDITION) when no stale value is usable; DEADLINE_EXCEEDED when `deadline`
+  // passes while waiting for another caller's fetch.
+  absl::StatusOr<CachedSecret> Get(absl::string_view stack, absl::string_view name,
+                                   absl::Time deadline = absl::InfiniteFuture());
+
+  // Drops (and wipes) the entry for (stack, name), positive or negative. A fetch in flight for
+  // it is not cached when it completes, so no caller sees a value older than the drop.
+  void Invalidate(absl::string_view stack, absl::string_view name);
+
+  // Drops every entry, e.g. when change notifications may have been missed.
+  void InvalidateAll();
+
+  CacheStats stats() const;
+
+ private:
+  class Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace secret_resolver
+
+#endif  // SECRET_RESOLVER_RESOLVER_SECRET_CACHE_H_

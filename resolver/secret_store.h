@@ -1,0 +1,81 @@
+// SecretStore: the backend that keeps encrypted secrets (CONTRACT.md section 6).
+//
+// Implementations: the embedded SQLite store (default) and PostgreSQL, each opened through a
+// static factory returning absl::StatusOr<std::unique_ptr<SecretStore>>, and an in-memory fake
+// for tests (tests/fakes/). Every update writes a new version; Get returns the newest active
+// version, already decrypted.
+//
+// Thread safety: implementations are safe for concurrent use from many threads. Calls block on
+// I/O, so they never run on a gRPC callback thread.
+#ifndef SECRET_RESOLVER_RESOLVER_SECRET_STORE_H_
+#define SECRET_RESOLVER_RESOLVER_SECRET_STORE_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "resolver/secret_bytes.h"
+
+namespace secret_resolver {
+
+// A decrypted secret version as the resolver needs it.
+struct StoredSecret {
+  std::string stack;
+  std::string name;
+  int64_t version = 0;
+  std::vector<std::string> decrypters;
+  SecretBytes value;
+};
+
+// What a secret is, without its value: safe to list and print.
+struct SecretMetadata {
+  std::string stack;
+  std::string name;
+  int64_t version = 0;
+  std::vector<std::string> decrypters;
+  std::string description;
+  absl::Time updated_at;
+  std::string updated_by;
+};
+
+// A create or update: the store assigns the next version.
+struct SecretWrite {
+  std::string stack;
+  std::string name;
+  std::vector<std::string> decrypters;
+  std::string description;
+  std::string actor;  // who made the change, for the audit trail
+  SecretBytes value;
+};
+
+class SecretStore {
+ public:
+  virtual ~SecretStore() = default;
+
+  // Returns the newest active version of (stack, name), decrypted.
+  // Errors: NOT_FOUND (no such secret, or deleted); UNAVAILABLE (backend unreachable,
+  // retryable); DATA_LOSS (ciphertext failed authentication); FAILED_PRECONDITION (the key to
+  // decrypt it is not loaded).
+  virtual absl::StatusOr<StoredSecret> Get(absl::string_view stack, absl::string_view name) = 0;
+
+  // Validates and stores `write` as a new version and returns that version number (1 for a new
+  // secret). Errors: INVALID_ARGUMENT (naming the field), UNAVAILABLE.
+  virtual absl::StatusOr<int64_t> Put(const SecretWrite& write) = 0;
+
+  // Makes (stack, name) unresolvable; its versions stay for the audit trail.
+  // Errors: NOT_FOUND, UNAVAILABLE.
+  virtual absl::Status Delete(absl::string_view stack, absl::string_view name,
+                              absl::string_view actor) = 0;
+
+  // Returns the newest active version of every secret in `stack`, sorted by name.
+  // Errors: UNAVAILABLE.
+  virtual absl::StatusOr<std::vector<SecretMetadata>> List(absl::string_view stack) = 0;
+};
+
+}  // namespace secret_resolver
+
+#endif  // SECRET_RESOLVER_RESOLVER_SECRET_STORE_H_
