@@ -40,6 +40,10 @@ struct AccessPolicyOptions {
 // Returns true if `a` and `b` name the same stack (`stack-N` and `stacks-N` are equal).
 bool SameStack(absl::string_view a, absl::string_view b);
 
+// Returns the one spelling under which a stack's secrets are stored and fingerprinted:
+// `stacks-N` for `stack-N` (N digits), otherwise `stack` unchanged.
+std::string CanonicalStack(absl::string_view stack);
+
 // Returns OK if `caller` may act for `stack`, else PERMISSION_DENIED naming both namespaces
 // (namespaces are not secret).
 absl::Status CheckStack(const Caller& caller, absl::string_view stack,

@@ -11,6 +11,7 @@
 #define SECRET_RESOLVER_RESOLVER_RESOLVER_H_
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -45,7 +46,7 @@ struct RefResult {
   std::optional<CacheOutcome> cache_outcome;
   // Set when `status` is OK: the secret (shared with the cache, value wiped when released),
   // whether it is stale, and its redaction tokens.
-  std::shared_ptr<const StoredSecret> secret;
+  std::shared_ptr<const CachedValue> value;
   bool stale = false;
   std::string placeholder;
   std::string fingerprint;
@@ -61,7 +62,9 @@ struct ResolverOptions {
 
 class Resolver {
  public:
-  // `cache` and `tokens` must outlive the resolver.
+  // `cache` and `tokens` must outlive the resolver. Give the cache FingerprintFunction(tokens)
+  // so that fingerprints are computed once per cached version; without it they are computed on
+  // every resolution.
   Resolver(SecretCache* cache, const RedactionTokens* tokens, ResolverOptions options);
 
   // Resolves `request` for `caller`. Whole-call errors:
@@ -72,6 +75,10 @@ class Resolver {
   // Otherwise returns one RefResult per ref key. `deadline` bounds waits on the cache.
   absl::StatusOr<ResolveResults> Resolve(const Caller& caller, const ResolveRequest& request,
                                          absl::Time deadline = absl::InfiniteFuture()) const;
+
+  // A CacheOptions::fingerprint that computes `tokens`' fingerprint. `tokens` must outlive it.
+  static std::function<std::string(const StoredSecret&)> FingerprintFunction(
+      const RedactionTokens* tokens);
 
  private:
   SecretCache* cache_;

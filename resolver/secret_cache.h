@@ -23,6 +23,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <string>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -59,12 +60,22 @@ struct CacheOptions {
   std::function<double()> random;
   // Runs a refresh-ahead task. Null: the cache runs one background thread of its own.
   std::function<void(std::function<void()>)> refresh_executor;
+  // Computes CachedValue::fingerprint once per fetched value, outside the cache's lock (an
+  // HMAC is too costly for every hit). Null: fingerprints stay empty.
+  std::function<std::string(const StoredSecret&)> fingerprint;
 };
 
-// A lookup's answer. `secret` is shared with the cache: it stays valid (and unwiped) for as long
+// A cached secret and what is derived from it once per fetched version, not once per call.
+struct CachedValue {
+  StoredSecret secret;
+  // CacheOptions::fingerprint applied to `secret`; empty when no function was given.
+  std::string fingerprint;
+};
+
+// A lookup's answer. `value` is shared with the cache: it stays valid (and unwiped) for as long
 // as the caller holds it, even if the entry is evicted meanwhile.
 struct CachedSecret {
-  std::shared_ptr<const StoredSecret> secret;
+  std::shared_ptr<const CachedValue> value;
   CacheOutcome outcome = CacheOutcome::kHit;
 };
 

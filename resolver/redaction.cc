@@ -1,0 +1,183 @@
+#include "resolver/redaction.h"
+
+#include <memory>
+#include <string>
+#include <utility>
+
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
+#include <openssl/params.h>
+
+#include "absl/memory/memory.h"
+#include "absl/status/status.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+
+namespace secret_resolver {
+namespace {
+
+constexpr absl::string_view kFingerprintPrefix = "hmac-sha256:";
+constexpr size_t kFingerprintBytes = 16;
+
+// Length of the control character or line break that starts at s[i], or 0 if there is none.
+// Beyond ASCII controls this covers the C1 controls (NEL, U+0085, among them) and U+2028/U+2029,
+// which some log viewers also break lines on: a placeholder must stay on one line.
+size_t ControlSequenceLength(absl::string_view s, size_t i) {
+  const unsigned char c = static_cast<unsigned char>(s[i]);
+  if (c < 0x20 || c == 0x7f) return 1;
+  if (c == 0xc2 && i + 1 < s.size()) {
+    const unsigned char next = static_cast<unsigned char>(s[i + 1]);
+    if (next >= 0x80 && next <= 0x9f) return 2;
+  }
+  if (c == 0xe2 && i + 2 < s.size() && s[i + 1] == '\x80' &&
+      (s[i + 2] == '\xa8' || s[i + 2] == '\xa9')) {
+    return 3;
+  }
+  return 0;
+}
+
+// `s` with every control character and line break replaced by '?'.
+std::string OneLine(absl::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size();) {
+    if (const size_t n = ControlSequenceLength(s, i); n > 0) {
+      out.push_back('?');
+      i += n;
+    } else {
+      out.push_back(s[i]);
+      ++i;
+    }
+  }
+  return out;
+}
+
+absl::Status FormatError(size_t position, absl::string_view problem) {
+  return absl::InvalidArgumentError(
+      absl::StrCat("placeholder format: byte ", position, ": ", problem));
+}
+
+// Appends `format` with its fields filled in to `out`. One function both validates (in Create)
+// and expands (in Placeholder), so the two can never disagree about what a format means.
+absl::Status ExpandFormat(absl::string_view format, absl::string_view key,
+                          absl::string_view name, std::string* out) {
+  for (size_t i = 0; i < format.size();) {
+    if (ControlSequenceLength(format, i) > 0) {
+      return FormatError(i, "line breaks and control characters are not allowed");
+    }
+    const char c = format[i];
+    if (c == '{' || c == '}') {
+      if (i + 1 < format.size() && format[i + 1] == c) {  // `{{` or `}}`: a literal brace
+        out->push_back(c);
+        i += 2;
+        continue;
+      }
+      if (c == '}') return FormatError(i, "unbalanced '}' (write '}}' for a literal brace)");
+      const size_t close = format.find('}', i + 1);
+      if (close == absl::string_view::npos) {
+        return FormatError(i, "unbalanced '{' (write '{{' for a literal brace)");
+      }
+      const absl::string_view field = format.substr(i + 1, close - i - 1);
+      if (field == "key") {
+        out->append(key.data(), key.size());
+      } else if (field == "name") {
+        out->append(name.data(), name.size());
+      } else {
+        return FormatError(i, absl::StrCat("unknown field \"", absl::CHexEscape(field),
+                                           "\" (known: {key}, {name})"));
+      }
+      i = close + 1;
+      continue;
+    }
+    out->push_back(c);
+    ++i;
+  }
+  return absl::OkStatus();
+}
+
+struct MacCtxDeleter {
+  void operator()(EVP_MAC_CTX* ctx) const { EVP_MAC_CTX_free(ctx); }
+};
+
+// HMAC-SHA256(key, stack || 0x00 || value) truncated to kFingerprintBytes, or "" if OpenSSL
+// fails. Streamed through EVP_MAC so the value is never copied into an unwiped buffer.
+std::string TruncatedHmac(absl::string_view key, absl::string_view stack,
+                          absl::string_view value) {
+  // Fetched once: the fetch searches the provider tables, the costly step. EVP_MAC is
+  // reference-counted and safe to share between threads.
+  static EVP_MAC* const hmac = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
+  if (hmac == nullptr) return "";
+  std::unique_ptr<EVP_MAC_CTX, MacCtxDeleter> ctx(EVP_MAC_CTX_new(hmac));
+  if (ctx == nullptr) return "";
+
+  char digest[] = "SHA256";
+  const OSSL_PARAM params[] = {
+      OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
+      OSSL_PARAM_construct_end(),
+  };
+  const auto update = [&ctx](absl::string_view data) {
+    return data.empty() ||
+           EVP_MAC_update(ctx.get(), reinterpret_cast<const unsigned char*>(data.data()),
+                          data.size()) == 1;
+  };
+  unsigned char mac[EVP_MAX_MD_SIZE];
+  size_t mac_size = 0;
+  // The NUL separates stack from value, so ("ab", "c") and ("a", "bc") never collide.
+  const bool ok =
+      EVP_MAC_init(ctx.get(), reinterpret_cast<const unsigned char*>(key.data()), key.size(),
+                   params) == 1 &&
+      update(stack) && update(absl::string_view("\0", 1)) && update(value) &&
+      EVP_MAC_final(ctx.get(), mac, &mac_size, sizeof(mac)) == 1 &&
+      mac_size >= kFingerprintBytes;
+  if (!ok) return "";
+  return absl::BytesToHexString(
+      absl::string_view(reinterpret_cast<const char*>(mac), kFingerprintBytes));
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<RedactionTokens>> RedactionTokens::Create(
+    absl::string_view placeholder_format, SecretBytes fingerprint_key) {
+  // An empty placeholder would make the caller's logger delete secrets without a trace.
+  if (placeholder_format.empty()) {
+    return absl::InvalidArgumentError("placeholder format: must not be empty");
+  }
+  std::string unused;
+  if (absl::Status status = ExpandFormat(placeholder_format, "", "", &unused); !status.ok()) {
+    return status;
+  }
+  if (fingerprint_key.size() < kMinFingerprintKeyBytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("fingerprint key: ", fingerprint_key.size(),
+                     " bytes, fewer than the minimum of ", kMinFingerprintKeyBytes));
+  }
+  // Fingerprint() cannot report errors, so find a missing HMAC (e.g. a restricted OpenSSL
+  // provider configuration) once, at startup, rather than on every resolution.
+  if (TruncatedHmac(fingerprint_key.reveal(), "", "").empty()) {
+    return absl::FailedPreconditionError("OpenSSL cannot compute HMAC-SHA256");
+  }
+  return absl::WrapUnique(
+      new RedactionTokens(std::string(placeholder_format), std::move(fingerprint_key)));
+}
+
+RedactionTokens::RedactionTokens(std::string placeholder_format, SecretBytes fingerprint_key)
+    : placeholder_format_(std::move(placeholder_format)),
+      fingerprint_key_(std::move(fingerprint_key)) {}
+
+std::string RedactionTokens::Placeholder(absl::string_view key, absl::string_view name) const {
+  std::string out;
+  // The format was validated by Create(), so expansion cannot fail.
+  ExpandFormat(placeholder_format_, OneLine(key), OneLine(name), &out).IgnoreError();
+  return out;
+}
+
+std::string RedactionTokens::Fingerprint(absl::string_view stack,
+                                         const SecretBytes& value) const {
+  // Empty only if OpenSSL fails after Create() checked it (allocation failure): callers treat
+  // an empty fingerprint as "none", which is safer than a wrong one.
+  const std::string mac = TruncatedHmac(fingerprint_key_.reveal(), stack, value.reveal());
+  if (mac.empty()) return "";
+  return absl::StrCat(kFingerprintPrefix, mac);
+}
+
+}  // namespace secret_resolver

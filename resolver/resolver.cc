@@ -1,0 +1,120 @@
+#include "resolver/resolver.h"
+
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "resolver/secret_uri.h"
+#include "resolver/secret_validation.h"
+
+namespace secret_resolver {
+namespace {
+
+// Per-reference message for a failed decrypter or permission check; Grafana's wording.
+constexpr absl::string_view kNotAuthorized = "not authorized";
+
+bool HoldsAnyDecryptPermission(const Caller& caller) {
+  for (const std::string& permission : caller.permissions) {
+    if (permission == kDecryptAllPermission) return true;
+    if (absl::StartsWith(permission, "secret.grafana.app/securevalues/") &&
+        absl::EndsWith(permission, ":decrypt")) {
+      return true;
+    }
+  }
+  return false;
+}
+
+// Store errors are passed on with their code; the message is the store's, which never holds a
+// value. NOT_FOUND gets a uniform message so callers cannot tell a deleted secret from one
+// that never existed.
+absl::Status PerReferenceError(const absl::Status& status, absl::string_view name) {
+  if (status.code() == absl::StatusCode::kNotFound) {
+    return absl::NotFoundError(absl::StrCat("secret \"", name, "\" not found"));
+  }
+  return status;
+}
+
+}  // namespace
+
+Resolver::Resolver(SecretCache* cache, const RedactionTokens* tokens, ResolverOptions options)
+    : cache_(cache), tokens_(tokens), options_(std::move(options)) {}
+
+std::function<std::string(const StoredSecret&)> Resolver::FingerprintFunction(
+    const RedactionTokens* tokens) {
+  return [tokens](const StoredSecret& secret) {
+    return tokens->Fingerprint(secret.stack, secret.value);
+  };
+}
+
+absl::StatusOr<ResolveResults> Resolver::Resolve(const Caller& caller,
+                                                 const ResolveRequest& request,
+                                                 absl::Time deadline) const {
+  if (request.stack.empty()) return absl::InvalidArgumentError("stack: must not be empty");
+  if (absl::Status status = ValidateStack(request.stack); !status.ok()) return status;
+  if (request.refs.empty()) return absl::InvalidArgumentError("refs: must not be empty");
+  if (request.refs.size() > options_.max_refs) {
+    return absl::InvalidArgumentError(absl::StrCat("refs: ", request.refs.size(),
+                                                   " references, more than the limit of ",
+                                                   options_.max_refs));
+  }
+  size_t index = 0;
+  for (const auto& [key, uri] : request.refs) {
+    if (absl::Status status = ValidateRefKey(key); !status.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("refs: key #", index, " (in sorted order): ", status.message()));
+    }
+    ++index;
+  }
+  if (absl::Status status = CheckStack(caller, request.stack, options_.access); !status.ok()) {
+    return status;
+  }
+  if (!HoldsAnyDecryptPermission(caller)) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("the access token holds no ", kDecryptAllPermission, " permission"));
+  }
+
+  // `stack-N` and `stacks-N` are one stack: one cache entry, one fingerprint.
+  const std::string stack = CanonicalStack(request.stack);
+  ResolveResults results;
+  // One fetch per distinct name, however many keys name it.
+  absl::flat_hash_map<std::string, absl::StatusOr<CachedSecret>> fetched;
+  for (const auto& [key, uri] : request.refs) {
+    RefResult& result = results[key];
+    absl::StatusOr<std::string> name = ParseSecretUri(uri);
+    if (!name.ok()) {
+      result.status = name.status();
+      continue;
+    }
+    result.name = *std::move(name);
+    if (!HasDecryptPermission(caller, result.name)) {
+      result.status = absl::PermissionDeniedError(kNotAuthorized);
+      continue;
+    }
+    auto it = fetched.find(result.name);
+    if (it == fetched.end()) {
+      it = fetched.emplace(result.name, cache_->Get(stack, result.name, deadline)).first;
+    }
+    const absl::StatusOr<CachedSecret>& cached = it->second;
+    if (!cached.ok()) {
+      result.status = PerReferenceError(cached.status(), result.name);
+      continue;
+    }
+    result.cache_outcome = cached->outcome;
+    const StoredSecret& secret = cached->value->secret;
+    if (!IsAllowedDecrypter(caller.service_identity, secret.decrypters)) {
+      result.status = absl::PermissionDeniedError(kNotAuthorized);
+      continue;
+    }
+    result.value = cached->value;
+    result.stale = cached->outcome == CacheOutcome::kStale;
+    result.placeholder = tokens_->Placeholder(key, result.name);
+    result.fingerprint = cached->value->fingerprint.empty()
+                             ? tokens_->Fingerprint(stack, secret.value)
+                             : cached->value->fingerprint;
+  }
+  return results;
+}
+
+}  // namespace secret_resolver

@@ -1,0 +1,548 @@
+#include "resolver/secret_cache.h"
+
+#include <algorithm>
+#include <condition_variable>
+#include <cstddef>
+#include <deque>
+#include <list>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/node_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+
+// Locking: one std::mutex (not absl::Mutex: tests run under ThreadSanitizer, and the system
+// Abseil is not instrumented for it) guards every map, list and counter. Store fetches, the
+// fingerprint function, the random source and the refresh executor all run without it, and
+// values that leave the cache are released after it is dropped, so their wiping does not
+// lengthen the critical section either.
+
+namespace secret_resolver {
+namespace {
+
+// What an entry costs beyond the bytes of its strings and value: the entry record, the shared
+// CachedValue and its control block, the map slot and two LRU list nodes, rounded up. Charged
+// to negative entries too, so a flood of unknown names is bounded like everything else.
+constexpr size_t kEntryOverheadBytes = 256;
+
+// Deadlines further away than this are waited for without a timeout: converting them to a
+// std::chrono time point could overflow.
+constexpr absl::Duration kLongestTimedWait = absl::Hours(24 * 365);
+
+// The cache key as views; the strings belong to the Entry or Flight that is the map's value,
+// so a lookup builds no std::string and the key is stored only once.
+struct KeyView {
+  absl::string_view stack;
+  absl::string_view name;
+
+  friend bool operator==(const KeyView& a, const KeyView& b) {
+    return a.stack == b.stack && a.name == b.name;
+  }
+  template <typename H>
+  friend H AbslHashValue(H h, const KeyView& k) {
+    return H::combine(std::move(h), k.stack, k.name);
+  }
+};
+
+struct Entry;
+
+// One stack's share of the cache.
+struct StackState {
+  size_t bytes = 0;
+  std::list<Entry*> lru;  // most recently used first
+};
+
+struct Entry {
+  Entry(absl::string_view s, absl::string_view n) : stack(s), name(n) {}
+  KeyView key() const { return KeyView{stack, name}; }
+
+  const std::string stack;
+  const std::string name;
+  // Null for a cached NOT_FOUND, which is then in `not_found`.
+  std::shared_ptr<const CachedValue> value;
+  absl::Status not_found;
+  absl::Time expires_at;
+  // From here to expires_at, the first hit schedules a refresh. InfiniteFuture: never.
+  absl::Time refresh_at = absl::InfiniteFuture();
+  // Set once a refresh has been scheduled for this entry, so a failing store is not asked again
+  // on every hit; a successful refresh replaces the entry and so clears it.
+  bool refresh_scheduled = false;
+  size_t bytes = 0;
+  // Where the entry is accounted and listed. StackState lives in a node_hash_map and is erased
+  // only once its last entry is gone, so the pointer stays valid.
+  StackState* stack_state = nullptr;
+  std::list<Entry*>::iterator global_pos;
+  std::list<Entry*>::iterator stack_pos;
+};
+
+// One store fetch and the callers waiting for it (single flight).
+struct Flight {
+  Flight(absl::string_view s, absl::string_view n) : stack(s), name(n) {}
+  KeyView key() const { return KeyView{stack, name}; }
+
+  const std::string stack;
+  const std::string name;
+  // The rest is guarded by Impl::mu_.
+  // Set when Invalidate/InvalidateAll detached this flight from the map: its result still goes
+  // to the callers that joined it, but is not cached, and later callers start a new flight.
+  bool invalidated = false;
+  bool done = false;
+  absl::Status status;                        // when not OK, the callers' error
+  std::shared_ptr<const CachedValue> value;   // when status is OK
+  CacheOutcome outcome = CacheOutcome::kMiss;
+  std::condition_variable cv;                 // signalled once `done` is set
+};
+
+// The default refresh executor: one thread that runs tasks in order.
+class RefreshWorker {
+ public:
+  RefreshWorker() : thread_([this] { Run(); }) {}
+  // Runs every task already posted, then joins the thread.
+  ~RefreshWorker() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stopping_ = true;
+    }
+    cv_.notify_one();
+    thread_.join();
+  }
+
+  void Post(std::function<void()> task) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      tasks_.push_back(std::move(task));
+    }
+    cv_.notify_one();
+  }
+
+ private:
+  void Run() {
+    std::unique_lock<std::mutex> lock(mu_);
+    for (;;) {
+      cv_.wait(lock, [this] { return stopping_ || !tasks_.empty(); });
+      if (tasks_.empty()) return;  // stopping, and drained
+      std::function<void()> task = std::move(tasks_.front());
+      tasks_.pop_front();
+      lock.unlock();
+      task();
+      task = nullptr;  // release what the task captured before retaking the lock
+      lock.lock();
+    }
+  }
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> tasks_;
+  bool stopping_ = false;
+  std::thread thread_;  // last: starts after the rest is constructed
+};
+
+double InternalRandom() {
+  thread_local std::mt19937_64 engine(std::random_device{}());
+  return std::uniform_real_distribution<double>(0.0, 1.0)(engine);
+}
+
+size_t EntryBytes(absl::string_view stack, absl::string_view name, const CachedValue* value) {
+  size_t bytes = kEntryOverheadBytes + stack.size() + name.size();
+  if (value != nullptr) {
+    bytes += value->secret.value.size() + value->fingerprint.size();
+    for (const std::string& d : value->secret.decrypters) bytes += d.size();
+  }
+  return bytes;
+}
+
+}  // namespace
+
+absl::string_view CacheOutcomeName(CacheOutcome outcome) {
+  switch (outcome) {
+    case CacheOutcome::kHit:
+      return "hit";
+    case CacheOutcome::kMiss:
+      return "miss";
+    case CacheOutcome::kNegativeHit:
+      return "negative_hit";
+    case CacheOutcome::kStale:
+      return "stale";
+  }
+  return "unknown";
+}
+
+class SecretCache::Impl {
+ public:
+  Impl(SecretStore* store, CacheOptions options);
+  ~Impl();
+
+  absl::StatusOr<CachedSecret> Get(absl::string_view stack, absl::string_view name,
+                                   absl::Time deadline);
+  void Invalidate(absl::string_view stack, absl::string_view name);
+  void InvalidateAll();
+  CacheStats stats() const;
+
+ private:
+  using Dropped = std::vector<std::unique_ptr<Entry>>;
+
+  // Fetches from the store for `flight`, caches the result unless the flight was invalidated,
+  // and wakes its waiters.
+  void Fetch(const std::shared_ptr<Flight>& flight);
+  // The body of a refresh-ahead task.
+  void RunRefresh(const std::shared_ptr<Flight>& flight);
+  // Waits for `flight` until `deadline` (real time) and returns its result.
+  absl::StatusOr<CachedSecret> WaitLocked(std::unique_lock<std::mutex>& lock, Flight& flight,
+                                          absl::Time deadline);
+  absl::StatusOr<CachedSecret> ResultLocked(const Flight& flight);
+  // Marks `entry` as refreshing and returns the refresh's flight, or null when there is
+  // nothing to schedule.
+  std::shared_ptr<Flight> StartRefreshLocked(Entry& entry);
+
+  // Replaces the entry for `entry`'s key, evicting to make room; an entry too large for its
+  // stack's share is not cached. Entries that leave the cache go to `dropped`.
+  void InsertLocked(std::unique_ptr<Entry> entry, Dropped& dropped);
+  void RemoveLocked(Entry* entry, Dropped& dropped);
+  void TouchLocked(Entry& entry);
+  double NextRandom();
+
+  SecretStore* const store_;
+  const CacheOptions options_;
+  Clock* const clock_;
+  const size_t stack_limit_;
+  std::unique_ptr<RefreshWorker> worker_;  // when no executor was given
+  std::function<void(std::function<void()>)> executor_;
+
+  mutable std::mutex mu_;
+  absl::flat_hash_map<KeyView, std::unique_ptr<Entry>> entries_;
+  absl::flat_hash_map<KeyView, std::shared_ptr<Flight>> flights_;
+  // node_hash_map: entries and InsertLocked hold references across other insertions.
+  absl::node_hash_map<std::string, StackState> stacks_;
+  std::list<Entry*> global_lru_;  // most recently used first
+  size_t bytes_ = 0;
+  CacheStats stats_;
+  int pending_refreshes_ = 0;  // scheduled and not yet finished
+  bool shutting_down_ = false;
+  std::condition_variable refreshes_done_;
+};
+
+SecretCache::Impl::Impl(SecretStore* store, CacheOptions options)
+    : store_(store),
+      options_(std::move(options)),
+      clock_(options_.clock != nullptr ? options_.clock : Clock::Real()),
+      stack_limit_([this] {
+        double share = options_.per_stack_share;
+        if (!(share > 0.0) || share > 1.0) share = 1.0;
+        return std::max<size_t>(1, static_cast<size_t>(options_.max_bytes * share));
+      }()) {
+  if (options_.refresh_executor) {
+    executor_ = options_.refresh_executor;
+  } else {
+    worker_ = std::make_unique<RefreshWorker>();
+    RefreshWorker* worker = worker_.get();
+    executor_ = [worker](std::function<void()> task) { worker->Post(std::move(task)); };
+  }
+}
+
+SecretCache::Impl::~Impl() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    shutting_down_ = true;
+  }
+  // Queued refreshes see shutting_down_ and finish without calling the store.
+  worker_.reset();
+  Dropped dropped;
+  {
+    std::unique_lock<std::mutex> lock(mu_);
+    refreshes_done_.wait(lock, [this] { return pending_refreshes_ == 0; });
+    for (auto& [key, entry] : entries_) dropped.push_back(std::move(entry));
+    entries_.clear();
+    stacks_.clear();
+    global_lru_.clear();
+    bytes_ = 0;
+  }
+  // `dropped` goes out of scope here, wiping every value no caller still holds.
+}
+
+absl::StatusOr<CachedSecret> SecretCache::Impl::Get(absl::string_view stack,
+                                                    absl::string_view name,
+                                                    absl::Time deadline) {
+  const absl::Time now = clock_->Now();
+  const KeyView key{stack, name};
+  std::shared_ptr<Flight> flight;
+  {
+    std::unique_lock<std::mutex> lock(mu_);
+    auto it = entries_.find(key);
+    if (it != entries_.end() && now < it->second->expires_at) {
+      Entry& entry = *it->second;
+      TouchLocked(entry);
+      if (entry.value == nullptr) {
+        ++stats_.negative_hits;
+        return entry.not_found;
+      }
+      ++stats_.hits;
+      CachedSecret hit{entry.value, CacheOutcome::kHit};
+      if (entry.refresh_scheduled || now < entry.refresh_at) return hit;
+      std::shared_ptr<Flight> refresh = StartRefreshLocked(entry);
+      lock.unlock();
+      if (refresh != nullptr) {
+        executor_([this, refresh = std::move(refresh)] { RunRefresh(refresh); });
+      }
+      return hit;
+    }
+
+    // Counted before waiting, so stats().misses includes callers still waiting for a fetch.
+    ++stats_.misses;
+    auto fit = flights_.find(key);
+    if (fit != flights_.end()) {
+      flight = fit->second;  // keeps the flight alive while this caller waits
+      return WaitLocked(lock, *flight, deadline);
+    }
+    flight = std::make_shared<Flight>(stack, name);
+    flights_.emplace(flight->key(), flight);
+  }
+  // This caller leads the flight. It fetches whatever its own deadline: the others may have
+  // longer ones, and the store call cannot be abandoned half way.
+  Fetch(flight);
+  std::lock_guard<std::mutex> lock(mu_);
+  return ResultLocked(*flight);
+}
+
+absl::StatusOr<CachedSecret> SecretCache::Impl::WaitLocked(std::unique_lock<std::mutex>& lock,
+                                                           Flight& flight, absl::Time deadline) {
+  auto done = [&flight] { return flight.done; };
+  // Deadlines come from callers (gRPC), so they are real time, not clock_ time.
+  if (deadline - absl::Now() > kLongestTimedWait) {
+    flight.cv.wait(lock, done);
+  } else if (!flight.cv.wait_until(lock, absl::ToChronoTime(deadline), done)) {
+    return absl::DeadlineExceededError(
+        absl::StrCat("deadline passed while waiting for the store to return secret \"",
+                     flight.name, "\" of stack \"", flight.stack, "\""));
+  }
+  return ResultLocked(flight);
+}
+
+absl::StatusOr<CachedSecret> SecretCache::Impl::ResultLocked(const Flight& flight) {
+  if (!flight.status.ok()) return flight.status;
+  if (flight.outcome == CacheOutcome::kStale) ++stats_.stale_serves;
+  return CachedSecret{flight.value, flight.outcome};
+}
+
+std::shared_ptr<Flight> SecretCache::Impl::StartRefreshLocked(Entry& entry) {
+  entry.refresh_scheduled = true;
+  if (shutting_down_ || flights_.contains(entry.key())) return nullptr;
+  auto flight = std::make_shared<Flight>(entry.stack, entry.name);
+  flights_.emplace(flight->key(), flight);
+  ++pending_refreshes_;
+  ++stats_.refreshes;
+  return flight;
+}
+
+void SecretCache::Impl::RunRefresh(const std::shared_ptr<Flight>& flight) {
+  bool skip;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    skip = shutting_down_;
+    if (skip) {
+      if (!flight->invalidated) flights_.erase(flight->key());
+      flight->status = absl::CancelledError("the secret cache is shutting down");
+      flight->done = true;
+    }
+  }
+  if (skip) {
+    flight->cv.notify_all();
+  } else {
+    Fetch(flight);
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  // Notified under the lock: once pending_refreshes_ reaches 0 the destructor may proceed and
+  // destroy the condition variable.
+  if (--pending_refreshes_ == 0) refreshes_done_.notify_all();
+}
+
+void SecretCache::Impl::Fetch(const std::shared_ptr<Flight>& flight) {
+  absl::StatusOr<StoredSecret> fetched = store_->Get(flight->stack, flight->name);
+
+  // Everything derived from the value is computed before taking the lock.
+  std::shared_ptr<const CachedValue> value;
+  double jitter = 0.0;
+  if (fetched.ok()) {
+    auto built = std::make_shared<CachedValue>();
+    built->secret = *std::move(fetched);
+    if (options_.fingerprint) built->fingerprint = options_.fingerprint(built->secret);
+    value = std::move(built);
+    if (options_.refresh_jitter > absl::ZeroDuration()) jitter = NextRandom();
+  }
+  const absl::Time now = clock_->Now();
+
+  Dropped dropped;  // released after the lock, which wipes values no caller holds
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++stats_.store_fetches;
+    const bool cacheable = !flight->invalidated;
+    if (cacheable) flights_.erase(flight->key());
+
+    if (value != nullptr) {
+      flight->value = value;
+      flight->outcome = CacheOutcome::kMiss;
+      if (cacheable && options_.ttl > absl::ZeroDuration()) {
+        auto entry = std::make_unique<Entry>(flight->stack, flight->name);
+        entry->bytes = EntryBytes(flight->stack, flight->name, value.get());
+        entry->value = std::move(value);
+        entry->expires_at = now + options_.ttl;
+        const absl::Duration ahead = options_.refresh_ahead + options_.refresh_jitter * jitter;
+        if (ahead > absl::ZeroDuration()) {
+          entry->refresh_at = std::max(now, entry->expires_at - ahead);
+        }
+        InsertLocked(std::move(entry), dropped);
+      }
+    } else if (absl::IsNotFound(fetched.status())) {
+      flight->status = fetched.status();
+      if (cacheable) {
+        if (options_.negative_ttl > absl::ZeroDuration()) {
+          auto entry = std::make_unique<Entry>(flight->stack, flight->name);
+          entry->bytes = EntryBytes(flight->stack, flight->name, nullptr);
+          entry->not_found = fetched.status();
+          entry->expires_at = now + options_.negative_ttl;
+          InsertLocked(std::move(entry), dropped);
+        } else if (auto it = entries_.find(flight->key()); it != entries_.end()) {
+          // The secret is gone: do not keep serving its old value.
+          RemoveLocked(it->second.get(), dropped);
+        }
+      }
+    } else {
+      // The store failed. A recently expired value beats an error (stale-if-error); the entry
+      // stays as it is, so the next lookup asks the store again.
+      auto it = cacheable ? entries_.find(flight->key()) : entries_.end();
+      if (it != entries_.end() && it->second->value != nullptr &&
+          now - it->second->expires_at <= options_.max_stale) {
+        flight->value = it->second->value;
+        flight->outcome = CacheOutcome::kStale;
+      } else {
+        flight->status = fetched.status();
+      }
+    }
+    flight->done = true;
+  }
+  flight->cv.notify_all();
+}
+
+void SecretCache::Impl::InsertLocked(std::unique_ptr<Entry> entry, Dropped& dropped) {
+  // The new entry replaces the old one whatever happens next: the old value is superseded.
+  if (auto it = entries_.find(entry->key()); it != entries_.end()) {
+    RemoveLocked(it->second.get(), dropped);
+  }
+  const size_t bytes = entry->bytes;
+  if (bytes > stack_limit_ || bytes > options_.max_bytes) {
+    dropped.push_back(std::move(entry));
+    return;
+  }
+  // First the stack makes room within its own share, from its own least recently used
+  // entries, so a noisy stack evicts itself rather than its neighbours...
+  for (;;) {
+    auto sit = stacks_.find(entry->stack);
+    if (sit == stacks_.end() || sit->second.bytes + bytes <= stack_limit_) break;
+    RemoveLocked(sit->second.lru.back(), dropped);
+    ++stats_.evictions;
+  }
+  // ...then the cache as a whole, from the globally least recently used.
+  while (bytes_ + bytes > options_.max_bytes && !global_lru_.empty()) {
+    RemoveLocked(global_lru_.back(), dropped);
+    ++stats_.evictions;
+  }
+  // Looked up only now: the evictions above may have erased the stack's state.
+  StackState& stack = stacks_[entry->stack];
+  Entry* raw = entry.get();
+  raw->stack_state = &stack;
+  entries_.emplace(raw->key(), std::move(entry));
+  stack.lru.push_front(raw);
+  raw->stack_pos = stack.lru.begin();
+  global_lru_.push_front(raw);
+  raw->global_pos = global_lru_.begin();
+  stack.bytes += bytes;
+  bytes_ += bytes;
+}
+
+void SecretCache::Impl::RemoveLocked(Entry* entry, Dropped& dropped) {
+  StackState& stack = *entry->stack_state;
+  stack.lru.erase(entry->stack_pos);
+  stack.bytes -= entry->bytes;
+  if (stack.lru.empty()) stacks_.erase(entry->stack);
+  global_lru_.erase(entry->global_pos);
+  bytes_ -= entry->bytes;
+  auto it = entries_.find(entry->key());
+  dropped.push_back(std::move(it->second));
+  entries_.erase(it);
+}
+
+void SecretCache::Impl::TouchLocked(Entry& entry) {
+  if (entry.global_pos != global_lru_.begin()) {
+    global_lru_.splice(global_lru_.begin(), global_lru_, entry.global_pos);
+  }
+  // The stack's list is reached through the entry: no second hash lookup on the hit path.
+  std::list<Entry*>& stack_lru = entry.stack_state->lru;
+  if (entry.stack_pos != stack_lru.begin()) {
+    stack_lru.splice(stack_lru.begin(), stack_lru, entry.stack_pos);
+  }
+}
+
+void SecretCache::Impl::Invalidate(absl::string_view stack, absl::string_view name) {
+  const KeyView key{stack, name};
+  Dropped dropped;
+  std::lock_guard<std::mutex> lock(mu_);
+  if (auto it = entries_.find(key); it != entries_.end()) RemoveLocked(it->second.get(), dropped);
+  if (auto fit = flights_.find(key); fit != flights_.end()) {
+    fit->second->invalidated = true;
+    flights_.erase(fit);
+  }
+}
+
+void SecretCache::Impl::InvalidateAll() {
+  Dropped dropped;
+  std::lock_guard<std::mutex> lock(mu_);
+  dropped.reserve(entries_.size());
+  for (auto& [key, entry] : entries_) dropped.push_back(std::move(entry));
+  entries_.clear();
+  stacks_.clear();
+  global_lru_.clear();
+  bytes_ = 0;
+  for (auto& [key, flight] : flights_) flight->invalidated = true;
+  flights_.clear();
+}
+
+CacheStats SecretCache::Impl::stats() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  CacheStats out = stats_;
+  out.bytes = bytes_;
+  out.entries = entries_.size();
+  return out;
+}
+
+double SecretCache::Impl::NextRandom() {
+  double r = options_.random ? options_.random() : InternalRandom();
+  if (!(r >= 0.0)) return 0.0;  // also NaN
+  return std::min(r, 1.0);
+}
+
+SecretCache::SecretCache(SecretStore* store, CacheOptions options)
+    : impl_(std::make_unique<Impl>(store, std::move(options))) {}
+
+SecretCache::~SecretCache() = default;
+
+absl::StatusOr<CachedSecret> SecretCache::Get(absl::string_view stack, absl::string_view name,
+                                              absl::Time deadline) {
+  return impl_->Get(stack, name, deadline);
+}
+
+void SecretCache::Invalidate(absl::string_view stack, absl::string_view name) {
+  impl_->Invalidate(stack, name);
+}
+
+void SecretCache::InvalidateAll() { impl_->InvalidateAll(); }
+
+CacheStats SecretCache::stats() const { return impl_->stats(); }
+
+}  // namespace secret_resolver

@@ -1,0 +1,124 @@
+#include "tests/fakes/fake_secret_store.h"
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "resolver/secret_validation.h"
+
+namespace secret_resolver {
+
+absl::StatusOr<StoredSecret> FakeSecretStore::Get(absl::string_view stack,
+                                                  absl::string_view name) {
+  get_calls_.fetch_add(1, std::memory_order_relaxed);
+
+  absl::Duration latency;
+  std::function<void()> hook;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    latency = latency_;
+    hook = get_hook_;
+  }
+  // Both run without the lock so that a blocked or slow Get does not stall Put, the knobs, or
+  // other Gets.
+  if (latency > absl::ZeroDuration()) absl::SleepFor(latency);
+  if (hook) hook();
+
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!next_error_.ok()) return std::exchange(next_error_, absl::OkStatus());
+  if (!error_.ok()) return error_;
+
+  auto it = secrets_.find(Key(std::string(stack), std::string(name)));
+  if (it == secrets_.end() || it->second.deleted || it->second.versions.empty()) {
+    return absl::NotFoundError(absl::StrCat("secret \"", name, "\" not found in stack \"", stack,
+                                            "\""));
+  }
+  const Version& newest = it->second.versions.back();
+  StoredSecret out;
+  out.stack = std::string(stack);
+  out.name = std::string(name);
+  out.version = newest.version;
+  out.decrypters = newest.decrypters;
+  out.value = newest.value.Clone();
+  return out;
+}
+
+absl::StatusOr<int64_t> FakeSecretStore::Put(const SecretWrite& write) {
+  if (absl::Status s = ValidateStack(write.stack); !s.ok()) return s;
+  // The name grammar lives in secret_uri.h, which this fake does not depend on; the resolver
+  // checks names before they reach a store.
+  if (write.name.empty()) return absl::InvalidArgumentError("name: must not be empty");
+  if (absl::Status s = ValidateDecrypters(write.decrypters); !s.ok()) return s;
+  if (absl::Status s = ValidateSecretValue(write.value); !s.ok()) return s;
+  if (absl::Status s = ValidateDescription(write.description); !s.ok()) return s;
+
+  std::lock_guard<std::mutex> lock(mu_);
+  Secret& secret = secrets_[Key(write.stack, write.name)];
+  Version version;
+  // Numbers keep counting across a delete, so a re-created secret never reuses a version.
+  version.version = secret.versions.empty() ? 1 : secret.versions.back().version + 1;
+  version.decrypters = write.decrypters;
+  version.description = write.description;
+  version.updated_by = write.actor;
+  version.updated_at = absl::Now();
+  version.value = write.value.Clone();
+  secret.versions.push_back(std::move(version));
+  secret.deleted = false;
+  return secret.versions.back().version;
+}
+
+absl::Status FakeSecretStore::Delete(absl::string_view stack, absl::string_view name,
+                                     absl::string_view actor) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = secrets_.find(Key(std::string(stack), std::string(name)));
+  if (it == secrets_.end() || it->second.deleted) {
+    return absl::NotFoundError(absl::StrCat("secret \"", name, "\" not found in stack \"", stack,
+                                            "\""));
+  }
+  it->second.deleted = true;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<SecretMetadata>> FakeSecretStore::List(absl::string_view stack) {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<SecretMetadata> out;
+  // Keys are ordered by (stack, name), so one stack's secrets are contiguous and sorted by name.
+  for (auto it = secrets_.lower_bound(Key(std::string(stack), std::string()));
+       it != secrets_.end() && it->first.first == stack; ++it) {
+    const Secret& secret = it->second;
+    if (secret.deleted || secret.versions.empty()) continue;
+    const Version& newest = secret.versions.back();
+    SecretMetadata meta;
+    meta.stack = it->first.first;
+    meta.name = it->first.second;
+    meta.version = newest.version;
+    meta.decrypters = newest.decrypters;
+    meta.description = newest.description;
+    meta.updated_at = newest.updated_at;
+    meta.updated_by = newest.updated_by;
+    out.push_back(std::move(meta));
+  }
+  return out;
+}
+
+void FakeSecretStore::set_next_error(absl::Status status) {
+  std::lock_guard<std::mutex> lock(mu_);
+  next_error_ = std::move(status);
+}
+
+void FakeSecretStore::set_error(absl::Status status) {
+  std::lock_guard<std::mutex> lock(mu_);
+  error_ = std::move(status);
+}
+
+void FakeSecretStore::set_latency(absl::Duration latency) {
+  std::lock_guard<std::mutex> lock(mu_);
+  latency_ = latency;
+}
+
+void FakeSecretStore::set_get_hook(std::function<void()> hook) {
+  std::lock_guard<std::mutex> lock(mu_);
+  get_hook_ = std::move(hook);
+}
+
+}  // namespace secret_resolver

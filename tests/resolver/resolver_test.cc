@@ -1,0 +1,308 @@
+// Resolver end to end over the real cache, policy and redaction code, with the in-memory fake
+// store and a fake clock.
+#include "resolver/resolver.h"
+
+#include <memory>
+#include <string>
+#include <utility>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "absl/strings/str_cat.h"
+#include "tests/fakes/fake_clock.h"
+#include "tests/fakes/fake_secret_store.h"
+
+namespace secret_resolver {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+constexpr char kStack[] = "stacks-123";
+constexpr char kService[] = "grafana-workflows";
+constexpr char kValue[] = "planted-value-1f0c2e";  // a stand-in credential
+
+class ResolverTest : public ::testing::Test {
+ protected:
+  ResolverTest() {
+    clock_.SetTime(absl::FromUnixSeconds(1'800'000'000));
+    Put("workflows/http/auth-token", kValue, {kService});
+    Put("workflows/db/password", "db-value-77aa", {kService, "k6"});
+    Put("other-team/key", "other-value-9x", {"another-service"});
+    Put("nobody/key", "nobody-value-3q", {});
+    tokens_ = *RedactionTokens::Create(kDefaultPlaceholderFormat,
+                                       SecretBytes(std::string(32, 'f')));
+    CacheOptions cache_options;
+    cache_options.clock = &clock_;
+    cache_options.refresh_executor = [](std::function<void()> task) { task(); };
+    cache_options.fingerprint = Resolver::FingerprintFunction(tokens_.get());
+    cache_ = std::make_unique<SecretCache>(&store_, std::move(cache_options));
+    resolver_ = std::make_unique<Resolver>(cache_.get(), tokens_.get(), ResolverOptions{});
+    caller_.token_namespace = kStack;
+    caller_.service_identity = kService;
+    caller_.permissions = {std::string(kDecryptAllPermission)};
+  }
+
+  void Put(const std::string& name, const std::string& value,
+           std::vector<std::string> decrypters, const std::string& stack = kStack) {
+    SecretWrite write;
+    write.stack = stack;
+    write.name = name;
+    write.decrypters = std::move(decrypters);
+    write.actor = "test";
+    write.value = SecretBytes(value);
+    ASSERT_TRUE(store_.Put(write).ok());
+  }
+
+  ResolveRequest Request(std::map<std::string, std::string> refs) {
+    return ResolveRequest{kStack, std::move(refs)};
+  }
+
+  FakeClock clock_;
+  FakeSecretStore store_;
+  std::unique_ptr<RedactionTokens> tokens_;
+  std::unique_ptr<SecretCache> cache_;
+  std::unique_ptr<Resolver> resolver_;
+  Caller caller_;
+};
+
+TEST_F(ResolverTest, ResolvesValuesWithRedactionTokens) {
+  absl::StatusOr<ResolveResults> results = resolver_->Resolve(
+      caller_, Request({{"api-token", "secret://workflows/http/auth-token"},
+                        {"db_password", "secret://workflows/db/password"}}));
+  ASSERT_TRUE(results.ok()) << results.status();
+  ASSERT_EQ(results->size(), 2u);
+
+  const RefResult& api = results->at("api-token");
+  ASSERT_TRUE(api.status.ok()) << api.status;
+  EXPECT_TRUE(api.value->secret.value.Equals(absl::string_view(kValue)));
+  EXPECT_EQ(api.name, "workflows/http/auth-token");
+  EXPECT_EQ(api.value->secret.version, 1);
+  EXPECT_FALSE(api.stale);
+  EXPECT_EQ(api.placeholder, "***SECRET_REDACTED:api-token***");
+  EXPECT_EQ(api.fingerprint, tokens_->Fingerprint(kStack, SecretBytes(kValue)));
+  EXPECT_EQ(api.cache_outcome, CacheOutcome::kMiss);
+
+  const RefResult& db = results->at("db_password");
+  ASSERT_TRUE(db.status.ok()) << db.status;
+  EXPECT_TRUE(db.value->secret.value.Equals(absl::string_view("db-value-77aa")));
+}
+
+TEST_F(ResolverTest, SecondResolutionIsACacheHitAndSeesNewVersionsAfterInvalidation) {
+  auto request = Request({{"k", "secret://workflows/http/auth-token"}});
+  ASSERT_TRUE(resolver_->Resolve(caller_, request).ok());
+  absl::StatusOr<ResolveResults> again = resolver_->Resolve(caller_, request);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->at("k").cache_outcome, CacheOutcome::kHit);
+  EXPECT_EQ(store_.get_calls(), 1);
+
+  Put("workflows/http/auth-token", "rotated-value-5e", {kService});
+  cache_->Invalidate(kStack, "workflows/http/auth-token");
+  absl::StatusOr<ResolveResults> rotated = resolver_->Resolve(caller_, request);
+  ASSERT_TRUE(rotated.ok());
+  EXPECT_EQ(rotated->at("k").value->secret.version, 2);
+  EXPECT_TRUE(rotated->at("k").value->secret.value.Equals(absl::string_view("rotated-value-5e")));
+}
+
+TEST_F(ResolverTest, TwoKeysNamingOneSecretCostOneFetch) {
+  absl::StatusOr<ResolveResults> results =
+      resolver_->Resolve(caller_, Request({{"a", "secret://workflows/http/auth-token"},
+                                           {"b", "secret://workflows/http/auth-token"}}));
+  ASSERT_TRUE(results.ok());
+  EXPECT_TRUE(results->at("a").status.ok());
+  EXPECT_TRUE(results->at("b").status.ok());
+  EXPECT_EQ(results->at("a").placeholder, "***SECRET_REDACTED:a***");
+  EXPECT_EQ(results->at("b").placeholder, "***SECRET_REDACTED:b***");
+  EXPECT_EQ(store_.get_calls(), 1);
+}
+
+struct WholeCallCase {
+  std::string label;
+  std::string stack;
+  std::map<std::string, std::string> refs;
+  absl::StatusCode code;
+  std::string message_part;
+};
+
+class ResolverWholeCallTest : public ResolverTest,
+                              public ::testing::WithParamInterface<WholeCallCase> {};
+
+TEST_P(ResolverWholeCallTest, FailsTheWholeCall) {
+  const WholeCallCase& c = GetParam();
+  absl::StatusOr<ResolveResults> results =
+      resolver_->Resolve(caller_, ResolveRequest{c.stack, c.refs});
+  ASSERT_EQ(results.status().code(), c.code) << results.status();
+  EXPECT_THAT(results.status().message(), HasSubstr(c.message_part));
+  EXPECT_EQ(store_.get_calls(), 0);
+}
+
+std::map<std::string, std::string> ManyRefs(int n) {
+  std::map<std::string, std::string> refs;
+  for (int i = 0; i < n; ++i) refs[absl::StrCat("k", i)] = "secret://workflows/http/auth-token";
+  return refs;
+}
+
+const std::map<std::string, std::string> kOneRef = {{"k", "secret://workflows/http/auth-token"}};
+
+INSTANTIATE_TEST_SUITE_P(
+    Cases, ResolverWholeCallTest,
+    ::testing::Values(
+        WholeCallCase{"EmptyStack", "", kOneRef, absl::StatusCode::kInvalidArgument, "stack"},
+        WholeCallCase{"MalformedStack", "Stacks_123", kOneRef,
+                      absl::StatusCode::kInvalidArgument, "stack"},
+        WholeCallCase{"NoRefs", kStack, {}, absl::StatusCode::kInvalidArgument, "refs"},
+        WholeCallCase{"TooManyRefs", kStack, ManyRefs(129), absl::StatusCode::kInvalidArgument,
+                      "limit of 128"},
+        WholeCallCase{"MalformedRefKey", kStack, {{"bad key", "secret://a"}},
+                      absl::StatusCode::kInvalidArgument, "key #0"},
+        WholeCallCase{"EmptyRefKey", kStack, {{"", "secret://a"}},
+                      absl::StatusCode::kInvalidArgument, "key #0"},
+        WholeCallCase{"OtherStack", "stacks-999", kOneRef, absl::StatusCode::kPermissionDenied,
+                      "stacks-999"}),
+    [](const ::testing::TestParamInfo<WholeCallCase>& info) { return info.param.label; });
+
+TEST_F(ResolverTest, AcceptsExactlyMaxRefs) {
+  absl::StatusOr<ResolveResults> results = resolver_->Resolve(caller_, Request(ManyRefs(128)));
+  ASSERT_TRUE(results.ok()) << results.status();
+  EXPECT_EQ(results->size(), 128u);
+  EXPECT_EQ(store_.get_calls(), 1);
+}
+
+TEST_F(ResolverTest, StackAndStacksAreTheSameStack) {
+  caller_.token_namespace = "stack-123";
+  absl::StatusOr<ResolveResults> results = resolver_->Resolve(caller_, Request(kOneRef));
+  ASSERT_TRUE(results.ok()) << results.status();
+  EXPECT_TRUE(results->at("k").status.ok());
+}
+
+TEST_F(ResolverTest, StackSpellingsShareOneEntryAndFingerprint) {
+  absl::StatusOr<ResolveResults> canonical = resolver_->Resolve(caller_, Request(kOneRef));
+  absl::StatusOr<ResolveResults> alias =
+      resolver_->Resolve(caller_, ResolveRequest{"stack-123", kOneRef});
+  ASSERT_TRUE(canonical.ok());
+  ASSERT_TRUE(alias.ok()) << alias.status();
+  ASSERT_TRUE(alias->at("k").status.ok()) << alias->at("k").status;
+  EXPECT_EQ(alias->at("k").cache_outcome, CacheOutcome::kHit);
+  EXPECT_EQ(alias->at("k").fingerprint, canonical->at("k").fingerprint);
+  EXPECT_EQ(store_.get_calls(), 1);
+}
+
+TEST_F(ResolverTest, WildcardNamespaceOnlyWhenEnabled) {
+  caller_.token_namespace = "*";
+  EXPECT_EQ(resolver_->Resolve(caller_, Request(kOneRef)).status().code(),
+            absl::StatusCode::kPermissionDenied);
+
+  ResolverOptions options;
+  options.access.allow_wildcard_namespace = true;
+  Resolver permissive(cache_.get(), tokens_.get(), options);
+  absl::StatusOr<ResolveResults> results = permissive.Resolve(caller_, Request(kOneRef));
+  ASSERT_TRUE(results.ok()) << results.status();
+  EXPECT_TRUE(results->at("k").status.ok());
+}
+
+TEST_F(ResolverTest, NoDecryptPermissionFailsTheWholeCall) {
+  caller_.permissions = {"secret.grafana.app/securevalues:read"};
+  EXPECT_EQ(resolver_->Resolve(caller_, Request(kOneRef)).status().code(),
+            absl::StatusCode::kPermissionDenied);
+}
+
+TEST_F(ResolverTest, PerNamePermissionCoversOnlyThatName) {
+  caller_.permissions = {"secret.grafana.app/securevalues/workflows/db/password:decrypt"};
+  absl::StatusOr<ResolveResults> results =
+      resolver_->Resolve(caller_, Request({{"db", "secret://workflows/db/password"},
+                                           {"api", "secret://workflows/http/auth-token"}}));
+  ASSERT_TRUE(results.ok()) << results.status();
+  EXPECT_TRUE(results->at("db").status.ok());
+  EXPECT_EQ(results->at("api").status.code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(results->at("api").status.message(), "not authorized");
+  EXPECT_EQ(store_.get_calls(), 1);  // no fetch for a secret the caller may not decrypt
+}
+
+TEST_F(ResolverTest, PerReferenceErrors) {
+  absl::StatusOr<ResolveResults> results = resolver_->Resolve(
+      caller_, Request({{"ok", "secret://workflows/http/auth-token"},
+                        {"bad-uri", "secret://Workflows/x"},
+                        {"missing", "secret://workflows/none"},
+                        {"other", "secret://other-team/key"},
+                        {"nobody", "secret://nobody/key"}}));
+  ASSERT_TRUE(results.ok()) << results.status();
+  EXPECT_TRUE(results->at("ok").status.ok());
+
+  const absl::Status& bad = results->at("bad-uri").status;
+  EXPECT_EQ(bad.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(bad.message(), HasSubstr("byte 9"));
+
+  EXPECT_EQ(results->at("missing").status.code(), absl::StatusCode::kNotFound);
+
+  EXPECT_EQ(results->at("other").status.code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(results->at("other").status.message(), "not authorized");
+  EXPECT_EQ(results->at("other").value, nullptr);
+
+  // An empty decrypter list denies everyone.
+  EXPECT_EQ(results->at("nobody").status.code(), absl::StatusCode::kPermissionDenied);
+}
+
+TEST_F(ResolverTest, DecrypterCheckRunsOnCacheHits) {
+  auto request = Request({{"k", "secret://workflows/http/auth-token"}});
+  ASSERT_TRUE(resolver_->Resolve(caller_, request)->at("k").status.ok());
+
+  Caller intruder = caller_;
+  intruder.service_identity = "Grafana-Workflows";  // case matters
+  absl::StatusOr<ResolveResults> results = resolver_->Resolve(intruder, request);
+  ASSERT_TRUE(results.ok());
+  EXPECT_EQ(results->at("k").cache_outcome, CacheOutcome::kHit);
+  EXPECT_EQ(results->at("k").status.code(), absl::StatusCode::kPermissionDenied);
+}
+
+TEST_F(ResolverTest, StoreErrorsBecomePerReferenceErrors) {
+  store_.set_next_error(absl::UnavailableError("store down"));
+  absl::StatusOr<ResolveResults> results = resolver_->Resolve(caller_, Request(kOneRef));
+  ASSERT_TRUE(results.ok());
+  EXPECT_EQ(results->at("k").status.code(), absl::StatusCode::kUnavailable);
+
+  store_.set_next_error(absl::DataLossError("ciphertext failed authentication"));
+  results = resolver_->Resolve(caller_, Request(kOneRef));
+  ASSERT_TRUE(results.ok());
+  EXPECT_EQ(results->at("k").status.code(), absl::StatusCode::kDataLoss);
+}
+
+TEST_F(ResolverTest, ServesStaleValueWhenStoreFailsAfterTtl) {
+  ASSERT_TRUE(resolver_->Resolve(caller_, Request(kOneRef))->at("k").status.ok());
+  clock_.Advance(absl::Seconds(301));
+  store_.set_error(absl::UnavailableError("store down"));
+  absl::StatusOr<ResolveResults> results = resolver_->Resolve(caller_, Request(kOneRef));
+  ASSERT_TRUE(results.ok());
+  const RefResult& result = results->at("k");
+  ASSERT_TRUE(result.status.ok()) << result.status;
+  EXPECT_TRUE(result.stale);
+  EXPECT_EQ(result.cache_outcome, CacheOutcome::kStale);
+  EXPECT_TRUE(result.value->secret.value.Equals(absl::string_view(kValue)));
+
+  clock_.Advance(absl::Minutes(16));  // past max_stale
+  results = resolver_->Resolve(caller_, Request(kOneRef));
+  ASSERT_TRUE(results.ok());
+  EXPECT_EQ(results->at("k").status.code(), absl::StatusCode::kUnavailable);
+}
+
+TEST_F(ResolverTest, NoMessageContainsTheValue) {
+  store_.set_error(absl::UnavailableError("store down"));
+  absl::StatusOr<ResolveResults> failed = resolver_->Resolve(caller_, Request(kOneRef));
+  store_.set_error(absl::OkStatus());
+  absl::StatusOr<ResolveResults> results = resolver_->Resolve(
+      caller_, Request({{"a", "secret://workflows/http/auth-token"},
+                        {"b", std::string("secret://") + kValue + "X"},
+                        {"c", "secret://other-team/key"}}));
+  ASSERT_TRUE(results.ok());
+  ASSERT_TRUE(failed.ok());
+  for (const ResolveResults* set : {&*failed, &*results}) {
+    for (const auto& [key, result] : *set) {
+      EXPECT_THAT(std::string(result.status.message()), Not(HasSubstr(kValue))) << key;
+      EXPECT_THAT(result.placeholder, Not(HasSubstr(kValue))) << key;
+      EXPECT_THAT(result.fingerprint, Not(HasSubstr(kValue))) << key;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace secret_resolver
