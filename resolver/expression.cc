@@ -21,6 +21,7 @@
 #include "resolver/expression.h"
 
 #include <algorithm>
+#include <cstring>
 #include <optional>
 #include <string>
 #include <utility>
@@ -78,10 +79,17 @@ class Scanner {
   absl::Status Scan(OnReference&& on_reference) {
     size_t pos = 0;
     while (true) {
-      const size_t dollar = text_.find("${", pos);
+      // memchr for '$' is the fast path through long runs of plain text.
+      const size_t dollar = text_.find('$', pos);
       if (dollar == absl::string_view::npos) return absl::OkStatus();
+      if (dollar + 1 >= text_.size() || text_[dollar + 1] != '{') {
+        pos = dollar + 1;
+        continue;
+      }
       size_t p = SkipBlanks(dollar + 2);
-      if (text_.compare(p, kRoot.size(), kRoot) != 0 || p + kRoot.size() >= text_.size() ||
+      // Ours only if `resources.secret` is followed, right away, by '.' or '['.
+      if (text_.size() - p <= kRoot.size() ||
+          std::memcmp(text_.data() + p, kRoot.data(), kRoot.size()) != 0 ||
           (text_[p + kRoot.size()] != '.' && text_[p + kRoot.size()] != '[')) {
         pos = dollar + 2;  // not ours: the `${` is plain text
         continue;
@@ -99,7 +107,7 @@ class Scanner {
                                              " where '}' should close the reference"));
       }
       found.end = p + 1;
-      if (status = on_reference(static_cast<const Found&>(found)); !status.ok()) return status;
+      if (status = on_reference(found); !status.ok()) return status;
       pos = found.end;
     }
   }
@@ -250,18 +258,25 @@ absl::StatusOr<SecretBytes> RenderSecretReferences(absl::string_view text,
   };
   absl::InlinedVector<Splice, 8> splices;
   size_t size = text.size();
+  // A malformed reference anywhere outranks an unknown key, so the error for a text does not
+  // depend on the lookup (FindSecretReferences reports the same one).
+  absl::Status unknown_key;
   absl::Status status = Scanner(text).Scan([&](const Found& found) -> absl::Status {
     std::optional<absl::string_view> value = lookup(found.key);
     if (!value.has_value()) {
-      // The key passed the ref key rules, so it is safe to print; the value never is.
-      return PositionError(found.begin, absl::StrCat("key \"", found.key,
-                                                     "\" was not resolved"));
+      if (unknown_key.ok()) {
+        // The key passed the ref key rules, so it is safe to print; the value never is.
+        unknown_key = PositionError(found.begin,
+                                    absl::StrCat("key \"", found.key, "\" was not resolved"));
+      }
+      return absl::OkStatus();
     }
     splices.push_back(Splice{found.begin, found.end, *value});
     size = size - (found.end - found.begin) + value->size();
     return absl::OkStatus();
   });
   if (!status.ok()) return status;
+  if (!unknown_key.ok()) return unknown_key;
   if (splices.empty()) return SecretBytes(text);
 
   std::string out;

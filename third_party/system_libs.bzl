@@ -5,6 +5,12 @@ live in the compiler's default search path (/usr/include), so the targets carry 
 plus the preprocessor definitions pkg-config reports.
 """
 
+# Libraries that ship without a pkg-config module of their own, added to the flags of the module
+# they extend. Debian's grpc++ package installs the reflection library but no .pc file for it.
+_EXTRA_LIBS = {
+    "grpc_reflection": ["-lgrpc++_reflection"],
+}
+
 def _pkg_config(ctx, flag, modules):
     result = ctx.execute(["pkg-config", flag] + modules)
     if result.return_code != 0:
@@ -18,7 +24,7 @@ def _system_libs_impl(ctx):
         "",
     ]
     for name, modules in ctx.attr.libraries.items():
-        linkopts = _pkg_config(ctx, "--libs", modules)
+        linkopts = _EXTRA_LIBS.get(name, []) + _pkg_config(ctx, "--libs", modules)
         cflags = _pkg_config(ctx, "--cflags", modules)
         defines = [f[2:] for f in cflags if f.startswith("-D")]
         lines.append("cc_library(")

@@ -1,0 +1,115 @@
+// Envelope encryption of secret values (CONTRACT.md section 6), shared by every SecretStore.
+//
+// Two layers, both AES-256-GCM (OpenSSL EVP) with a fresh random 96-bit nonce per seal:
+//   - a per-stack data key (32 random bytes) is wrapped by a KEK from a KeyRing; the associated
+//     data binds the stack, the data key id and the KEK id;
+//   - each secret version's value is sealed under its stack's data key; the associated data
+//     binds the stack, the secret name and the version, so a ciphertext copied to another row
+//     fails to open.
+// Sealed bytes: format byte 0x01 | 12-byte nonce | ciphertext | 16-byte tag. Associated data is
+// a purpose label and the fields, each prefixed with its length, so fields cannot run into each
+// other. docs/storage-format.md gives the exact bytes.
+//
+// Errors: a sealed blob that fails authentication (tampered ciphertext, nonce, tag or
+// associated data, wrong row, unknown format byte, truncated) is DATA_LOSS; a KEK that is not
+// loaded, or is not the key that wrapped a data key, is FAILED_PRECONDITION naming the KEK id.
+// Plaintext never comes back from a failed open, and every intermediate buffer holding key or
+// plaintext bytes is wiped.
+//
+// Thread safety: pure functions; safe from any thread.
+#ifndef SECRET_RESOLVER_RESOLVER_CRYPTO_ENVELOPE_H_
+#define SECRET_RESOLVER_RESOLVER_CRYPTO_ENVELOPE_H_
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "resolver/crypto/key_ring.h"
+#include "resolver/secret_bytes.h"
+
+namespace secret_resolver {
+
+inline constexpr uint8_t kEnvelopeFormatV1 = 0x01;
+inline constexpr size_t kDataKeyBytes = 32;
+inline constexpr size_t kNonceBytes = 12;
+inline constexpr size_t kTagBytes = 16;
+inline constexpr size_t kKekCheckBytes = 16;
+// Format byte, nonce and tag: a sealed blob is this much longer than its plaintext.
+inline constexpr size_t kEnvelopeOverheadBytes = 1 + kNonceBytes + kTagBytes;
+
+// A data key as stored: which KEK wrapped it, and the wrapped bytes.
+struct WrappedDataKey {
+  std::string kek_id;
+  // KekCheckValue of the wrapping KEK. Not secret and not authenticated: it only tells a wrong
+  // KEK (FAILED_PRECONDITION) apart from a damaged wrapped key (DATA_LOSS).
+  std::string kek_check;
+  std::string wrapped;  // a sealed blob (format above) of the 32 data key bytes
+};
+
+// --- building blocks, exposed for tests and independent implementations ---
+
+// Associated data for a value: fields "secret-resolver/value/v1", stack, name, and the version
+// as 8 bytes big-endian, each preceded by its length as 4 bytes big-endian.
+std::string ValueAad(absl::string_view stack, absl::string_view name, int64_t version);
+
+// Associated data for a wrapped data key: fields "secret-resolver/data-key/v1", stack,
+// data_key_id, kek_id, encoded as for ValueAad.
+std::string DataKeyAad(absl::string_view stack, absl::string_view data_key_id,
+                       absl::string_view kek_id);
+
+// The first 16 bytes of HMAC-SHA256(kek, "secret-resolver/kek-check/v1").
+std::string KekCheckValue(const SecretBytes& kek);
+
+// Seals `plaintext` under the 32-byte `key` with associated data `aad`. Errors:
+// INVALID_ARGUMENT (key size), INTERNAL (random generator or cipher failure).
+absl::StatusOr<std::string> SealAesGcm(const SecretBytes& key, absl::string_view plaintext,
+                                       absl::string_view aad);
+
+// Opens a blob from SealAesGcm. Errors: DATA_LOSS (authentication failed, unknown format,
+// truncated), INVALID_ARGUMENT (key size), INTERNAL (cipher failure).
+absl::StatusOr<SecretBytes> OpenAesGcm(const SecretBytes& key, absl::string_view sealed,
+                                       absl::string_view aad);
+
+// --- data keys ---
+
+// Returns 32 fresh random bytes, or INTERNAL if the random generator fails.
+absl::StatusOr<SecretBytes> GenerateDataKey();
+
+// Returns a fresh data key id: 32 lowercase hex characters (16 random bytes). INTERNAL if the
+// random generator fails.
+absl::StatusOr<std::string> NewDataKeyId();
+
+// Wraps `data_key` for (stack, data_key_id) with KEK `kek_id` of `ring`. Errors:
+// FAILED_PRECONDITION naming the KEK id if it is not loaded, INVALID_ARGUMENT (data key size),
+// INTERNAL.
+absl::StatusOr<WrappedDataKey> WrapDataKey(const KeyRing& ring, absl::string_view kek_id,
+                                           absl::string_view stack,
+                                           absl::string_view data_key_id,
+                                           const SecretBytes& data_key);
+
+// Unwraps a data key stored for (stack, data_key_id). Errors: FAILED_PRECONDITION naming the
+// KEK id (not loaded, or the loaded KEK with that id is not the one that wrapped it); DATA_LOSS
+// (the wrapped key or its row fails authentication).
+absl::StatusOr<SecretBytes> UnwrapDataKey(const KeyRing& ring, const WrappedDataKey& wrapped,
+                                          absl::string_view stack,
+                                          absl::string_view data_key_id);
+
+// --- values ---
+
+// Seals version `version` of secret (stack, name) under `data_key`. Errors: as SealAesGcm.
+absl::StatusOr<std::string> SealValue(const SecretBytes& data_key, absl::string_view stack,
+                                      absl::string_view name, int64_t version,
+                                      const SecretBytes& value);
+
+// Opens a value sealed by SealValue for exactly (stack, name, version). Errors: DATA_LOSS
+// naming the row (never the value) if it fails authentication, e.g. because it was moved to
+// another row; as OpenAesGcm otherwise.
+absl::StatusOr<SecretBytes> OpenValue(const SecretBytes& data_key, absl::string_view stack,
+                                      absl::string_view name, int64_t version,
+                                      absl::string_view sealed);
+
+}  // namespace secret_resolver
+
+#endif  // SECRET_RESOLVER_RESOLVER_CRYPTO_ENVELOPE_H_

@@ -1,0 +1,181 @@
+#include "resolver/postgres/postgres_connection.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
+#include "absl/strings/string_view.h"
+#include "absl/strings/strip.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+
+namespace secret_resolver {
+namespace {
+
+constexpr absl::string_view kRedacted = "[REDACTED]";
+
+// Keys whose values are safe to print, in the order description() lists them.
+constexpr const char* kDescribedKeys[] = {"host", "hostaddr", "port", "dbname", "user", "sslmode"};
+
+constexpr const char* kSslModes[] = {"disable", "allow",     "prefer",
+                                     "require", "verify-ca", "verify-full"};
+
+void DiscardNotice(void* /*arg*/, const char* /*message*/) {}
+
+// Milliseconds until `deadline` for poll(), rounded up so that a wake-up is never early.
+int PollTimeoutMillis(absl::Time deadline) {
+  const absl::Duration remaining = deadline - absl::Now();
+  if (remaining <= absl::ZeroDuration()) return 0;
+  if (deadline == absl::InfiniteFuture()) return -1;
+  const int64_t millis = absl::ToInt64Milliseconds(absl::Ceil(remaining, absl::Milliseconds(1)));
+  return static_cast<int>(std::min<int64_t>(millis, 1 << 30));
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> PostgresDsnFromConfigOrEnv(absl::string_view configured) {
+  if (!configured.empty()) return std::string(configured);
+  const char* from_env = getenv(kPostgresDsnEnv);
+  if (from_env != nullptr && *from_env != '\0') return std::string(from_env);
+  return absl::FailedPreconditionError(absl::StrCat(
+      "no PostgreSQL connection string: give one in the store URL (postgres:DSN) or set $",
+      kPostgresDsnEnv));
+}
+
+absl::StatusOr<PostgresDsn> PostgresDsn::Parse(absl::string_view dsn) {
+  if (absl::StripAsciiWhitespace(dsn).empty()) {
+    return absl::InvalidArgumentError("PostgreSQL connection string is empty");
+  }
+  const std::string text(dsn);
+  char* error = nullptr;
+  PQconninfoOption* parsed = PQconninfoParse(text.c_str(), &error);
+  if (parsed == nullptr) {
+    std::string detail = "expected libpq key=value pairs or a postgresql:// URI";
+    if (error != nullptr) {
+      // "invalid connection option "x"" names a keyword; libpq's other parse errors may quote
+      // a piece of a value (the password, say), so they are not repeated.
+      absl::string_view message = absl::StripAsciiWhitespace(error);
+      if (absl::StartsWith(message, "invalid connection option")) detail = std::string(message);
+      PQfreemem(error);
+    } else {
+      detail = "libpq could not allocate memory to parse it";
+    }
+    return absl::InvalidArgumentError(
+        absl::StrCat("malformed PostgreSQL connection string: ", detail));
+  }
+  PostgresDsn result;
+  for (const PQconninfoOption* option = parsed; option->keyword != nullptr; ++option) {
+    if (option->val == nullptr) continue;
+    result.options_.emplace_back(option->keyword, option->val);
+    if (strcmp(option->keyword, "password") == 0) result.password_ = option->val;
+  }
+  PQconninfoFree(parsed);
+
+  std::vector<std::string> described;
+  for (const char* key : kDescribedKeys) {
+    for (const auto& [keyword, value] : result.options_) {
+      if (keyword == key) described.push_back(absl::StrCat(keyword, "=", value));
+    }
+  }
+  result.description_ = described.empty() ? "(libpq defaults)" : absl::StrJoin(described, " ");
+
+  for (const auto& [keyword, value] : result.options_) {
+    if (keyword == "sslmode" &&
+        std::find(std::begin(kSslModes), std::end(kSslModes), value) == std::end(kSslModes)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "PostgreSQL connection string: sslmode \"", value,
+          "\" is not one of disable, allow, prefer, require, verify-ca, verify-full"));
+    }
+  }
+  return result;
+}
+
+std::string PostgresDsn::Redact(absl::string_view text) const {
+  if (password_.empty()) return std::string(text);
+  return absl::StrReplaceAll(text, {{password_, kRedacted}});
+}
+
+std::string PostgresErrorText(const PostgresDsn& dsn, const PGconn* conn) {
+  std::string text = conn == nullptr ? "" : PQerrorMessage(conn);
+  text = absl::StrReplaceAll(absl::StripAsciiWhitespace(text), {{"\n", "; "}});
+  if (text.empty()) text = "no error text from libpq";
+  return dsn.Redact(text);
+}
+
+absl::Status WaitForSocket(int fd, short events, absl::Time deadline, int abort_fd) {
+  while (true) {
+    struct pollfd fds[2] = {{fd, events, 0}, {abort_fd, POLLIN, 0}};
+    const int count = poll(fds, abort_fd >= 0 ? 2 : 1, PollTimeoutMillis(deadline));
+    if (count < 0) {
+      if (errno == EINTR) continue;
+      return absl::InternalError(absl::StrCat("poll on the PostgreSQL socket: ", strerror(errno)));
+    }
+    if (abort_fd >= 0 && (fds[1].revents & POLLIN) != 0) {
+      return absl::CancelledError("stopped while waiting for PostgreSQL");
+    }
+    // Errors and hang-ups count as ready: the next libpq call reports what happened.
+    if (fds[0].revents != 0) return absl::OkStatus();
+    if (absl::Now() >= deadline) {
+      return absl::DeadlineExceededError("PostgreSQL did not answer before the deadline");
+    }
+  }
+}
+
+absl::StatusOr<PGconn*> ConnectPostgres(const PostgresDsn& dsn, absl::Time deadline,
+                                        absl::string_view application_name, int abort_fd) {
+  const std::string fallback_name(application_name);
+  std::vector<const char*> keys = {"fallback_application_name"};
+  std::vector<const char*> values = {fallback_name.c_str()};
+  for (const auto& [keyword, value] : dsn.options()) {
+    keys.push_back(keyword.c_str());
+    values.push_back(value.c_str());
+  }
+  keys.push_back(nullptr);
+  values.push_back(nullptr);
+
+  PGconn* conn = PQconnectStartParams(keys.data(), values.data(), /*expand_dbname=*/0);
+  if (conn == nullptr) {
+    return absl::ResourceExhaustedError("libpq could not allocate a connection");
+  }
+  auto fail = [&](absl::Status status) -> absl::StatusOr<PGconn*> {
+    PQfinish(conn);
+    return status;
+  };
+  auto unavailable = [&]() {
+    return fail(absl::UnavailableError(absl::StrCat("cannot connect to PostgreSQL (",
+                                                    dsn.description(), "): ",
+                                                    PostgresErrorText(dsn, conn))));
+  };
+  if (PQstatus(conn) == CONNECTION_BAD) return unavailable();
+
+  // As libpq's documentation says: start as if PQconnectPoll had asked to write.
+  PostgresPollingStatusType state = PGRES_POLLING_WRITING;
+  while (state != PGRES_POLLING_OK) {
+    if (state == PGRES_POLLING_FAILED) return unavailable();
+    absl::Status ready = WaitForSocket(
+        PQsocket(conn), state == PGRES_POLLING_READING ? POLLIN : POLLOUT, deadline, abort_fd);
+    if (absl::IsDeadlineExceeded(ready)) {
+      return fail(absl::DeadlineExceededError(absl::StrCat(
+          "connecting to PostgreSQL (", dsn.description(), ") did not finish before the deadline")));
+    }
+    if (!ready.ok()) return fail(ready);
+    state = PQconnectPoll(conn);
+  }
+  PQsetNoticeProcessor(conn, DiscardNotice, nullptr);
+  return conn;
+}
+
+}  // namespace secret_resolver

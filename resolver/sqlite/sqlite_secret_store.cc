@@ -1,0 +1,667 @@
+#include "resolver/sqlite/sqlite_secret_store.h"
+
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "resolver/crypto/envelope.h"
+#include "resolver/secret_uri.h"
+#include "resolver/secret_validation.h"
+#include "resolver/sqlite/decrypter_list.h"
+#include "resolver/sqlite/schema.h"
+
+namespace secret_resolver {
+namespace {
+
+// Rows read per change_log query; more are read in further queries of the same poll.
+constexpr int kWatchBatch = 500;
+
+absl::StatusCode CodeFor(int rc) {
+  switch (rc & 0xff) {
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB:
+      return absl::StatusCode::kDataLoss;
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+    case SQLITE_IOERR:
+    case SQLITE_CANTOPEN:
+    case SQLITE_FULL:
+    case SQLITE_READONLY:
+    case SQLITE_PROTOCOL:
+    case SQLITE_NOMEM:
+    case SQLITE_PERM:
+      return absl::StatusCode::kUnavailable;
+    default:
+      return absl::StatusCode::kInternal;
+  }
+}
+
+// "sqlite store PATH: WHAT: SQLite's message". The message never holds a value: values are
+// bound as sealed blobs only.
+absl::Status SqliteError(const std::string& path, sqlite3* db, int rc, absl::string_view what) {
+  const char* detail = db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+  return absl::Status(CodeFor(rc), absl::StrCat("sqlite store ", path, ": ", what, ": ", detail));
+}
+
+// A prepared statement whose parameters are bound in order (?1, ?2, ...).
+class Statement {
+ public:
+  Statement(sqlite3* db, const std::string& path, const char* sql) : db_(db), path_(path) {
+    rc_ = sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr);
+  }
+  ~Statement() { sqlite3_finalize(stmt_); }
+  Statement(const Statement&) = delete;
+  Statement& operator=(const Statement&) = delete;
+
+  Statement& BindText(absl::string_view text) {
+    // A null pointer would bind SQL NULL, so an empty string gets a real one.
+    return Bound(sqlite3_bind_text(stmt_, ++index_, text.empty() ? "" : text.data(),
+                                   static_cast<int>(text.size()), SQLITE_TRANSIENT));
+  }
+  Statement& BindBlob(absl::string_view blob) {
+    return Bound(sqlite3_bind_blob(stmt_, ++index_, blob.empty() ? "" : blob.data(),
+                                   static_cast<int>(blob.size()), SQLITE_TRANSIENT));
+  }
+  Statement& BindInt(int64_t value) {
+    return Bound(sqlite3_bind_int64(stmt_, ++index_, value));
+  }
+
+  // Returns true when a row is ready, false when the statement is done.
+  absl::StatusOr<bool> Step(absl::string_view what) {
+    if (rc_ != SQLITE_OK) return SqliteError(path_, db_, rc_, what);
+    const int rc = sqlite3_step(stmt_);
+    if (rc == SQLITE_ROW) return true;
+    if (rc == SQLITE_DONE) return false;
+    rc_ = rc;
+    return SqliteError(path_, db_, rc, what);
+  }
+
+  // Runs a statement that returns no rows.
+  absl::Status Run(absl::string_view what) {
+    absl::StatusOr<bool> row = Step(what);
+    return row.ok() ? absl::OkStatus() : row.status();
+  }
+
+  int64_t Int(int column) { return sqlite3_column_int64(stmt_, column); }
+  bool IsNull(int column) { return sqlite3_column_type(stmt_, column) == SQLITE_NULL; }
+  std::string Text(int column) {
+    const unsigned char* text = sqlite3_column_text(stmt_, column);
+    if (text == nullptr) return std::string();
+    return std::string(reinterpret_cast<const char*>(text), sqlite3_column_bytes(stmt_, column));
+  }
+  std::string Blob(int column) {
+    const void* blob = sqlite3_column_blob(stmt_, column);
+    if (blob == nullptr) return std::string();
+    return std::string(static_cast<const char*>(blob), sqlite3_column_bytes(stmt_, column));
+  }
+
+ private:
+  Statement& Bound(int rc) {
+    if (rc_ == SQLITE_OK) rc_ = rc;
+    return *this;
+  }
+
+  sqlite3* const db_;
+  const std::string& path_;
+  sqlite3_stmt* stmt_ = nullptr;
+  int rc_ = SQLITE_OK;
+  int index_ = 0;
+};
+
+absl::Status Exec(sqlite3* db, const std::string& path, const char* sql,
+                  absl::string_view what) {
+  const int rc = sqlite3_exec(db, sql, nullptr, nullptr, nullptr);
+  if (rc != SQLITE_OK) return SqliteError(path, db, rc, what);
+  return absl::OkStatus();
+}
+
+// Runs `body` between BEGIN IMMEDIATE and COMMIT on `db`, so that the whole body holds the
+// database's write lock (waiting up to the busy timeout for it); rolls back if anything fails.
+absl::Status InWriteTransaction(sqlite3* db, const std::string& path,
+                                const std::function<absl::Status()>& body) {
+  if (absl::Status s = Exec(db, path, "BEGIN IMMEDIATE", "starting a write transaction");
+      !s.ok()) {
+    return s;
+  }
+  absl::Status status = body();
+  if (status.ok()) status = Exec(db, path, "COMMIT", "committing");
+  if (!status.ok() && !sqlite3_get_autocommit(db)) {
+    sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
+  }
+  return status;
+}
+
+absl::StatusOr<sqlite3*> OpenConnection(const std::string& path,
+                                        const SqliteStoreOptions& options) {
+  sqlite3* db = nullptr;
+  const int rc =
+      sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr);
+  if (rc != SQLITE_OK) {
+    absl::Status status = SqliteError(path, db, rc, "opening");
+    sqlite3_close_v2(db);
+    return status;
+  }
+  sqlite3_extended_result_codes(db, 1);
+  sqlite3_busy_timeout(db, static_cast<int>(absl::ToInt64Milliseconds(options.busy_timeout)));
+  // FULL: a commit survives a power cut, not only a crash of this process. Writes are rare.
+  if (absl::Status s = Exec(db, path, "PRAGMA synchronous = FULL", "configuring"); !s.ok()) {
+    sqlite3_close_v2(db);
+    return s;
+  }
+  return db;
+}
+
+// Switches the file to WAL mode. The switch needs a lock that another process opening the file
+// at the same moment may hold, so SQLITE_BUSY is retried until `timeout`.
+absl::Status EnableWal(sqlite3* db, const std::string& path, absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (true) {
+    Statement pragma(db, path, "PRAGMA journal_mode = WAL");
+    absl::StatusOr<bool> row = pragma.Step("switching to WAL mode");
+    if (row.ok()) {
+      const std::string mode = *row ? pragma.Text(0) : std::string();
+      if (mode == "wal") return absl::OkStatus();
+      return absl::UnavailableError(absl::StrCat(
+          "sqlite store ", path, ": cannot use WAL mode (journal mode stays \"", mode, "\")"));
+    }
+    const bool busy = (sqlite3_extended_errcode(db) & 0xff) == SQLITE_BUSY;
+    if (!busy || absl::Now() >= deadline) return row.status();
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+}
+
+// Brings the schema up to LatestSchemaVersion(). All in one write transaction, so a second
+// process opening the file at the same time waits and then finds nothing to do.
+absl::Status Migrate(sqlite3* db, const std::string& path, int64_t now_us) {
+  return InWriteTransaction(db, path, [&]() -> absl::Status {
+    if (absl::Status s = Exec(db, path, kSchemaVersionTableDdl, "creating schema_version");
+        !s.ok()) {
+      return s;
+    }
+    Statement current_query(db, path, "SELECT COALESCE(MAX(version), 0) FROM schema_version");
+    absl::StatusOr<bool> row = current_query.Step("reading the schema version");
+    if (!row.ok()) return row.status();
+    const int64_t current = current_query.Int(0);
+    if (current > LatestSchemaVersion()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "sqlite store ", path, ": schema version ", current,
+          " is newer than this binary supports (", LatestSchemaVersion(), "); upgrade it"));
+    }
+    for (const Migration& migration : SqliteMigrations()) {
+      if (migration.version <= current) continue;
+      const std::string what = absl::StrCat("applying schema migration ", migration.version);
+      for (const char* sql : migration.statements) {
+        if (absl::Status s = Exec(db, path, sql, what); !s.ok()) return s;
+      }
+      Statement record(db, path,
+                       "INSERT INTO schema_version (version, applied_at_us) VALUES (?1, ?2)");
+      record.BindInt(migration.version).BindInt(now_us);
+      if (absl::Status s = record.Run(what); !s.ok()) return s;
+    }
+    return absl::OkStatus();
+  });
+}
+
+std::string Quoted(absl::string_view stack, absl::string_view name) {
+  return absl::StrCat("secret \"", name, "\" in stack \"", stack, "\"");
+}
+
+absl::Status ValidateWrite(const SecretWrite& write) {
+  if (absl::Status s = ValidateStack(write.stack); !s.ok()) return s;
+  if (absl::Status s = ValidateSecretName(write.name); !s.ok()) return s;
+  if (absl::Status s = ValidateDecrypters(write.decrypters); !s.ok()) return s;
+  if (absl::Status s = ValidateSecretValue(write.value); !s.ok()) return s;
+  return ValidateDescription(write.description);
+}
+
+// Reads new change_log entries into `out`. Skips the query when PRAGMA data_version says no
+// other connection has committed since the last successful poll.
+absl::Status PollChanges(sqlite3* db, const std::string& path, int64_t& data_version,
+                         int64_t& last_seq, std::vector<SecretChange>& out) {
+  Statement version_query(db, path, "PRAGMA data_version");
+  absl::StatusOr<bool> row = version_query.Step("polling for changes");
+  if (!row.ok()) return row.status();
+  const int64_t version = version_query.Int(0);
+  if (version == data_version) return absl::OkStatus();
+
+  int rows = kWatchBatch;
+  while (rows == kWatchBatch) {
+    Statement changes(db, path,
+                      "SELECT seq, stack, name FROM change_log WHERE seq > ?1 ORDER BY seq "
+                      "LIMIT 500");
+    changes.BindInt(last_seq);
+    rows = 0;
+    while (true) {
+      absl::StatusOr<bool> next = changes.Step("reading the change log");
+      if (!next.ok()) return next.status();
+      if (!*next) break;
+      out.push_back(SecretChange{changes.Text(1), changes.Text(2), false});
+      last_seq = changes.Int(0);
+      ++rows;
+    }
+  }
+  if (out.empty()) {
+    // The log never shrinks; if it did, the file was rebuilt and anything may have changed.
+    Statement max_query(db, path, "SELECT COALESCE(MAX(seq), 0) FROM change_log");
+    absl::StatusOr<bool> max_row = max_query.Step("reading the change log");
+    if (!max_row.ok()) return max_row.status();
+    if (max_query.Int(0) < last_seq) {
+      out.push_back(SecretChange{"", "", true});
+      last_seq = max_query.Int(0);
+    }
+  }
+  data_version = version;
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+struct SqliteSecretStore::DataKey {
+  std::string id;
+  SecretBytes key;
+};
+
+// Borrows a read connection from the pool for one scope.
+class SqliteSecretStore::ReaderLease {
+ public:
+  ReaderLease(SqliteSecretStore* store, sqlite3* db) : store_(store), db_(db) {}
+  ~ReaderLease() { store_->ReleaseReader(db_); }
+  ReaderLease(const ReaderLease&) = delete;
+  ReaderLease& operator=(const ReaderLease&) = delete;
+
+ private:
+  SqliteSecretStore* const store_;
+  sqlite3* const db_;
+};
+
+absl::StatusOr<std::unique_ptr<SqliteSecretStore>> SqliteSecretStore::Open(
+    const std::string& path, const KeyRing* key_ring, SqliteStoreOptions options) {
+  if (key_ring == nullptr || key_ring->empty()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("sqlite store ", path, ": no KEK loaded"));
+  }
+  // Create a new file owner-only; SQLite gives its -wal and -shm files the same mode.
+  const int fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    return absl::UnavailableError(
+        absl::StrCat("sqlite store ", path, ": cannot open: ", std::strerror(errno)));
+  }
+  close(fd);
+
+  absl::StatusOr<sqlite3*> writer = OpenConnection(path, options);
+  if (!writer.ok()) return writer.status();
+  Clock* clock = options.clock != nullptr ? options.clock : Clock::Real();
+  absl::Status status = EnableWal(*writer, path, options.busy_timeout);
+  if (status.ok()) status = Migrate(*writer, path, absl::ToUnixMicros(clock->Now()));
+  if (!status.ok()) {
+    sqlite3_close_v2(*writer);
+    return status;
+  }
+  return std::unique_ptr<SqliteSecretStore>(
+      new SqliteSecretStore(path, key_ring, std::move(options), *writer));
+}
+
+SqliteSecretStore::SqliteSecretStore(std::string path, const KeyRing* key_ring,
+                                     SqliteStoreOptions options, sqlite3* writer)
+    : path_(std::move(path)),
+      key_ring_(key_ring),
+      options_(std::move(options)),
+      clock_(options_.clock != nullptr ? options_.clock : Clock::Real()),
+      writer_(writer) {}
+
+SqliteSecretStore::~SqliteSecretStore() {
+  {
+    std::lock_guard<std::mutex> lock(watch_mu_);
+    stopping_ = true;
+  }
+  watch_cv_.notify_all();
+  if (watch_thread_.joinable()) watch_thread_.join();
+  for (sqlite3* db : idle_readers_) sqlite3_close_v2(db);
+  sqlite3_close_v2(writer_);
+}
+
+int64_t SqliteSecretStore::NowMicros() const { return absl::ToUnixMicros(clock_->Now()); }
+
+absl::StatusOr<sqlite3*> SqliteSecretStore::Connect() {
+  absl::StatusOr<sqlite3*> db = OpenConnection(path_, options_);
+  if (!db.ok()) return db.status();
+  // Readers never write; make that a guarantee.
+  if (absl::Status s = Exec(*db, path_, "PRAGMA query_only = 1", "configuring"); !s.ok()) {
+    sqlite3_close_v2(*db);
+    return s;
+  }
+  return db;
+}
+
+absl::StatusOr<sqlite3*> SqliteSecretStore::AcquireReader() {
+  {
+    std::lock_guard<std::mutex> lock(readers_mu_);
+    if (!idle_readers_.empty()) {
+      sqlite3* db = idle_readers_.back();
+      idle_readers_.pop_back();
+      return db;
+    }
+  }
+  return Connect();
+}
+
+void SqliteSecretStore::ReleaseReader(sqlite3* db) {
+  {
+    std::lock_guard<std::mutex> lock(readers_mu_);
+    if (idle_readers_.size() < static_cast<size_t>(options_.max_idle_readers)) {
+      idle_readers_.push_back(db);
+      return;
+    }
+  }
+  sqlite3_close_v2(db);
+}
+
+absl::StatusOr<StoredSecret> SqliteSecretStore::Get(absl::string_view stack,
+                                                    absl::string_view name) {
+  absl::StatusOr<sqlite3*> db = AcquireReader();
+  if (!db.ok()) return db.status();
+  ReaderLease lease(this, *db);
+  Statement query(*db, path_,
+                  "SELECT v.version, v.decrypters, v.ciphertext, v.data_key_id,"
+                  " k.kek_id, k.kek_check, k.wrapped_key"
+                  " FROM secure_values v LEFT JOIN data_keys k"
+                  " ON k.stack = v.stack AND k.id = v.data_key_id"
+                  " WHERE v.stack = ?1 AND v.name = ?2 AND v.active");
+  query.BindText(stack).BindText(name);
+  absl::StatusOr<bool> row = query.Step("reading a secret");
+  if (!row.ok()) return row.status();
+  if (!*row) return absl::NotFoundError(absl::StrCat(Quoted(stack, name), " not found"));
+
+  StoredSecret out;
+  out.stack = std::string(stack);
+  out.name = std::string(name);
+  out.version = query.Int(0);
+  const std::string data_key_id = query.Text(3);
+  if (query.IsNull(4)) {
+    return absl::DataLossError(absl::StrCat("sqlite store ", path_, ": data key \"",
+                                            data_key_id, "\" of ", Quoted(stack, name),
+                                            " is missing"));
+  }
+  absl::StatusOr<std::vector<std::string>> decrypters = DecodeDecrypterList(query.Text(1));
+  if (!decrypters.ok()) {
+    return absl::DataLossError(absl::StrCat("sqlite store ", path_, ": ", Quoted(stack, name),
+                                            ": ", decrypters.status().message()));
+  }
+  out.decrypters = *std::move(decrypters);
+
+  WrappedDataKey wrapped{query.Text(4), query.Blob(5), query.Blob(6)};
+  absl::StatusOr<SecretBytes> data_key = UnwrapDataKey(*key_ring_, wrapped, stack, data_key_id);
+  if (!data_key.ok()) return data_key.status();
+  absl::StatusOr<SecretBytes> value =
+      OpenValue(*data_key, stack, name, out.version, query.Blob(2));
+  if (!value.ok()) return value.status();
+  out.value = *std::move(value);
+  return out;
+}
+
+absl::StatusOr<SqliteSecretStore::DataKey> SqliteSecretStore::ActiveDataKey(
+    sqlite3* db, absl::string_view stack, int64_t now_us) {
+  Statement query(db, path_,
+                  "SELECT id, kek_id, kek_check, wrapped_key FROM data_keys"
+                  " WHERE stack = ?1 AND active");
+  query.BindText(stack);
+  absl::StatusOr<bool> row = query.Step("reading the data key");
+  if (!row.ok()) return row.status();
+  DataKey out;
+  if (*row) {
+    out.id = query.Text(0);
+    WrappedDataKey wrapped{query.Text(1), query.Blob(2), query.Blob(3)};
+    absl::StatusOr<SecretBytes> key = UnwrapDataKey(*key_ring_, wrapped, stack, out.id);
+    if (!key.ok()) return key.status();
+    out.key = *std::move(key);
+    return out;
+  }
+
+  // The stack's first secret: a new data key, wrapped by the active KEK.
+  absl::StatusOr<std::string> id = NewDataKeyId();
+  if (!id.ok()) return id.status();
+  absl::StatusOr<SecretBytes> key = GenerateDataKey();
+  if (!key.ok()) return key.status();
+  absl::StatusOr<WrappedDataKey> wrapped =
+      WrapDataKey(*key_ring_, key_ring_->active_id(), stack, *id, *key);
+  if (!wrapped.ok()) return wrapped.status();
+  Statement insert(db, path_,
+                   "INSERT INTO data_keys (stack, id, wrapped_key, kek_id, kek_check, active,"
+                   " created_at_us, updated_at_us) VALUES (?1, ?2, ?3, ?4, ?5, TRUE, ?6, ?6)");
+  insert.BindText(stack)
+      .BindText(*id)
+      .BindBlob(wrapped->wrapped)
+      .BindText(wrapped->kek_id)
+      .BindBlob(wrapped->kek_check)
+      .BindInt(now_us);
+  if (absl::Status s = insert.Run("storing a new data key"); !s.ok()) return s;
+  out.id = *std::move(id);
+  out.key = *std::move(key);
+  return out;
+}
+
+absl::StatusOr<int64_t> SqliteSecretStore::Put(const SecretWrite& write) {
+  if (absl::Status s = ValidateWrite(write); !s.ok()) return s;
+  int64_t version = 0;
+  std::lock_guard<std::mutex> lock(writer_mu_);
+  absl::Status status = InWriteTransaction(writer_, path_, [&]() -> absl::Status {
+    const int64_t now_us = NowMicros();
+    absl::StatusOr<DataKey> data_key = ActiveDataKey(writer_, write.stack, now_us);
+    if (!data_key.ok()) return data_key.status();
+
+    // Under the write lock: nobody else can take the same number.
+    Statement newest(writer_, path_,
+                     "SELECT COALESCE(MAX(version), 0) FROM secure_values"
+                     " WHERE stack = ?1 AND name = ?2");
+    newest.BindText(write.stack).BindText(write.name);
+    absl::StatusOr<bool> row = newest.Step("reading the newest version");
+    if (!row.ok()) return row.status();
+    version = newest.Int(0) + 1;
+
+    absl::StatusOr<std::string> sealed =
+        SealValue(data_key->key, write.stack, write.name, version, write.value);
+    if (!sealed.ok()) return sealed.status();
+
+    Statement retire(writer_, path_,
+                     "UPDATE secure_values SET active = FALSE, updated_at_us = ?1,"
+                     " updated_by = ?2 WHERE stack = ?3 AND name = ?4 AND active");
+    retire.BindInt(now_us).BindText(write.actor).BindText(write.stack).BindText(write.name);
+    if (absl::Status s = retire.Run("retiring the previous version"); !s.ok()) return s;
+
+    Statement insert(writer_, path_,
+                     "INSERT INTO secure_values (stack, name, version, active, decrypters,"
+                     " description, created_at_us, created_by, updated_at_us, updated_by,"
+                     " ciphertext, data_key_id)"
+                     " VALUES (?1, ?2, ?3, TRUE, ?4, ?5, ?6, ?7, ?6, ?7, ?8, ?9)");
+    insert.BindText(write.stack)
+        .BindText(write.name)
+        .BindInt(version)
+        .BindText(EncodeDecrypterList(write.decrypters))
+        .BindText(write.description)
+        .BindInt(now_us)
+        .BindText(write.actor)
+        .BindBlob(*sealed)
+        .BindText(data_key->id);
+    if (absl::Status s = insert.Run("storing the new version"); !s.ok()) return s;
+
+    Statement log(writer_, path_,
+                  "INSERT INTO change_log (stack, name, version, op, actor, at_us)"
+                  " VALUES (?1, ?2, ?3, 'put', ?4, ?5)");
+    log.BindText(write.stack).BindText(write.name).BindInt(version).BindText(write.actor).BindInt(
+        now_us);
+    return log.Run("logging the change");
+  });
+  if (!status.ok()) return status;
+  return version;
+}
+
+absl::Status SqliteSecretStore::Delete(absl::string_view stack, absl::string_view name,
+                                       absl::string_view actor) {
+  std::lock_guard<std::mutex> lock(writer_mu_);
+  return InWriteTransaction(writer_, path_, [&]() -> absl::Status {
+    const int64_t now_us = NowMicros();
+    Statement active(writer_, path_,
+                     "SELECT version FROM secure_values WHERE stack = ?1 AND name = ?2"
+                     " AND active");
+    active.BindText(stack).BindText(name);
+    absl::StatusOr<bool> row = active.Step("reading a secret");
+    if (!row.ok()) return row.status();
+    if (!*row) return absl::NotFoundError(absl::StrCat(Quoted(stack, name), " not found"));
+    const int64_t version = active.Int(0);
+
+    // The rows stay: updated_at_us and updated_by say who deactivated the version and when.
+    Statement retire(writer_, path_,
+                     "UPDATE secure_values SET active = FALSE, updated_at_us = ?1,"
+                     " updated_by = ?2 WHERE stack = ?3 AND name = ?4 AND active");
+    retire.BindInt(now_us).BindText(actor).BindText(stack).BindText(name);
+    if (absl::Status s = retire.Run("deleting a secret"); !s.ok()) return s;
+
+    Statement log(writer_, path_,
+                  "INSERT INTO change_log (stack, name, version, op, actor, at_us)"
+                  " VALUES (?1, ?2, ?3, 'delete', ?4, ?5)");
+    log.BindText(stack).BindText(name).BindInt(version).BindText(actor).BindInt(now_us);
+    return log.Run("logging the change");
+  });
+}
+
+absl::StatusOr<std::vector<SecretMetadata>> SqliteSecretStore::List(absl::string_view stack) {
+  absl::StatusOr<sqlite3*> db = AcquireReader();
+  if (!db.ok()) return db.status();
+  ReaderLease lease(this, *db);
+  Statement query(*db, path_,
+                  "SELECT name, version, decrypters, description, created_at_us, created_by"
+                  " FROM secure_values WHERE stack = ?1 AND active ORDER BY name");
+  query.BindText(stack);
+  std::vector<SecretMetadata> out;
+  while (true) {
+    absl::StatusOr<bool> row = query.Step("listing secrets");
+    if (!row.ok()) return row.status();
+    if (!*row) break;
+    SecretMetadata meta;
+    meta.stack = std::string(stack);
+    meta.name = query.Text(0);
+    meta.version = query.Int(1);
+    absl::StatusOr<std::vector<std::string>> decrypters = DecodeDecrypterList(query.Text(2));
+    if (!decrypters.ok()) {
+      return absl::DataLossError(absl::StrCat("sqlite store ", path_, ": ",
+                                              Quoted(stack, meta.name), ": ",
+                                              decrypters.status().message()));
+    }
+    meta.decrypters = *std::move(decrypters);
+    meta.description = query.Text(3);
+    // The active version is unchanged since it was written.
+    meta.updated_at = absl::FromUnixMicros(query.Int(4));
+    meta.updated_by = query.Text(5);
+    out.push_back(std::move(meta));
+  }
+  return out;
+}
+
+absl::StatusOr<int64_t> SqliteSecretStore::RewrapDataKeys(absl::string_view kek_id) {
+  if (absl::StatusOr<const SecretBytes*> kek = key_ring_->Find(kek_id); !kek.ok()) {
+    return kek.status();
+  }
+  int64_t rewrapped = 0;
+  std::lock_guard<std::mutex> lock(writer_mu_);
+  absl::Status status = InWriteTransaction(writer_, path_, [&]() -> absl::Status {
+    struct Row {
+      std::string stack;
+      std::string id;
+      WrappedDataKey wrapped;
+    };
+    std::vector<Row> rows;
+    {
+      Statement query(writer_, path_,
+                      "SELECT stack, id, kek_id, kek_check, wrapped_key FROM data_keys"
+                      " ORDER BY stack, id");
+      while (true) {
+        absl::StatusOr<bool> row = query.Step("reading data keys");
+        if (!row.ok()) return row.status();
+        if (!*row) break;
+        rows.push_back(
+            Row{query.Text(0), query.Text(1), {query.Text(2), query.Blob(3), query.Blob(4)}});
+      }
+    }
+    const int64_t now_us = NowMicros();
+    for (const Row& row : rows) {
+      if (row.wrapped.kek_id == kek_id) continue;
+      absl::StatusOr<SecretBytes> key =
+          UnwrapDataKey(*key_ring_, row.wrapped, row.stack, row.id);
+      if (!key.ok()) return key.status();
+      absl::StatusOr<WrappedDataKey> wrapped =
+          WrapDataKey(*key_ring_, kek_id, row.stack, row.id, *key);
+      if (!wrapped.ok()) return wrapped.status();
+      Statement update(writer_, path_,
+                       "UPDATE data_keys SET wrapped_key = ?1, kek_id = ?2, kek_check = ?3,"
+                       " updated_at_us = ?4 WHERE stack = ?5 AND id = ?6");
+      update.BindBlob(wrapped->wrapped)
+          .BindText(wrapped->kek_id)
+          .BindBlob(wrapped->kek_check)
+          .BindInt(now_us)
+          .BindText(row.stack)
+          .BindText(row.id);
+      if (absl::Status s = update.Run("rewrapping a data key"); !s.ok()) return s;
+      ++rewrapped;
+    }
+    return absl::OkStatus();
+  });
+  if (!status.ok()) return status;
+  return rewrapped;
+}
+
+absl::Status SqliteSecretStore::Watch(std::function<void(const SecretChange&)> listener) {
+  std::lock_guard<std::mutex> lock(watch_mu_);
+  if (!watch_thread_.joinable()) {
+    absl::StatusOr<sqlite3*> db = Connect();
+    if (!db.ok()) return db.status();
+    // Start after the newest committed change: only later ones are reported.
+    Statement max_query(*db, path_, "SELECT COALESCE(MAX(seq), 0) FROM change_log");
+    absl::StatusOr<bool> row = max_query.Step("reading the change log");
+    if (!row.ok()) {
+      absl::Status status = row.status();
+      sqlite3_close_v2(*db);
+      return status;
+    }
+    const int64_t last_seq = max_query.Int(0);
+    watch_thread_ = std::thread(&SqliteSecretStore::WatchLoop, this, *db, last_seq);
+  }
+  listeners_.push_back(std::move(listener));
+  return absl::OkStatus();
+}
+
+void SqliteSecretStore::WatchLoop(sqlite3* db, int64_t last_seq) {
+  int64_t data_version = -1;  // PRAGMA data_version is never negative: the first poll queries
+  bool missed = false;        // a poll failed; tell listeners to resync once polling works
+  std::unique_lock<std::mutex> lock(watch_mu_);
+  while (true) {
+    watch_cv_.wait_for(lock, absl::ToChronoMilliseconds(options_.watch_poll_interval),
+                       [this] { return stopping_; });
+    if (stopping_) break;
+    lock.unlock();
+    std::vector<SecretChange> changes;
+    if (PollChanges(db, path_, data_version, last_seq, changes).ok()) {
+      if (missed) changes.insert(changes.begin(), SecretChange{"", "", true});
+      missed = false;
+    } else {
+      missed = true;
+    }
+    lock.lock();
+    if (changes.empty()) continue;
+    std::vector<std::function<void(const SecretChange&)>> listeners = listeners_;
+    lock.unlock();
+    for (const SecretChange& change : changes) {
+      for (const auto& listener : listeners) listener(change);
+    }
+    lock.lock();
+  }
+  lock.unlock();
+  sqlite3_close_v2(db);
+}
+
+}  // namespace secret_resolver

@@ -1,0 +1,146 @@
+// SqliteSecretStore: the embedded default SecretStore, one SQLite file in WAL mode
+// (CONTRACT.md section 6; schema and formats in docs/storage-format.md).
+//
+// Values are sealed with the envelope in resolver/crypto/envelope.h under a per-stack data key,
+// which the active KEK of the KeyRing wraps when the stack's first secret is written. Every Put
+// writes a new version in one BEGIN IMMEDIATE transaction, so versions strictly increase and no
+// update is lost, also with several processes writing the same file. Delete deactivates the
+// newest version and keeps every row; the change_log table records who did what and when.
+//
+// Other processes' writes are seen through Watch: a store-owned thread polls the change_log
+// (skipping idle polls with PRAGMA data_version) every watch_poll_interval.
+//
+// Thread safety: all methods are safe to call concurrently. Writes go through one connection
+// under a mutex; reads use a small pool of connections (WAL readers do not block the writer).
+// The KeyRing must outlive the store and must not be modified while the store exists.
+#ifndef SECRET_RESOLVER_RESOLVER_SQLITE_SQLITE_SECRET_STORE_H_
+#define SECRET_RESOLVER_RESOLVER_SQLITE_SQLITE_SECRET_STORE_H_
+
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "resolver/clock.h"
+#include "resolver/crypto/key_ring.h"
+#include "resolver/secret_store.h"
+
+struct sqlite3;
+
+namespace secret_resolver {
+
+// A change to one secret, as Watch reports it. Never carries a value.
+// TODO(lead): moves to secret_store.h when Watch joins the SecretStore interface.
+struct SecretChange {
+  std::string stack;
+  std::string name;
+  // True when changes may have been missed (the store could not poll for a while, or the file
+  // was replaced): drop or revalidate everything. stack and name are empty then.
+  bool resync = false;
+};
+
+struct SqliteStoreOptions {
+  // How long a write waits for another process's write transaction before UNAVAILABLE.
+  absl::Duration busy_timeout = absl::Seconds(10);
+  // How often Watch looks for changes.
+  absl::Duration watch_poll_interval = absl::Milliseconds(100);
+  // Idle read connections kept open for reuse.
+  int max_idle_readers = 4;
+  // Timestamps of rows and change_log entries. Null: Clock::Real().
+  Clock* clock = nullptr;
+};
+
+class SqliteSecretStore : public SecretStore {
+ public:
+  // Opens or creates the store at `path` (a new file gets mode 0600), switches it to WAL mode
+  // and applies any missing schema migrations. Safe when several processes open the same file
+  // at once. `key_ring` must hold at least one KEK and outlive the store.
+  // Errors, each naming the path: DATA_LOSS (not an SQLite database, or damaged),
+  // FAILED_PRECONDITION (no KEK loaded; schema newer than this binary), UNAVAILABLE (cannot
+  // open or lock the file), INTERNAL.
+  static absl::StatusOr<std::unique_ptr<SqliteSecretStore>> Open(
+      const std::string& path, const KeyRing* key_ring, SqliteStoreOptions options = {});
+
+  SqliteSecretStore(const SqliteSecretStore&) = delete;
+  SqliteSecretStore& operator=(const SqliteSecretStore&) = delete;
+
+  // Stops the watch thread (waiting for a running listener to return) and closes the file.
+  // Must not be called from a listener.
+  ~SqliteSecretStore() override;
+
+  // SecretStore. Besides the interface's errors: DATA_LOSS also for a damaged file or row;
+  // FAILED_PRECONDITION from Get and Put when the KEK that wraps the stack's data key is not
+  // loaded or is the wrong key (the message names the KEK id).
+  absl::StatusOr<StoredSecret> Get(absl::string_view stack, absl::string_view name) override;
+  absl::StatusOr<int64_t> Put(const SecretWrite& write) override;
+  absl::Status Delete(absl::string_view stack, absl::string_view name,
+                      absl::string_view actor) override;
+  absl::StatusOr<std::vector<SecretMetadata>> List(absl::string_view stack) override;
+
+  // Calls `listener` on a store-owned thread for each put or delete committed after this call,
+  // by any process, within about watch_poll_interval, in commit order; and with resync = true
+  // after a period in which polling failed. Listeners run one at a time, without store locks
+  // held (they may call the store, but must not destroy it). Several listeners may be added;
+  // none can be removed. Errors: as Open when the watch connection cannot be opened.
+  // TODO(lead): becomes a SecretStore override.
+  absl::Status Watch(std::function<void(const SecretChange&)> listener);
+
+  // Rewraps every data key with KEK `kek_id` (normally the ring's new active KEK) in one
+  // transaction, without touching any value, and returns how many keys were rewrapped (keys
+  // already wrapped by `kek_id` are left alone). Afterwards the old KEK may be retired.
+  // Errors: FAILED_PRECONDITION naming the KEK id (`kek_id` not loaded, or a key's current KEK
+  // not loaded or wrong: nothing is changed then), DATA_LOSS (a wrapped key failed
+  // authentication), UNAVAILABLE.
+  absl::StatusOr<int64_t> RewrapDataKeys(absl::string_view kek_id);
+
+  const std::string& path() const { return path_; }
+
+ private:
+  class Transaction;
+  class ReaderLease;
+  struct DataKey;
+
+  SqliteSecretStore(std::string path, const KeyRing* key_ring, SqliteStoreOptions options,
+                    sqlite3* writer);
+
+  // Opens and configures a connection to path_.
+  absl::StatusOr<sqlite3*> Connect();
+  absl::StatusOr<sqlite3*> AcquireReader();
+  void ReleaseReader(sqlite3* db);
+
+  // The stack's active data key, created (and wrapped by the active KEK) if it has none.
+  // Runs inside a write transaction.
+  absl::StatusOr<DataKey> ActiveDataKey(sqlite3* db, absl::string_view stack, int64_t now_us);
+
+  void WatchLoop(sqlite3* db, int64_t last_seq);
+  int64_t NowMicros() const;
+
+  const std::string path_;
+  const KeyRing* const key_ring_;
+  const SqliteStoreOptions options_;
+  Clock* const clock_;
+
+  std::mutex writer_mu_;
+  sqlite3* const writer_;  // guarded by writer_mu_
+
+  std::mutex readers_mu_;
+  std::vector<sqlite3*> idle_readers_;  // guarded by readers_mu_
+
+  std::mutex watch_mu_;
+  std::condition_variable watch_cv_;
+  bool stopping_ = false;                                        // guarded by watch_mu_
+  std::vector<std::function<void(const SecretChange&)>> listeners_;  // guarded by watch_mu_
+  std::thread watch_thread_;
+};
+
+}  // namespace secret_resolver
+
+#endif  // SECRET_RESOLVER_RESOLVER_SQLITE_SQLITE_SECRET_STORE_H_
