@@ -4,7 +4,6 @@
 #include <condition_variable>
 #include <cstddef>
 #include <deque>
-#include <list>
 #include <memory>
 #include <mutex>
 #include <random>
@@ -29,8 +28,8 @@ namespace secret_resolver {
 namespace {
 
 // What an entry costs beyond the bytes of its strings and value: the entry record, the shared
-// CachedValue and its control block, the map slot and two LRU list nodes, rounded up. Charged
-// to negative entries too, so a flood of unknown names is bounded like everything else.
+// CachedValue with its control block, and the map slot, rounded up. Charged to negative
+// entries too, so a flood of unknown names is bounded like everything else.
 constexpr size_t kEntryOverheadBytes = 256;
 
 // Deadlines further away than this are waited for without a timeout: converting them to a
@@ -53,11 +52,13 @@ struct KeyView {
 };
 
 struct Entry;
+struct StackState;
 
-// One stack's share of the cache.
-struct StackState {
-  size_t bytes = 0;
-  std::list<Entry*> lru;  // most recently used first
+// An entry's place in one LRU list. The links live inside the entry, so moving it to the front
+// on a hit touches no separately allocated node.
+struct LruLinks {
+  Entry* prev = nullptr;
+  Entry* next = nullptr;
 };
 
 struct Entry {
@@ -79,8 +80,59 @@ struct Entry {
   // Where the entry is accounted and listed. StackState lives in a node_hash_map and is erased
   // only once its last entry is gone, so the pointer stays valid.
   StackState* stack_state = nullptr;
-  std::list<Entry*>::iterator global_pos;
-  std::list<Entry*>::iterator stack_pos;
+  LruLinks global_links;
+  LruLinks stack_links;
+};
+
+// A doubly linked list of entries threaded through their `Links` member, most recently used
+// first. It does not own the entries.
+template <LruLinks Entry::*Links>
+class LruList {
+ public:
+  bool empty() const { return head_ == nullptr; }
+  Entry* back() const { return tail_; }
+
+  void PushFront(Entry* e) {
+    LruLinks& links = e->*Links;
+    links.prev = nullptr;
+    links.next = head_;
+    if (head_ != nullptr) (head_->*Links).prev = e;
+    head_ = e;
+    if (tail_ == nullptr) tail_ = e;
+  }
+
+  void Remove(Entry* e) {
+    LruLinks& links = e->*Links;
+    if (links.prev != nullptr) {
+      (links.prev->*Links).next = links.next;
+    } else {
+      head_ = links.next;
+    }
+    if (links.next != nullptr) {
+      (links.next->*Links).prev = links.prev;
+    } else {
+      tail_ = links.prev;
+    }
+    links.prev = links.next = nullptr;
+  }
+
+  void MoveToFront(Entry* e) {
+    if (head_ == e) return;
+    Remove(e);
+    PushFront(e);
+  }
+
+  void Clear() { head_ = tail_ = nullptr; }
+
+ private:
+  Entry* head_ = nullptr;
+  Entry* tail_ = nullptr;
+};
+
+// One stack's share of the cache.
+struct StackState {
+  size_t bytes = 0;
+  LruList<&Entry::stack_links> lru;
 };
 
 // One store fetch and the callers waiting for it (single flight).
@@ -221,7 +273,7 @@ class SecretCache::Impl {
   absl::flat_hash_map<KeyView, std::shared_ptr<Flight>> flights_;
   // node_hash_map: entries and InsertLocked hold references across other insertions.
   absl::node_hash_map<std::string, StackState> stacks_;
-  std::list<Entry*> global_lru_;  // most recently used first
+  LruList<&Entry::global_links> global_lru_;
   size_t bytes_ = 0;
   CacheStats stats_;
   int pending_refreshes_ = 0;  // scheduled and not yet finished
@@ -261,7 +313,7 @@ SecretCache::Impl::~Impl() {
     for (auto& [key, entry] : entries_) dropped.push_back(std::move(entry));
     entries_.clear();
     stacks_.clear();
-    global_lru_.clear();
+    global_lru_.Clear();
     bytes_ = 0;
   }
   // `dropped` goes out of scope here, wiping every value no caller still holds.
@@ -284,8 +336,10 @@ absl::StatusOr<CachedSecret> SecretCache::Impl::Get(absl::string_view stack,
         return entry.not_found;
       }
       ++stats_.hits;
+      if (entry.refresh_scheduled || now < entry.refresh_at) {
+        return CachedSecret{entry.value, CacheOutcome::kHit};
+      }
       CachedSecret hit{entry.value, CacheOutcome::kHit};
-      if (entry.refresh_scheduled || now < entry.refresh_at) return hit;
       std::shared_ptr<Flight> refresh = StartRefreshLocked(entry);
       lock.unlock();
       if (refresh != nullptr) {
@@ -315,9 +369,11 @@ absl::StatusOr<CachedSecret> SecretCache::Impl::WaitLocked(std::unique_lock<std:
                                                            Flight& flight, absl::Time deadline) {
   auto done = [&flight] { return flight.done; };
   // Deadlines come from callers (gRPC), so they are real time, not clock_ time.
-  if (deadline - absl::Now() > kLongestTimedWait) {
+  const absl::Duration left = deadline - absl::Now();
+  if (left > kLongestTimedWait) {
     flight.cv.wait(lock, done);
-  } else if (!flight.cv.wait_until(lock, absl::ToChronoTime(deadline), done)) {
+  } else if (left <= absl::ZeroDuration() ||
+             !flight.cv.wait_until(lock, absl::ToChronoTime(deadline), done)) {
     return absl::DeadlineExceededError(
         absl::StrCat("deadline passed while waiting for the store to return secret \"",
                      flight.name, "\" of stack \"", flight.stack, "\""));
@@ -458,20 +514,18 @@ void SecretCache::Impl::InsertLocked(std::unique_ptr<Entry> entry, Dropped& drop
   Entry* raw = entry.get();
   raw->stack_state = &stack;
   entries_.emplace(raw->key(), std::move(entry));
-  stack.lru.push_front(raw);
-  raw->stack_pos = stack.lru.begin();
-  global_lru_.push_front(raw);
-  raw->global_pos = global_lru_.begin();
+  stack.lru.PushFront(raw);
+  global_lru_.PushFront(raw);
   stack.bytes += bytes;
   bytes_ += bytes;
 }
 
 void SecretCache::Impl::RemoveLocked(Entry* entry, Dropped& dropped) {
   StackState& stack = *entry->stack_state;
-  stack.lru.erase(entry->stack_pos);
+  stack.lru.Remove(entry);
   stack.bytes -= entry->bytes;
   if (stack.lru.empty()) stacks_.erase(entry->stack);
-  global_lru_.erase(entry->global_pos);
+  global_lru_.Remove(entry);
   bytes_ -= entry->bytes;
   auto it = entries_.find(entry->key());
   dropped.push_back(std::move(it->second));
@@ -479,14 +533,8 @@ void SecretCache::Impl::RemoveLocked(Entry* entry, Dropped& dropped) {
 }
 
 void SecretCache::Impl::TouchLocked(Entry& entry) {
-  if (entry.global_pos != global_lru_.begin()) {
-    global_lru_.splice(global_lru_.begin(), global_lru_, entry.global_pos);
-  }
-  // The stack's list is reached through the entry: no second hash lookup on the hit path.
-  std::list<Entry*>& stack_lru = entry.stack_state->lru;
-  if (entry.stack_pos != stack_lru.begin()) {
-    stack_lru.splice(stack_lru.begin(), stack_lru, entry.stack_pos);
-  }
+  global_lru_.MoveToFront(&entry);
+  entry.stack_state->lru.MoveToFront(&entry);
 }
 
 void SecretCache::Impl::Invalidate(absl::string_view stack, absl::string_view name) {
@@ -507,7 +555,7 @@ void SecretCache::Impl::InvalidateAll() {
   for (auto& [key, entry] : entries_) dropped.push_back(std::move(entry));
   entries_.clear();
   stacks_.clear();
-  global_lru_.clear();
+  global_lru_.Clear();
   bytes_ = 0;
   for (auto& [key, flight] : flights_) flight->invalidated = true;
   flights_.clear();

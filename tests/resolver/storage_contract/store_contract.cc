@@ -171,9 +171,13 @@ TEST_P(StoreContractTest, ValuesAreBinarySafeUpToTheLimit) {
   MustPut(*store_, Write("binary", binary));
   MustPut(*store_, Write("largest", largest));
   MustPut(*store_, Write("smallest", "x"));
-  EXPECT_TRUE(store_->Get(kStack, "binary")->value.Equals(binary));
-  EXPECT_TRUE(store_->Get(kStack, "largest")->value.Equals(largest));
-  EXPECT_TRUE(store_->Get(kStack, "smallest")->value.Equals("x"));
+  for (const auto& [name, value] : {std::pair<std::string, std::string>{"binary", binary},
+                                     {"largest", largest},
+                                     {"smallest", "x"}}) {
+    absl::StatusOr<StoredSecret> got = store_->Get(kStack, name);
+    ASSERT_TRUE(got.ok()) << name << ": " << got.status();
+    EXPECT_TRUE(got->value.Equals(value)) << name;
+  }
 }
 
 TEST_P(StoreContractTest, NamesWithSegmentsAndDotsWork) {
