@@ -15,7 +15,8 @@ class Clock {
   // The current time.
   virtual absl::Time Now() = 0;
 
-  // The process-wide wall clock. Never null; never destroyed.
+  // The process-wide wall clock, with a resolution of a few milliseconds. Never null; never
+  // destroyed.
   static Clock* Real();
 };
 

@@ -67,9 +67,9 @@ struct Entry {
 
   const std::string stack;
   const std::string name;
-  // Null for a cached NOT_FOUND, which is then in `not_found`.
+  // Null for a cached NOT_FOUND; `not_found_message` is then the store's message.
   std::shared_ptr<const CachedValue> value;
-  absl::Status not_found;
+  std::string not_found_message;
   absl::Time expires_at;
   // From here to expires_at, the first hit schedules a refresh. InfiniteFuture: never.
   absl::Time refresh_at = absl::InfiniteFuture();
@@ -147,10 +147,13 @@ struct Flight {
   // to the callers that joined it, but is not cached, and later callers start a new flight.
   bool invalidated = false;
   bool done = false;
-  absl::Status status;                        // when not OK, the callers' error
-  std::shared_ptr<const CachedValue> value;   // when status is OK
+  // When not kOk, the callers' error. Kept as parts, not as an absl::Status, so that each
+  // caller gets a Status of its own (see StatusFor).
+  absl::StatusCode error_code = absl::StatusCode::kOk;
+  std::string error_message;
+  std::shared_ptr<const CachedValue> value;  // when status is OK
   CacheOutcome outcome = CacheOutcome::kMiss;
-  std::condition_variable cv;                 // signalled once `done` is set
+  std::condition_variable cv;  // signalled once `done` is set
 };
 
 // The default refresh executor: one thread that runs tasks in order.
@@ -200,6 +203,14 @@ class RefreshWorker {
 double InternalRandom() {
   thread_local std::mt19937_64 engine(std::random_device{}());
   return std::uniform_real_distribution<double>(0.0, 1.0)(engine);
+}
+
+// Errors are stored as code and message and rebuilt for each caller rather than shared as one
+// absl::Status: a shared Status's reference count is released inside the Abseil library, which
+// ThreadSanitizer cannot see into here, and payloads are not needed by callers.
+void SetError(Flight& flight, const absl::Status& status) {
+  flight.error_code = status.code();
+  flight.error_message = std::string(status.message());
 }
 
 size_t EntryBytes(absl::string_view stack, absl::string_view name, const CachedValue* value) {
@@ -319,8 +330,7 @@ SecretCache::Impl::~Impl() {
   // `dropped` goes out of scope here, wiping every value no caller still holds.
 }
 
-absl::StatusOr<CachedSecret> SecretCache::Impl::Get(absl::string_view stack,
-                                                    absl::string_view name,
+absl::StatusOr<CachedSecret> SecretCache::Impl::Get(absl::string_view stack, absl::string_view name,
                                                     absl::Time deadline) {
   const absl::Time now = clock_->Now();
   const KeyView key{stack, name};
@@ -333,7 +343,7 @@ absl::StatusOr<CachedSecret> SecretCache::Impl::Get(absl::string_view stack,
       TouchLocked(entry);
       if (entry.value == nullptr) {
         ++stats_.negative_hits;
-        return entry.not_found;
+        return absl::NotFoundError(entry.not_found_message);
       }
       ++stats_.hits;
       if (entry.refresh_scheduled || now < entry.refresh_at) {
@@ -375,14 +385,16 @@ absl::StatusOr<CachedSecret> SecretCache::Impl::WaitLocked(std::unique_lock<std:
   } else if (left <= absl::ZeroDuration() ||
              !flight.cv.wait_until(lock, absl::ToChronoTime(deadline), done)) {
     return absl::DeadlineExceededError(
-        absl::StrCat("deadline passed while waiting for the store to return secret \"",
-                     flight.name, "\" of stack \"", flight.stack, "\""));
+        absl::StrCat("deadline passed while waiting for the store to return secret \"", flight.name,
+                     "\" of stack \"", flight.stack, "\""));
   }
   return ResultLocked(flight);
 }
 
 absl::StatusOr<CachedSecret> SecretCache::Impl::ResultLocked(const Flight& flight) {
-  if (!flight.status.ok()) return flight.status;
+  if (flight.error_code != absl::StatusCode::kOk) {
+    return absl::Status(flight.error_code, flight.error_message);
+  }
   if (flight.outcome == CacheOutcome::kStale) ++stats_.stale_serves;
   return CachedSecret{flight.value, flight.outcome};
 }
@@ -404,7 +416,8 @@ void SecretCache::Impl::RunRefresh(const std::shared_ptr<Flight>& flight) {
     skip = shutting_down_;
     if (skip) {
       if (!flight->invalidated) flights_.erase(flight->key());
-      flight->status = absl::CancelledError("the secret cache is shutting down");
+      flight->error_code = absl::StatusCode::kCancelled;
+      flight->error_message = "the secret cache is shutting down";
       flight->done = true;
     }
   }
@@ -456,12 +469,12 @@ void SecretCache::Impl::Fetch(const std::shared_ptr<Flight>& flight) {
         InsertLocked(std::move(entry), dropped);
       }
     } else if (absl::IsNotFound(fetched.status())) {
-      flight->status = fetched.status();
+      SetError(*flight, fetched.status());
       if (cacheable) {
         if (options_.negative_ttl > absl::ZeroDuration()) {
           auto entry = std::make_unique<Entry>(flight->stack, flight->name);
           entry->bytes = EntryBytes(flight->stack, flight->name, nullptr);
-          entry->not_found = fetched.status();
+          entry->not_found_message = std::string(fetched.status().message());
           entry->expires_at = now + options_.negative_ttl;
           InsertLocked(std::move(entry), dropped);
         } else if (auto it = entries_.find(flight->key()); it != entries_.end()) {
@@ -478,7 +491,7 @@ void SecretCache::Impl::Fetch(const std::shared_ptr<Flight>& flight) {
         flight->value = it->second->value;
         flight->outcome = CacheOutcome::kStale;
       } else {
-        flight->status = fetched.status();
+        SetError(*flight, fetched.status());
       }
     }
     flight->done = true;

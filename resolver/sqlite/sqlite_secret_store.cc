@@ -233,9 +233,9 @@ absl::Status PollChanges(sqlite3* db, const std::string& path, int64_t& data_ver
   int rows = kWatchBatch;
   while (rows == kWatchBatch) {
     Statement changes(db, path,
-                      "SELECT seq, stack, name FROM change_log WHERE seq > ?1 ORDER BY seq "
-                      "LIMIT 500");
-    changes.BindInt(last_seq);
+                      "SELECT seq, stack, name FROM change_log WHERE seq > ?1 ORDER BY seq"
+                      " LIMIT ?2");
+    changes.BindInt(last_seq).BindInt(kWatchBatch);
     rows = 0;
     while (true) {
       absl::StatusOr<bool> next = changes.Step("reading the change log");

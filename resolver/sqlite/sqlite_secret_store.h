@@ -104,7 +104,6 @@ class SqliteSecretStore : public SecretStore {
   const std::string& path() const { return path_; }
 
  private:
-  class Transaction;
   class ReaderLease;
   struct DataKey;
 

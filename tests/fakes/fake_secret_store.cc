@@ -8,8 +8,7 @@
 
 namespace secret_resolver {
 
-absl::StatusOr<StoredSecret> FakeSecretStore::Get(absl::string_view stack,
-                                                  absl::string_view name) {
+absl::StatusOr<StoredSecret> FakeSecretStore::Get(absl::string_view stack, absl::string_view name) {
   get_calls_.fetch_add(1, std::memory_order_relaxed);
 
   absl::Duration latency;
@@ -25,13 +24,20 @@ absl::StatusOr<StoredSecret> FakeSecretStore::Get(absl::string_view stack,
   if (hook) hook();
 
   std::lock_guard<std::mutex> lock(mu_);
-  if (!next_error_.ok()) return std::exchange(next_error_, absl::OkStatus());
-  if (!error_.ok()) return error_;
+  // Each caller gets a Status of its own rather than a shared reference to the knob's: the
+  // reference count of a shared Status is released inside the (uninstrumented) Abseil library,
+  // which ThreadSanitizer would report as a race.
+  if (!next_error_.ok()) {
+    absl::Status error(next_error_.code(), next_error_.message());
+    next_error_ = absl::OkStatus();
+    return error;
+  }
+  if (!error_.ok()) return absl::Status(error_.code(), error_.message());
 
   auto it = secrets_.find(Key(std::string(stack), std::string(name)));
   if (it == secrets_.end() || it->second.deleted || it->second.versions.empty()) {
-    return absl::NotFoundError(absl::StrCat("secret \"", name, "\" not found in stack \"", stack,
-                                            "\""));
+    return absl::NotFoundError(
+        absl::StrCat("secret \"", name, "\" not found in stack \"", stack, "\""));
   }
   const Version& newest = it->second.versions.back();
   StoredSecret out;
@@ -72,8 +78,8 @@ absl::Status FakeSecretStore::Delete(absl::string_view stack, absl::string_view 
   std::lock_guard<std::mutex> lock(mu_);
   auto it = secrets_.find(Key(std::string(stack), std::string(name)));
   if (it == secrets_.end() || it->second.deleted) {
-    return absl::NotFoundError(absl::StrCat("secret \"", name, "\" not found in stack \"", stack,
-                                            "\""));
+    return absl::NotFoundError(
+        absl::StrCat("secret \"", name, "\" not found in stack \"", stack, "\""));
   }
   it->second.deleted = true;
   return absl::OkStatus();

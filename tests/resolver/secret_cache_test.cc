@@ -372,6 +372,7 @@ TEST_F(SecretCacheTest, ConcurrentMissesMakeOneStoreFetch) {
   while (cache.stats().misses < kThreads) std::this_thread::yield();
   release.Notify();
   for (std::thread& t : threads) t.join();
+  store_.set_get_hook(nullptr);
 
   EXPECT_EQ(store_.get_calls(), 1);
   EXPECT_EQ(cache.stats().store_fetches, 1u);
@@ -409,6 +410,7 @@ TEST_F(SecretCacheTest, WaiterStopsAtItsDeadline) {
   release.Notify();
   leader.join();
   patient.join();
+  store_.set_get_hook(nullptr);
 
   ExpectSecret(leader_result, kName, 1, CacheOutcome::kMiss);
   ExpectSecret(patient_result, kName, 1, CacheOutcome::kMiss);
@@ -658,8 +660,8 @@ TEST_F(SecretCacheTest, InvalidateAllDropsEverything) {
   Put("stack-b", "one");
   SecretCache cache(&store_, Options());
   std::vector<std::weak_ptr<const CachedValue>> values;
-  for (auto [stack, name] : {std::pair{"stack-a", "one"}, std::pair{"stack-a", "two"},
-                             std::pair{"stack-b", "one"}}) {
+  for (auto [stack, name] :
+       {std::pair{"stack-a", "one"}, std::pair{"stack-a", "two"}, std::pair{"stack-b", "one"}}) {
     values.push_back(cache.Get(stack, name)->value);
   }
   EXPECT_EQ(CodeOf(cache.Get("stack-b", "missing")), absl::StatusCode::kNotFound);
@@ -697,6 +699,7 @@ TEST_F(SecretCacheTest, InvalidatedInFlightFetchIsReturnedButNotCached) {
 
   release.Notify();
   leader.join();
+  store_.set_get_hook(nullptr);
   ExpectSecret(old_fetch, kName, 1, CacheOutcome::kMiss);
   EXPECT_NE(old_fetch->value, new_fetch->value);
   absl::StatusOr<CachedSecret> cached = cache.Get(kStack, kName);
@@ -756,10 +759,10 @@ TEST_F(SecretCacheTest, StatsCountEveryOutcome) {
   Put(kStack, "other");
   SecretCache cache(&store_, options);
 
-  ASSERT_TRUE(cache.Get(kStack, kName).ok());                                      // miss
-  ASSERT_TRUE(cache.Get(kStack, kName).ok());                                      // hit
-  EXPECT_EQ(CodeOf(cache.Get(kStack, "missing")), absl::StatusCode::kNotFound);   // miss
-  EXPECT_EQ(CodeOf(cache.Get(kStack, "missing")), absl::StatusCode::kNotFound);   // negative
+  ASSERT_TRUE(cache.Get(kStack, kName).ok());                                    // miss
+  ASSERT_TRUE(cache.Get(kStack, kName).ok());                                    // hit
+  EXPECT_EQ(CodeOf(cache.Get(kStack, "missing")), absl::StatusCode::kNotFound);  // miss
+  EXPECT_EQ(CodeOf(cache.Get(kStack, "missing")), absl::StatusCode::kNotFound);  // negative
   clock_.Advance(options.ttl - options.refresh_ahead);
   ASSERT_TRUE(cache.Get(kStack, kName).ok());  // hit, schedules a refresh
   executor.RunAll();

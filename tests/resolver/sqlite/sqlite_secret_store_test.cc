@@ -629,48 +629,48 @@ TEST_F(SqliteSecretStoreTest, WatchReportsEveryCommitOfAnyConnectionInOrder) {
 }
 
 TEST_F(SqliteSecretStoreTest, WriterKilledMidBatchLeavesEverySecretAtItsOldOrNewVersion) {
-  constexpr int kSecrets = 40;
-  // expected[i][v] = the value of s-i at version v.
-  std::vector<std::map<int64_t, std::string>> expected(kSecrets);
-  std::vector<int64_t> current(kSecrets, 1);
+  constexpr int kSecrets = 30;
+  std::vector<std::string> value(kSecrets);  // the value each s-i has now
+  std::vector<int64_t> version(kSecrets, 1);
   {
     std::unique_ptr<SqliteSecretStore> store = MustOpen();
     ASSERT_NE(store, nullptr);
     for (int i = 0; i < kSecrets; ++i) {
-      const std::string value = absl::StrCat("old-", i);
-      ASSERT_TRUE(store->Put(Write(absl::StrCat("s-", i), value)).ok());
-      expected[i][1] = value;
+      value[i] = absl::StrCat("old-", i);
+      ASSERT_TRUE(store->Put(Write(absl::StrCat("s-", i), value[i])).ok());
     }
   }
-  for (int round = 0; round < 4; ++round) {
-    const std::string prefix = absl::StrCat("round", round);
-    Child writer =
-        Spawn(HelperArgs({"update-all", kStack, absl::StrCat(kSecrets), prefix}));
-    // The helper prints i just before it starts writing s-i: kill it inside that write.
-    const int kill_at = 5 + 9 * round;
+  // The helper updates s-0, s-1, ... and SIGKILLs itself inside SQLite's N-th file write: each
+  // N stops it at another point in the middle of writing one secret's transaction.
+  for (int kill_at_write : {1, 4, 9, 14, 22, 31, 40, 47, 58, 64, 77, 85, 99}) {
+    SCOPED_TRACE(absl::StrCat("killed at write ", kill_at_write));
+    const std::string prefix = absl::StrCat("new", kill_at_write);
+    Child writer = Spawn(HelperArgs({"update-all", kStack, absl::StrCat(kSecrets), prefix,
+                                     absl::StrCat(kill_at_write)}));
+    // The helper prints i before it starts writing s-i; the last line is the write it died in.
+    int in_progress = -1;
     std::string line;
-    for (int seen = 0; seen <= kill_at; ++seen) ASSERT_TRUE(ReadLine(writer, &line));
-    kill(writer.pid, SIGKILL);
-    EXPECT_EQ(Wait(writer), 128 + SIGKILL);
+    while (ReadLine(writer, &line)) ASSERT_TRUE(absl::SimpleAtoi(line, &in_progress)) << line;
+    ASSERT_EQ(Wait(writer), 128 + SIGKILL) << "the helper finished before write "
+                                           << kill_at_write;
 
-    // s-0 .. s-(kill_at - 1) were committed before the helper announced s-kill_at; the kill
-    // may land a little later, so from s-kill_at on the updated secrets form a prefix.
     std::unique_ptr<SqliteSecretStore> store = MustOpen();
     ASSERT_NE(store, nullptr);
-    bool in_updated_prefix = true;
     for (int i = 0; i < kSecrets; ++i) {
       absl::StatusOr<StoredSecret> got = store->Get(kStack, absl::StrCat("s-", i));
       ASSERT_TRUE(got.ok()) << "s-" << i << ": " << got.status();
-      if (got->version == current[i] + 1) {
-        EXPECT_TRUE(in_updated_prefix) << "s-" << i << " updated after a secret that was not";
-        expected[i][got->version] = absl::StrCat(prefix, "-", i);
-        current[i] = got->version;
-      } else {
-        EXPECT_EQ(got->version, current[i]) << "s-" << i;
-        EXPECT_GE(i, kill_at) << "s-" << i << " lost a committed write";
-        in_updated_prefix = false;
+      const bool updated = got->version == version[i] + 1;
+      if (i < in_progress) {
+        EXPECT_TRUE(updated) << "s-" << i << " lost a committed write";
+      } else if (i > in_progress) {
+        EXPECT_FALSE(updated) << "s-" << i << " was never written";
       }
-      EXPECT_TRUE(got->value.Equals(expected[i][got->version])) << "s-" << i;
+      if (updated) {
+        value[i] = absl::StrCat(prefix, "-", i);
+        version[i] = got->version;
+      }
+      EXPECT_EQ(got->version, version[i]) << "s-" << i;
+      EXPECT_TRUE(got->value.Equals(value[i])) << "s-" << i << " is half-written";
     }
   }
   EXPECT_EQ(QueryOne(db_path_, "PRAGMA integrity_check"), "ok");

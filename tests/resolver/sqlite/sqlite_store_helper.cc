@@ -7,12 +7,17 @@
 //   sqlite_store_helper DB KEKS delete STACK NAME
 //   sqlite_store_helper DB KEKS put-many STACK NAME COUNT TAG  puts TAG-0 .. TAG-(COUNT-1),
 //                                                             printing each version on a line
-//   sqlite_store_helper DB KEKS update-all STACK COUNT PREFIX  for i in 0..COUNT-1: prints i,
-//                                                             then puts s-i = PREFIX-i
+//   sqlite_store_helper DB KEKS update-all STACK COUNT PREFIX [KILL_AT_WRITE]
+//       for i in 0..COUNT-1: prints i, then puts s-i = PREFIX-i. With KILL_AT_WRITE = N the
+//       process kills itself with SIGKILL inside SQLite's N-th file write (counted from the
+//       start, all files), i.e. in the middle of writing a transaction.
 //
 // Exit status: 0 success, 1 usage, 2 a store error (message on stderr).
+#include <signal.h>
+#include <sqlite3.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
@@ -27,6 +32,96 @@
 
 namespace secret_resolver {
 namespace {
+
+// --- fault injection: a VFS that forwards to the default one and dies at the N-th write ---
+
+std::atomic<int64_t> writes_until_kill{-1};
+sqlite3_vfs* real_vfs = nullptr;
+sqlite3_vfs kill_vfs;
+
+// A file of kill_vfs: our sqlite3_file header, then the real VFS's file object.
+struct ShimFile {
+  sqlite3_file base;
+};
+
+sqlite3_file* Real(sqlite3_file* file) {
+  return reinterpret_cast<sqlite3_file*>(reinterpret_cast<ShimFile*>(file) + 1);
+}
+
+int ShimWrite(sqlite3_file* f, const void* data, int amount, sqlite3_int64 offset) {
+  if (writes_until_kill.fetch_sub(1) == 1) raise(SIGKILL);
+  return Real(f)->pMethods->xWrite(Real(f), data, amount, offset);
+}
+
+const sqlite3_io_methods kShimMethods = {
+    3,
+    [](sqlite3_file* f) { return Real(f)->pMethods->xClose(Real(f)); },
+    [](sqlite3_file* f, void* data, int amount, sqlite3_int64 offset) {
+      return Real(f)->pMethods->xRead(Real(f), data, amount, offset);
+    },
+    ShimWrite,
+    [](sqlite3_file* f, sqlite3_int64 size) {
+      return Real(f)->pMethods->xTruncate(Real(f), size);
+    },
+    [](sqlite3_file* f, int flags) { return Real(f)->pMethods->xSync(Real(f), flags); },
+    [](sqlite3_file* f, sqlite3_int64* size) {
+      return Real(f)->pMethods->xFileSize(Real(f), size);
+    },
+    [](sqlite3_file* f, int lock) { return Real(f)->pMethods->xLock(Real(f), lock); },
+    [](sqlite3_file* f, int lock) { return Real(f)->pMethods->xUnlock(Real(f), lock); },
+    [](sqlite3_file* f, int* out) {
+      return Real(f)->pMethods->xCheckReservedLock(Real(f), out);
+    },
+    [](sqlite3_file* f, int op, void* arg) {
+      return Real(f)->pMethods->xFileControl(Real(f), op, arg);
+    },
+    [](sqlite3_file* f) { return Real(f)->pMethods->xSectorSize(Real(f)); },
+    [](sqlite3_file* f) { return Real(f)->pMethods->xDeviceCharacteristics(Real(f)); },
+    [](sqlite3_file* f, int page, int size, int extend, void volatile** out) {
+      return Real(f)->pMethods->xShmMap(Real(f), page, size, extend, out);
+    },
+    [](sqlite3_file* f, int offset, int n, int flags) {
+      return Real(f)->pMethods->xShmLock(Real(f), offset, n, flags);
+    },
+    [](sqlite3_file* f) { Real(f)->pMethods->xShmBarrier(Real(f)); },
+    [](sqlite3_file* f, int delete_flag) {
+      return Real(f)->pMethods->xShmUnmap(Real(f), delete_flag);
+    },
+    [](sqlite3_file* f, sqlite3_int64 offset, int amount, void** out) {
+      return Real(f)->pMethods->xFetch(Real(f), offset, amount, out);
+    },
+    [](sqlite3_file* f, sqlite3_int64 offset, void* p) {
+      return Real(f)->pMethods->xUnfetch(Real(f), offset, p);
+    },
+};
+
+int ShimOpen(sqlite3_vfs*, const char* name, sqlite3_file* file, int flags, int* out_flags) {
+  const int rc = real_vfs->xOpen(real_vfs, name, Real(file), flags, out_flags);
+  file->pMethods = Real(file)->pMethods != nullptr ? &kShimMethods : nullptr;
+  return rc;
+}
+
+// Makes kill_vfs the default VFS; the store then opens every file through it.
+bool InstallKillVfs(int64_t kill_at_write) {
+  real_vfs = sqlite3_vfs_find(nullptr);
+  if (real_vfs == nullptr || real_vfs->iVersion < 3) return false;
+  kill_vfs = *real_vfs;
+  kill_vfs.zName = "kill-at-write";
+  kill_vfs.pNext = nullptr;
+  kill_vfs.szOsFile = static_cast<int>(sizeof(ShimFile)) + real_vfs->szOsFile;
+  kill_vfs.xOpen = ShimOpen;
+  kill_vfs.xDelete = [](sqlite3_vfs*, const char* name, int sync_dir) {
+    return real_vfs->xDelete(real_vfs, name, sync_dir);
+  };
+  kill_vfs.xAccess = [](sqlite3_vfs*, const char* name, int flags, int* out) {
+    return real_vfs->xAccess(real_vfs, name, flags, out);
+  };
+  kill_vfs.xFullPathname = [](sqlite3_vfs*, const char* name, int n, char* out) {
+    return real_vfs->xFullPathname(real_vfs, name, n, out);
+  };
+  writes_until_kill = kill_at_write;
+  return sqlite3_vfs_register(&kill_vfs, /*makeDflt=*/1) == SQLITE_OK;
+}
 
 int Fail(const absl::Status& status) {
   std::fprintf(stderr, "sqlite_store_helper: %s\n", status.ToString().c_str());
@@ -57,6 +152,14 @@ void PrintLine(const std::string& line) {
 int Run(int argc, char** argv) {
   if (argc < 4) return Usage();
   const std::string command = argv[3];
+  int64_t kill_at_write = 0;
+  if (command == "update-all" && argc == 8) {
+    if (!absl::SimpleAtoi(argv[7], &kill_at_write) || kill_at_write <= 0 ||
+        !InstallKillVfs(kill_at_write)) {
+      return Usage();
+    }
+    --argc;
+  }
   absl::StatusOr<KeyRing> ring = KeyRing::LoadFromFile(argv[2]);
   if (!ring.ok()) return Fail(ring.status());
   absl::StatusOr<std::unique_ptr<SqliteSecretStore>> store =

@@ -1,0 +1,178 @@
+// Access-token verification (CONTRACT.md sections 2 and 3): turns the credential a caller sends
+// in gRPC metadata into a verified Caller, or UNAUTHENTICATED with a short reason code.
+//
+// Tokens are Grafana authlib access tokens: JWS compact serialization (RFC 7515) of a JWT
+// (RFC 7519) with header `typ: at+jwt` (RFC 9068), signed ES256, RS256 or EdDSA (Ed25519) by a
+// key from a JWKS. authlib (authn/verifier_access_token.go, AccessTokenClaims) decodes its
+// custom claims from the top level of the claim set, next to the registered ones, so
+// `namespace`, `serviceIdentity` and `permissions` are read from the top level only; a nested
+// `ext` object is not consulted.
+//
+// Why by hand on OpenSSL 3.0 EVP: no Debian package verifies EdDSA JWS with the strictness
+// required here (libcpp-jwt-dev and libcjose lack Ed25519), so the checks below are written out
+// on EVP_DigestVerify. Strictness means: canonical unpadded base64url only; no duplicate JSON
+// members; `alg` from a fixed allow-list (never `none`, never HS*), and it must match the type
+// of the key its `kid` names (and the JWK's own `alg`, when the JWK has one); RSA keys of at
+// least 2048 bits; ES256 signatures exactly 64 bytes (JOSE r||s, converted to DER for OpenSSL),
+// RS256 signatures exactly the modulus size; `crit` headers rejected; header-supplied keys
+// (`jwk`, `jku`, `x5u`, `x5c`) ignored.
+//
+// Verified tokens are cached by SHA-256 of the token until `exp` (plus leeway), bounded by a
+// capacity; at capacity, the entry nearest expiry goes first. A cache hit skips the signature
+// but re-checks the time claims against the clock and that the signing key is still published
+// (a key removed or replaced in the JWKS revokes the cached tokens it signed).
+//
+// No message this file produces contains a token or any part of one.
+//
+// Thread safety: TokenVerifier is safe to use from any number of threads. CredentialFromMetadata
+// and the reason functions are pure.
+#ifndef SECRET_RESOLVER_SERVER_AUTH_TOKEN_VERIFIER_H_
+#define SECRET_RESOLVER_SERVER_AUTH_TOKEN_VERIFIER_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <unordered_map>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "resolver/access_policy.h"
+#include "resolver/clock.h"
+#include "server/auth/jwks.h"
+
+namespace secret_resolver {
+namespace auth {
+
+// Why a credential was rejected. Each value has a stable snake_case code (AuthFailureReason),
+// used as a metrics label; the set is small and fixed so label cardinality stays bounded.
+enum class AuthFailure {
+  kNone,                    // "none": not a failure
+  kMissingCredential,       // "missing_credential": neither metadata header present
+  kConflictingCredentials,  // "conflicting_credentials": both headers, different tokens
+  kTooLarge,                // "too_large": over max_token_bytes
+  kMalformed,               // "malformed": not three canonical base64url parts, bad JSON,
+                            //   a claim of the wrong JSON type, a `crit` header, a bad
+                            //   `authorization` header
+  kWrongType,               // "wrong_type": header `typ` is not `at+jwt`
+  kBadAlg,                  // "bad_alg": `alg` not allowed, or not matching the key
+  kMissingKid,              // "missing_kid": no `kid` header
+  kUnknownKid,              // "unknown_kid": no published key has that `kid`
+  kWeakKey,                 // "weak_key": RSA key under 2048 bits
+  kBadSignature,            // "bad_signature"
+  kExpired,                 // "expired": `exp` passed, beyond leeway
+  kNotYetValid,             // "not_yet_valid": `nbf` or `iat` in the future, beyond leeway
+  kWrongIssuer,             // "wrong_issuer": `iss` missing or not ours
+  kWrongAudience,           // "wrong_audience": `aud` missing or without ours
+  kMissingClaim,            // "missing_claim": no `exp`, `namespace` or `serviceIdentity`
+};
+
+// The stable reason code of `failure`, e.g. "bad_signature".
+absl::string_view AuthFailureReason(AuthFailure failure);
+
+// The failure recorded in a status returned by this file (as a payload), or kNone if `status`
+// is OK or did not come from here.
+AuthFailure AuthFailureOf(const absl::Status& status);
+
+// Returns the token a caller sent, from the values of the `x-access-token` and `authorization`
+// metadata (nullopt when absent). `authorization` must be `Bearer <token>` (scheme
+// case-insensitive). Both may be present if they carry the same token. Errors, all
+// UNAUTHENTICATED with a payload for AuthFailureOf: neither present (missing_credential); an
+// empty value or an `authorization` that is not a single Bearer token (malformed); both present
+// with different tokens (conflicting_credentials).
+absl::StatusOr<std::string> CredentialFromMetadata(
+    std::optional<absl::string_view> x_access_token,
+    std::optional<absl::string_view> authorization);
+
+struct TokenVerifierOptions {
+  // Required: `iss` must equal this exactly.
+  std::string issuer;
+  // Required: `aud` (a string or an array of strings) must contain this.
+  std::string audience;
+  // Tolerated clock skew for `exp`, `nbf` and `iat`. Not negative.
+  absl::Duration leeway = absl::Seconds(60);
+  // Accept tokens without a `typ` header, for issuers older than Grafana 11.1. A `typ` that is
+  // present must still be `at+jwt`.
+  bool allow_missing_typ = false;
+  // Longer tokens are rejected before any parsing.
+  size_t max_token_bytes = 16 * 1024;
+  // Verified tokens kept; 0 disables the cache.
+  size_t cache_capacity = 10000;
+  // Required; not owned; must outlive the verifier.
+  Clock* clock = nullptr;
+};
+
+// The outcome of one verification: the caller, or an UNAUTHENTICATED status and its reason.
+struct TokenVerification {
+  absl::StatusOr<Caller> caller;
+  AuthFailure failure = AuthFailure::kNone;
+};
+
+// Counters for metrics.
+struct TokenVerifierStats {
+  uint64_t cache_hits = 0;        // verifications answered from the cache
+  uint64_t cache_misses = 0;      // verifications that ran the full checks
+  uint64_t signature_checks = 0;  // EVP_DigestVerify calls
+  size_t cache_size = 0;          // tokens in the cache now
+};
+
+class TokenVerifier {
+ public:
+  // Returns INVALID_ARGUMENT if the issuer or audience is empty, the leeway is negative, or the
+  // clock or `keys` is null. `keys` is not owned and must outlive the verifier.
+  static absl::StatusOr<std::unique_ptr<TokenVerifier>> Create(TokenVerifierOptions options,
+                                                              JwksSource* keys);
+
+  TokenVerifier(const TokenVerifier&) = delete;
+  TokenVerifier& operator=(const TokenVerifier&) = delete;
+
+  // Returns the caller a valid token speaks for, or UNAUTHENTICATED whose message names the
+  // reason (never the token) and whose payload AuthFailureOf() reads.
+  absl::StatusOr<Caller> Verify(absl::string_view token);
+
+  // Verify, with the reason as a value.
+  TokenVerification Check(absl::string_view token);
+
+  // Tokens in the cache now (expired entries are dropped lazily).
+  size_t cache_size() const;
+  TokenVerifierStats stats() const;
+
+ private:
+  struct CacheEntry {
+    Caller caller;
+    absl::Time expires;     // `exp`
+    absl::Time valid_from;  // the later of `nbf` and `iat`, or InfinitePast
+    // The key that verified the signature; a hit requires it to still be the published key.
+    std::shared_ptr<const VerificationKey> key;
+  };
+
+  TokenVerifier(TokenVerifierOptions options, JwksSource* keys);
+
+  // The full checks. On success fills `entry`.
+  TokenVerification VerifyUncached(absl::string_view token, CacheEntry* entry);
+  // Answers from the cache if it can. nullopt means "not cached (any more)".
+  std::optional<TokenVerification> CheckCached(const std::string& digest);
+  void Insert(const std::string& digest, CacheEntry entry);
+  void EraseLocked(std::unordered_map<std::string, CacheEntry>::iterator it);
+
+  const TokenVerifierOptions options_;
+  JwksSource* const keys_;
+
+  mutable std::mutex mu_;
+  // SHA-256 of the token -> what it verified to. Guarded by mu_.
+  std::unordered_map<std::string, CacheEntry> cache_;
+  // (expires, digest) for every cache entry, nearest expiry first. Guarded by mu_.
+  std::set<std::pair<absl::Time, std::string>> by_expiry_;
+  TokenVerifierStats stats_;  // guarded by mu_ (cache_size filled on read)
+};
+
+}  // namespace auth
+}  // namespace secret_resolver
+
+#endif  // SECRET_RESOLVER_SERVER_AUTH_TOKEN_VERIFIER_H_
