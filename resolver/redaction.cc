@@ -36,6 +36,13 @@ size_t ControlSequenceLength(absl::string_view s, size_t i) {
   return 0;
 }
 
+bool IsOneLine(absl::string_view s) {
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (ControlSequenceLength(s, i) > 0) return false;
+  }
+  return true;
+}
+
 // `s` with every control character and line break replaced by '?'.
 std::string OneLine(absl::string_view s) {
   std::string out;
@@ -165,9 +172,16 @@ RedactionTokens::RedactionTokens(std::string placeholder_format, SecretBytes fin
       fingerprint_key_(std::move(fingerprint_key)) {}
 
 std::string RedactionTokens::Placeholder(absl::string_view key, absl::string_view name) const {
+  // Keys and names that reach here are usually validated already: copy only when a byte must
+  // change, since this runs for every resolved reference.
+  std::string key_buffer;
+  std::string name_buffer;
+  if (!IsOneLine(key)) key = key_buffer = OneLine(key);
+  if (!IsOneLine(name)) name = name_buffer = OneLine(name);
   std::string out;
+  out.reserve(placeholder_format_.size() + key.size() + name.size());
   // The format was validated by Create(), so expansion cannot fail.
-  ExpandFormat(placeholder_format_, OneLine(key), OneLine(name), &out).IgnoreError();
+  ExpandFormat(placeholder_format_, key, name, &out).IgnoreError();
   return out;
 }
 

@@ -11,6 +11,7 @@
 #define SECRET_RESOLVER_RESOLVER_SECRET_STORE_H_
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -52,6 +53,18 @@ struct SecretWrite {
   SecretBytes value;
 };
 
+// A change to one secret, as Watch reports it. Never carries a value.
+struct SecretChange {
+  std::string stack;
+  std::string name;
+  // True when changes may have been missed (a lost connection, a failed poll): drop or
+  // revalidate everything. stack and name are empty then.
+  bool resync = false;
+};
+
+// Receives changes; called on a thread of the store's, never under the store's locks.
+using ChangeListener = std::function<void(const SecretChange&)>;
+
 class SecretStore {
  public:
   virtual ~SecretStore() = default;
@@ -74,6 +87,11 @@ class SecretStore {
   // Returns the newest active version of every secret in `stack`, sorted by name.
   // Errors: UNAVAILABLE.
   virtual absl::StatusOr<std::vector<SecretMetadata>> List(absl::string_view stack) = 0;
+
+  // Adds `listener`, to be told of every committed change made by any process sharing the
+  // store, within about a second, until the store is destroyed. Listeners cannot be removed.
+  // Errors: UNAVAILABLE when the change feed cannot be set up.
+  virtual absl::Status Watch(ChangeListener listener) = 0;
 };
 
 }  // namespace secret_resolver

@@ -615,7 +615,7 @@ absl::StatusOr<int64_t> SqliteSecretStore::RewrapDataKeys(absl::string_view kek_
   return rewrapped;
 }
 
-absl::Status SqliteSecretStore::Watch(std::function<void(const SecretChange&)> listener) {
+absl::Status SqliteSecretStore::Watch(ChangeListener listener) {
   std::lock_guard<std::mutex> lock(watch_mu_);
   if (!watch_thread_.joinable()) {
     absl::StatusOr<sqlite3*> db = Connect();
@@ -653,7 +653,7 @@ void SqliteSecretStore::WatchLoop(sqlite3* db, int64_t last_seq) {
     }
     lock.lock();
     if (changes.empty()) continue;
-    std::vector<std::function<void(const SecretChange&)>> listeners = listeners_;
+    std::vector<ChangeListener> listeners = listeners_;
     lock.unlock();
     for (const SecretChange& change : changes) {
       for (const auto& listener : listeners) listener(change);

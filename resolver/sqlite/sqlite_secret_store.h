@@ -37,16 +37,6 @@ struct sqlite3;
 
 namespace secret_resolver {
 
-// A change to one secret, as Watch reports it. Never carries a value.
-// TODO(lead): moves to secret_store.h when Watch joins the SecretStore interface.
-struct SecretChange {
-  std::string stack;
-  std::string name;
-  // True when changes may have been missed (the store could not poll for a while, or the file
-  // was replaced): drop or revalidate everything. stack and name are empty then.
-  bool resync = false;
-};
-
 struct SqliteStoreOptions {
   // How long a write waits for another process's write transaction before UNAVAILABLE.
   absl::Duration busy_timeout = absl::Seconds(10);
@@ -90,8 +80,7 @@ class SqliteSecretStore : public SecretStore {
   // after a period in which polling failed. Listeners run one at a time, without store locks
   // held (they may call the store, but must not destroy it). Several listeners may be added;
   // none can be removed. Errors: as Open when the watch connection cannot be opened.
-  // TODO(lead): becomes a SecretStore override.
-  absl::Status Watch(std::function<void(const SecretChange&)> listener);
+  absl::Status Watch(ChangeListener listener) override;
 
   // Rewraps every data key with KEK `kek_id` (normally the ring's new active KEK) in one
   // transaction, without touching any value, and returns how many keys were rewrapped (keys
@@ -136,7 +125,7 @@ class SqliteSecretStore : public SecretStore {
   std::mutex watch_mu_;
   std::condition_variable watch_cv_;
   bool stopping_ = false;                                        // guarded by watch_mu_
-  std::vector<std::function<void(const SecretChange&)>> listeners_;  // guarded by watch_mu_
+  std::vector<ChangeListener> listeners_;  // guarded by watch_mu_
   std::thread watch_thread_;
 };
 

@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "resolver/secret_uri.h"
 #include "resolver/secret_validation.h"
 
 namespace secret_resolver {
@@ -51,14 +52,21 @@ absl::StatusOr<StoredSecret> FakeSecretStore::Get(absl::string_view stack, absl:
 
 absl::StatusOr<int64_t> FakeSecretStore::Put(const SecretWrite& write) {
   if (absl::Status s = ValidateStack(write.stack); !s.ok()) return s;
-  // The name grammar lives in secret_uri.h, which this fake does not depend on; the resolver
-  // checks names before they reach a store.
-  if (write.name.empty()) return absl::InvalidArgumentError("name: must not be empty");
+  if (absl::Status s = ValidateSecretName(write.name); !s.ok()) return s;
   if (absl::Status s = ValidateDecrypters(write.decrypters); !s.ok()) return s;
   if (absl::Status s = ValidateSecretValue(write.value); !s.ok()) return s;
   if (absl::Status s = ValidateDescription(write.description); !s.ok()) return s;
 
-  std::lock_guard<std::mutex> lock(mu_);
+  int64_t written = 0;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    written = PutLocked(write);
+  }
+  Notify(SecretChange{write.stack, write.name, false});
+  return written;
+}
+
+int64_t FakeSecretStore::PutLocked(const SecretWrite& write) {
   Secret& secret = secrets_[Key(write.stack, write.name)];
   Version version;
   // Numbers keep counting across a delete, so a re-created secret never reuses a version.
@@ -75,14 +83,32 @@ absl::StatusOr<int64_t> FakeSecretStore::Put(const SecretWrite& write) {
 
 absl::Status FakeSecretStore::Delete(absl::string_view stack, absl::string_view name,
                                      absl::string_view actor) {
-  std::lock_guard<std::mutex> lock(mu_);
-  auto it = secrets_.find(Key(std::string(stack), std::string(name)));
-  if (it == secrets_.end() || it->second.deleted) {
-    return absl::NotFoundError(
-        absl::StrCat("secret \"", name, "\" not found in stack \"", stack, "\""));
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = secrets_.find(Key(std::string(stack), std::string(name)));
+    if (it == secrets_.end() || it->second.deleted) {
+      return absl::NotFoundError(
+          absl::StrCat("secret \"", name, "\" not found in stack \"", stack, "\""));
+    }
+    it->second.deleted = true;
   }
-  it->second.deleted = true;
+  Notify(SecretChange{std::string(stack), std::string(name), false});
   return absl::OkStatus();
+}
+
+absl::Status FakeSecretStore::Watch(ChangeListener listener) {
+  std::lock_guard<std::mutex> lock(mu_);
+  listeners_.push_back(std::move(listener));
+  return absl::OkStatus();
+}
+
+void FakeSecretStore::Notify(const SecretChange& change) {
+  std::vector<ChangeListener> listeners;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    listeners = listeners_;
+  }
+  for (const ChangeListener& listener : listeners) listener(change);
 }
 
 absl::StatusOr<std::vector<SecretMetadata>> FakeSecretStore::List(absl::string_view stack) {

@@ -4,7 +4,7 @@
 // It keeps every version of every (stack, name); Get returns the newest version of a secret that
 // is not deleted; Delete makes a secret unresolvable (NOT_FOUND) until it is Put again; List is
 // sorted by name. Put validates its input with resolver/secret_validation.h, as a real store
-// does. Values are copied in and out (SecretBytes::Clone), so a caller's copy and the store's
+// does (name grammar included). Values are copied in and out (SecretBytes::Clone), so a caller's copy and the store's
 // copy are wiped independently.
 //
 // Failure knobs affect Get only:
@@ -49,6 +49,8 @@ class FakeSecretStore : public SecretStore {
   absl::Status Delete(absl::string_view stack, absl::string_view name,
                       absl::string_view actor) override;
   absl::StatusOr<std::vector<SecretMetadata>> List(absl::string_view stack) override;
+  // Listeners are called synchronously on the writing thread, after the write.
+  absl::Status Watch(ChangeListener listener) override;
 
   // Failure knobs; see the file comment.
   void set_next_error(absl::Status status);
@@ -81,6 +83,10 @@ class FakeSecretStore : public SecretStore {
   absl::Status error_;
   absl::Duration latency_ = absl::ZeroDuration();
   std::function<void()> get_hook_;
+  std::vector<ChangeListener> listeners_;
+
+  int64_t PutLocked(const SecretWrite& write);  // requires mu_
+  void Notify(const SecretChange& change);      // without mu_
 };
 
 }  // namespace secret_resolver

@@ -1,0 +1,576 @@
+#include "server/auth/token_verifier.h"
+
+#include <openssl/bn.h>
+#include <openssl/ecdsa.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/cord.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "nlohmann/json.hpp"
+#include "server/auth/base64url.h"
+#include "server/auth/strict_json.h"
+
+namespace secret_resolver {
+namespace auth {
+namespace {
+
+constexpr absl::string_view kPayloadUrl = "type.secret-resolver/auth-failure";
+constexpr int kMinRsaBits = 2048;
+// Key ids are short labels; a longer one is junk and not worth a lookup.
+constexpr size_t kMaxKidBytes = 256;
+
+absl::Status Unauthenticated(AuthFailure failure, absl::string_view detail) {
+  absl::Status status = absl::UnauthenticatedError(
+      absl::StrCat("access token rejected (", AuthFailureReason(failure), "): ", detail));
+  status.SetPayload(kPayloadUrl, absl::Cord(AuthFailureReason(failure)));
+  return status;
+}
+
+TokenVerification Fail(AuthFailure failure, absl::string_view detail) {
+  return TokenVerification{Unauthenticated(failure, detail), failure};
+}
+
+struct MdCtxDeleter {
+  void operator()(EVP_MD_CTX* ctx) const { EVP_MD_CTX_free(ctx); }
+};
+struct EcdsaSigDeleter {
+  void operator()(ECDSA_SIG* sig) const { ECDSA_SIG_free(sig); }
+};
+
+// JOSE ES256 signatures are r||s, 32 bytes each (RFC 7518 section 3.4); OpenSSL wants DER.
+std::optional<std::string> RawEcdsaToDer(absl::string_view raw) {
+  std::unique_ptr<ECDSA_SIG, EcdsaSigDeleter> sig(ECDSA_SIG_new());
+  if (sig == nullptr) return std::nullopt;
+  const auto* bytes = reinterpret_cast<const unsigned char*>(raw.data());
+  BIGNUM* r = BN_bin2bn(bytes, 32, nullptr);
+  BIGNUM* s = BN_bin2bn(bytes + 32, 32, nullptr);
+  if (r == nullptr || s == nullptr || ECDSA_SIG_set0(sig.get(), r, s) != 1) {
+    BN_free(r);
+    BN_free(s);
+    return std::nullopt;
+  }
+  const int len = i2d_ECDSA_SIG(sig.get(), nullptr);
+  if (len <= 0) return std::nullopt;
+  std::string der(static_cast<size_t>(len), '\0');
+  auto* out = reinterpret_cast<unsigned char*>(der.data());
+  if (i2d_ECDSA_SIG(sig.get(), &out) != len) return std::nullopt;
+  return der;
+}
+
+// Returns true if `signature` is a valid signature of `signing_input` by `key`, for the one
+// algorithm that goes with the key's type.
+bool SignatureValid(const VerificationKey& key, absl::string_view signing_input,
+                    absl::string_view signature) {
+  const EVP_MD* md = EVP_sha256();
+  std::string der;
+  absl::string_view to_verify = signature;
+  switch (key.type()) {
+    case KeyType::kEcP256: {
+      if (signature.size() != 64) return false;
+      std::optional<std::string> converted = RawEcdsaToDer(signature);
+      if (!converted.has_value()) return false;
+      der = *std::move(converted);
+      to_verify = der;
+      break;
+    }
+    case KeyType::kRsa:
+      // RFC 7518 section 3.3: the signature is exactly as long as the modulus.
+      if (signature.size() != static_cast<size_t>(EVP_PKEY_get_size(key.pkey()))) return false;
+      break;
+    case KeyType::kEd25519:
+      if (signature.size() != 64) return false;
+      md = nullptr;  // EdDSA hashes internally; one-shot only
+      break;
+  }
+  std::unique_ptr<EVP_MD_CTX, MdCtxDeleter> ctx(EVP_MD_CTX_new());
+  bool ok = ctx != nullptr &&
+            EVP_DigestVerifyInit(ctx.get(), nullptr, md, nullptr, key.pkey()) == 1 &&
+            EVP_DigestVerify(ctx.get(), reinterpret_cast<const unsigned char*>(to_verify.data()),
+                             to_verify.size(),
+                             reinterpret_cast<const unsigned char*>(signing_input.data()),
+                             signing_input.size()) == 1;
+  ERR_clear_error();  // a failed verification leaves errors on the thread's queue
+  return ok;
+}
+
+// The JWS `alg` that goes with a key type.
+absl::string_view AlgFor(KeyType type) {
+  switch (type) {
+    case KeyType::kRsa:
+      return "RS256";
+    case KeyType::kEcP256:
+      return "ES256";
+    case KeyType::kEd25519:
+      return "EdDSA";
+  }
+  return "";
+}
+
+bool AllowedAlg(absl::string_view alg) {
+  return alg == "ES256" || alg == "RS256" || alg == "EdDSA";
+}
+
+// A JWT NumericDate (RFC 7519 section 2): seconds since the epoch, possibly fractional.
+// Returns nullopt for anything that is not a finite number.
+std::optional<absl::Time> NumericDate(const nlohmann::json& value) {
+  // Far beyond any real date, and well inside what absl::Time and int64 hold.
+  constexpr double kLimit = 1e15;
+  if (value.is_number_unsigned()) {
+    const uint64_t v = value.get<uint64_t>();
+    return absl::FromUnixSeconds(v > static_cast<uint64_t>(kLimit) ? static_cast<int64_t>(kLimit)
+                                                                   : static_cast<int64_t>(v));
+  }
+  if (value.is_number_integer()) {
+    const int64_t v = value.get<int64_t>();
+    return absl::FromUnixSeconds(std::max<int64_t>(v, -static_cast<int64_t>(kLimit)));
+  }
+  if (value.is_number_float()) {
+    const double v = value.get<double>();
+    if (!std::isfinite(v)) return std::nullopt;
+    return absl::FromUnixSeconds(static_cast<int64_t>(std::floor(std::clamp(v, -kLimit, kLimit))));
+  }
+  return std::nullopt;
+}
+
+enum class ClaimRead { kAbsent, kWrongType, kOk };
+
+// Reads an optional NumericDate claim.
+ClaimRead ReadTime(const nlohmann::json& claims, const char* name, absl::Time* out) {
+  auto it = claims.find(name);
+  if (it == claims.end()) return ClaimRead::kAbsent;
+  std::optional<absl::Time> t = NumericDate(*it);
+  if (!t.has_value()) return ClaimRead::kWrongType;
+  *out = *t;
+  return ClaimRead::kOk;
+}
+
+// Reads an optional string claim. JSON null counts as absent.
+ClaimRead ReadString(const nlohmann::json& claims, const char* name, std::string* out) {
+  auto it = claims.find(name);
+  if (it == claims.end() || it->is_null()) return ClaimRead::kAbsent;
+  if (!it->is_string()) return ClaimRead::kWrongType;
+  *out = it->get<std::string>();
+  return ClaimRead::kOk;
+}
+
+std::string Sha256(absl::string_view data) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  if (EVP_Digest(data.data(), data.size(), digest, &len, EVP_sha256(), nullptr) != 1) {
+    ERR_clear_error();
+    return std::string();
+  }
+  return std::string(reinterpret_cast<const char*>(digest), len);
+}
+
+bool IsOws(char c) { return c == ' ' || c == '\t'; }
+
+absl::string_view StripOws(absl::string_view s) {
+  while (!s.empty() && IsOws(s.front())) s.remove_prefix(1);
+  while (!s.empty() && IsOws(s.back())) s.remove_suffix(1);
+  return s;
+}
+
+bool HasWhitespaceOrControl(absl::string_view s) {
+  for (char c : s) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u <= 0x20 || u == 0x7f) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+absl::string_view AuthFailureReason(AuthFailure failure) {
+  switch (failure) {
+    case AuthFailure::kNone:
+      return "none";
+    case AuthFailure::kMissingCredential:
+      return "missing_credential";
+    case AuthFailure::kConflictingCredentials:
+      return "conflicting_credentials";
+    case AuthFailure::kTooLarge:
+      return "too_large";
+    case AuthFailure::kMalformed:
+      return "malformed";
+    case AuthFailure::kWrongType:
+      return "wrong_type";
+    case AuthFailure::kBadAlg:
+      return "bad_alg";
+    case AuthFailure::kMissingKid:
+      return "missing_kid";
+    case AuthFailure::kUnknownKid:
+      return "unknown_kid";
+    case AuthFailure::kWeakKey:
+      return "weak_key";
+    case AuthFailure::kBadSignature:
+      return "bad_signature";
+    case AuthFailure::kExpired:
+      return "expired";
+    case AuthFailure::kNotYetValid:
+      return "not_yet_valid";
+    case AuthFailure::kWrongIssuer:
+      return "wrong_issuer";
+    case AuthFailure::kWrongAudience:
+      return "wrong_audience";
+    case AuthFailure::kMissingClaim:
+      return "missing_claim";
+  }
+  return "none";
+}
+
+AuthFailure AuthFailureOf(const absl::Status& status) {
+  if (status.ok()) return AuthFailure::kNone;
+  auto payload = status.GetPayload(kPayloadUrl);  // absl::optional in this absl build
+  if (!payload.has_value()) return AuthFailure::kNone;
+  const std::string code(*payload);
+  for (int i = static_cast<int>(AuthFailure::kNone);
+       i <= static_cast<int>(AuthFailure::kMissingClaim); ++i) {
+    const auto failure = static_cast<AuthFailure>(i);
+    if (AuthFailureReason(failure) == code) return failure;
+  }
+  return AuthFailure::kNone;
+}
+
+absl::StatusOr<std::string> CredentialFromMetadata(
+    std::optional<absl::string_view> x_access_token,
+    std::optional<absl::string_view> authorization) {
+  if (!x_access_token.has_value() && !authorization.has_value()) {
+    return Unauthenticated(AuthFailure::kMissingCredential,
+                           "send x-access-token or authorization: Bearer");
+  }
+  std::optional<absl::string_view> bearer;
+  if (authorization.has_value()) {
+    absl::string_view value = StripOws(*authorization);
+    size_t space = 0;
+    while (space < value.size() && !IsOws(value[space])) ++space;
+    if (!absl::EqualsIgnoreCase(value.substr(0, space), "Bearer")) {
+      return Unauthenticated(AuthFailure::kMalformed, "authorization is not a Bearer credential");
+    }
+    absl::string_view token = StripOws(value.substr(space));
+    if (token.empty() || HasWhitespaceOrControl(token)) {
+      return Unauthenticated(AuthFailure::kMalformed,
+                             "authorization does not carry exactly one token");
+    }
+    bearer = token;
+  }
+  std::optional<absl::string_view> direct;
+  if (x_access_token.has_value()) {
+    absl::string_view token = StripOws(*x_access_token);
+    if (token.empty() || HasWhitespaceOrControl(token)) {
+      return Unauthenticated(AuthFailure::kMalformed, "x-access-token is empty or not one token");
+    }
+    direct = token;
+  }
+  if (direct.has_value() && bearer.has_value() && *direct != *bearer) {
+    return Unauthenticated(AuthFailure::kConflictingCredentials,
+                           "x-access-token and authorization carry different tokens");
+  }
+  return std::string(direct.has_value() ? *direct : *bearer);
+}
+
+// --- TokenVerifier ---
+
+TokenVerifier::TokenVerifier(TokenVerifierOptions options, JwksSource* keys)
+    : options_(std::move(options)), keys_(keys) {}
+
+absl::StatusOr<std::unique_ptr<TokenVerifier>> TokenVerifier::Create(TokenVerifierOptions options,
+                                                                     JwksSource* keys) {
+  if (options.issuer.empty()) return absl::InvalidArgumentError("token verifier: issuer is empty");
+  if (options.audience.empty()) {
+    return absl::InvalidArgumentError("token verifier: audience is empty");
+  }
+  if (options.leeway < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("token verifier: leeway is negative");
+  }
+  if (options.clock == nullptr) return absl::InvalidArgumentError("token verifier: no clock");
+  if (keys == nullptr) return absl::InvalidArgumentError("token verifier: no key source");
+  return std::unique_ptr<TokenVerifier>(new TokenVerifier(std::move(options), keys));
+}
+
+absl::StatusOr<Caller> TokenVerifier::Verify(absl::string_view token) {
+  return Check(token).caller;
+}
+
+TokenVerification TokenVerifier::Check(absl::string_view token) {
+  if (token.size() > options_.max_token_bytes) {
+    return Fail(AuthFailure::kTooLarge,
+                absl::StrCat("longer than ", options_.max_token_bytes, " bytes"));
+  }
+  const std::string digest = Sha256(token);
+  if (options_.cache_capacity > 0 && !digest.empty()) {
+    if (std::optional<TokenVerification> cached = CheckCached(digest)) return *std::move(cached);
+  }
+  CacheEntry entry;
+  TokenVerification result = VerifyUncached(token, &entry);
+  if (result.caller.ok() && options_.cache_capacity > 0 && !digest.empty()) {
+    Insert(digest, std::move(entry));
+  }
+  return result;
+}
+
+std::optional<TokenVerification> TokenVerifier::CheckCached(const std::string& digest) {
+  const absl::Time now = options_.clock->Now();
+  Caller caller;
+  std::shared_ptr<const VerificationKey> key;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = cache_.find(digest);
+    if (it == cache_.end()) return std::nullopt;
+    const CacheEntry& entry = it->second;
+    if (now >= entry.expires + options_.leeway) {
+      EraseLocked(it);
+      ++stats_.cache_hits;
+      return Fail(AuthFailure::kExpired, "exp is in the past (beyond leeway)");
+    }
+    if (entry.valid_from > now + options_.leeway) {
+      // Only if the clock went backwards; let the full checks say what is wrong.
+      EraseLocked(it);
+      return std::nullopt;
+    }
+    caller = entry.caller;
+    key = entry.key;
+  }
+  // The key must still be the one published under its id: rotation revokes cached tokens.
+  absl::StatusOr<std::shared_ptr<const VerificationKey>> current = keys_->Lookup(key->kid());
+  if (!current.ok() || *current != key) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = cache_.find(digest);
+    if (it != cache_.end() && it->second.key == key) EraseLocked(it);
+    return std::nullopt;
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  ++stats_.cache_hits;
+  return TokenVerification{std::move(caller), AuthFailure::kNone};
+}
+
+void TokenVerifier::Insert(const std::string& digest, CacheEntry entry) {
+  const absl::Time now = options_.clock->Now();
+  std::lock_guard<std::mutex> lock(mu_);
+  auto existing = cache_.find(digest);
+  if (existing != cache_.end()) EraseLocked(existing);
+  // Drop what has expired, then, if still full, the entry nearest expiry.
+  while (!by_expiry_.empty() && now >= by_expiry_.begin()->first + options_.leeway) {
+    EraseLocked(cache_.find(by_expiry_.begin()->second));
+  }
+  while (cache_.size() >= options_.cache_capacity && !by_expiry_.empty()) {
+    EraseLocked(cache_.find(by_expiry_.begin()->second));
+  }
+  by_expiry_.emplace(entry.expires, digest);
+  cache_.emplace(digest, std::move(entry));
+}
+
+void TokenVerifier::EraseLocked(std::unordered_map<std::string, CacheEntry>::iterator it) {
+  if (it == cache_.end()) return;
+  by_expiry_.erase({it->second.expires, it->first});
+  cache_.erase(it);
+}
+
+size_t TokenVerifier::cache_size() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return cache_.size();
+}
+
+TokenVerifierStats TokenVerifier::stats() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  TokenVerifierStats out = stats_;
+  out.cache_size = cache_.size();
+  return out;
+}
+
+TokenVerification TokenVerifier::VerifyUncached(absl::string_view token, CacheEntry* entry) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++stats_.cache_misses;
+  }
+  // Compact serialization: exactly three parts.
+  const size_t dot1 = token.find('.');
+  const size_t dot2 = dot1 == absl::string_view::npos ? dot1 : token.find('.', dot1 + 1);
+  if (dot2 == absl::string_view::npos || token.find('.', dot2 + 1) != absl::string_view::npos) {
+    return Fail(AuthFailure::kMalformed, "not three dot-separated parts");
+  }
+  const absl::string_view header_b64 = token.substr(0, dot1);
+  const absl::string_view payload_b64 = token.substr(dot1 + 1, dot2 - dot1 - 1);
+  const absl::string_view signature_b64 = token.substr(dot2 + 1);
+
+  // --- Header ---
+  std::optional<std::string> header_json = Base64UrlDecode(header_b64);
+  if (!header_json.has_value() || header_b64.empty()) {
+    return Fail(AuthFailure::kMalformed, "header is not base64url");
+  }
+  std::optional<nlohmann::json> header = ParseStrictJson(*header_json);
+  if (!header.has_value() || !header->is_object()) {
+    return Fail(AuthFailure::kMalformed, "header is not a JSON object");
+  }
+  // The algorithm first: whatever else the header says, `none` and HMAC never get further.
+  auto alg_it = header->find("alg");
+  if (alg_it == header->end() || !alg_it->is_string()) {
+    return Fail(AuthFailure::kBadAlg, "no alg");
+  }
+  const std::string alg = alg_it->get<std::string>();
+  if (!AllowedAlg(alg)) return Fail(AuthFailure::kBadAlg, "alg not allowed");
+
+  auto typ_it = header->find("typ");
+  if (typ_it == header->end()) {
+    if (!options_.allow_missing_typ) return Fail(AuthFailure::kWrongType, "no typ");
+  } else {
+    // RFC 7515 section 4.1.9: the "application/" prefix may be omitted; compare either way.
+    if (!typ_it->is_string()) return Fail(AuthFailure::kWrongType, "typ is not a string");
+    absl::string_view typ = typ_it->get_ref<const std::string&>();
+    if (!absl::EqualsIgnoreCase(typ, "at+jwt") &&
+        !absl::EqualsIgnoreCase(typ, "application/at+jwt")) {
+      return Fail(AuthFailure::kWrongType, "typ is not at+jwt");
+    }
+  }
+  if (header->contains("crit")) {
+    // RFC 7515 section 4.1.11: extensions we do not implement must make the token invalid.
+    return Fail(AuthFailure::kMalformed, "crit header not supported");
+  }
+  auto kid_it = header->find("kid");
+  if (kid_it == header->end()) return Fail(AuthFailure::kMissingKid, "no kid");
+  if (!kid_it->is_string() || kid_it->get_ref<const std::string&>().empty()) {
+    return Fail(AuthFailure::kMissingKid, "kid is not a non-empty string");
+  }
+  const std::string& kid = kid_it->get_ref<const std::string&>();
+  if (kid.size() > kMaxKidBytes) return Fail(AuthFailure::kUnknownKid, "kid too long");
+
+  // --- Key ---
+  absl::StatusOr<std::shared_ptr<const VerificationKey>> key = keys_->Lookup(kid);
+  if (!key.ok()) return Fail(AuthFailure::kUnknownKid, "no published key has this kid");
+  const VerificationKey& k = **key;
+  if (alg != AlgFor(k.type())) {
+    return Fail(AuthFailure::kBadAlg,
+                absl::StrCat(alg, " does not match the ", KeyTypeName(k.type()), " key"));
+  }
+  if (!k.alg().empty() && k.alg() != alg) {
+    return Fail(AuthFailure::kBadAlg, "alg differs from the key's own alg");
+  }
+  if (k.type() == KeyType::kRsa && k.bits() < kMinRsaBits) {
+    return Fail(AuthFailure::kWeakKey, absl::StrCat("RSA key under ", kMinRsaBits, " bits"));
+  }
+
+  // --- Signature ---
+  std::optional<std::string> payload_json = Base64UrlDecode(payload_b64);
+  if (!payload_json.has_value()) return Fail(AuthFailure::kMalformed, "payload is not base64url");
+  std::optional<std::string> signature = Base64UrlDecode(signature_b64);
+  if (!signature.has_value()) return Fail(AuthFailure::kMalformed, "signature is not base64url");
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++stats_.signature_checks;
+  }
+  if (!SignatureValid(k, token.substr(0, dot2), *signature)) {
+    return Fail(AuthFailure::kBadSignature, "signature does not verify");
+  }
+
+  // --- Claims ---
+  std::optional<nlohmann::json> claims = ParseStrictJson(*payload_json);
+  if (!claims.has_value() || !claims->is_object()) {
+    return Fail(AuthFailure::kMalformed, "claims are not a JSON object");
+  }
+  const absl::Time now = options_.clock->Now();
+  const absl::Duration leeway = options_.leeway;
+
+  absl::Time exp;
+  switch (ReadTime(*claims, "exp", &exp)) {
+    case ClaimRead::kAbsent:
+      return Fail(AuthFailure::kMissingClaim, "no exp");
+    case ClaimRead::kWrongType:
+      return Fail(AuthFailure::kMalformed, "exp is not a number");
+    case ClaimRead::kOk:
+      break;
+  }
+  if (now >= exp + leeway) return Fail(AuthFailure::kExpired, "exp is in the past (beyond leeway)");
+
+  absl::Time valid_from = absl::InfinitePast();
+  for (const char* name : {"nbf", "iat"}) {
+    absl::Time t;
+    switch (ReadTime(*claims, name, &t)) {
+      case ClaimRead::kAbsent:
+        break;
+      case ClaimRead::kWrongType:
+        return Fail(AuthFailure::kMalformed, absl::StrCat(name, " is not a number"));
+      case ClaimRead::kOk:
+        if (t > now + leeway) {
+          return Fail(AuthFailure::kNotYetValid,
+                      absl::StrCat(name, " is in the future (beyond leeway)"));
+        }
+        valid_from = std::max(valid_from, t);
+        break;
+    }
+  }
+
+  std::string iss;
+  switch (ReadString(*claims, "iss", &iss)) {
+    case ClaimRead::kAbsent:
+      return Fail(AuthFailure::kWrongIssuer, "no iss");
+    case ClaimRead::kWrongType:
+      return Fail(AuthFailure::kMalformed, "iss is not a string");
+    case ClaimRead::kOk:
+      if (iss != options_.issuer) return Fail(AuthFailure::kWrongIssuer, "iss is not ours");
+      break;
+  }
+
+  auto aud_it = claims->find("aud");
+  if (aud_it == claims->end() || aud_it->is_null()) {
+    return Fail(AuthFailure::kWrongAudience, "no aud");
+  }
+  bool audience_found = false;
+  if (aud_it->is_string()) {
+    audience_found = aud_it->get_ref<const std::string&>() == options_.audience;
+  } else if (aud_it->is_array()) {
+    for (const nlohmann::json& a : *aud_it) {
+      if (!a.is_string()) return Fail(AuthFailure::kMalformed, "aud holds a non-string");
+      audience_found = audience_found || a.get_ref<const std::string&>() == options_.audience;
+    }
+  } else {
+    return Fail(AuthFailure::kMalformed, "aud is neither a string nor an array");
+  }
+  if (!audience_found) return Fail(AuthFailure::kWrongAudience, "aud does not contain ours");
+
+  Caller caller;
+  switch (ReadString(*claims, "namespace", &caller.token_namespace)) {
+    case ClaimRead::kAbsent:
+      return Fail(AuthFailure::kMissingClaim, "no namespace");
+    case ClaimRead::kWrongType:
+      return Fail(AuthFailure::kMalformed, "namespace is not a string");
+    case ClaimRead::kOk:
+      if (caller.token_namespace.empty()) return Fail(AuthFailure::kMissingClaim, "no namespace");
+      break;
+  }
+  switch (ReadString(*claims, "serviceIdentity", &caller.service_identity)) {
+    case ClaimRead::kAbsent:
+      return Fail(AuthFailure::kMissingClaim, "no serviceIdentity");
+    case ClaimRead::kWrongType:
+      return Fail(AuthFailure::kMalformed, "serviceIdentity is not a string");
+    case ClaimRead::kOk:
+      if (caller.service_identity.empty()) {
+        return Fail(AuthFailure::kMissingClaim, "no serviceIdentity");
+      }
+      break;
+  }
+  auto perms_it = claims->find("permissions");
+  if (perms_it != claims->end() && !perms_it->is_null()) {
+    if (!perms_it->is_array()) return Fail(AuthFailure::kMalformed, "permissions is not an array");
+    for (const nlohmann::json& p : *perms_it) {
+      if (!p.is_string()) return Fail(AuthFailure::kMalformed, "permissions holds a non-string");
+      caller.permissions.push_back(p.get<std::string>());
+    }
+  }
+
+  entry->caller = caller;
+  entry->expires = exp;
+  entry->valid_from = valid_from;
+  entry->key = *key;
+  return TokenVerification{std::move(caller), AuthFailure::kNone};
+}
+
+}  // namespace auth
+}  // namespace secret_resolver
