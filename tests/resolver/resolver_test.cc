@@ -2,7 +2,10 @@
 // store and a fake clock.
 #include "resolver/resolver.h"
 
+#include <atomic>
 #include <memory>
+#include <thread>
+#include <vector>
 #include <string>
 #include <utility>
 
@@ -283,6 +286,34 @@ TEST_F(ResolverTest, ServesStaleValueWhenStoreFailsAfterTtl) {
   results = resolver_->Resolve(caller_, Request(kOneRef));
   ASSERT_TRUE(results.ok());
   EXPECT_EQ(results->at("k").status.code(), absl::StatusCode::kUnavailable);
+}
+
+TEST_F(ResolverTest, ConcurrentCallersOfSeveralStacksSeeOnlyTheirOwnValues) {
+  constexpr int kStacks = 4;
+  for (int i = 0; i < kStacks; ++i) {
+    Put("shared/name", absl::StrCat("value-of-stack-", i), {kService}, absl::StrCat("org-", i));
+  }
+  std::vector<std::thread> threads;
+  std::atomic<int> mismatches{0};
+  for (int t = 0; t < 16; ++t) {
+    threads.emplace_back([&, t] {
+      const std::string stack = absl::StrCat("org-", t % kStacks);
+      Caller caller = caller_;
+      caller.token_namespace = stack;
+      for (int round = 0; round < 50; ++round) {
+        absl::StatusOr<ResolveResults> results = resolver_->Resolve(
+            caller, ResolveRequest{stack, {{"k", "secret://shared/name"}}});
+        if (!results.ok() || !results->at("k").status.ok() ||
+            !results->at("k").value->secret.value.Equals(
+                absl::StrCat("value-of-stack-", t % kStacks))) {
+          mismatches.fetch_add(1);
+        }
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  EXPECT_EQ(mismatches.load(), 0);
+  EXPECT_EQ(store_.get_calls(), kStacks);
 }
 
 TEST_F(ResolverTest, NoMessageContainsTheValue) {
