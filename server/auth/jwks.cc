@@ -124,7 +124,8 @@ absl::StatusOr<PkeyPtr> RsaKey(const nlohmann::json& jwk, size_t index) {
     return OpenSslError(absl::StrCat("keys[", index, "]: cannot build RSA key"));
   }
   std::unique_ptr<OSSL_PARAM, ParamDeleter> params(OSSL_PARAM_BLD_to_param(bld.get()));
-  if (params == nullptr) return OpenSslError(absl::StrCat("keys[", index, "]: cannot build RSA key"));
+  if (params == nullptr)
+    return OpenSslError(absl::StrCat("keys[", index, "]: cannot build RSA key"));
   return PkeyFromParams("RSA", params.get(), absl::StrCat("keys[", index, "]"));
 }
 
@@ -233,8 +234,7 @@ absl::StatusOr<std::shared_ptr<const VerificationKey>> ParseKey(const nlohmann::
   }
   if (!pkey.ok()) return pkey.status();
   return std::make_shared<const VerificationKey>(**std::move(kid), *type,
-                                                 alg->value_or(std::string()),
-                                                 *std::move(pkey));
+                                                 alg->value_or(std::string()), *std::move(pkey));
 }
 
 // libcurl's global state must be set up once, before any thread uses it.
@@ -393,9 +393,8 @@ absl::StatusOr<std::unique_ptr<JwksSource>> JwksSource::FromUrl(JwksUrlOptions o
   const bool https = absl::StartsWithIgnoreCase(options.url, "https://");
   const bool http = absl::StartsWithIgnoreCase(options.url, "http://");
   if (!https && !(http && options.allow_insecure_http)) {
-    return absl::InvalidArgumentError(
-        http ? "jwks url: plain http is not allowed (https only)"
-             : "jwks url: must be an https:// URL");
+    return absl::InvalidArgumentError(http ? "jwks url: plain http is not allowed (https only)"
+                                           : "jwks url: must be an https:// URL");
   }
   if (options.url.size() <= (https ? 8u : 7u)) {
     return absl::InvalidArgumentError("jwks url: no host");
@@ -500,10 +499,9 @@ absl::Status JwksSource::LoadFileLocked(bool force) {
     const int err = errno;
     have_signature_ = false;
     absl::Status status =
-        err == ENOENT
-            ? absl::NotFoundError(absl::StrCat("jwks file ", path, ": does not exist"))
-            : absl::FailedPreconditionError(
-                  absl::StrCat("jwks file ", path, ": cannot open: ", std::strerror(err)));
+        err == ENOENT ? absl::NotFoundError(absl::StrCat("jwks file ", path, ": does not exist"))
+                      : absl::FailedPreconditionError(absl::StrCat(
+                            "jwks file ", path, ": cannot open: ", std::strerror(err)));
     RecordLoad(status);
     return status;
   }
@@ -585,8 +583,8 @@ absl::Status JwksSource::FetchUrlLocked() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     const absl::Time now = clock()->Now();
-    next_refresh_ = now + (status.ok() ? url_options_.refresh_interval
-                                       : url_options_.min_refetch_interval);
+    next_refresh_ =
+        now + (status.ok() ? url_options_.refresh_interval : url_options_.min_refetch_interval);
   }
   return status;
 }

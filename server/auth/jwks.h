@@ -215,11 +215,11 @@ class JwksSource {
   std::mutex load_mu_;
 
   mutable std::mutex mu_;
-  std::shared_ptr<const KeySet> keys_;  // guarded by mu_
-  JwksSourceStats stats_;               // guarded by mu_
-  absl::Time last_check_ = absl::InfinitePast();     // file: last stat; guarded by mu_
-  absl::Time last_attempt_ = absl::InfinitePast();   // url: last fetch start; guarded by mu_
-  absl::Time next_refresh_ = absl::InfinitePast();   // url: periodic refresh due; guarded by mu_
+  std::shared_ptr<const KeySet> keys_;              // guarded by mu_
+  JwksSourceStats stats_;                           // guarded by mu_
+  absl::Time last_check_ = absl::InfinitePast();    // file: last stat; guarded by mu_
+  absl::Time last_attempt_ = absl::InfinitePast();  // url: last fetch start; guarded by mu_
+  absl::Time next_refresh_ = absl::InfinitePast();  // url: periodic refresh due; guarded by mu_
   // File: the signature last examined (loaded or rejected). Guarded by load_mu_.
   bool have_signature_ = false;
   FileSignature signature_;

@@ -91,12 +91,11 @@ bool SignatureValid(const VerificationKey& key, absl::string_view signing_input,
       break;
   }
   std::unique_ptr<EVP_MD_CTX, MdCtxDeleter> ctx(EVP_MD_CTX_new());
-  bool ok = ctx != nullptr &&
-            EVP_DigestVerifyInit(ctx.get(), nullptr, md, nullptr, key.pkey()) == 1 &&
-            EVP_DigestVerify(ctx.get(), reinterpret_cast<const unsigned char*>(to_verify.data()),
-                             to_verify.size(),
-                             reinterpret_cast<const unsigned char*>(signing_input.data()),
-                             signing_input.size()) == 1;
+  bool ok =
+      ctx != nullptr && EVP_DigestVerifyInit(ctx.get(), nullptr, md, nullptr, key.pkey()) == 1 &&
+      EVP_DigestVerify(
+          ctx.get(), reinterpret_cast<const unsigned char*>(to_verify.data()), to_verify.size(),
+          reinterpret_cast<const unsigned char*>(signing_input.data()), signing_input.size()) == 1;
   ERR_clear_error();  // a failed verification leaves errors on the thread's queue
   return ok;
 }
@@ -240,9 +239,8 @@ AuthFailure AuthFailureOf(const absl::Status& status) {
   return AuthFailure::kNone;
 }
 
-absl::StatusOr<std::string> CredentialFromMetadata(
-    std::optional<absl::string_view> x_access_token,
-    std::optional<absl::string_view> authorization) {
+absl::StatusOr<std::string> CredentialFromMetadata(std::optional<absl::string_view> x_access_token,
+                                                   std::optional<absl::string_view> authorization) {
   if (!x_access_token.has_value() && !authorization.has_value()) {
     return Unauthenticated(AuthFailure::kMissingCredential,
                            "send x-access-token or authorization: Bearer");

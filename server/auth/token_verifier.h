@@ -86,9 +86,8 @@ AuthFailure AuthFailureOf(const absl::Status& status);
 // UNAUTHENTICATED with a payload for AuthFailureOf: neither present (missing_credential); an
 // empty value or an `authorization` that is not a single Bearer token (malformed); both present
 // with different tokens (conflicting_credentials).
-absl::StatusOr<std::string> CredentialFromMetadata(
-    std::optional<absl::string_view> x_access_token,
-    std::optional<absl::string_view> authorization);
+absl::StatusOr<std::string> CredentialFromMetadata(std::optional<absl::string_view> x_access_token,
+                                                   std::optional<absl::string_view> authorization);
 
 struct TokenVerifierOptions {
   // Required: `iss` must equal this exactly.
@@ -127,7 +126,7 @@ class TokenVerifier {
   // Returns INVALID_ARGUMENT if the issuer or audience is empty, the leeway is negative, or the
   // clock or `keys` is null. `keys` is not owned and must outlive the verifier.
   static absl::StatusOr<std::unique_ptr<TokenVerifier>> Create(TokenVerifierOptions options,
-                                                              JwksSource* keys);
+                                                               JwksSource* keys);
 
   TokenVerifier(const TokenVerifier&) = delete;
   TokenVerifier& operator=(const TokenVerifier&) = delete;

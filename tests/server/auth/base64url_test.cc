@@ -32,7 +32,7 @@ TEST(Base64UrlTest, KnownVectors) {
 
 TEST(Base64UrlTest, RejectsEverythingButTheCanonicalForm) {
   for (const char* bad : {"eyJhIjoxfQ==", "eyJhIjoxfQ=", "+/8", "ab cd", "abcde", "a",
-                          "-_9",   // unused low bits set: a second spelling of "\xfb\xff"
+                          "-_9",  // unused low bits set: a second spelling of "\xfb\xff"
                           "eyJhIjoxfR"}) {
     EXPECT_FALSE(Base64UrlDecode(bad).has_value()) << bad;
   }

@@ -52,11 +52,11 @@ class JwksHttpServer {
 
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  int status_ = 200;        // guarded by mu_
-  std::string body_;        // guarded by mu_
-  bool hanging_ = false;    // guarded by mu_
-  bool stopping_ = false;   // guarded by mu_
-  int requests_ = 0;        // guarded by mu_
+  int status_ = 200;       // guarded by mu_
+  std::string body_;       // guarded by mu_
+  bool hanging_ = false;   // guarded by mu_
+  bool stopping_ = false;  // guarded by mu_
+  int requests_ = 0;       // guarded by mu_
 };
 
 }  // namespace testing

@@ -39,6 +39,13 @@ class JwksTest : public ::testing::Test {
     }
   }
 
+  static void TearDownTestSuite() {
+    delete minted_;
+    minted_ = nullptr;
+    delete mint_error_;
+    mint_error_ = nullptr;
+  }
+
   void SetUp() override {
     ASSERT_NE(minted_, nullptr) << *mint_error_;
     const std::string name = ::testing::UnitTest::GetInstance()->current_test_info()->name();
@@ -156,9 +163,9 @@ TEST_F(JwksTest, RejectsMalformedEntries) {
 }
 
 TEST_F(JwksTest, RejectsMalformedDocuments) {
-  for (const std::string& doc : {std::string("not json"), std::string("[]"),
-                                 std::string("{}"), std::string(R"({"keys": {}})"),
-                                 std::string(R"({"keys": [], "keys": []})")}) {
+  for (const std::string& doc :
+       {std::string("not json"), std::string("[]"), std::string("{}"),
+        std::string(R"({"keys": {}})"), std::string(R"({"keys": [], "keys": []})")}) {
     SCOPED_TRACE(doc);
     EXPECT_EQ(ParseJwks(doc).status().code(), absl::StatusCode::kInvalidArgument);
   }

@@ -87,16 +87,15 @@ absl::StatusOr<MintedTokens> MintTokens(const std::string& dir, const nlohmann::
   const int rc = posix_spawn(&pid, kPython, &actions, nullptr, argv.data(), environ);
   posix_spawn_file_actions_destroy(&actions);
   if (rc != 0) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("cannot run ", kPython, ": ", strerror(rc)));
+    return absl::FailedPreconditionError(absl::StrCat("cannot run ", kPython, ": ", strerror(rc)));
   }
   int wstatus = 0;
   while (waitpid(pid, &wstatus, 0) < 0 && errno == EINTR) {
   }
   if (!WIFEXITED(wstatus) || WEXITSTATUS(wstatus) != 0) {
     absl::StatusOr<std::string> err = ReadFile(stderr_path);
-    return absl::InternalError(absl::StrCat("mint_tokens.py (", script, ") failed: ",
-                                            err.ok() ? *err : std::string("(no stderr)")));
+    return absl::InternalError(absl::StrCat(
+        "mint_tokens.py (", script, ") failed: ", err.ok() ? *err : std::string("(no stderr)")));
   }
 
   MintedTokens minted;

@@ -37,9 +37,9 @@ using ::secret_resolver::auth::testing::MintTokens;
 using ::secret_resolver::auth::testing::TempDir;
 using ::secret_resolver::auth::testing::WriteFileAtomically;
 using ::testing::ElementsAre;
+using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 using ::testing::Not;
-using ::testing::HasSubstr;
 
 constexpr int64_t kNow = 1700000000;  // FakeClock's default start
 constexpr int64_t kExp = kNow + 600;
@@ -133,9 +133,10 @@ nlohmann::json AllSpecs() {
       {"no_namespace", Spec("ec", {{"namespace", nullptr}})},
       {"no_service_identity", Spec("ec", {{"serviceIdentity", nullptr}})},
       {"claims_under_ext",
-       Spec("ec", {{"namespace", nullptr},
-                   {"serviceIdentity", nullptr},
-                   {"ext", {{"namespace", "stacks-123"}, {"serviceIdentity", "grafana-workflows"}}}})},
+       Spec("ec",
+            {{"namespace", nullptr},
+             {"serviceIdentity", nullptr},
+             {"ext", {{"namespace", "stacks-123"}, {"serviceIdentity", "grafana-workflows"}}}})},
       {"permissions_string", Spec("ec", {{"permissions", kDecryptAll}})},
       {"permissions_mixed", Spec("ec", {{"permissions", {kDecryptAll, 7}}})},
       {"exp_string", Spec("ec", {{"exp", "tomorrow"}})},
@@ -165,9 +166,7 @@ std::string Reason(TokenVerifier& verifier, absl::string_view token) {
 }
 
 // The three parts of a compact JWS.
-std::vector<std::string> Parts(absl::string_view token) {
-  return absl::StrSplit(token, '.');
-}
+std::vector<std::string> Parts(absl::string_view token) { return absl::StrSplit(token, '.'); }
 
 class TokenVerifierTest : public ::testing::Test {
  protected:
@@ -178,6 +177,13 @@ class TokenVerifierTest : public ::testing::Test {
     } else {
       mint_error_ = new absl::Status(minted.status());
     }
+  }
+
+  static void TearDownTestSuite() {
+    delete minted_;
+    minted_ = nullptr;
+    delete mint_error_;
+    mint_error_ = nullptr;
   }
 
   void SetUp() override {
@@ -238,11 +244,17 @@ void ExpectCaller(const absl::StatusOr<Caller>& caller) {
               ElementsAre(kDecryptAll, "secret.grafana.app/securevalues/db-password:decrypt"));
 }
 
-TEST_F(TokenVerifierTest, AcceptsEs256FromPyJwt) { ExpectCaller(verifier_->Verify(Token("es256"))); }
+TEST_F(TokenVerifierTest, AcceptsEs256FromPyJwt) {
+  ExpectCaller(verifier_->Verify(Token("es256")));
+}
 
-TEST_F(TokenVerifierTest, AcceptsRs256FromPyJwt) { ExpectCaller(verifier_->Verify(Token("rs256"))); }
+TEST_F(TokenVerifierTest, AcceptsRs256FromPyJwt) {
+  ExpectCaller(verifier_->Verify(Token("rs256")));
+}
 
-TEST_F(TokenVerifierTest, AcceptsEdDsaFromPyJwt) { ExpectCaller(verifier_->Verify(Token("eddsa"))); }
+TEST_F(TokenVerifierTest, AcceptsEdDsaFromPyJwt) {
+  ExpectCaller(verifier_->Verify(Token("eddsa")));
+}
 
 TEST_F(TokenVerifierTest, AcceptsTheCallerThroughAccessPolicy) {
   absl::StatusOr<Caller> caller = verifier_->Verify(Token("eddsa"));
@@ -252,8 +264,8 @@ TEST_F(TokenVerifierTest, AcceptsTheCallerThroughAccessPolicy) {
 }
 
 TEST_F(TokenVerifierTest, AcceptsVariantsOfValidClaimsAndHeaders) {
-  for (const char* name : {"aud_string", "typ_upper", "typ_media_type", "no_nbf_iat",
-                           "fractional_exp"}) {
+  for (const char* name :
+       {"aud_string", "typ_upper", "typ_media_type", "no_nbf_iat", "fractional_exp"}) {
     SCOPED_TRACE(name);
     EXPECT_EQ(ReasonFor(name), "accepted");
   }
@@ -315,8 +327,8 @@ TEST_F(TokenVerifierTest, RejectsMissingKid) { EXPECT_EQ(ReasonFor("missing_kid"
 TEST_F(TokenVerifierTest, RejectsUnknownKid) { EXPECT_EQ(ReasonFor("unknown_kid"), "unknown_kid"); }
 
 TEST_F(TokenVerifierTest, RejectsBadSignature) {
-  for (const char* name : {"tampered_es256", "tampered_rs256", "tampered_eddsa",
-                           "other_key_same_kid"}) {
+  for (const char* name :
+       {"tampered_es256", "tampered_rs256", "tampered_eddsa", "other_key_same_kid"}) {
     SCOPED_TRACE(name);
     EXPECT_EQ(ReasonFor(name), "bad_signature");
   }
@@ -391,14 +403,14 @@ TEST_F(TokenVerifierTest, RejectsMalformedBase64Url) {
   const std::vector<std::string> cases = {
       join(header_std_alphabet, p[1], p[2]),
       join(p[0], payload_std_alphabet, p[2]),
-      join(p[0] + "=", p[1], p[2]),       // padding
-      join(p[0], p[1] + "==", p[2]),      // padding
-      join(p[0], p[1], p[2] + "="),       // padding
-      join(p[0], p[1], p[2] + "AAA"),     // a length no encoding has
-      join(p[0], " " + p[1], p[2]),       // whitespace
+      join(p[0] + "=", p[1], p[2]),    // padding
+      join(p[0], p[1] + "==", p[2]),   // padding
+      join(p[0], p[1], p[2] + "="),    // padding
+      join(p[0], p[1], p[2] + "AAA"),  // a length no encoding has
+      join(p[0], " " + p[1], p[2]),    // whitespace
       join(p[0], p[1], p[2] + "*"),
       join("", p[1], p[2]),
-      absl::StrCat(p[0], ".", p[1]),      // two parts
+      absl::StrCat(p[0], ".", p[1]),                        // two parts
       absl::StrCat(p[0], ".", p[1], ".", p[2], ".", p[2]),  // four parts
       "",
       "..",
@@ -415,8 +427,7 @@ TEST_F(TokenVerifierTest, RejectsNonCanonicalBase64Url) {
   std::vector<std::string> p = Parts(Token("es256"));
   ASSERT_EQ(p[2].size(), 86u);
   std::string sig = p[2];
-  const std::string alphabet =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+  const std::string alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
   sig.back() = alphabet[alphabet.find(sig.back()) | 1];
   ASSERT_NE(sig, p[2]);
   EXPECT_EQ(Reason(*verifier_, absl::StrCat(p[0], ".", p[1], ".", sig)), "malformed");
@@ -446,8 +457,7 @@ TEST_F(TokenVerifierTest, RejectsMalformedJson) {
 }
 
 TEST_F(TokenVerifierTest, RejectsBothHeadersPresentAndDifferent) {
-  auto credential =
-      CredentialFromMetadata(Token("es256"), absl::StrCat("Bearer ", Token("eddsa")));
+  auto credential = CredentialFromMetadata(Token("es256"), absl::StrCat("Bearer ", Token("eddsa")));
   EXPECT_EQ(credential.status().code(), absl::StatusCode::kUnauthenticated);
   EXPECT_EQ(AuthFailureOf(credential.status()), AuthFailure::kConflictingCredentials);
 }

@@ -1,0 +1,144 @@
+#include "server/resolve_handler.h"
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "resolver/secret_uri.h"
+#include "server/status_mapping.h"
+
+namespace secret_resolver {
+namespace {
+
+using secretresolver::v1::ResolveSecretsRequest;
+using secretresolver::v1::ResolveSecretsResponse;
+
+// Grafana's per-name error strings (pkg/registry/apis/secret/contracts/decrypt.go).
+constexpr absl::string_view kGrafanaNotFound = "not found";
+constexpr absl::string_view kGrafanaNotAuthorized = "not authorized";
+constexpr absl::string_view kGrafanaDecryptionFailed = "decryption failed";
+
+absl::string_view GrafanaError(absl::StatusCode code) {
+  switch (code) {
+    case absl::StatusCode::kNotFound:
+    case absl::StatusCode::kInvalidArgument:  // a name that cannot exist
+      return kGrafanaNotFound;
+    case absl::StatusCode::kPermissionDenied:
+      return kGrafanaNotAuthorized;
+    default:
+      return kGrafanaDecryptionFailed;
+  }
+}
+
+}  // namespace
+
+ResolveHandler::ResolveHandler(auth::TokenVerifier* verifier, const Resolver* resolver,
+                               ResolveHandlerOptions options)
+    : verifier_(verifier), resolver_(resolver), options_(std::move(options)) {}
+
+absl::StatusOr<ResolveResults> ResolveHandler::Resolve(const CallCredentials& credentials,
+                                                       const ResolveRequest& request,
+                                                       absl::Time deadline) {
+  const absl::Time start = options_.clock->Now();
+  if (start >= deadline) {
+    return absl::DeadlineExceededError("the call's deadline passed before it was served");
+  }
+  if (credentials.conflicting) {
+    if (options_.hooks.on_auth_failure) {
+      options_.hooks.on_auth_failure(
+          auth::AuthFailureReason(auth::AuthFailure::kConflictingCredentials));
+    }
+    return absl::UnauthenticatedError("conflicting credentials: a header was sent twice");
+  }
+  absl::StatusOr<std::string> token =
+      auth::CredentialFromMetadata(credentials.x_access_token, credentials.authorization);
+  if (!token.ok()) {
+    if (options_.hooks.on_auth_failure) {
+      options_.hooks.on_auth_failure(
+          auth::AuthFailureReason(auth::AuthFailureOf(token.status())));
+    }
+    return token.status();
+  }
+  auth::TokenVerification verification = verifier_->Check(*token);
+  if (!verification.caller.ok()) {
+    if (options_.hooks.on_auth_failure) {
+      options_.hooks.on_auth_failure(auth::AuthFailureReason(verification.failure));
+    }
+    return verification.caller.status();
+  }
+  const Caller& caller = *verification.caller;
+  if (options_.rate_limiter != nullptr &&
+      !options_.rate_limiter->Allow(CanonicalStack(request.stack))) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("rate limit exceeded for stack \"", CanonicalStack(request.stack), "\""));
+  }
+  absl::StatusOr<ResolveResults> results = resolver_->Resolve(caller, request, deadline);
+  if (!results.ok() || !options_.hooks.on_reference) return results;
+  const absl::Duration latency = options_.clock->Now() - start;
+  for (const auto& [key, result] : *results) {
+    ReferenceOutcome outcome;
+    outcome.stack = CanonicalStack(request.stack);
+    outcome.caller = caller.service_identity;
+    outcome.ref_key = key;
+    outcome.name = result.name;
+    outcome.code = result.status.code();
+    outcome.cache_outcome = result.cache_outcome;
+    if (result.status.ok()) {
+      outcome.version = result.value->secret.version;
+      outcome.stale = result.stale;
+    }
+    options_.hooks.on_reference(outcome, latency);
+  }
+  return results;
+}
+
+absl::Status ResolveHandler::ResolveSecrets(const CallCredentials& credentials,
+                                            const ResolveSecretsRequest& request,
+                                            absl::Time deadline,
+                                            ResolveSecretsResponse* response) {
+  ResolveRequest domain;
+  domain.stack = request.stack();
+  domain.refs.insert(request.refs().begin(), request.refs().end());
+  absl::StatusOr<ResolveResults> results = Resolve(credentials, domain, deadline);
+  if (!results.ok()) return results.status();
+  for (const auto& [key, result] : *results) {
+    secretresolver::v1::SecretResult& out = (*response->mutable_results())[key];
+    if (!result.status.ok()) {
+      out.mutable_error()->set_code(RpcCodeNumber(result.status.code()));
+      out.mutable_error()->set_message(std::string(result.status.message()));
+      continue;
+    }
+    secretresolver::v1::ResolvedSecret* secret = out.mutable_secret();
+    secret->set_value(std::string(result.value->secret.value.reveal()));
+    secret->set_name(result.name);
+    secret->set_version(result.value->secret.version);
+    secret->set_stale(result.stale);
+    secret->mutable_redaction()->set_placeholder(result.placeholder);
+    secret->mutable_redaction()->set_fingerprint(result.fingerprint);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ResolveHandler::DecryptSecureValues(
+    const CallCredentials& credentials, const decryptv1beta1::SecureValueDecryptRequest& request,
+    absl::Time deadline, decryptv1beta1::SecureValueDecryptResponseCollection* response) {
+  // Grafana's secure value names are one-segment secret names and valid ref keys, so each
+  // name is its own ref key.
+  ResolveRequest domain;
+  domain.stack = request.namespace_();
+  for (const std::string& name : request.names()) {
+    domain.refs.emplace(name, absl::StrCat(kSecretScheme, name));
+  }
+  absl::StatusOr<ResolveResults> results = Resolve(credentials, domain, deadline);
+  if (!results.ok()) return results.status();
+  for (const auto& [name, result] : *results) {
+    decryptv1beta1::Result& out = (*response->mutable_decrypted_values())[name];
+    if (result.status.ok()) {
+      out.set_value(std::string(result.value->secret.value.reveal()));
+    } else {
+      out.set_error_message(std::string(GrafanaError(result.status.code())));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace secret_resolver

@@ -1,0 +1,102 @@
+// ResolveHandler: the body of both gRPC methods, with no gRPC server types in it, so that it is
+// testable directly. It authenticates the caller, applies the per-stack rate limit, runs the
+// Resolver and converts between the protos and the domain types:
+//   - secretresolver.v1.SecretResolver/ResolveSecrets (CONTRACT.md section 2);
+//   - decryptv1beta1.SecureValueDecrypter/DecryptSecureValues, Grafana's API, whose per-name
+//     errors are Grafana's strings "not found", "not authorized" and "decryption failed".
+// Whole-call failures come back as absl::Status, mapped one-to-one to gRPC by the services.
+//
+// Every outcome is reported through Hooks (metrics, audit log). Hooks never receive a value or
+// a token.
+//
+// Thread safety: the methods may be called concurrently. They block (signature checks, store
+// I/O on cache misses): call them from the worker pool, never from a gRPC callback thread.
+#ifndef SECRET_RESOLVER_SERVER_RESOLVE_HANDLER_H_
+#define SECRET_RESOLVER_SERVER_RESOLVE_HANDLER_H_
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "decrypt/v1beta1/decrypt.pb.h"
+#include "resolver/clock.h"
+#include "resolver/resolver.h"
+#include "secretresolver/v1/resolver.pb.h"
+#include "server/auth/token_verifier.h"
+#include "server/rate_limiter.h"
+
+namespace secret_resolver {
+
+// The credential metadata of a call, copied out of the gRPC context.
+struct CallCredentials {
+  std::optional<std::string> x_access_token;
+  std::optional<std::string> authorization;
+  // One of the headers came more than once with different values: refused like two different
+  // tokens (UNAUTHENTICATED, conflicting_credentials).
+  bool conflicting = false;
+};
+
+// One reference's outcome, for the audit log and per-reference metrics. No value, no token.
+struct ReferenceOutcome {
+  std::string stack;
+  std::string caller;  // the token's serviceIdentity
+  std::string ref_key;
+  std::string name;     // empty when the URI did not parse
+  int64_t version = 0;  // 0 unless resolved
+  absl::StatusCode code = absl::StatusCode::kOk;
+  std::optional<CacheOutcome> cache_outcome;
+  bool stale = false;
+};
+
+struct ResolveHandlerHooks {
+  // Once per reference resolved or refused; `latency` is the whole call's so far.
+  std::function<void(const ReferenceOutcome&, absl::Duration latency)> on_reference;
+  // Once per rejected credential, with AuthFailureReason's code.
+  std::function<void(absl::string_view reason)> on_auth_failure;
+};
+
+struct ResolveHandlerOptions {
+  // Null: no rate limit.
+  RateLimiter* rate_limiter = nullptr;
+  Clock* clock = Clock::Real();
+  ResolveHandlerHooks hooks;
+};
+
+class ResolveHandler {
+ public:
+  // `verifier` and `resolver` must outlive the handler.
+  ResolveHandler(auth::TokenVerifier* verifier, const Resolver* resolver,
+                 ResolveHandlerOptions options);
+
+  // Fills `response` with one result per ref key. Errors: UNAUTHENTICATED (credential),
+  // PERMISSION_DENIED and INVALID_ARGUMENT (from the Resolver), RESOURCE_EXHAUSTED (rate
+  // limit), DEADLINE_EXCEEDED (`deadline` passed before the work started).
+  absl::Status ResolveSecrets(const CallCredentials& credentials,
+                              const secretresolver::v1::ResolveSecretsRequest& request,
+                              absl::Time deadline,
+                              secretresolver::v1::ResolveSecretsResponse* response);
+
+  // Grafana's decrypt API over the same checks: one entry per requested name. Errors as
+  // ResolveSecrets.
+  absl::Status DecryptSecureValues(const CallCredentials& credentials,
+                                   const decryptv1beta1::SecureValueDecryptRequest& request,
+                                   absl::Time deadline,
+                                   decryptv1beta1::SecureValueDecryptResponseCollection* response);
+
+ private:
+  // Authentication, rate limit and resolution shared by both methods.
+  absl::StatusOr<ResolveResults> Resolve(const CallCredentials& credentials,
+                                         const ResolveRequest& request, absl::Time deadline);
+
+  auth::TokenVerifier* const verifier_;
+  const Resolver* const resolver_;
+  ResolveHandlerOptions options_;
+};
+
+}  // namespace secret_resolver
+
+#endif  // SECRET_RESOLVER_SERVER_RESOLVE_HANDLER_H_
