@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
 #include <set>
 #include <string>
 #include <thread>
@@ -11,6 +14,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "resolver/secret_bytes.h"
 #include "resolver/secret_validation.h"
@@ -58,6 +62,49 @@ int64_t MustPut(SecretStore& store, const SecretWrite& write) {
   EXPECT_TRUE(version.ok()) << version.status();
   return version.ok() ? *version : -1;
 }
+
+// What a Watch listener was told, with a bounded wait for it. Shared with the listener, which
+// may outlive the test body (stores call listeners from their own threads).
+class ChangeRecorder {
+ public:
+  void Add(const SecretChange& change) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      changes_.push_back(change);
+    }
+    cv_.notify_all();
+  }
+
+  // Waits until `count` changes of (stack, name) arrived, or `deadline` passes; resyncs do not
+  // count. Returns whether they arrived.
+  bool WaitFor(absl::string_view stack, absl::string_view name, size_t count,
+               absl::Time deadline) {
+    std::unique_lock<std::mutex> lock(mu_);
+    auto seen = [&] {
+      size_t n = 0;
+      for (const SecretChange& c : changes_) {
+        if (!c.resync && c.stack == stack && c.name == name) ++n;
+      }
+      return n >= count;
+    };
+    while (!seen()) {
+      const absl::Duration left = deadline - absl::Now();
+      if (left <= absl::ZeroDuration()) return false;
+      cv_.wait_for(lock, absl::ToChronoNanoseconds(left));
+    }
+    return true;
+  }
+
+  std::vector<SecretChange> changes() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return changes_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<SecretChange> changes_;
+};
 
 std::vector<std::string> Names(const std::vector<SecretMetadata>& list) {
   std::vector<std::string> names;
@@ -293,6 +340,27 @@ TEST_P(StoreContractTest, ConcurrentWritersGetDistinctIncreasingVersionsAndReade
   absl::StatusOr<StoredSecret> final_value = store_->Get(kStack, "contended");
   ASSERT_TRUE(final_value.ok());
   EXPECT_EQ(final_value->version, kWriters * kPutsPerWriter + 1);
+}
+
+// Every store reports its own writes through Watch: the fake at once, SQLite on its next poll
+// (about 100 ms), PostgreSQL when the NOTIFY arrives. The wait is bounded, not a sleep.
+TEST_P(StoreContractTest, WatchReportsPutsAndDeletesByStackAndName) {
+  auto recorder = std::make_shared<ChangeRecorder>();
+  ASSERT_TRUE(store_->Watch([recorder](const SecretChange& change) { recorder->Add(change); })
+                  .ok());
+  MustPut(*store_, Write("watched", kMarker));
+  MustPut(*store_, Write("watched", kMarker, {"a"}, "stacks-456"));
+  EXPECT_TRUE(recorder->WaitFor(kStack, "watched", 1, absl::Now() + absl::Seconds(2)))
+      << "the put was not reported within 2 s";
+  EXPECT_TRUE(recorder->WaitFor("stacks-456", "watched", 1, absl::Now() + absl::Seconds(2)));
+  ASSERT_TRUE(store_->Delete(kStack, "watched", "user:bob").ok());
+  EXPECT_TRUE(recorder->WaitFor(kStack, "watched", 2, absl::Now() + absl::Seconds(2)))
+      << "the delete was not reported within 2 s";
+  for (const SecretChange& change : recorder->changes()) {
+    if (change.resync) continue;
+    EXPECT_EQ(change.name, "watched");
+    EXPECT_THAT(change.stack, Not(HasSubstr(kMarker)));
+  }
 }
 
 }  // namespace

@@ -1,0 +1,181 @@
+// PostgresSecretStore: the SecretStore shared by every sidecar of a cluster, in one PostgreSQL
+// database (CONTRACT.md section 6; schema, formats, locks and notifications in
+// docs/storage-format.md).
+//
+// Same tables and crypto as the SQLite store: values sealed with resolver/crypto/envelope.h
+// under a per-stack data key, which the active KEK of the KeyRing wraps when the stack's first
+// secret is written. Connections come from a bounded PostgresPool; the DSN, TLS included, is
+// passed to libpq as it is.
+//
+// Writes. Every Put and Delete is one READ COMMITTED transaction that first takes
+// pg_advisory_xact_lock(kSecretLockClass, hashtext(stack || '/' || name)), so the writers of one
+// secret, in any process, run one at a time: versions strictly increase and no update is lost.
+// A stack's data key is created in the first Put's transaction; concurrent creators meet on the
+// unique index of active keys (INSERT ... ON CONFLICT DO NOTHING, then read the winner's key).
+// The transaction ends with pg_notify(channel, {"stack":...,"name":...}), so listeners hear of a
+// change exactly when it commits. Delete deactivates the newest version and keeps every row;
+// change_log records who did what and when.
+//
+// Failures. A statement that fails because the connection broke (server restart, network
+// failure, terminated backend) is retried once, on a fresh connection, when that is safe: always
+// for reads, and for writes unless the connection broke while committing (the outcome is then
+// unknown and the write returns UNAVAILABLE saying so). Every statement is bounded by
+// options.operation_timeout; after that its connection is closed (which rolls the transaction
+// back) and the operation fails without a retry.
+//
+// Watch: a PostgresListener on a dedicated connection LISTENs on options.channel. Each
+// notification becomes a SecretChange; after the listener reconnects (changes may have been
+// missed meanwhile) listeners get a SecretChange with resync = true.
+//
+// Thread safety: all methods are safe to call concurrently. The KeyRing must outlive the store
+// and must not be modified while the store exists.
+#ifndef SECRET_RESOLVER_RESOLVER_POSTGRES_POSTGRES_SECRET_STORE_H_
+#define SECRET_RESOLVER_RESOLVER_POSTGRES_POSTGRES_SECRET_STORE_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "resolver/clock.h"
+#include "resolver/crypto/key_ring.h"
+#include "resolver/postgres/postgres_connection.h"
+#include "resolver/postgres/postgres_listener.h"
+#include "resolver/postgres/postgres_pool.h"
+#include "resolver/secret_store.h"
+
+namespace secret_resolver {
+
+// The channel the store NOTIFYs and LISTENs on, unless options say otherwise.
+inline constexpr char kDefaultChangeChannel[] = "secret_resolver_changes";
+
+struct PostgresStoreOptions {
+  // The NOTIFY channel (1-63 bytes, case-sensitive). Every process sharing the database must use
+  // the same one; stores in separate schemas of one database should use separate channels.
+  std::string channel = kDefaultChangeChannel;
+  // Bound on one operation's wait for a connection and on each statement it runs.
+  absl::Duration operation_timeout = absl::Seconds(10);
+  // Bound on Watch's first LISTEN (connecting included).
+  absl::Duration watch_connect_timeout = absl::Seconds(10);
+  // The listener's reconnection backoff: starts at the first, doubles up to the second.
+  absl::Duration watch_initial_backoff = absl::Milliseconds(100);
+  absl::Duration watch_max_backoff = absl::Seconds(10);
+  // Heartbeats on the listening connection; see PostgresListenerOptions.
+  absl::Duration watch_heartbeat_interval = absl::Seconds(30);
+  absl::Duration watch_heartbeat_timeout = absl::Seconds(10);
+  // Timestamps of rows and change_log entries. Null: Clock::Real().
+  Clock* clock = nullptr;
+};
+
+class PostgresSecretStore : public SecretStore {
+ public:
+  // Creates the pool for `pool_options` (the DSN: pool_options.dsn, see
+  // PostgresDsnFromConfigOrEnv), connects, and applies any missing schema migrations in one
+  // transaction under an advisory lock, so several processes may open the same database at
+  // once. `key_ring` must hold at least one KEK and outlive the store.
+  // Errors: INVALID_ARGUMENT (malformed DSN, max_connections < 1, bad channel or timeouts),
+  // FAILED_PRECONDITION (no KEK loaded; schema newer than this binary; the database refuses the
+  // DDL), UNAVAILABLE (the server cannot be reached or rejects us; the message never holds the
+  // password), INTERNAL.
+  static absl::StatusOr<std::unique_ptr<PostgresSecretStore>> Open(
+      PostgresPoolOptions pool_options, const KeyRing* key_ring,
+      PostgresStoreOptions options = {});
+
+  PostgresSecretStore(const PostgresSecretStore&) = delete;
+  PostgresSecretStore& operator=(const PostgresSecretStore&) = delete;
+
+  // Stops the listener (waiting for a running listener callback to return) and closes the
+  // pool's idle connections. Must not be called from a listener.
+  ~PostgresSecretStore() override;
+
+  // SecretStore. Besides the interface's errors:
+  //   - INVALID_ARGUMENT for a stack or name that no secret can have (Get, Delete, List), and
+  //     from Put also for an actor or description that PostgreSQL text cannot hold (a NUL byte,
+  //     invalid UTF-8), each naming the field;
+  //   - DATA_LOSS for a damaged row (ciphertext, wrapped key, decrypter list, missing data key);
+  //   - FAILED_PRECONDITION from Get and Put when the KEK that wraps the stack's data key is not
+  //     loaded or is the wrong key (the message names the KEK id);
+  //   - UNAVAILABLE when the server is unreachable, a connection broke twice, a statement
+  //     outlived operation_timeout, or no pooled connection came free in time;
+  //   - ABORTED when PostgreSQL gave up on the transaction (deadlock, serialization failure,
+  //     a constraint violated by a writer that does not follow the locking protocol): retry.
+  absl::StatusOr<StoredSecret> Get(absl::string_view stack, absl::string_view name) override;
+  absl::StatusOr<int64_t> Put(const SecretWrite& write) override;
+  absl::Status Delete(absl::string_view stack, absl::string_view name,
+                      absl::string_view actor) override;
+  absl::StatusOr<std::vector<SecretMetadata>> List(absl::string_view stack) override;
+
+  // Adds `listener`. The first call starts the listener and returns once LISTEN is in effect,
+  // so every change committed after Watch returns is reported (within about a second, by any
+  // process), in commit order. After the listening connection is lost and re-established,
+  // listeners get one SecretChange with resync = true. A payload that cannot be parsed is
+  // reported as resync = true too. Listeners run one at a time on the listener's thread without
+  // store locks held (they may call the store, but must not destroy it). Errors: UNAVAILABLE
+  // (the first LISTEN did not take effect within watch_connect_timeout; the listener is then
+  // not added, and a later Watch tries again).
+  absl::Status Watch(ChangeListener listener) override;
+
+  // Rewraps every data key with KEK `kek_id` (normally the ring's new active KEK) in one
+  // transaction, without touching any value, and returns how many keys were rewrapped (keys
+  // already wrapped by `kek_id` are left alone). The keys are locked (SELECT ... FOR UPDATE)
+  // until the commit. Errors: FAILED_PRECONDITION naming the KEK id (`kek_id` not loaded, or a
+  // key's current KEK not loaded or wrong: nothing is changed then), DATA_LOSS (a wrapped key
+  // failed authentication), UNAVAILABLE.
+  absl::StatusOr<int64_t> RewrapDataKeys(absl::string_view kek_id);
+
+  // What the store connects to, without secrets (PostgresDsn::description()).
+  const std::string& description() const { return dsn_.description(); }
+
+ private:
+  class Session;
+  struct DataKey;
+
+  PostgresSecretStore(PostgresDsn dsn, std::string dsn_text, std::unique_ptr<PostgresPool> pool,
+                      const KeyRing* key_ring, PostgresStoreOptions options);
+
+  // Runs `body` on a pooled connection. If the connection broke and `body` did not leave the
+  // outcome in doubt, runs it once more on a fresh connection.
+  absl::Status WithSession(const std::function<absl::Status(Session&)>& body);
+  // As WithSession, with `body` between BEGIN ISOLATION LEVEL READ COMMITTED and COMMIT; rolls
+  // back when `body` fails.
+  absl::Status InTransaction(const std::function<absl::Status(Session&)>& body);
+
+  // The stack's active data key, created (and wrapped by the active KEK) if it has none. Runs
+  // inside a write transaction.
+  absl::StatusOr<DataKey> ActiveDataKey(Session& session, absl::string_view stack,
+                                        int64_t now_us);
+
+  void DispatchPayload(absl::string_view payload);
+  void DispatchResync();
+  void Dispatch(const SecretChange& change);
+
+  int64_t NowMicros() const;
+  // "postgres store (<dsn description>): <what>: <detail>", the password redacted.
+  std::string Message(absl::string_view what, absl::string_view detail) const;
+
+  const PostgresDsn dsn_;
+  const std::string dsn_text_;  // holds the password, if any: never printed
+  const std::unique_ptr<PostgresPool> pool_;
+  const KeyRing* const key_ring_;
+  const PostgresStoreOptions options_;
+  Clock* const clock_;
+
+  std::mutex watch_start_mu_;                  // serializes Watch calls
+  std::unique_ptr<PostgresListener> listener_;  // guarded by watch_start_mu_
+
+  std::mutex listeners_mu_;
+  // Replaced, never changed in place, so the listener thread can iterate a snapshot.
+  std::shared_ptr<const std::vector<ChangeListener>> listeners_;  // guarded by listeners_mu_
+  bool first_listen_seen_ = false;                                // guarded by listeners_mu_
+  absl::Status last_listener_error_;                              // guarded by listeners_mu_
+};
+
+}  // namespace secret_resolver
+
+#endif  // SECRET_RESOLVER_RESOLVER_POSTGRES_POSTGRES_SECRET_STORE_H_

@@ -1,0 +1,76 @@
+// AdminServer: the loopback-only HTTP server for operators and Kubernetes probes.
+//   GET /metrics  the registry in Prometheus text format 0.0.4
+//   GET /healthz  200 "ok" while the process serves at all (liveness)
+//   GET /readyz   200 "ok" when the readiness check passes (store and keys reachable), else 503
+//                 with the check's message (readiness)
+// Anything else is 404. It serves on a thread of its own (cpp-httplib, two workers), so a slow
+// scrape never touches a gRPC thread.
+//
+// Thread safety: Start, port/address and Stop from any one thread; the handlers run on the
+// server's threads and call the registry and the readiness check concurrently, which must
+// therefore be thread-safe.
+#ifndef SECRET_RESOLVER_SERVER_ADMIN_SERVER_H_
+#define SECRET_RESOLVER_SERVER_ADMIN_SERVER_H_
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "server/metrics.h"
+
+namespace httplib {
+class Server;
+}  // namespace httplib
+
+namespace secret_resolver {
+
+struct AdminServerOptions {
+  // Loopback "host:port" (127.0.0.0/8, [::1] or localhost); port 0 picks a free port.
+  std::string address = "127.0.0.1:9464";
+  // Rendered on /metrics. Not owned; must outlive the server. Null: /metrics is 404.
+  const MetricsRegistry* metrics = nullptr;
+  // Run on every /readyz; OK means ready. Its message is shown to the (loopback) caller, so it
+  // must not contain secrets. Null: always ready.
+  std::function<absl::Status()> readiness;
+};
+
+class AdminServer {
+ public:
+  // Binds `options.address` and starts serving. Returns INVALID_ARGUMENT when the address is
+  // malformed or not loopback, UNAVAILABLE when it cannot be bound (e.g. the port is in use).
+  static absl::StatusOr<std::unique_ptr<AdminServer>> Start(AdminServerOptions options);
+
+  // Stops (see Stop).
+  ~AdminServer();
+
+  AdminServer(const AdminServer&) = delete;
+  AdminServer& operator=(const AdminServer&) = delete;
+
+  // Stops accepting, closes the listening socket and joins the server thread. A request in
+  // flight finishes first; an idle client connection delays this by at most two seconds (the
+  // read timeout). Idempotent.
+  void Stop();
+
+  // The bound port (the kernel's choice when port 0 was asked for).
+  int port() const { return port_; }
+  // "host:port" with the bound port; IPv6 hosts in brackets.
+  const std::string& address() const { return address_; }
+
+ private:
+  AdminServer(AdminServerOptions options, std::unique_ptr<httplib::Server> server);
+
+  AdminServerOptions options_;
+  std::unique_ptr<httplib::Server> server_;
+  std::thread thread_;
+  std::atomic<bool> finished_{false};  // the server thread has left its accept loop
+  int port_ = 0;
+  std::string address_;
+};
+
+}  // namespace secret_resolver
+
+#endif  // SECRET_RESOLVER_SERVER_ADMIN_SERVER_H_

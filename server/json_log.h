@@ -1,0 +1,186 @@
+// JsonLogger: structured logs, one JSON object per line, and the audit line written for every
+// resolved reference (CONTRACT.md section 9).
+//
+//   {"time":"2023-11-14T22:13:20.000Z","level":"info","msg":"serving","unix":"/run/sr.sock"}
+//
+// What never goes in: secret values, access tokens, fingerprint or encryption keys, DSNs with
+// passwords. The API helps: a field holds a string, number or bool, and there is deliberately
+// no way to build one from a SecretBytes (it has no conversions, and the overload that would
+// take it is deleted). Passing `secret.reveal()` would compile, so do not.
+//
+// Thread safety: every method may be called from any thread. Each line is formatted first and
+// then written with one call under a lock, so lines from different threads never interleave.
+#ifndef SECRET_RESOLVER_SERVER_JSON_LOG_H_
+#define SECRET_RESOLVER_SERVER_JSON_LOG_H_
+
+#include <atomic>
+#include <cstdint>
+#include <cstdio>
+#include <mutex>
+#include <ostream>
+#include <string>
+#include <type_traits>
+#include <variant>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "absl/types/span.h"
+#include "resolver/clock.h"
+#include "resolver/secret_bytes.h"
+
+namespace secret_resolver {
+
+enum class LogLevel { kDebug = 0, kInfo = 1, kWarning = 2, kError = 3 };
+
+// "debug", "info", "warning", "error".
+absl::string_view LogLevelName(LogLevel level);
+
+// Parses one of the names above (as in the config's logging.level). INVALID_ARGUMENT otherwise.
+absl::StatusOr<LogLevel> ParseLogLevel(absl::string_view name);
+
+// One key and a typed value: a string, a signed or unsigned integer, a double or a bool.
+// Durations are logged in milliseconds; a Status as its code name and message.
+class LogField {
+ public:
+  using Value = std::variant<std::string, int64_t, uint64_t, double, bool>;
+
+  LogField(absl::string_view key, absl::string_view value)
+      : key_(key), value_(std::string(value)) {}
+  LogField(absl::string_view key, const char* value)
+      : key_(key), value_(std::string(value == nullptr ? "" : value)) {}
+  LogField(absl::string_view key, const std::string& value) : key_(key), value_(value) {}
+
+  // Exactly bool: a template, so that a pointer does not silently become true.
+  template <typename T, std::enable_if_t<std::is_same_v<T, bool>, int> = 0>
+  LogField(absl::string_view key, T value) : key_(key), value_(value) {}
+
+  template <typename T,
+            std::enable_if_t<
+                std::is_integral_v<T> && !std::is_same_v<T, bool> && std::is_signed_v<T>, int> = 0>
+  LogField(absl::string_view key, T value) : key_(key), value_(static_cast<int64_t>(value)) {}
+
+  template <typename T, std::enable_if_t<std::is_integral_v<T> && !std::is_same_v<T, bool> &&
+                                             std::is_unsigned_v<T>,
+                                         int> = 0>
+  LogField(absl::string_view key, T value) : key_(key), value_(static_cast<uint64_t>(value)) {}
+
+  template <typename T, std::enable_if_t<std::is_floating_point_v<T>, int> = 0>
+  LogField(absl::string_view key, T value) : key_(key), value_(static_cast<double>(value)) {}
+
+  // In milliseconds, as a double.
+  LogField(absl::string_view key, absl::Duration value)
+      : key_(key), value_(absl::ToDoubleMilliseconds(value)) {}
+
+  // "CODE_NAME: message". Status messages in this project never carry secrets (STYLE.md).
+  LogField(absl::string_view key, const absl::Status& status)
+      : key_(key), value_(status.ToString()) {}
+
+  // Secret bytes are never logged.
+  LogField(absl::string_view key, const SecretBytes& value) = delete;
+
+  const std::string& key() const { return key_; }
+  const Value& value() const { return value_; }
+
+ private:
+  std::string key_;
+  Value value_;
+};
+
+// The outcome of one reference, as the audit line records it.
+enum class AuditDecision {
+  kAllowed,  // the value was returned
+  kDenied,   // the caller may not have it (authentication, stack, decrypter check)
+  kError,    // anything else: not found, invalid reference, store failure
+};
+
+// "allowed", "denied", "error".
+absl::string_view AuditDecisionName(AuditDecision decision);
+
+// One audit line: who asked for which secret of which stack, and what happened. Identities and
+// names only; never the value or the caller's token.
+struct AuditRecord {
+  // When the reference was resolved. InfinitePast: the logger's clock at LogAudit.
+  absl::Time time = absl::InfinitePast();
+  std::string stack;
+  // The verified service identity of the caller (e.g. the token's subject).
+  std::string caller;
+  // The key of the reference in the request.
+  std::string ref_key;
+  std::string secret_name;
+  // The version returned; 0 when none was.
+  int64_t version = 0;
+  AuditDecision decision = AuditDecision::kError;
+  // Logged by name: "OK", "NOT_FOUND", ...
+  absl::StatusCode code = absl::StatusCode::kUnknown;
+  // CacheOutcomeName ("hit", "miss", "negative_hit", "stale"), or empty when the cache was not
+  // consulted.
+  std::string cache;
+  double latency_ms = 0;
+};
+
+struct JsonLoggerOptions {
+  // Source of each line's time. Not owned; never null.
+  Clock* clock = Clock::Real();
+  // Lines below this level are dropped. Audit lines are not subject to it.
+  LogLevel min_level = LogLevel::kInfo;
+  // Whether LogAudit writes anything (config logging.audit).
+  bool audit = true;
+};
+
+class JsonLogger {
+ public:
+  // Writes to `out` (not owned, must outlive the logger; stderr in production), flushing after
+  // every line.
+  explicit JsonLogger(FILE* out, JsonLoggerOptions options = JsonLoggerOptions());
+  explicit JsonLogger(std::ostream* out, JsonLoggerOptions options = JsonLoggerOptions());
+
+  JsonLogger(const JsonLogger&) = delete;
+  JsonLogger& operator=(const JsonLogger&) = delete;
+
+  // Writes {"time", "level", "msg", fields...} when `level` is enabled. Field keys that clash
+  // with the first three are written as "field_time", "field_level", "field_msg". Strings are
+  // escaped as JSON requires (control characters as \u00XX); invalid UTF-8 becomes U+FFFD.
+  void Log(LogLevel level, absl::string_view msg, absl::Span<const LogField> fields = {});
+  void Debug(absl::string_view msg, absl::Span<const LogField> fields = {}) {
+    Log(LogLevel::kDebug, msg, fields);
+  }
+  void Info(absl::string_view msg, absl::Span<const LogField> fields = {}) {
+    Log(LogLevel::kInfo, msg, fields);
+  }
+  void Warning(absl::string_view msg, absl::Span<const LogField> fields = {}) {
+    Log(LogLevel::kWarning, msg, fields);
+  }
+  void Error(absl::string_view msg, absl::Span<const LogField> fields = {}) {
+    Log(LogLevel::kError, msg, fields);
+  }
+
+  // Writes {"time", "level":"info", "msg":"audit", "stack", "caller", "ref_key", "secret",
+  // "version", "decision", "code", "cache", "latency_ms"} unless audit lines are off.
+  void LogAudit(const AuditRecord& record);
+
+  bool IsEnabled(LogLevel level) const {
+    return static_cast<int>(level) >= min_level_.load(std::memory_order_relaxed);
+  }
+  void set_min_level(LogLevel level) {
+    min_level_.store(static_cast<int>(level), std::memory_order_relaxed);
+  }
+
+ private:
+  void WriteLine(const std::string& line);
+
+  FILE* const file_;
+  std::ostream* const stream_;
+  Clock* const clock_;
+  const bool audit_;
+  std::atomic<int> min_level_;
+  std::mutex write_mu_;
+};
+
+// RFC 3339 in UTC with milliseconds: "2023-11-14T22:13:20.000Z".
+std::string FormatLogTime(absl::Time time);
+
+}  // namespace secret_resolver
+
+#endif  // SECRET_RESOLVER_SERVER_JSON_LOG_H_

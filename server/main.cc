@@ -1,0 +1,113 @@
+// secret-resolver: the sidecar's main binary.
+//
+//   secret-resolver --config=/etc/secret-resolver/config.yaml
+//   secret-resolver --config=config.yaml --check-config
+//
+// Flags override the most common settings of the file. SIGTERM or SIGINT: drain and exit 0;
+// SIGHUP: reload the JWKS and certificates.
+#include <signal.h>
+
+#include <cstdio>
+#include <string>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "server/config.h"
+#include "server/process_hygiene.h"
+#include "server/sidecar.h"
+
+ABSL_FLAG(std::string, config, "", "Path of the YAML configuration file (required).");
+ABSL_FLAG(bool, check_config, false, "Load and validate the configuration, then exit.");
+ABSL_FLAG(std::string, unix_socket, "", "Overrides listen.unix_socket.");
+ABSL_FLAG(std::string, tcp_address, "", "Overrides listen.tcp_address (host:port).");
+ABSL_FLAG(std::string, admin_address, "", "Overrides admin.address (loopback host:port).");
+ABSL_FLAG(std::string, sqlite_path, "", "Overrides the store with an embedded SQLite file.");
+
+namespace secret_resolver {
+namespace {
+
+using secretresolver::config::v1::Config;
+
+absl::StatusOr<Config> LoadConfig() {
+  const std::string path = absl::GetFlag(FLAGS_config);
+  if (path.empty()) return absl::InvalidArgumentError("--config is required");
+  absl::StatusOr<Config> config = LoadConfigFile(path);
+  if (!config.ok()) return config.status();
+  if (const std::string v = absl::GetFlag(FLAGS_unix_socket); !v.empty()) {
+    config->mutable_listen()->set_unix_socket(v);
+  }
+  if (const std::string v = absl::GetFlag(FLAGS_tcp_address); !v.empty()) {
+    config->mutable_listen()->set_tcp_address(v);
+  }
+  if (const std::string v = absl::GetFlag(FLAGS_admin_address); !v.empty()) {
+    config->mutable_admin()->set_address(v);
+  }
+  if (const std::string v = absl::GetFlag(FLAGS_sqlite_path); !v.empty()) {
+    config->mutable_store()->mutable_sqlite()->set_path(v);
+  }
+  ApplyDefaults(&*config);
+  if (absl::Status s = ValidateConfig(*config); !s.ok()) return s;
+  return config;
+}
+
+void Fail(absl::string_view what, const absl::Status& status) {
+  std::fprintf(stderr, "{\"level\":\"error\",\"msg\":\"%s\",\"error\":\"%s\"}\n",
+               std::string(what).c_str(), absl::CEscape(status.ToString()).c_str());
+}
+
+int Main() {
+  absl::StatusOr<Config> config = LoadConfig();
+  if (!config.ok()) {
+    Fail("invalid configuration", config.status());
+    return 2;
+  }
+  if (absl::GetFlag(FLAGS_check_config)) {
+    std::printf("configuration OK\n");
+    return 0;
+  }
+  if (absl::Status s = HardenProcess(); !s.ok()) {
+    Fail("cannot harden the process", s);
+    return 1;
+  }
+  // Block the signals before any thread starts, so every thread inherits the mask and only
+  // the sigwait below receives them.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  absl::StatusOr<std::unique_ptr<Sidecar>> sidecar = Sidecar::Start(*config);
+  if (!sidecar.ok()) {
+    Fail("cannot start", sidecar.status());
+    return 1;
+  }
+  std::fprintf(stderr, "{\"level\":\"info\",\"msg\":\"serving\",\"unix\":\"%s\",\"tcp\":\"%s\"}\n",
+               (*sidecar)->unix_target().c_str(), (*sidecar)->tcp_target().c_str());
+  for (;;) {
+    int signal = 0;
+    if (sigwait(&signals, &signal) != 0) continue;
+    if (signal == SIGHUP) {
+      (*sidecar)->Reload();
+      continue;
+    }
+    break;
+  }
+  const auto& grace = config->shutdown_grace();
+  (*sidecar)->Shutdown(absl::Seconds(grace.seconds()) + absl::Nanoseconds(grace.nanos()));
+  std::fprintf(stderr, "{\"level\":\"info\",\"msg\":\"stopped\"}\n");
+  return 0;
+}
+
+}  // namespace
+}  // namespace secret_resolver
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage("The secret-resolver sidecar. Usage: secret-resolver --config=FILE");
+  absl::ParseCommandLine(argc, argv);
+  return secret_resolver::Main();
+}

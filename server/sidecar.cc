@@ -1,0 +1,317 @@
+#include "server/sidecar.h"
+
+#include <sys/stat.h>
+
+#include <fstream>
+#include <iterator>
+#include <mutex>
+#include <utility>
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/security/tls_certificate_provider.h>
+#include <grpcpp/security/tls_credentials_options.h>
+#include <openssl/crypto.h>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "resolver/crypto/key_ring.h"
+#include "resolver/redaction.h"
+#include "resolver/resolver.h"
+#include "resolver/secret_cache.h"
+#include "resolver/store/store_url.h"
+#include "server/auth/jwks.h"
+#include "server/auth/token_verifier.h"
+#include "server/grpc_services.h"
+#include "server/rate_limiter.h"
+#include "server/resolve_handler.h"
+#include "server/unix_socket.h"
+#include "server/worker_pool.h"
+
+namespace secret_resolver {
+namespace {
+
+using secretresolver::config::v1::Config;
+
+absl::Duration ToDuration(const google::protobuf::Duration& d) {
+  return absl::Seconds(d.seconds()) + absl::Nanoseconds(d.nanos());
+}
+
+// Reads a base64 key from a file that only its owner may read, or from an environment variable.
+absl::StatusOr<SecretBytes> LoadFingerprintKey(const secretresolver::config::v1::Redaction& r) {
+  std::string encoded;
+  std::string source;
+  if (!r.fingerprint_key_file().empty()) {
+    source = r.fingerprint_key_file();
+    struct stat info;
+    if (stat(source.c_str(), &info) != 0) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("redaction.fingerprint_key_file: cannot read \"", source, "\""));
+    }
+    if ((info.st_mode & 077) != 0) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "redaction.fingerprint_key_file: \"", source, "\" has mode 0",
+          absl::StrCat(absl::Hex(info.st_mode & 0777)), "; it must not be readable by group or ",
+          "others (chmod 600)"));
+    }
+    std::ifstream file(source, std::ios::binary);
+    encoded.assign(std::istreambuf_iterator<char>(file), std::istreambuf_iterator<char>());
+  } else {
+    source = absl::StrCat("$", r.fingerprint_key_env());
+    const char* value = std::getenv(r.fingerprint_key_env().c_str());
+    if (value == nullptr) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "redaction.fingerprint_key_env: environment variable ", source, " is not set"));
+    }
+    encoded = value;
+  }
+  std::string decoded;
+  const bool ok = absl::Base64Unescape(absl::StripAsciiWhitespace(encoded), &decoded);
+  SecretBytes key(decoded);
+  OPENSSL_cleanse(encoded.data(), encoded.size());
+  OPENSSL_cleanse(decoded.data(), decoded.size());
+  if (!ok) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("fingerprint key in ", source, " is not valid base64"));
+  }
+  return key;
+}
+
+absl::StatusOr<KeyRing> LoadKeyRing(const secretresolver::config::v1::Kek& kek) {
+  if (!kek.file().empty()) return KeyRing::LoadFromFile(kek.file());
+  return KeyRing::LoadFromEnv(kek.env());
+}
+
+std::string StoreUrl(const secretresolver::config::v1::Store& store) {
+  if (store.has_postgres()) {
+    const auto& pg = store.postgres();
+    if (!pg.dsn_env().empty()) {
+      const char* dsn = std::getenv(pg.dsn_env().c_str());
+      return absl::StrCat("postgres:", dsn == nullptr ? "" : dsn);
+    }
+    return absl::StrCat("postgres:", pg.dsn());
+  }
+  return absl::StrCat("sqlite:", store.sqlite().path());
+}
+
+std::shared_ptr<grpc::ServerCredentials> TcpCredentials(const Config& config) {
+  const auto& tls = config.listen().tls();
+  if (tls.cert_file().empty()) return grpc::InsecureServerCredentials();
+  // The provider re-reads the files every refresh interval, so rotated certificates are picked
+  // up without a restart.
+  auto provider = std::make_shared<grpc::experimental::FileWatcherCertificateProvider>(
+      tls.key_file(), tls.cert_file(), tls.client_ca_file(),
+      static_cast<unsigned>(absl::ToInt64Seconds(ToDuration(tls.reload_interval()))));
+  grpc::experimental::TlsServerCredentialsOptions options(provider);
+  options.watch_identity_key_cert_pairs();
+  if (!tls.client_ca_file().empty()) {
+    options.watch_root_certs();
+    options.set_cert_request_type(
+        tls.require_client_cert()
+            ? GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY
+            : GRPC_SSL_REQUEST_CLIENT_CERTIFICATE_AND_VERIFY);
+  }
+  return grpc::experimental::TlsServerCredentials(options);
+}
+
+// The cache that store change notifications invalidate. The store's watch thread may run until
+// the store is destroyed, which is after the cache: Detach() cuts the link first.
+class InvalidationTarget {
+ public:
+  explicit InvalidationTarget(SecretCache* cache) : cache_(cache) {}
+
+  void Apply(const SecretChange& change) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (cache_ == nullptr) return;
+    if (change.resync) {
+      cache_->InvalidateAll();
+    } else {
+      cache_->Invalidate(change.stack, change.name);
+    }
+  }
+
+  void Detach() {
+    std::lock_guard<std::mutex> lock(mu_);
+    cache_ = nullptr;
+  }
+
+ private:
+  std::mutex mu_;
+  SecretCache* cache_;
+};
+
+}  // namespace
+
+// Declared in the order they are built; Shutdown() tears them down in reverse.
+struct Sidecar::Parts {
+  Config config;
+  KeyRing key_ring;
+  std::unique_ptr<SecretStore> store;
+  std::unique_ptr<RedactionTokens> tokens;
+  std::unique_ptr<SecretCache> cache;
+  std::shared_ptr<InvalidationTarget> invalidation;
+  std::unique_ptr<Resolver> resolver;
+  std::unique_ptr<auth::JwksSource> jwks;
+  std::unique_ptr<auth::TokenVerifier> verifier;
+  std::unique_ptr<RateLimiter> rate_limiter;
+  std::unique_ptr<ResolveHandler> handler;
+  std::unique_ptr<WorkerPool> pool;
+  std::unique_ptr<SecretResolverService> resolver_service;
+  std::unique_ptr<SecureValueDecrypterService> decrypt_service;
+  std::unique_ptr<grpc::Server> server;
+  std::string unix_path;
+  std::string unix_target;
+  std::string tcp_target;
+  std::string admin_target;
+  bool shut_down = false;
+};
+
+absl::StatusOr<std::unique_ptr<Sidecar>> Sidecar::Start(const Config& config) {
+  auto parts = std::make_unique<Parts>();
+  Parts& p = *parts;
+  p.config = config;
+
+  absl::StatusOr<KeyRing> key_ring = LoadKeyRing(config.store().kek());
+  if (!key_ring.ok()) return key_ring.status();
+  p.key_ring = *std::move(key_ring);
+
+  absl::StatusOr<std::unique_ptr<SecretStore>> store =
+      OpenSecretStore(StoreUrl(config.store()), &p.key_ring);
+  if (!store.ok()) return store.status();
+  p.store = *std::move(store);
+
+  absl::StatusOr<SecretBytes> fingerprint_key = LoadFingerprintKey(config.redaction());
+  if (!fingerprint_key.ok()) return fingerprint_key.status();
+  absl::StatusOr<std::unique_ptr<RedactionTokens>> tokens = RedactionTokens::Create(
+      config.redaction().placeholder_format(), *std::move(fingerprint_key));
+  if (!tokens.ok()) return tokens.status();
+  p.tokens = *std::move(tokens);
+
+  const auto& c = config.cache();
+  CacheOptions cache_options;
+  cache_options.ttl = ToDuration(c.ttl());
+  cache_options.refresh_ahead = ToDuration(c.refresh_ahead());
+  cache_options.refresh_jitter = ToDuration(c.refresh_jitter());
+  cache_options.negative_ttl = ToDuration(c.negative_ttl());
+  cache_options.max_stale = ToDuration(c.max_stale());
+  cache_options.max_bytes = c.max_bytes();
+  cache_options.per_stack_share = c.per_stack_share();
+  cache_options.fingerprint = Resolver::FingerprintFunction(p.tokens.get());
+  p.cache = std::make_unique<SecretCache>(p.store.get(), std::move(cache_options));
+  p.invalidation = std::make_shared<InvalidationTarget>(p.cache.get());
+  if (absl::Status watch = p.store->Watch([target = p.invalidation](const SecretChange& change) {
+        target->Apply(change);
+      });
+      !watch.ok()) {
+    return watch;
+  }
+
+  ResolverOptions resolver_options;
+  resolver_options.max_refs = config.limits().max_refs();
+  resolver_options.access.allow_wildcard_namespace = config.auth().allow_wildcard_namespace();
+  p.resolver = std::make_unique<Resolver>(p.cache.get(), p.tokens.get(), resolver_options);
+
+  const auto& a = config.auth();
+  absl::StatusOr<std::unique_ptr<auth::JwksSource>> jwks;
+  if (!a.jwks_file().empty()) {
+    auth::JwksFileOptions options;
+    options.path = a.jwks_file();
+    options.clock = Clock::Real();
+    jwks = auth::JwksSource::FromFile(options);
+  } else {
+    auth::JwksUrlOptions options;
+    options.url = a.jwks_url();
+    options.clock = Clock::Real();
+    options.refresh_interval = ToDuration(a.jwks_refresh_interval());
+    jwks = auth::JwksSource::FromUrl(options);
+  }
+  if (!jwks.ok()) return jwks.status();
+  p.jwks = *std::move(jwks);
+  auth::TokenVerifierOptions verifier_options;
+  verifier_options.issuer = a.issuer();
+  verifier_options.audience = a.audience();
+  verifier_options.leeway = ToDuration(a.leeway());
+  verifier_options.allow_missing_typ = a.allow_missing_typ();
+  verifier_options.cache_capacity = a.token_cache_size();
+  verifier_options.clock = Clock::Real();
+  absl::StatusOr<std::unique_ptr<auth::TokenVerifier>> verifier =
+      auth::TokenVerifier::Create(verifier_options, p.jwks.get());
+  if (!verifier.ok()) return verifier.status();
+  p.verifier = *std::move(verifier);
+
+  const auto& limits = config.limits();
+  if (limits.per_stack_rate() > 0) {
+    p.rate_limiter = std::make_unique<RateLimiter>(limits.per_stack_rate(),
+                                                   limits.per_stack_burst(), Clock::Real());
+  }
+  ResolveHandlerOptions handler_options;
+  handler_options.rate_limiter = p.rate_limiter.get();
+  p.handler = std::make_unique<ResolveHandler>(p.verifier.get(), p.resolver.get(),
+                                               std::move(handler_options));
+  p.pool = std::make_unique<WorkerPool>(limits.worker_threads(), limits.worker_threads() * 64);
+  p.resolver_service =
+      std::make_unique<SecretResolverService>(p.handler.get(), p.pool.get(), CallObserver());
+  p.decrypt_service = std::make_unique<SecureValueDecrypterService>(p.handler.get(),
+                                                                     p.pool.get(), CallObserver());
+
+  grpc::EnableDefaultHealthCheckService(true);
+  if (config.reflection()) grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  builder.SetMaxReceiveMessageSize(static_cast<int>(limits.max_message_bytes()));
+  const auto& listen = config.listen();
+  if (!listen.unix_socket().empty()) {
+    if (absl::Status s = PrepareUnixSocketPath(listen.unix_socket()); !s.ok()) return s;
+    p.unix_path = listen.unix_socket();
+    p.unix_target = absl::StrCat("unix:", listen.unix_socket());
+    builder.AddListeningPort(p.unix_target, grpc::InsecureServerCredentials());
+  }
+  int tcp_port = 0;
+  if (!listen.tcp_address().empty()) {
+    builder.AddListeningPort(listen.tcp_address(), TcpCredentials(config), &tcp_port);
+  }
+  builder.RegisterService(p.resolver_service.get());
+  builder.RegisterService(p.decrypt_service.get());
+  p.server = builder.BuildAndStart();
+  if (p.server == nullptr) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot listen on ", p.unix_target, p.unix_target.empty() ? "" : " ",
+                     listen.tcp_address()));
+  }
+  if (!listen.tcp_address().empty()) {
+    const size_t colon = listen.tcp_address().rfind(':');
+    p.tcp_target = absl::StrCat(listen.tcp_address().substr(0, colon), ":", tcp_port);
+  }
+  if (!p.unix_path.empty()) {
+    absl::StatusOr<unsigned> mode = ParseSocketMode(listen.unix_socket_mode());
+    if (!mode.ok()) return mode.status();
+    if (absl::Status s = SetSocketMode(p.unix_path, *mode); !s.ok()) return s;
+  }
+  return absl::WrapUnique(new Sidecar(std::move(parts)));
+}
+
+Sidecar::Sidecar(std::unique_ptr<Parts> parts) : parts_(std::move(parts)) {}
+
+Sidecar::~Sidecar() { Shutdown(absl::ZeroDuration()); }
+
+void Sidecar::Shutdown(absl::Duration grace) {
+  Parts& p = *parts_;
+  if (p.shut_down) return;
+  p.shut_down = true;
+  // Stops accepting, waits up to `grace` for in-flight calls, then cancels what is left.
+  p.server->Shutdown(std::chrono::system_clock::now() + absl::ToChronoNanoseconds(grace));
+  p.server.reset();
+  p.pool.reset();  // runs the calls already accepted; each finishes (cancelled) at once
+  p.invalidation->Detach();
+  p.cache.reset();  // wipes every cached value
+  if (!p.unix_path.empty()) unlink(p.unix_path.c_str());
+}
+
+void Sidecar::Reload() { parts_->jwks->Reload().IgnoreError(); }
+
+const std::string& Sidecar::unix_target() const { return parts_->unix_target; }
+const std::string& Sidecar::tcp_target() const { return parts_->tcp_target; }
+const std::string& Sidecar::admin_target() const { return parts_->admin_target; }
+
+}  // namespace secret_resolver

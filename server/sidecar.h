@@ -1,0 +1,51 @@
+// Sidecar: the composition root. Builds every part of the running sidecar from a validated
+// Config (store, keys, cache, resolver, token verifier, services, listeners, admin server),
+// serves, and shuts down in order.
+//
+// Thread safety: Start, then Shutdown, from one thread (main). The parts it owns are
+// thread-safe; the gRPC server and the admin server run on threads of their own.
+#ifndef SECRET_RESOLVER_SERVER_SIDECAR_H_
+#define SECRET_RESOLVER_SERVER_SIDECAR_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "secretresolver/config/v1/config.pb.h"
+
+namespace secret_resolver {
+
+class Sidecar {
+ public:
+  // Builds and starts everything `config` (defaults applied, validated) describes. Errors name
+  // the part that failed: FAILED_PRECONDITION (keys, files, a socket in use), UNAVAILABLE (the
+  // store), INVALID_ARGUMENT (a bad value).
+  static absl::StatusOr<std::unique_ptr<Sidecar>> Start(
+      const secretresolver::config::v1::Config& config);
+
+  ~Sidecar();
+
+  // Stops accepting calls, lets in-flight calls finish for up to `grace`, cancels the rest,
+  // wipes the cache and removes the Unix socket. Idempotent.
+  void Shutdown(absl::Duration grace);
+
+  // Re-reads the JWKS and TLS certificates (SIGHUP). Errors are logged; the old keys stay.
+  void Reload();
+
+  // Where the gRPC services listen: "unix:/path" and/or "host:port" (the bound port when the
+  // configured one was 0). And the admin server's "host:port", or empty.
+  const std::string& unix_target() const;
+  const std::string& tcp_target() const;
+  const std::string& admin_target() const;
+
+ private:
+  struct Parts;
+  explicit Sidecar(std::unique_ptr<Parts> parts);
+  std::unique_ptr<Parts> parts_;
+};
+
+}  // namespace secret_resolver
+
+#endif  // SECRET_RESOLVER_SERVER_SIDECAR_H_

@@ -1,0 +1,291 @@
+// The sidecar end to end: the real binary, real gRPC over a real Unix socket, through the
+// generated client stubs, on a real SQLite store sealed with real keys.
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gmock/gmock.h>
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "decrypt/v1beta1/decrypt.grpc.pb.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "resolver/sqlite/sqlite_secret_store.h"
+#include "secretresolver/v1/resolver.grpc.pb.h"
+#include "tests/integration/sidecar_process.h"
+
+namespace secret_resolver {
+namespace {
+
+using ::secretresolver::v1::ResolveSecretsRequest;
+using ::secretresolver::v1::ResolveSecretsResponse;
+using ::secretresolver::v1::SecretResolver;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+constexpr char kStack[] = "stacks-42";
+constexpr char kService[] = "grafana-workflows";
+// Stand-ins for production credentials: tests assert they never reach a log.
+constexpr char kApiValue[] = "planted-api-token-6b1f9d";
+constexpr char kDbValue[] = "planted-db-password-c03a";
+
+class SidecarTest : public ::testing::Test {
+ protected:
+  void SetUp() override { StartWith(""); }
+
+  void StartWith(const std::string& extra_yaml) {
+    sidecar_.reset();
+    absl::StatusOr<testing::SidecarState> state = testing::SidecarState::Create(extra_yaml);
+    ASSERT_TRUE(state.ok()) << state.status();
+    state_ = std::make_unique<testing::SidecarState>(*std::move(state));
+    absl::StatusOr<std::unique_ptr<SqliteSecretStore>> store =
+        SqliteSecretStore::Open(state_->store_path, &state_->key_ring);
+    ASSERT_TRUE(store.ok()) << store.status();
+    store_ = *std::move(store);
+    Put(kStack, "workflows/http/auth-token", kApiValue, {kService});
+    Put(kStack, "workflows/db/password", kDbValue, {kService, "k6"});
+    Put(kStack, "k6-only", "planted-k6-value-77", {"k6"});
+    absl::StatusOr<std::unique_ptr<testing::SidecarProcess>> sidecar =
+        testing::SidecarProcess::Start(*state_);
+    ASSERT_TRUE(sidecar.ok()) << sidecar.status();
+    sidecar_ = *std::move(sidecar);
+    channel_ = grpc::CreateChannel(sidecar_->target(), grpc::InsecureChannelCredentials());
+    stub_ = SecretResolver::NewStub(channel_);
+  }
+
+  void Put(const std::string& stack, const std::string& name, const std::string& value,
+           std::vector<std::string> decrypters) {
+    SecretWrite write;
+    write.stack = stack;
+    write.name = name;
+    write.decrypters = std::move(decrypters);
+    write.actor = "integration-test";
+    write.value = SecretBytes(value);
+    ASSERT_TRUE(store_->Put(write).ok());
+  }
+
+  grpc::Status Resolve(const ResolveSecretsRequest& request, ResolveSecretsResponse* response,
+                       const std::string& token, absl::Duration timeout = absl::Seconds(10)) {
+    grpc::ClientContext context;
+    if (!token.empty()) context.AddMetadata("authorization", "Bearer " + token);
+    context.set_deadline(std::chrono::system_clock::now() + absl::ToChronoNanoseconds(timeout));
+    return stub_->ResolveSecrets(&context, request, response);
+  }
+
+  ResolveSecretsRequest Request(std::map<std::string, std::string> refs,
+                                const std::string& stack = kStack) {
+    ResolveSecretsRequest request;
+    request.set_stack(stack);
+    request.mutable_refs()->insert(refs.begin(), refs.end());
+    return request;
+  }
+
+  std::string GoodToken() { return state_->Token(kStack, kService); }
+
+  std::unique_ptr<testing::SidecarState> state_;
+  std::unique_ptr<SqliteSecretStore> store_;
+  std::unique_ptr<testing::SidecarProcess> sidecar_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<SecretResolver::Stub> stub_;
+};
+
+TEST_F(SidecarTest, ResolvesSecretsWithRedactionTokens) {
+  ResolveSecretsResponse response;
+  grpc::Status status = Resolve(Request({{"api-token", "secret://workflows/http/auth-token"},
+                                         {"db", "secret://workflows/db/password"}}),
+                                &response, GoodToken());
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  ASSERT_EQ(response.results_size(), 2);
+  const auto& api = response.results().at("api-token").secret();
+  EXPECT_EQ(api.value(), kApiValue);
+  EXPECT_EQ(api.name(), "workflows/http/auth-token");
+  EXPECT_EQ(api.version(), 1);
+  EXPECT_EQ(api.redaction().placeholder(), "***SECRET_REDACTED:api-token***");
+  EXPECT_EQ(api.redaction().fingerprint().rfind("hmac-sha256:", 0), 0u);
+  EXPECT_EQ(api.redaction().fingerprint().size(), 12u + 32u);
+  EXPECT_EQ(response.results().at("db").secret().value(), kDbValue);
+}
+
+TEST_F(SidecarTest, WholeCallErrors) {
+  ResolveSecretsResponse response;
+  const auto one = Request({{"k", "secret://workflows/http/auth-token"}});
+  EXPECT_EQ(Resolve(one, &response, "").error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(Resolve(one, &response, "not.a.token").error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(Resolve(one, &response, state_->Token(kStack, kService, -absl::Minutes(5)))
+                .error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(Resolve(one, &response, state_->Token("stacks-43", kService)).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(Resolve(Request({}), &response, GoodToken()).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  std::map<std::string, std::string> many;
+  for (int i = 0; i < 129; ++i) many[absl::StrCat("k", i)] = "secret://a";
+  EXPECT_EQ(Resolve(Request(many), &response, GoodToken()).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(Resolve(Request({{"bad key", "secret://a"}}), &response, GoodToken()).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(Resolve(one, &response, GoodToken(), absl::ZeroDuration()).error_code(),
+            grpc::StatusCode::DEADLINE_EXCEEDED);
+
+  grpc::ClientContext both;
+  both.AddMetadata("authorization", "Bearer " + GoodToken());
+  both.AddMetadata("x-access-token", state_->Token(kStack, "other-service"));
+  EXPECT_EQ(stub_->ResolveSecrets(&both, one, &response).error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+}
+
+TEST_F(SidecarTest, PerReferenceErrors) {
+  ResolveSecretsResponse response;
+  grpc::Status status = Resolve(Request({{"bad", "secret://Upper/case"},
+                                         {"missing", "secret://workflows/none"},
+                                         {"denied", "secret://k6-only"},
+                                         {"ok", "secret://workflows/db/password"}}),
+                                &response, GoodToken());
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(response.results().at("bad").error().code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(response.results().at("bad").error().message(), HasSubstr("byte 9"));
+  EXPECT_EQ(response.results().at("missing").error().code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(response.results().at("denied").error().code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(response.results().at("denied").error().message(), "not authorized");
+  EXPECT_TRUE(response.results().at("ok").has_secret());
+}
+
+TEST_F(SidecarTest, UpdateMadeByAnotherWriterIsSeenWithinOneSecond) {
+  const auto request = Request({{"k", "secret://workflows/http/auth-token"}});
+  ResolveSecretsResponse response;
+  ASSERT_TRUE(Resolve(request, &response, GoodToken()).ok());
+  ASSERT_EQ(response.results().at("k").secret().version(), 1);
+
+  Put(kStack, "workflows/http/auth-token", "rotated-api-token-0e4", {kService});
+  const absl::Time written = absl::Now();
+  int64_t version = 1;
+  while (absl::Now() - written < absl::Seconds(1)) {
+    response.Clear();
+    ASSERT_TRUE(Resolve(request, &response, GoodToken()).ok());
+    version = response.results().at("k").secret().version();
+    if (version == 2) break;
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  EXPECT_EQ(version, 2);
+  EXPECT_EQ(response.results().at("k").secret().value(), "rotated-api-token-0e4");
+}
+
+TEST_F(SidecarTest, ConcurrentCallersOfSeveralStacksSeeOnlyTheirOwnValues) {
+  constexpr int kStacks = 4;
+  for (int s = 0; s < kStacks; ++s) {
+    Put(absl::StrCat("org-", s), "shared/name", absl::StrCat("value-of-org-", s), {kService});
+  }
+  std::vector<std::string> tokens;
+  for (int s = 0; s < kStacks; ++s) tokens.push_back(state_->Token(absl::StrCat("org-", s), kService));
+  std::atomic<int> wrong{0};
+  std::atomic<int> served{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 16; ++t) {
+    threads.emplace_back([&, t] {
+      const int s = t % kStacks;
+      for (int i = 0; i < 25; ++i) {
+        ResolveSecretsResponse response;
+        grpc::Status status = Resolve(
+            Request({{"k", "secret://shared/name"}}, absl::StrCat("org-", s)), &response,
+            tokens[s]);
+        if (!status.ok() || response.results().at("k").secret().value() !=
+                                absl::StrCat("value-of-org-", s)) {
+          wrong.fetch_add(1);
+        } else {
+          served.fetch_add(1);
+        }
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  EXPECT_EQ(wrong.load(), 0);
+  EXPECT_EQ(served.load(), 16 * 25);
+}
+
+TEST_F(SidecarTest, GrafanaDecryptApi) {
+  Put(kStack, "db-password", "planted-grafana-value-31", {kService});
+  auto stub = decryptv1beta1::SecureValueDecrypter::NewStub(channel_);
+  grpc::ClientContext context;
+  context.AddMetadata("x-access-token", GoodToken());
+  decryptv1beta1::SecureValueDecryptRequest request;
+  request.set_namespace_(kStack);
+  request.add_names("db-password");
+  request.add_names("absent");
+  request.add_names("k6-only");
+  decryptv1beta1::SecureValueDecryptResponseCollection response;
+  grpc::Status status = stub->DecryptSecureValues(&context, request, &response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(response.decrypted_values().at("db-password").value(), "planted-grafana-value-31");
+  EXPECT_EQ(response.decrypted_values().at("absent").error_message(), "not found");
+  EXPECT_EQ(response.decrypted_values().at("k6-only").error_message(), "not authorized");
+}
+
+TEST_F(SidecarTest, HealthServiceAndSocketMode) {
+  auto health = grpc::health::v1::Health::NewStub(channel_);
+  grpc::ClientContext context;
+  grpc::health::v1::HealthCheckRequest request;
+  grpc::health::v1::HealthCheckResponse response;
+  ASSERT_TRUE(health->Check(&context, request, &response).ok());
+  EXPECT_EQ(response.status(), grpc::health::v1::HealthCheckResponse::SERVING);
+
+  struct stat info;
+  ASSERT_EQ(stat(state_->socket_path.c_str(), &info), 0);
+  EXPECT_EQ(info.st_mode & 0777, 0660u);
+}
+
+TEST_F(SidecarTest, RateLimitIsResourceExhausted) {
+  StartWith("limits:\n  per_stack_rate: 0.001\n  per_stack_burst: 2\n");
+  const auto one = Request({{"k", "secret://workflows/http/auth-token"}});
+  ResolveSecretsResponse response;
+  EXPECT_TRUE(Resolve(one, &response, GoodToken()).ok());
+  EXPECT_TRUE(Resolve(one, &response, GoodToken()).ok());
+  EXPECT_EQ(Resolve(one, &response, GoodToken()).error_code(),
+            grpc::StatusCode::RESOURCE_EXHAUSTED);
+}
+
+TEST_F(SidecarTest, SigtermDrainsExitsZeroAndRemovesSocket) {
+  const int status = sidecar_->Terminate();
+  ASSERT_TRUE(WIFEXITED(status)) << status;
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+  EXPECT_NE(access(state_->socket_path.c_str(), F_OK), 0);
+}
+
+TEST_F(SidecarTest, StaleSocketIsReplacedButALiveOneIsNot) {
+  // A second sidecar on the same socket must refuse to start while the first one listens.
+  absl::StatusOr<std::unique_ptr<testing::SidecarProcess>> second =
+      testing::SidecarProcess::Start(*state_);
+  EXPECT_FALSE(second.ok());
+  EXPECT_THAT(std::string(second.status().message()), HasSubstr("another process is listening"));
+}
+
+TEST_F(SidecarTest, NoLogLineContainsAValueOrAToken) {
+  const std::string token = GoodToken();
+  ResolveSecretsResponse response;
+  Resolve(Request({{"a", "secret://workflows/http/auth-token"},
+                   {"b", "secret://workflows/db/password"},
+                   {"c", "secret://k6-only"},
+                   {"d", "secret://missing/one"}}),
+          &response, token);
+  Resolve(Request({{"a", "secret://workflows/http/auth-token"}}), &response, token + "x");
+  Resolve(Request({{"a", "secret://workflows/http/auth-token"}}, "stacks-1"), &response, token);
+  sidecar_->Terminate();
+  const std::string log = sidecar_->Log();
+  EXPECT_THAT(log, Not(HasSubstr(kApiValue)));
+  EXPECT_THAT(log, Not(HasSubstr(kDbValue)));
+  EXPECT_THAT(log, Not(HasSubstr("planted-k6-value-77")));
+  EXPECT_THAT(log, Not(HasSubstr(token)));
+  EXPECT_THAT(log, Not(HasSubstr(token.substr(token.rfind('.') + 1))));  // the signature
+}
+
+}  // namespace
+}  // namespace secret_resolver

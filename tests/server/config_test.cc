@@ -1,0 +1,532 @@
+#include "server/config.h"
+
+#include <cmath>
+#include <functional>
+#include <limits>
+#include <string>
+
+#include "absl/status/status.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace secret_resolver {
+namespace {
+
+using secretresolver::config::v1::Config;
+using ::testing::AllOf;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+// The smallest configuration that validates once defaults are applied.
+constexpr char kMinimalYaml[] = R"(
+listen:
+  unix_socket: /tmp/sr.sock
+store:
+  sqlite:
+    path: /tmp/sr.db
+  kek:
+    file: /tmp/kek
+auth:
+  issuer: https://issuer.test
+  audience: secret-resolver
+  jwks_file: /tmp/jwks.json
+redaction:
+  fingerprint_key_file: /tmp/fp.key
+)";
+
+Config MinimalConfig() {
+  absl::StatusOr<Config> config = ParseConfigYaml(kMinimalYaml, "minimal.yaml");
+  EXPECT_TRUE(config.ok()) << config.status();
+  ApplyDefaults(&*config);
+  return *config;
+}
+
+// Expects INVALID_ARGUMENT with `substring` in the message.
+void ExpectInvalid(const absl::Status& status, const std::string& substring) {
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << status;
+  EXPECT_THAT(std::string(status.message()), HasSubstr(substring));
+}
+
+absl::Status ParseStatus(const std::string& yaml) {
+  return ParseConfigYaml(yaml, "test.yaml").status();
+}
+
+// ---- The example file ----
+
+TEST(ConfigTest, ExampleFileLoadsAndValidates) {
+  absl::StatusOr<Config> config = LoadConfigFile("deploy/config/example.yaml");
+  ASSERT_TRUE(config.ok()) << config.status();
+  ApplyDefaults(&*config);
+  EXPECT_TRUE(ValidateConfig(*config).ok()) << ValidateConfig(*config);
+
+  EXPECT_EQ(config->listen().unix_socket(), "/run/secret-resolver/resolver.sock");
+  EXPECT_EQ(config->listen().unix_socket_mode(), "0660");
+  EXPECT_TRUE(config->listen().tcp_address().empty());
+  EXPECT_FALSE(config->listen().has_tls());
+  EXPECT_EQ(config->store().sqlite().path(), "/var/lib/secret-resolver/secrets.db");
+  EXPECT_EQ(config->store().kek().file(), "/etc/secret-resolver/kek");
+  EXPECT_EQ(config->auth().issuer(), "https://auth.example.internal");
+  EXPECT_EQ(config->auth().audience(), "secret-resolver");
+  EXPECT_EQ(config->auth().jwks_file(), "/etc/secret-resolver/jwks.json");
+  EXPECT_EQ(config->redaction().fingerprint_key_file(), "/etc/secret-resolver/fingerprint.key");
+  EXPECT_EQ(config->cache().ttl().seconds(), 300);
+  EXPECT_EQ(config->cache().max_stale().seconds(), 900);  // written as "15m"
+  EXPECT_EQ(config->cache().max_bytes(), uint64_t{64} << 20);
+  EXPECT_DOUBLE_EQ(config->cache().per_stack_share(), 0.25);
+  EXPECT_EQ(config->admin().address(), "127.0.0.1:9464");
+  EXPECT_TRUE(config->admin().enabled());
+  EXPECT_EQ(config->logging().level(), "info");
+  EXPECT_TRUE(config->logging().audit());
+  EXPECT_EQ(config->shutdown_grace().seconds(), 10);
+}
+
+TEST(ConfigTest, ExampleFileSpellsOutTheDefaults) {
+  // Applying defaults to the example changes nothing but the one default it leaves commented
+  // out (per_stack_burst), so the file documents the defaults truthfully.
+  absl::StatusOr<Config> config = LoadConfigFile("deploy/config/example.yaml");
+  ASSERT_TRUE(config.ok()) << config.status();
+  Config with_defaults = *config;
+  ApplyDefaults(&with_defaults);
+  with_defaults.mutable_limits()->clear_per_stack_burst();
+  EXPECT_EQ(with_defaults.SerializeAsString(), config->SerializeAsString())
+      << with_defaults.DebugString();
+}
+
+TEST(ConfigTest, LoadMissingFileIsNotFound) {
+  absl::StatusOr<Config> config = LoadConfigFile("/nonexistent/dir/config.yaml");
+  EXPECT_EQ(config.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(std::string(config.status().message()), HasSubstr("/nonexistent/dir/config.yaml"));
+}
+
+// ---- Defaults ----
+
+TEST(ConfigTest, EveryDefaultIsApplied) {
+  Config config;
+  config.mutable_listen()->mutable_tls();
+  config.mutable_store()->mutable_postgres()->set_dsn_env("PGDSN");
+  ApplyDefaults(&config);
+
+  EXPECT_EQ(config.listen().unix_socket_mode(), "0660");
+  EXPECT_EQ(config.listen().tls().reload_interval().seconds(), 60);
+  EXPECT_EQ(config.store().postgres().max_connections(), 8u);
+  EXPECT_EQ(config.auth().jwks_refresh_interval().seconds(), 300);
+  EXPECT_EQ(config.auth().leeway().seconds(), 60);
+  EXPECT_EQ(config.auth().token_cache_size(), 10000u);
+  EXPECT_FALSE(config.auth().allow_missing_typ());
+  EXPECT_FALSE(config.auth().allow_wildcard_namespace());
+  EXPECT_EQ(config.cache().ttl().seconds(), 300);
+  EXPECT_EQ(config.cache().refresh_ahead().seconds(), 30);
+  EXPECT_EQ(config.cache().refresh_jitter().seconds(), 15);
+  EXPECT_EQ(config.cache().negative_ttl().seconds(), 5);
+  EXPECT_EQ(config.cache().max_stale().seconds(), 900);
+  EXPECT_EQ(config.cache().max_bytes(), 67108864u);
+  EXPECT_DOUBLE_EQ(config.cache().per_stack_share(), 0.25);
+  EXPECT_EQ(config.redaction().placeholder_format(), "***SECRET_REDACTED:{key}***");
+  EXPECT_EQ(config.limits().max_refs(), 128u);
+  EXPECT_EQ(config.limits().max_message_bytes(), 1048576u);
+  EXPECT_EQ(config.limits().per_stack_rate(), 0);
+  EXPECT_EQ(config.limits().per_stack_burst(), 1u);
+  EXPECT_EQ(config.limits().max_concurrent_fetches(), 16u);
+  EXPECT_EQ(config.limits().worker_threads(), 4u);
+  EXPECT_TRUE(config.admin().has_enabled());
+  EXPECT_TRUE(config.admin().enabled());
+  EXPECT_EQ(config.admin().address(), "127.0.0.1:9464");
+  EXPECT_EQ(config.logging().level(), "info");
+  EXPECT_TRUE(config.logging().has_audit());
+  EXPECT_TRUE(config.logging().audit());
+  EXPECT_FALSE(config.reflection());
+  EXPECT_EQ(config.shutdown_grace().seconds(), 10);
+}
+
+TEST(ConfigTest, DefaultsDoNotCreateOptionalParts) {
+  Config config;
+  ApplyDefaults(&config);
+  EXPECT_FALSE(config.listen().has_tls());
+  EXPECT_EQ(config.store().backend_case(), secretresolver::config::v1::Store::BACKEND_NOT_SET);
+}
+
+TEST(ConfigTest, DefaultsKeepValuesThatAreSet) {
+  absl::StatusOr<Config> config = ParseConfigYaml(R"(
+cache: {ttl: 10s, per_stack_share: 1, max_bytes: 1024}
+limits: {per_stack_rate: 2.5, max_refs: 7}
+admin: {enabled: false}
+logging: {level: debug, audit: false}
+)",
+                                                  "t.yaml");
+  ASSERT_TRUE(config.ok()) << config.status();
+  ApplyDefaults(&*config);
+  EXPECT_EQ(config->cache().ttl().seconds(), 10);
+  EXPECT_EQ(config->cache().per_stack_share(), 1);
+  EXPECT_EQ(config->cache().max_bytes(), 1024u);
+  EXPECT_EQ(config->limits().max_refs(), 7u);
+  EXPECT_EQ(config->limits().per_stack_burst(), 3u);  // max(1, ceil(2.5))
+  EXPECT_FALSE(config->admin().enabled());
+  EXPECT_TRUE(config->admin().address().empty());  // off: no default address
+  EXPECT_EQ(config->logging().level(), "debug");
+  EXPECT_FALSE(config->logging().audit());
+
+  Config again = *config;
+  ApplyDefaults(&again);
+  EXPECT_EQ(again.SerializeAsString(), config->SerializeAsString());  // idempotent
+}
+
+// ---- Parsing ----
+
+TEST(ConfigTest, ScalarsAreConvertedByFieldType) {
+  absl::StatusOr<Config> config = ParseConfigYaml(R"(
+listen:
+  unix_socket_mode: 0600        # unquoted: still the string "0600"
+  tcp_address: 127.0.0.1:50051
+cache:
+  ttl: 1.5s
+  refresh_ahead: 250ms
+  max_stale: 1h30m
+  negative_ttl: 0
+  max_bytes: 18446744073709551615
+  per_stack_share: 0.5
+auth:
+  allow_missing_typ: true
+  token_cache_size: 4294967295
+reflection: True
+)",
+                                                  "t.yaml");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->listen().unix_socket_mode(), "0600");
+  EXPECT_EQ(config->listen().tcp_address(), "127.0.0.1:50051");
+  EXPECT_EQ(config->cache().ttl().seconds(), 1);
+  EXPECT_EQ(config->cache().ttl().nanos(), 500000000);
+  EXPECT_EQ(config->cache().refresh_ahead().seconds(), 0);
+  EXPECT_EQ(config->cache().refresh_ahead().nanos(), 250000000);
+  EXPECT_EQ(config->cache().max_stale().seconds(), 5400);
+  EXPECT_EQ(config->cache().negative_ttl().seconds(), 0);
+  EXPECT_EQ(config->cache().max_bytes(), std::numeric_limits<uint64_t>::max());
+  EXPECT_DOUBLE_EQ(config->cache().per_stack_share(), 0.5);
+  EXPECT_TRUE(config->auth().allow_missing_typ());
+  EXPECT_EQ(config->auth().token_cache_size(), 4294967295u);
+  EXPECT_TRUE(config->reflection());
+}
+
+TEST(ConfigTest, JsonNamesAreAccepted) {
+  absl::StatusOr<Config> config = ParseConfigYaml(R"(
+listen: {unixSocket: /tmp/a.sock, unixSocketMode: "0600"}
+auth: {jwksUrl: "https://keys.test/jwks", tokenCacheSize: 5}
+shutdownGrace: 3s
+)",
+                                                  "t.yaml");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->listen().unix_socket(), "/tmp/a.sock");
+  EXPECT_EQ(config->auth().jwks_url(), "https://keys.test/jwks");
+  EXPECT_EQ(config->auth().token_cache_size(), 5u);
+  EXPECT_EQ(config->shutdown_grace().seconds(), 3);
+}
+
+TEST(ConfigTest, NullLeavesFieldUnset) {
+  absl::StatusOr<Config> config = ParseConfigYaml("cache:\n  ttl:\nlisten: ~\n", "t.yaml");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_FALSE(config->cache().has_ttl());
+  EXPECT_FALSE(config->has_listen());
+}
+
+TEST(ConfigTest, EmptyDocumentIsEmptyConfig) {
+  for (const char* text : {"", "# only a comment\n", "---\n"}) {
+    absl::StatusOr<Config> config = ParseConfigYaml(text, "t.yaml");
+    ASSERT_TRUE(config.ok()) << config.status();
+    EXPECT_EQ(config->ByteSizeLong(), 0u);
+  }
+}
+
+TEST(ConfigTest, UnknownTopLevelKeyNamesIt) {
+  absl::Status status = ParseStatus("listn:\n  unix_socket: /tmp/x\n");
+  ExpectInvalid(status, "test.yaml:1:1: listn: unknown field");
+  EXPECT_THAT(std::string(status.message()), HasSubstr("listen"));  // lists the known fields
+}
+
+TEST(ConfigTest, UnknownNestedKeyNamesThePath) {
+  ExpectInvalid(ParseStatus("cache:\n  ttl: 5s\n  ttlx: 5s\n"),
+                "test.yaml:3:3: cache.ttlx: unknown field");
+  ExpectInvalid(ParseStatus("listen:\n  tls:\n    cert: /a\n"), "listen.tls.cert: unknown field");
+  ExpectInvalid(ParseStatus("store:\n  sqlite:\n    file: /a\n"),
+                "store.sqlite.file: unknown field");
+}
+
+TEST(ConfigTest, WrongTypesNameThePath) {
+  ExpectInvalid(ParseStatus("cache:\n  max_bytes: lots\n"),
+                "test.yaml:2:14: cache.max_bytes: expected an integer from 0 to");
+  ExpectInvalid(ParseStatus("auth: a-string\n"), "auth: expected a map of settings");
+  ExpectInvalid(ParseStatus("listen:\n  unix_socket: [a, b]\n"),
+                "listen.unix_socket: expected a string, got a list");
+  ExpectInvalid(ParseStatus("admin:\n  enabled: yes\n"), "admin.enabled: expected true or false");
+  ExpectInvalid(ParseStatus("limits:\n  max_refs: -1\n"), "limits.max_refs: expected an integer");
+  ExpectInvalid(ParseStatus("limits:\n  max_refs: 4294967296\n"), "limits.max_refs");
+  ExpectInvalid(ParseStatus("limits:\n  max_refs: 1.5\n"), "limits.max_refs");
+  ExpectInvalid(ParseStatus("cache:\n  per_stack_share: half\n"),
+                "cache.per_stack_share: expected a finite number");
+  ExpectInvalid(ParseStatus("cache:\n  per_stack_share: .nan\n"), "cache.per_stack_share");
+  ExpectInvalid(ParseStatus("cache:\n  ttl: {seconds: 5}\n"), "cache.ttl: expected a duration");
+}
+
+TEST(ConfigTest, BadDurationsNameThePath) {
+  ExpectInvalid(ParseStatus("cache:\n  ttl: 5x\n"), "test.yaml:2:8: cache.ttl: invalid duration");
+  ExpectInvalid(ParseStatus("cache:\n  ttl: 300\n"),
+                "cache.ttl: invalid duration \"300\": a unit is required, e.g. \"300s\"");
+  ExpectInvalid(ParseStatus("cache:\n  ttl: -5s\n"),
+                "cache.ttl: duration \"-5s\" must not be negative");
+  ExpectInvalid(ParseStatus("listen:\n  tls:\n    reload_interval: soon\n"),
+                "listen.tls.reload_interval: invalid duration");
+  ExpectInvalid(ParseStatus("shutdown_grace: inf\n"), "shutdown_grace: invalid duration");
+}
+
+TEST(ConfigTest, KeyGivenTwiceIsAnError) {
+  ExpectInvalid(ParseStatus("listen:\n  unix_socket: /a\n  unixSocket: /b\n"),
+                "listen.unixSocket: set twice (also as \"unix_socket\")");
+}
+
+TEST(ConfigTest, TwoMembersOfOneOneofAreAnError) {
+  ExpectInvalid(ParseStatus("store:\n  sqlite: {path: /a}\n  postgres: {dsn_env: X}\n"),
+                "store.postgres: cannot be set together with \"sqlite\"");
+  ExpectInvalid(ParseStatus("auth:\n  jwks_file: /a\n  jwks_url: https://b\n"),
+                "auth.jwks_url: cannot be set together with \"jwks_file\"");
+}
+
+TEST(ConfigTest, EveryProblemIsReported) {
+  absl::Status status = ParseStatus("listn: 1\ncache:\n  ttl: x\n  bogus: 2\n");
+  ExpectInvalid(status, "listn: unknown field");
+  EXPECT_THAT(std::string(status.message()),
+              AllOf(HasSubstr("cache.ttl: invalid duration"), HasSubstr("cache.bogus: unknown")));
+}
+
+TEST(ConfigTest, MalformedYamlGivesThePosition) {
+  ExpectInvalid(ParseStatus("listen:\n  unix_socket: [unclosed\n"), "test.yaml:");
+  ExpectInvalid(ParseStatus("a: b\n c: d\n  - e\n"), "invalid YAML");
+}
+
+TEST(ConfigTest, TopLevelMustBeAMap) {
+  ExpectInvalid(ParseStatus("- listen\n- store\n"), "test.yaml:1:1: the top level must be a map");
+  ExpectInvalid(ParseStatus("just a string\n"), "the top level must be a map");
+}
+
+TEST(ConfigTest, StringValuesAreNotEchoedInErrors) {
+  // A DSN with a password, placed where a map belongs: the error names the field, not the value.
+  absl::Status status = ParseStatus("store:\n  postgres: \"postgres://u:hunter2@db/x\"\n");
+  ExpectInvalid(status, "store.postgres: expected a map of settings");
+  EXPECT_THAT(std::string(status.message()), Not(HasSubstr("hunter2")));
+}
+
+// ---- Cross-field rules ----
+
+TEST(ConfigTest, MinimalConfigIsValid) {
+  absl::Status status = ValidateConfig(MinimalConfig());
+  EXPECT_TRUE(status.ok()) << status;
+}
+
+struct RuleCase {
+  std::string name;
+  std::function<void(Config*)> mutate;
+  std::string error;  // empty: the mutated config is valid
+};
+
+class ConfigRuleTest : public ::testing::TestWithParam<RuleCase> {};
+
+TEST_P(ConfigRuleTest, Validates) {
+  Config config = MinimalConfig();
+  GetParam().mutate(&config);
+  absl::Status status = ValidateConfig(config);
+  if (GetParam().error.empty()) {
+    EXPECT_TRUE(status.ok()) << status;
+  } else {
+    ExpectInvalid(status, GetParam().error);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Rules, ConfigRuleTest,
+    ::testing::Values(
+        // Listeners.
+        RuleCase{"NoListener", [](Config* c) { c->mutable_listen()->clear_unix_socket(); },
+                 "listen: at least one of unix_socket and tcp_address must be set"},
+        RuleCase{"TcpOnly",
+                 [](Config* c) {
+                   c->mutable_listen()->clear_unix_socket();
+                   c->mutable_listen()->set_tcp_address("0.0.0.0:50051");
+                 },
+                 ""},
+        RuleCase{"BadTcpAddress",
+                 [](Config* c) { c->mutable_listen()->set_tcp_address("localhost"); },
+                 "listen.tcp_address: \"localhost\" is not host:port"},
+        RuleCase{"SocketModeNotOctal",
+                 [](Config* c) { c->mutable_listen()->set_unix_socket_mode("0999"); },
+                 "listen.unix_socket_mode: \"0999\" is not octal"},
+        RuleCase{"SocketModeWords",
+                 [](Config* c) { c->mutable_listen()->set_unix_socket_mode("rw-rw----"); },
+                 "listen.unix_socket_mode"},
+        RuleCase{"SocketModeSticky",
+                 [](Config* c) { c->mutable_listen()->set_unix_socket_mode("1777"); },
+                 "listen.unix_socket_mode"},
+        RuleCase{"SocketModeShort",
+                 [](Config* c) { c->mutable_listen()->set_unix_socket_mode("600"); }, ""},
+        // TLS.
+        RuleCase{"TlsCertWithoutKey",
+                 [](Config* c) {
+                   c->mutable_listen()->set_tcp_address("0.0.0.0:50051");
+                   c->mutable_listen()->mutable_tls()->set_cert_file("/c");
+                 },
+                 "listen.tls: cert_file and key_file must be set together"},
+        RuleCase{"TlsKeyWithoutCert",
+                 [](Config* c) {
+                   c->mutable_listen()->set_tcp_address("0.0.0.0:50051");
+                   c->mutable_listen()->mutable_tls()->set_key_file("/k");
+                 },
+                 "listen.tls: cert_file and key_file must be set together"},
+        RuleCase{"TlsWithoutTcp",
+                 [](Config* c) {
+                   c->mutable_listen()->mutable_tls()->set_cert_file("/c");
+                   c->mutable_listen()->mutable_tls()->set_key_file("/k");
+                 },
+                 "listen.tls: TLS applies to the TCP listener"},
+        RuleCase{"RequireClientCertWithoutCa",
+                 [](Config* c) {
+                   c->mutable_listen()->set_tcp_address("0.0.0.0:50051");
+                   auto* tls = c->mutable_listen()->mutable_tls();
+                   tls->set_cert_file("/c");
+                   tls->set_key_file("/k");
+                   tls->set_require_client_cert(true);
+                 },
+                 "listen.tls.require_client_cert: requires listen.tls.client_ca_file"},
+        RuleCase{"ClientCaWithoutCert",
+                 [](Config* c) {
+                   c->mutable_listen()->set_tcp_address("0.0.0.0:50051");
+                   c->mutable_listen()->mutable_tls()->set_client_ca_file("/ca");
+                 },
+                 "listen.tls.client_ca_file: requires cert_file and key_file"},
+        RuleCase{"Mtls",
+                 [](Config* c) {
+                   c->mutable_listen()->set_tcp_address("0.0.0.0:50051");
+                   auto* tls = c->mutable_listen()->mutable_tls();
+                   tls->set_cert_file("/c");
+                   tls->set_key_file("/k");
+                   tls->set_client_ca_file("/ca");
+                   tls->set_require_client_cert(true);
+                 },
+                 ""},
+        // Store.
+        RuleCase{"NoBackend", [](Config* c) { c->mutable_store()->clear_backend(); },
+                 "store: exactly one backend must be set"},
+        RuleCase{"SqliteWithoutPath",
+                 [](Config* c) { c->mutable_store()->mutable_sqlite()->clear_path(); },
+                 "store.sqlite.path: is required"},
+        RuleCase{"PostgresDsnAndEnv",
+                 [](Config* c) {
+                   auto* pg = c->mutable_store()->mutable_postgres();
+                   pg->set_dsn("postgres://u:hunter2@db/x");
+                   pg->set_dsn_env("PGDSN");
+                 },
+                 "store.postgres: exactly one of dsn and dsn_env must be set"},
+        RuleCase{"PostgresNeither", [](Config* c) { c->mutable_store()->mutable_postgres(); },
+                 "store.postgres: exactly one of dsn and dsn_env must be set"},
+        RuleCase{"PostgresEnv",
+                 [](Config* c) { c->mutable_store()->mutable_postgres()->set_dsn_env("PGDSN"); },
+                 ""},
+        RuleCase{"NoKek", [](Config* c) { c->mutable_store()->clear_kek(); },
+                 "store.kek: exactly one of file and env must be set"},
+        RuleCase{"TwoKeks", [](Config* c) { c->mutable_store()->mutable_kek()->set_env("KEK"); },
+                 "store.kek: exactly one of file and env must be set"},
+        // Auth.
+        RuleCase{"NoIssuer", [](Config* c) { c->mutable_auth()->clear_issuer(); },
+                 "auth.issuer: is required"},
+        RuleCase{"NoAudience", [](Config* c) { c->mutable_auth()->clear_audience(); },
+                 "auth.audience: is required"},
+        RuleCase{"NoJwks", [](Config* c) { c->mutable_auth()->clear_jwks(); },
+                 "auth: one of jwks_file and jwks_url is required"},
+        RuleCase{"EmptyJwksFile", [](Config* c) { c->mutable_auth()->set_jwks_file(""); },
+                 "auth.jwks_file: must not be empty"},
+        RuleCase{"JwksHttps",
+                 [](Config* c) { c->mutable_auth()->set_jwks_url("https://keys.test/jwks"); }, ""},
+        RuleCase{"JwksPlainHttp",
+                 [](Config* c) { c->mutable_auth()->set_jwks_url("http://keys.test/jwks"); },
+                 "auth.jwks_url: must be an https:// URL"},
+        RuleCase{"JwksHttpLoopback",
+                 [](Config* c) { c->mutable_auth()->set_jwks_url("http://127.0.0.1:8080/jwks"); },
+                 ""},
+        RuleCase{
+            "JwksHttpUserinfoTrick",
+            [](Config* c) { c->mutable_auth()->set_jwks_url("http://127.0.0.1@evil.test/jwks"); },
+            "auth.jwks_url"},
+        // Cache.
+        RuleCase{"ShareAboveOne", [](Config* c) { c->mutable_cache()->set_per_stack_share(1.5); },
+                 "cache.per_stack_share: must be in (0, 1], got 1.5"},
+        RuleCase{"ShareNegative", [](Config* c) { c->mutable_cache()->set_per_stack_share(-0.1); },
+                 "cache.per_stack_share"},
+        RuleCase{"ShareNaN",
+                 [](Config* c) { c->mutable_cache()->set_per_stack_share(std::nan("")); },
+                 "cache.per_stack_share"},
+        RuleCase{"ShareOne", [](Config* c) { c->mutable_cache()->set_per_stack_share(1); }, ""},
+        RuleCase{"NegativeTtl",
+                 [](Config* c) { c->mutable_cache()->mutable_ttl()->set_seconds(-1); },
+                 "cache.ttl: must not be negative"},
+        RuleCase{"NegativeGrace", [](Config* c) { c->mutable_shutdown_grace()->set_nanos(-1); },
+                 "shutdown_grace: must not be negative"},
+        // Redaction.
+        RuleCase{"NoFingerprintKey",
+                 [](Config* c) { c->mutable_redaction()->clear_fingerprint_key_file(); },
+                 "redaction: exactly one of fingerprint_key_file and fingerprint_key_env"},
+        RuleCase{"TwoFingerprintKeys",
+                 [](Config* c) { c->mutable_redaction()->set_fingerprint_key_env("FP"); },
+                 "redaction: exactly one of fingerprint_key_file and fingerprint_key_env"},
+        // Limits.
+        RuleCase{"NegativeRate", [](Config* c) { c->mutable_limits()->set_per_stack_rate(-1); },
+                 "limits.per_stack_rate: must be a finite number >= 0"},
+        // Admin.
+        RuleCase{"AdminAnyAddress",
+                 [](Config* c) { c->mutable_admin()->set_address("0.0.0.0:9464"); },
+                 "admin.address: \"0.0.0.0:9464\" is not a loopback address"},
+        RuleCase{"AdminPrivateAddress",
+                 [](Config* c) { c->mutable_admin()->set_address("10.1.2.3:9464"); },
+                 "admin.address"},
+        RuleCase{"AdminHostname",
+                 [](Config* c) { c->mutable_admin()->set_address("admin.example:9464"); },
+                 "admin.address"},
+        RuleCase{"AdminNoPort", [](Config* c) { c->mutable_admin()->set_address("127.0.0.1"); },
+                 "admin.address: \"127.0.0.1\" is not host:port"},
+        RuleCase{"AdminIpv6Loopback",
+                 [](Config* c) { c->mutable_admin()->set_address("[::1]:9464"); }, ""},
+        RuleCase{"AdminLocalhost",
+                 [](Config* c) { c->mutable_admin()->set_address("localhost:0"); }, ""},
+        RuleCase{"AdminLoopbackRange",
+                 [](Config* c) { c->mutable_admin()->set_address("127.1.2.3:9464"); }, ""},
+        RuleCase{"AdminDisabledIgnoresAddress",
+                 [](Config* c) {
+                   c->mutable_admin()->set_enabled(false);
+                   c->mutable_admin()->set_address("0.0.0.0:9464");
+                 },
+                 ""},
+        RuleCase{"AdminEnabledWithoutAddress",
+                 [](Config* c) { c->mutable_admin()->clear_address(); },
+                 "admin.address: is required when admin is enabled"},
+        // Logging.
+        RuleCase{"BadLogLevel", [](Config* c) { c->mutable_logging()->set_level("verbose"); },
+                 "logging.level: \"verbose\" is not one of debug, info, warning, error"}),
+    [](const ::testing::TestParamInfo<RuleCase>& info) { return info.param.name; });
+
+TEST(ConfigTest, EveryBrokenRuleIsReported) {
+  Config config = MinimalConfig();
+  config.mutable_listen()->clear_unix_socket();
+  config.mutable_auth()->clear_issuer();
+  config.mutable_admin()->set_address("0.0.0.0:1");
+  absl::Status status = ValidateConfig(config);
+  ExpectInvalid(status, "listen: at least one");
+  EXPECT_THAT(std::string(status.message()),
+              AllOf(HasSubstr("auth.issuer"), HasSubstr("admin.address")));
+}
+
+TEST(ConfigTest, ValidationNeverEchoesTheDsn) {
+  Config config = MinimalConfig();
+  auto* pg = config.mutable_store()->mutable_postgres();
+  pg->set_dsn("postgres://u:hunter2@db/x");
+  pg->set_dsn_env("PGDSN");
+  absl::Status status = ValidateConfig(config);
+  ExpectInvalid(status, "store.postgres");
+  EXPECT_THAT(std::string(status.message()), Not(HasSubstr("hunter2")));
+}
+
+}  // namespace
+}  // namespace secret_resolver

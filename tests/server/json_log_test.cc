@@ -1,0 +1,271 @@
+#include "server/json_log.h"
+
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <type_traits>
+#include <vector>
+
+#include "absl/strings/str_split.h"
+#include "absl/time/time.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "resolver/secret_bytes.h"
+#include "tests/fakes/fake_clock.h"
+
+namespace secret_resolver {
+namespace {
+
+using Json = nlohmann::ordered_json;  // keeps the key order of the line
+using ::testing::ElementsAre;
+
+// The API gives no way to log secret bytes, or a pointer to them (which must not turn into
+// `true`).
+static_assert(!std::is_constructible_v<LogField, const char*, const SecretBytes&>);
+static_assert(!std::is_constructible_v<LogField, const char*, SecretBytes&&>);
+static_assert(!std::is_constructible_v<LogField, const char*, const SecretBytes*>);
+static_assert(!std::is_constructible_v<LogField, const char*, const void*>);
+static_assert(std::is_constructible_v<LogField, const char*, bool>);
+
+// Splits the output into lines, checking that each is one complete JSON object.
+std::vector<Json> ParseLines(const std::string& text) {
+  std::vector<Json> objects;
+  if (text.empty()) return objects;
+  EXPECT_EQ(text.back(), '\n');
+  std::vector<std::string> lines = absl::StrSplit(text, '\n');
+  lines.pop_back();
+  for (const std::string& line : lines) {
+    for (char c : line) {
+      EXPECT_GE(static_cast<unsigned char>(c), 0x20) << "raw control character in: " << line;
+    }
+    Json object = Json::parse(line, nullptr, /*allow_exceptions=*/false);
+    EXPECT_TRUE(object.is_object()) << "not a JSON object: " << line;
+    objects.push_back(object);
+  }
+  return objects;
+}
+
+class JsonLogTest : public ::testing::Test {
+ protected:
+  JsonLoggerOptions Options() {
+    JsonLoggerOptions options;
+    options.clock = &clock_;
+    return options;
+  }
+
+  FakeClock clock_;  // 2023-11-14T22:13:20Z
+  std::ostringstream out_;
+};
+
+TEST_F(JsonLogTest, WritesTimeLevelMessageAndTypedFields) {
+  JsonLogger logger(&out_, Options());
+  clock_.Advance(absl::Milliseconds(1234));
+  logger.Info("serving", {{"unix", "/run/sr.sock"},
+                          {"port", 50051},
+                          {"max_bytes", uint64_t{1} << 40},
+                          {"negative", -3},
+                          {"share", 0.25},
+                          {"tls", false},
+                          {"grace", absl::Milliseconds(1500)},
+                          {"error", absl::NotFoundError("no such secret")},
+                          {"name", std::string("db-password")}});
+  std::vector<Json> lines = ParseLines(out_.str());
+  ASSERT_EQ(lines.size(), 1u);
+  const Json& line = lines[0];
+  EXPECT_EQ(line["time"], "2023-11-14T22:13:21.234Z");
+  EXPECT_EQ(line["level"], "info");
+  EXPECT_EQ(line["msg"], "serving");
+  EXPECT_EQ(line["unix"], "/run/sr.sock");
+  EXPECT_TRUE(line["port"].is_number_integer());
+  EXPECT_EQ(line["port"], 50051);
+  EXPECT_EQ(line["max_bytes"].get<uint64_t>(), uint64_t{1} << 40);
+  EXPECT_EQ(line["negative"], -3);
+  EXPECT_TRUE(line["share"].is_number_float());
+  EXPECT_EQ(line["share"], 0.25);
+  EXPECT_TRUE(line["tls"].is_boolean());
+  EXPECT_EQ(line["tls"], false);
+  EXPECT_EQ(line["grace"], 1500.0);
+  EXPECT_EQ(line["error"], "NOT_FOUND: no such secret");
+  EXPECT_EQ(line["name"], "db-password");
+  // time, level and msg come first, so lines read well in a terminal.
+  EXPECT_EQ(out_.str().rfind("{\"time\":\"2023-11-14T22:13:21.234Z\",\"level\":\"info\","
+                             "\"msg\":\"serving\",",
+                             0),
+            0u);
+}
+
+TEST_F(JsonLogTest, LevelsAreFiltered) {
+  JsonLoggerOptions options = Options();
+  options.min_level = LogLevel::kWarning;
+  JsonLogger logger(&out_, options);
+  logger.Debug("d");
+  logger.Info("i");
+  logger.Warning("w");
+  logger.Error("e");
+  logger.set_min_level(LogLevel::kDebug);
+  logger.Debug("d2");
+  std::vector<Json> lines = ParseLines(out_.str());
+  ASSERT_EQ(lines.size(), 3u);
+  EXPECT_EQ(lines[0]["level"], "warning");
+  EXPECT_EQ(lines[1]["level"], "error");
+  EXPECT_EQ(lines[2]["level"], "debug");
+  EXPECT_EQ(lines[2]["msg"], "d2");
+}
+
+TEST_F(JsonLogTest, ControlCharactersQuotesAndBackslashesAreEscaped) {
+  JsonLogger logger(&out_, Options());
+  const std::string nasty =
+      std::string("line1\nline2\r\t\x01\x1f \"quoted\" back\\slash") + std::string(1, '\0') + "end";
+  logger.Error(nasty, {{"field", nasty}});
+  const std::string text = out_.str();
+  EXPECT_EQ(std::count(text.begin(), text.end(), '\n'), 1) << "a message broke the line";
+  EXPECT_NE(text.find("\\u0001"), std::string::npos);
+  EXPECT_NE(text.find("\\u0000"), std::string::npos);
+  std::vector<Json> lines = ParseLines(text);
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_EQ(lines[0]["msg"].get<std::string>(), nasty);
+  EXPECT_EQ(lines[0]["field"].get<std::string>(), nasty);
+}
+
+TEST_F(JsonLogTest, InvalidUtf8IsReplacedNotThrown) {
+  JsonLogger logger(&out_, Options());
+  logger.Info("bad \xff\xfe bytes", {{"k", "\xc3"}});
+  std::vector<Json> lines = ParseLines(out_.str());
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_EQ(lines[0]["msg"], "bad \xEF\xBF\xBD\xEF\xBF\xBD bytes");
+}
+
+TEST_F(JsonLogTest, ReservedKeysDoNotOverwriteTheHeader) {
+  JsonLogger logger(&out_, Options());
+  logger.Info("real", {{"msg", "fake"}, {"level", "error"}, {"time", 0}});
+  std::vector<Json> lines = ParseLines(out_.str());
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_EQ(lines[0]["msg"], "real");
+  EXPECT_EQ(lines[0]["level"], "info");
+  EXPECT_EQ(lines[0]["time"], "2023-11-14T22:13:20.000Z");
+  EXPECT_EQ(lines[0]["field_msg"], "fake");
+  EXPECT_EQ(lines[0]["field_level"], "error");
+  EXPECT_EQ(lines[0]["field_time"], 0);
+}
+
+TEST_F(JsonLogTest, AuditLineHasEveryField) {
+  JsonLogger logger(&out_, Options());
+  AuditRecord record;
+  record.stack = "stack-1";
+  record.caller = "grafana-workflows";
+  record.ref_key = "DB_PASSWORD";
+  record.secret_name = "db-password";
+  record.version = 7;
+  record.decision = AuditDecision::kAllowed;
+  record.code = absl::StatusCode::kOk;
+  record.cache = "hit";
+  record.latency_ms = 0.42;
+  logger.LogAudit(record);
+
+  record.time = absl::FromUnixSeconds(1600000000) + absl::Milliseconds(5);
+  record.decision = AuditDecision::kDenied;
+  record.code = absl::StatusCode::kPermissionDenied;
+  record.version = 0;
+  record.cache = "";
+  logger.LogAudit(record);
+
+  std::vector<Json> lines = ParseLines(out_.str());
+  ASSERT_EQ(lines.size(), 2u);
+  std::vector<std::string> keys;
+  for (const auto& item : lines[0].items()) keys.push_back(item.key());
+  EXPECT_THAT(keys, ElementsAre("time", "level", "msg", "stack", "caller", "ref_key", "secret",
+                                "version", "decision", "code", "cache", "latency_ms"));
+  EXPECT_EQ(lines[0]["time"], "2023-11-14T22:13:20.000Z");
+  EXPECT_EQ(lines[0]["level"], "info");
+  EXPECT_EQ(lines[0]["msg"], "audit");
+  EXPECT_EQ(lines[0]["stack"], "stack-1");
+  EXPECT_EQ(lines[0]["caller"], "grafana-workflows");
+  EXPECT_EQ(lines[0]["ref_key"], "DB_PASSWORD");
+  EXPECT_EQ(lines[0]["secret"], "db-password");
+  EXPECT_EQ(lines[0]["version"], 7);
+  EXPECT_EQ(lines[0]["decision"], "allowed");
+  EXPECT_EQ(lines[0]["code"], "OK");
+  EXPECT_EQ(lines[0]["cache"], "hit");
+  EXPECT_DOUBLE_EQ(lines[0]["latency_ms"].get<double>(), 0.42);
+
+  EXPECT_EQ(lines[1]["time"], "2020-09-13T12:26:40.005Z");
+  EXPECT_EQ(lines[1]["decision"], "denied");
+  EXPECT_EQ(lines[1]["code"], "PERMISSION_DENIED");
+  EXPECT_EQ(lines[1]["version"], 0);
+  EXPECT_EQ(lines[1]["cache"], "");
+}
+
+TEST_F(JsonLogTest, AuditLinesIgnoreTheLevelButCanBeTurnedOff) {
+  JsonLoggerOptions options = Options();
+  options.min_level = LogLevel::kError;
+  {
+    JsonLogger logger(&out_, options);
+    logger.LogAudit(AuditRecord());
+  }
+  EXPECT_EQ(ParseLines(out_.str()).size(), 1u);
+  options.audit = false;
+  std::ostringstream quiet;
+  JsonLogger logger(&quiet, options);
+  logger.LogAudit(AuditRecord());
+  EXPECT_EQ(quiet.str(), "");
+}
+
+TEST_F(JsonLogTest, WritesToAFile) {
+  FILE* file = std::tmpfile();
+  ASSERT_NE(file, nullptr);
+  {
+    JsonLogger logger(file, Options());
+    logger.Info("one");
+    logger.Warning("two", {{"n", 2}});
+  }
+  std::rewind(file);
+  std::string text;
+  char buffer[256];
+  size_t n;
+  while ((n = std::fread(buffer, 1, sizeof(buffer), file)) > 0) text.append(buffer, n);
+  std::fclose(file);
+  std::vector<Json> lines = ParseLines(text);
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_EQ(lines[1]["msg"], "two");
+  EXPECT_EQ(lines[1]["n"], 2);
+}
+
+TEST_F(JsonLogTest, ConcurrentLinesNeverInterleave) {
+  JsonLogger logger(&out_, Options());
+  constexpr int kThreads = 8;
+  constexpr int kPerThread = 200;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&logger, t] {
+      const std::string padding(100 + t * 10, 'x');
+      for (int i = 0; i < kPerThread; ++i) {
+        logger.Info("tick", {{"thread", t}, {"i", i}, {"padding", padding}});
+        AuditRecord record;
+        record.stack = "s";
+        logger.LogAudit(record);
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  std::vector<Json> lines = ParseLines(out_.str());
+  EXPECT_EQ(lines.size(), 2u * kThreads * kPerThread);
+}
+
+TEST(LogLevelTest, NamesRoundTrip) {
+  for (LogLevel level : {LogLevel::kDebug, LogLevel::kInfo, LogLevel::kWarning, LogLevel::kError}) {
+    absl::StatusOr<LogLevel> parsed = ParseLogLevel(LogLevelName(level));
+    ASSERT_TRUE(parsed.ok());
+    EXPECT_EQ(*parsed, level);
+  }
+  EXPECT_EQ(ParseLogLevel("verbose").status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(LogTimeTest, Rfc3339UtcWithMilliseconds) {
+  EXPECT_EQ(FormatLogTime(absl::FromUnixSeconds(0)), "1970-01-01T00:00:00.000Z");
+  EXPECT_EQ(FormatLogTime(absl::FromUnixMillis(1700000000999)), "2023-11-14T22:13:20.999Z");
+}
+
+}  // namespace
+}  // namespace secret_resolver

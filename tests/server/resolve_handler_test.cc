@@ -1,0 +1,250 @@
+// ResolveHandler over real parts: tokens minted by PyJWT (tests/server/auth/mint_tokens.py),
+// the real verifier with a JWKS file, the real cache and resolver, and the in-memory store.
+#include "server/resolve_handler.h"
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "absl/strings/str_cat.h"
+#include "nlohmann/json.hpp"
+#include "server/auth/jwks.h"
+#include "server/auth/token_verifier.h"
+#include "tests/fakes/fake_clock.h"
+#include "tests/fakes/fake_secret_store.h"
+#include "tests/server/auth/token_minter.h"
+
+namespace secret_resolver {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+constexpr char kIssuer[] = "https://auth.example.test";
+constexpr char kAudience[] = "secret-resolver";
+constexpr char kStack[] = "stacks-7";
+constexpr char kValue[] = "planted-handler-value-51c3";
+constexpr int64_t kNow = 1'800'000'000;
+
+nlohmann::json Claims(const std::string& ns, const std::string& service) {
+  return {{"iss", kIssuer},
+          {"aud", kAudience},
+          {"exp", kNow + 3600},
+          {"iat", kNow - 10},
+          {"namespace", ns},
+          {"serviceIdentity", service},
+          {"permissions", {"secret.grafana.app/securevalues:decrypt"}}};
+}
+
+class ResolveHandlerTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    const std::string dir = auth::testing::TempDir("handler-tokens");
+    nlohmann::json specs = {
+        {"good", {{"key", "ec"}, {"claims", Claims(kStack, "grafana-workflows")}}},
+        {"other_stack", {{"key", "ec"}, {"claims", Claims("stacks-8", "grafana-workflows")}}},
+        {"intruder", {{"key", "ec"}, {"claims", Claims(kStack, "k6")}}},
+        {"forged", {{"key", "ec"}, {"mode", "tamper_signature"},
+                    {"claims", Claims(kStack, "grafana-workflows")}}},
+    };
+    absl::StatusOr<auth::testing::MintedTokens> minted = auth::testing::MintTokens(dir, specs);
+    ASSERT_TRUE(minted.ok()) << minted.status();
+    minted_ = new auth::testing::MintedTokens(*std::move(minted));
+    jwks_path_ = new std::string(dir + "/jwks.json");
+    ASSERT_TRUE(auth::testing::WriteFileAtomically(
+                    *jwks_path_, auth::testing::JwksDocument(*minted_, {"ec"}))
+                    .ok());
+  }
+
+  void SetUp() override {
+    clock_.SetTime(absl::FromUnixSeconds(kNow));
+    SecretWrite write;
+    write.stack = kStack;
+    write.name = "workflows/http/auth-token";
+    write.decrypters = {"grafana-workflows"};
+    write.actor = "test";
+    write.value = SecretBytes(kValue);
+    ASSERT_TRUE(store_.Put(write).ok());
+
+    jwks_ = *auth::JwksSource::FromFile({*jwks_path_, &clock_});
+    auth::TokenVerifierOptions verifier_options;
+    verifier_options.issuer = kIssuer;
+    verifier_options.audience = kAudience;
+    verifier_options.clock = &clock_;
+    verifier_ = *auth::TokenVerifier::Create(verifier_options, jwks_.get());
+    tokens_ = *RedactionTokens::Create(kDefaultPlaceholderFormat,
+                                       SecretBytes(std::string(32, 'z')));
+    CacheOptions cache_options;
+    cache_options.clock = &clock_;
+    cache_options.refresh_executor = [](std::function<void()> task) { task(); };
+    cache_ = std::make_unique<SecretCache>(&store_, std::move(cache_options));
+    resolver_ = std::make_unique<Resolver>(cache_.get(), tokens_.get(), ResolverOptions{});
+    MakeHandler(nullptr);
+  }
+
+  void MakeHandler(RateLimiter* limiter) {
+    ResolveHandlerOptions options;
+    options.clock = &clock_;
+    options.rate_limiter = limiter;
+    options.hooks.on_auth_failure = [this](absl::string_view reason) {
+      auth_failures_.emplace_back(reason);
+    };
+    options.hooks.on_reference = [this](const ReferenceOutcome& outcome, absl::Duration) {
+      outcomes_.push_back(outcome);
+    };
+    handler_ = std::make_unique<ResolveHandler>(verifier_.get(), resolver_.get(), options);
+  }
+
+  CallCredentials Bearer(const std::string& token_name) {
+    CallCredentials credentials;
+    credentials.authorization = "Bearer " + minted_->tokens.at(token_name);
+    return credentials;
+  }
+
+  absl::Time Deadline() { return clock_.Now() + absl::Seconds(5); }
+
+  secretresolver::v1::ResolveSecretsRequest Request() {
+    secretresolver::v1::ResolveSecretsRequest request;
+    request.set_stack(kStack);
+    (*request.mutable_refs())["api-token"] = "secret://workflows/http/auth-token";
+    (*request.mutable_refs())["missing"] = "secret://workflows/none";
+    (*request.mutable_refs())["bad"] = "secret://Bad";
+    return request;
+  }
+
+  static auth::testing::MintedTokens* minted_;
+  static std::string* jwks_path_;
+  FakeClock clock_;
+  FakeSecretStore store_;
+  std::unique_ptr<auth::JwksSource> jwks_;
+  std::unique_ptr<auth::TokenVerifier> verifier_;
+  std::unique_ptr<RedactionTokens> tokens_;
+  std::unique_ptr<SecretCache> cache_;
+  std::unique_ptr<Resolver> resolver_;
+  std::unique_ptr<ResolveHandler> handler_;
+  std::vector<std::string> auth_failures_;
+  std::vector<ReferenceOutcome> outcomes_;
+};
+
+auth::testing::MintedTokens* ResolveHandlerTest::minted_ = nullptr;
+std::string* ResolveHandlerTest::jwks_path_ = nullptr;
+
+TEST_F(ResolveHandlerTest, ResolvesAndConvertsEveryReference) {
+  secretresolver::v1::ResolveSecretsResponse response;
+  ASSERT_TRUE(handler_->ResolveSecrets(Bearer("good"), Request(), Deadline(), &response).ok());
+  ASSERT_EQ(response.results_size(), 3);
+
+  const auto& ok = response.results().at("api-token");
+  ASSERT_TRUE(ok.has_secret());
+  EXPECT_EQ(ok.secret().value(), kValue);
+  EXPECT_EQ(ok.secret().name(), "workflows/http/auth-token");
+  EXPECT_EQ(ok.secret().version(), 1);
+  EXPECT_EQ(ok.secret().redaction().placeholder(), "***SECRET_REDACTED:api-token***");
+  EXPECT_THAT(ok.secret().redaction().fingerprint(), HasSubstr("hmac-sha256:"));
+  EXPECT_FALSE(ok.secret().stale());
+
+  const auto& missing = response.results().at("missing");
+  ASSERT_TRUE(missing.has_error());
+  EXPECT_EQ(missing.error().code(), 5);  // google.rpc.Code NOT_FOUND
+
+  const auto& bad = response.results().at("bad");
+  ASSERT_TRUE(bad.has_error());
+  EXPECT_EQ(bad.error().code(), 3);  // INVALID_ARGUMENT
+  EXPECT_THAT(bad.error().message(), HasSubstr("byte 9"));
+
+  ASSERT_EQ(outcomes_.size(), 3u);
+  for (const ReferenceOutcome& outcome : outcomes_) {
+    EXPECT_EQ(outcome.stack, kStack);
+    EXPECT_EQ(outcome.caller, "grafana-workflows");
+  }
+}
+
+TEST_F(ResolveHandlerTest, RejectsCredentialsWithReasons) {
+  secretresolver::v1::ResolveSecretsResponse response;
+  EXPECT_EQ(handler_->ResolveSecrets({}, Request(), Deadline(), &response).code(),
+            absl::StatusCode::kUnauthenticated);
+  EXPECT_EQ(handler_->ResolveSecrets(Bearer("forged"), Request(), Deadline(), &response).code(),
+            absl::StatusCode::kUnauthenticated);
+  CallCredentials twice = Bearer("good");
+  twice.conflicting = true;
+  EXPECT_EQ(handler_->ResolveSecrets(twice, Request(), Deadline(), &response).code(),
+            absl::StatusCode::kUnauthenticated);
+  EXPECT_THAT(auth_failures_, ::testing::ElementsAre("missing_credential", "bad_signature",
+                                                     "conflicting_credentials"));
+  EXPECT_EQ(response.results_size(), 0);
+  EXPECT_EQ(store_.get_calls(), 0);
+}
+
+TEST_F(ResolveHandlerTest, OtherStackIsPermissionDenied) {
+  secretresolver::v1::ResolveSecretsResponse response;
+  EXPECT_EQ(
+      handler_->ResolveSecrets(Bearer("other_stack"), Request(), Deadline(), &response).code(),
+      absl::StatusCode::kPermissionDenied);
+}
+
+TEST_F(ResolveHandlerTest, PassedDeadlineIsDeadlineExceeded) {
+  secretresolver::v1::ResolveSecretsResponse response;
+  EXPECT_EQ(handler_->ResolveSecrets(Bearer("good"), Request(), clock_.Now(), &response).code(),
+            absl::StatusCode::kDeadlineExceeded);
+}
+
+TEST_F(ResolveHandlerTest, RateLimitIsResourceExhaustedPerStack) {
+  RateLimiter limiter(/*rate=*/1, /*burst=*/2, &clock_);
+  MakeHandler(&limiter);
+  secretresolver::v1::ResolveSecretsResponse response;
+  EXPECT_TRUE(handler_->ResolveSecrets(Bearer("good"), Request(), Deadline(), &response).ok());
+  EXPECT_TRUE(handler_->ResolveSecrets(Bearer("good"), Request(), Deadline(), &response).ok());
+  EXPECT_EQ(handler_->ResolveSecrets(Bearer("good"), Request(), Deadline(), &response).code(),
+            absl::StatusCode::kResourceExhausted);
+  clock_.Advance(absl::Seconds(1));
+  EXPECT_TRUE(handler_->ResolveSecrets(Bearer("good"), Request(), Deadline(), &response).ok());
+}
+
+TEST_F(ResolveHandlerTest, GrafanaDecryptUsesGrafanaErrorStrings) {
+  SecretWrite write;
+  write.stack = kStack;
+  write.name = "db-password";
+  write.decrypters = {"grafana-workflows"};
+  write.actor = "test";
+  write.value = SecretBytes("db-secret-value-9");
+  ASSERT_TRUE(store_.Put(write).ok());
+  write.name = "k6-only";
+  write.decrypters = {"k6"};
+  ASSERT_TRUE(store_.Put(write).ok());
+
+  decryptv1beta1::SecureValueDecryptRequest request;
+  request.set_namespace_(kStack);
+  request.add_names("db-password");
+  request.add_names("nope");
+  request.add_names("k6-only");
+  decryptv1beta1::SecureValueDecryptResponseCollection response;
+  ASSERT_TRUE(
+      handler_->DecryptSecureValues(Bearer("good"), request, Deadline(), &response).ok());
+  EXPECT_EQ(response.decrypted_values().at("db-password").value(), "db-secret-value-9");
+  EXPECT_EQ(response.decrypted_values().at("nope").error_message(), "not found");
+  EXPECT_EQ(response.decrypted_values().at("k6-only").error_message(), "not authorized");
+
+  store_.set_next_error(absl::DataLossError("ciphertext failed authentication"));
+  cache_->InvalidateAll();
+  request.clear_names();
+  request.add_names("db-password");
+  ASSERT_TRUE(
+      handler_->DecryptSecureValues(Bearer("good"), request, Deadline(), &response).ok());
+  EXPECT_EQ(response.decrypted_values().at("db-password").error_message(), "decryption failed");
+}
+
+TEST_F(ResolveHandlerTest, DecrypterCheckFailsForAnotherService) {
+  secretresolver::v1::ResolveSecretsResponse response;
+  ASSERT_TRUE(handler_->ResolveSecrets(Bearer("intruder"), Request(), Deadline(), &response).ok());
+  const auto& denied = response.results().at("api-token");
+  ASSERT_TRUE(denied.has_error());
+  EXPECT_EQ(denied.error().code(), 7);  // PERMISSION_DENIED
+  EXPECT_EQ(denied.error().message(), "not authorized");
+  EXPECT_THAT(response.DebugString(), Not(HasSubstr(kValue)));
+}
+
+}  // namespace
+}  // namespace secret_resolver

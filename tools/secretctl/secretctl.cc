@@ -1,0 +1,903 @@
+#include "tools/secretctl/secretctl.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pwd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/string_view.h"
+#include "absl/strings/strip.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "nlohmann/json.hpp"
+#include "resolver/access_policy.h"
+#include "resolver/crypto/key_ring.h"
+#include "resolver/secret_store.h"
+#include "resolver/secret_uri.h"
+#include "resolver/secret_validation.h"
+#include "resolver/store/kek_source.h"
+#include "resolver/store/store_url.h"
+#include "tools/secretctl/command_line.h"
+#include "tools/secretctl/exit_codes.h"
+#include "tools/secretctl/secret_input.h"
+
+namespace secret_resolver {
+namespace secretctl {
+namespace {
+
+using Kind = FlagSpec::Kind;
+
+// ---------------------------------------------------------------------------------------------
+// Errors
+
+// Marks a status as a usage error (exit status 2) rather than invalid input (5).
+constexpr absl::string_view kUsagePayload = "secretctl/usage";
+
+absl::Status UsageError(absl::string_view message) {
+  absl::Status status = absl::InvalidArgumentError(message);
+  status.SetPayload(kUsagePayload, absl::Cord("1"));
+  return status;
+}
+
+bool IsUsageError(const absl::Status& status) {
+  return status.GetPayload(kUsagePayload).has_value();
+}
+
+// `status` with its message prefixed by `flag` (and without the validator's own field name
+// `field`, which the flag replaces), so every message names the flag to fix.
+absl::Status FlagError(absl::string_view flag, const absl::Status& status,
+                       absl::string_view field = "") {
+  absl::string_view message = status.message();
+  if (!field.empty()) absl::ConsumePrefix(&message, absl::StrCat(field, ": "));
+  return absl::Status(status.code(), absl::StrCat(flag, ": ", message));
+}
+
+// Text that is not secret but came from a user or the store (a description, an actor), made
+// safe to print on a terminal: control characters are escaped.
+std::string Printable(absl::string_view text) {
+  const bool plain = std::all_of(text.begin(), text.end(), [](char c) {
+    return static_cast<unsigned char>(c) >= 0x20 && c != 0x7f;
+  });
+  return plain ? std::string(text) : absl::CHexEscape(text);
+}
+
+// A flag value quoted in a message, shortened and escaped. Used only for flags that never hold
+// a secret (decrypter identities).
+std::string Quoted(absl::string_view text) {
+  constexpr size_t kMax = 70;
+  std::string shown = absl::CHexEscape(text.substr(0, kMax));
+  return absl::StrCat("\"", shown, text.size() > kMax ? "...\"" : "\"");
+}
+
+std::string SecretLabel(absl::string_view stack, absl::string_view name) {
+  return absl::StrCat("secret://", name, " in stack ", stack);
+}
+
+std::string TimeText(absl::Time time) {
+  if (time == absl::InfinitePast() || time == absl::UnixEpoch()) return "-";
+  return absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", time, absl::UTCTimeZone());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Flags shared by several commands
+
+FlagSpec StoreFlag() {
+  return {"store", Kind::kValue, "URL",
+          "the store: sqlite:PATH or postgres:DSN (postgres: alone reads the DSN from "
+          "$SECRET_RESOLVER_POSTGRES_DSN)",
+          true};
+}
+FlagSpec KekFileFlag(bool required = false) {
+  return {"kek-file", Kind::kValue, "FILE", "the KEK file (mode 0600); or --kek-env", required};
+}
+FlagSpec KekEnvFlag() {
+  return {"kek-env", Kind::kValue, "VAR",
+          "an environment variable holding the KEK text; or --kek-file"};
+}
+FlagSpec KekIdFlag() {
+  return {"kek-id", Kind::kValue, "ID",
+          "id of the new KEK, 1-64 of A-Za-z0-9._- (default: kek-YYYYMMDD-HHMMSS, UTC)"};
+}
+FlagSpec StackFlag() {
+  return {"stack", Kind::kValue, "STACK",
+          "the stack (namespace), e.g. stacks-123; stack-N is stored as stacks-N", true};
+}
+FlagSpec NameFlag() {
+  return {"name", Kind::kValue, "NAME",
+          "the secret name, e.g. workflows/http/auth-token (secret://NAME is accepted too)", true};
+}
+FlagSpec ActorFlag() {
+  return {"actor", Kind::kValue, "WHO",
+          "who makes the change, for the audit trail (default: $USER@hostname)"};
+}
+FlagSpec JsonFlag() { return {"json", Kind::kSwitch, "", "print JSON instead of text"}; }
+
+constexpr char kStoreNeedsKek[] =
+    "Every store command needs the KEK (--kek-file or --kek-env): the store does not open "
+    "without one.";
+
+constexpr char kValueHelp[] =
+    "The value is read from standard input (until end of file), or from --value-file. It is\n"
+    "never taken from a command-line argument: arguments are visible to every local user\n"
+    "(ps, /proc/PID/cmdline) and are kept in shell history. Bytes are stored exactly as read;\n"
+    "--trim-newline drops one trailing newline (as `echo` adds). A value is 1-24576 bytes.\n"
+    "secretctl never prints a value.";
+
+std::vector<CommandSpec> CommandSpecs() {
+  const std::vector<FlagSpec> write_flags = {
+      StoreFlag(),
+      KekFileFlag(),
+      KekEnvFlag(),
+      StackFlag(),
+      NameFlag(),
+      {"decrypter", Kind::kRepeated, "ID",
+       "a service identity that may decrypt the secret; repeat for several (at most 64)"},
+      {"description", Kind::kValue, "TEXT", "a description, at most 253 bytes"},
+      {"value-file", Kind::kValue, "FILE", "read the value from FILE instead of standard input"},
+      {"trim-newline", Kind::kSwitch, "", "drop one trailing newline from the value"},
+      ActorFlag(),
+  };
+  return {
+      {"init",
+       "create a store and a new KEK file for it",
+       "Generates a KEK (32 random bytes) into --kek-file, created with mode 0600, and creates\n"
+       "the store, applying the schema migrations. Refuses to overwrite an existing KEK file and\n"
+       "to initialize an existing SQLite file (exit status 4; `secretctl migrate` upgrades an\n"
+       "existing store). Keep the KEK file safe and backed up: without it no value can be\n"
+       "decrypted.",
+       {StoreFlag(), KekFileFlag(true), KekIdFlag()}},
+      {"gen-kek",
+       "generate a new KEK file (for rotate-kek)",
+       "Generates a KEK (32 random bytes) into --kek-file, created with mode 0600. Refuses to\n"
+       "overwrite an existing file. Touches no store.",
+       {KekFileFlag(true), KekIdFlag()}},
+      {"create", "store a new secret",
+       absl::StrCat("Stores version 1 of a new secret. Fails (exit status 4) if the secret\n"
+                    "exists; a deleted secret may be created again, with the next version.\n"
+                    "Without --decrypter no service may decrypt the secret.\n\n",
+                    kValueHelp),
+       write_flags},
+      {"update", "store a new version of an existing secret",
+       absl::StrCat("Stores a new version of an existing secret. Fails (exit status 3) if it\n"
+                    "does not exist. The decrypter list and the description are kept unless\n"
+                    "--decrypter or --description is given; --decrypter flags replace the\n"
+                    "whole list.\n\n",
+                    kValueHelp),
+       write_flags},
+      {"get",
+       "show a secret's metadata (never its value)",
+       absl::StrCat("Shows the newest active version of a secret: version, decrypters,\n"
+                    "description, last update. Never the value.\n",
+                    kStoreNeedsKek),
+       {StoreFlag(), KekFileFlag(), KekEnvFlag(), StackFlag(), NameFlag(), JsonFlag()}},
+      {"list",
+       "list the secrets of a stack (never values)",
+       absl::StrCat("Lists the secrets of a stack, sorted by name, with their metadata.\n",
+                    kStoreNeedsKek),
+       {StoreFlag(), KekFileFlag(), KekEnvFlag(), StackFlag(), JsonFlag()}},
+      {"versions",
+       "show a secret's versions",
+       absl::StrCat(
+           "Shows the versions of a secret, newest first. Versions are numbered 1, 2, ... and\n"
+           "never removed, so versions 1..N all exist; the store interface reports metadata\n"
+           "only for the newest active version N (SecretStore has no call to read older\n"
+           "ones), so older versions are listed by number only.\n",
+           kStoreNeedsKek),
+       {StoreFlag(), KekFileFlag(), KekEnvFlag(), StackFlag(), NameFlag(), JsonFlag()}},
+      {"delete",
+       "make a secret unresolvable",
+       "Deactivates the newest version of a secret, so that it no longer resolves (NOT_FOUND).\n"
+       "Every version is kept in the store for the audit trail.",
+       {StoreFlag(), KekFileFlag(), KekEnvFlag(), StackFlag(), NameFlag(), ActorFlag()}},
+      {"rotate-kek",
+       "rewrap every data key with a new KEK",
+       "Loads the current KEKs (--kek-file or --kek-env) and the KEKs of --new-kek-file, makes\n"
+       "the first KEK of --new-kek-file the active one, and rewraps every data key of the store\n"
+       "with it, without touching any value. Prints how many keys were rewrapped.\n\n"
+       "Rotation: 1. `secretctl gen-kek --kek-file NEW`; 2. give every sidecar a KEK file\n"
+       "holding the new KEK first and the old one after it, and restart them; 3. run\n"
+       "rotate-kek; 4. remove the old KEK from the sidecars' KEK files.",
+       {StoreFlag(),
+        KekFileFlag(),
+        KekEnvFlag(),
+        {"new-kek-file", Kind::kValue, "FILE", "the KEK file holding the new KEK first", true}}},
+      {"migrate",
+       "apply the store's schema migrations",
+       absl::StrCat("Opens the store, which applies any missing schema migrations (safe while\n"
+                    "sidecars use it).\n",
+                    kStoreNeedsKek),
+       {StoreFlag(), KekFileFlag(), KekEnvFlag()}},
+  };
+}
+
+std::string TopLevelHelp(const std::vector<CommandSpec>& specs) {
+  std::string commands;
+  for (const CommandSpec& spec : specs) {
+    std::string line = absl::StrCat("  ", spec.name);
+    line.resize(14, ' ');
+    absl::StrAppend(&commands, line, spec.summary, "\n");
+  }
+  return absl::StrCat(
+      "usage: secretctl COMMAND [FLAGS]\n"
+      "       secretctl COMMAND --help\n\n"
+      "The operators' CLI for secret-resolver's secret store.\n\n"
+      "commands:\n",
+      commands,
+      "\nSecret values are read from standard input or --value-file, never from the command\n"
+      "line (arguments are visible to every local user and kept in shell history), and are\n"
+      "never printed.\n\n",
+      ExitCodeHelp());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Flag values
+
+absl::StatusOr<std::string> StackFromFlags(const ParsedFlags& flags) {
+  const std::string stack = flags.Value("stack");
+  if (absl::Status s = ValidateStack(stack); !s.ok()) return FlagError("--stack", s, "stack");
+  return CanonicalStack(stack);
+}
+
+absl::StatusOr<std::string> NameFromFlags(const ParsedFlags& flags) {
+  const std::string name = flags.Value("name");
+  if (absl::StartsWith(name, kSecretScheme)) {
+    absl::StatusOr<std::string> parsed = ParseSecretUri(name);
+    if (!parsed.ok()) return FlagError("--name", parsed.status(), "secret URI");
+    return parsed;
+  }
+  if (absl::Status s = ValidateSecretName(name); !s.ok()) {
+    return FlagError("--name", s, "secret name");
+  }
+  return name;
+}
+
+absl::StatusOr<std::vector<std::string>> DecryptersFromFlags(const ParsedFlags& flags) {
+  std::vector<std::string> decrypters = flags.Values("decrypter");
+  if (decrypters.size() > kMaxDecrypters) {
+    return absl::InvalidArgumentError(absl::StrCat("--decrypter: given ", decrypters.size(),
+                                                   " times, more than the limit of ",
+                                                   kMaxDecrypters));
+  }
+  for (size_t i = 0; i < decrypters.size(); ++i) {
+    if (absl::Status s = ValidateDecrypter(decrypters[i]); !s.ok()) {
+      return FlagError(absl::StrCat("--decrypter ", Quoted(decrypters[i])), s, "decrypter");
+    }
+    for (size_t j = 0; j < i; ++j) {
+      if (decrypters[j] == decrypters[i]) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("--decrypter ", Quoted(decrypters[i]), " is given twice"));
+      }
+    }
+  }
+  // The resolver's own check, in case it knows a rule the loop above does not.
+  if (absl::Status s = ValidateDecrypters(decrypters); !s.ok()) {
+    return FlagError("--decrypter", s);
+  }
+  return decrypters;
+}
+
+absl::Status CheckKekSourceFlags(const ParsedFlags& flags) {
+  const bool file = flags.Has("kek-file");
+  const bool env = flags.Has("kek-env");
+  if (file && env) return UsageError("give --kek-file or --kek-env, not both");
+  if (!file && !env) return UsageError("--kek-file FILE or --kek-env VAR is required");
+  return absl::OkStatus();
+}
+
+// A KEK that cannot be loaded is a key problem (exit status 7), malformed text included.
+absl::Status KeyProblem(absl::string_view flag, const absl::Status& status) {
+  const absl::StatusCode code = status.code() == absl::StatusCode::kInvalidArgument
+                                    ? absl::StatusCode::kFailedPrecondition
+                                    : status.code();
+  return absl::Status(code, absl::StrCat(flag, ": ", status.message()));
+}
+
+absl::StatusOr<KeyRing> KeyRingFromFlags(const ParsedFlags& flags) {
+  if (absl::Status s = CheckKekSourceFlags(flags); !s.ok()) return s;
+  KekSource source;
+  source.file = flags.Value("kek-file");
+  source.env = flags.Value("kek-env");
+  if (flags.Has("kek-file") && source.file.empty()) {
+    return absl::InvalidArgumentError("--kek-file: must not be empty");
+  }
+  if (flags.Has("kek-env") && source.env.empty()) {
+    return absl::InvalidArgumentError("--kek-env: must not be empty");
+  }
+  absl::StatusOr<KeyRing> ring = LoadKeyRing(source);
+  if (!ring.ok()) {
+    return KeyProblem(flags.Has("kek-file") ? "--kek-file" : "--kek-env", ring.status());
+  }
+  return ring;
+}
+
+absl::Status CheckStoreUrl(const std::string& url) {
+  absl::StatusOr<StoreUrl> parsed = ParseStoreUrl(url);
+  return parsed.ok() ? absl::OkStatus() : FlagError("--store", parsed.status());
+}
+
+absl::StatusOr<std::unique_ptr<SecretStore>> OpenStore(const ParsedFlags& flags,
+                                                       const KeyRing* ring) {
+  const std::string url = flags.Value("store");
+  if (absl::Status s = CheckStoreUrl(url); !s.ok()) return s;
+  // The CLI is short-lived: one connection is enough.
+  StoreOpenOptions options;
+  options.postgres_max_connections = 1;
+  options.postgres_application_name = "secretctl";
+  return OpenSecretStore(url, ring, std::move(options));
+}
+
+std::string DefaultActor() {
+  std::string user;
+  if (const char* env = std::getenv("USER"); env != nullptr && env[0] != '\0') {
+    user = env;
+  } else if (const passwd* pw = getpwuid(geteuid()); pw != nullptr) {
+    user = pw->pw_name;
+  } else {
+    user = absl::StrCat("uid-", geteuid());
+  }
+  char host[256] = {};
+  if (gethostname(host, sizeof(host) - 1) != 0) std::strcpy(host, "unknown-host");
+  return absl::StrCat(user, "@", host);
+}
+
+absl::StatusOr<std::string> ActorFromFlags(const ParsedFlags& flags) {
+  if (!flags.Has("actor")) return DefaultActor();
+  const std::string actor = flags.Value("actor");
+  if (actor.empty()) return absl::InvalidArgumentError("--actor: must not be empty");
+  return actor;
+}
+
+absl::StatusOr<std::string> KekIdFromFlags(const ParsedFlags& flags) {
+  if (!flags.Has("kek-id")) {
+    return absl::StrCat("kek-",
+                        absl::FormatTime("%Y%m%d-%H%M%S", absl::Now(), absl::UTCTimeZone()));
+  }
+  const std::string id = flags.Value("kek-id");
+  if (absl::Status s = ValidateKekId(id); !s.ok()) return FlagError("--kek-id", s, "KEK id");
+  return id;
+}
+
+// ---------------------------------------------------------------------------------------------
+// KEK files
+
+bool PathExists(const std::string& path) {
+  struct stat st;
+  return lstat(path.c_str(), &st) == 0;
+}
+
+// Writes a new KEK file holding one fresh KEK `id`, mode 0600, never replacing a file.
+absl::Status WriteNewKekFile(const std::string& path, const std::string& id) {
+  if (path.empty()) return absl::InvalidArgumentError("--kek-file: must not be empty");
+  if (PathExists(path)) {
+    return absl::AlreadyExistsError(
+        absl::StrCat("--kek-file: ", path, " exists; secretctl never overwrites a KEK file"));
+  }
+  absl::StatusOr<SecretBytes> kek = KeyRing::GenerateKek();
+  if (!kek.ok()) return kek.status();
+  absl::StatusOr<SecretBytes> entry = KeyRing::FormatEntry(id, *kek);
+  if (!entry.ok()) return FlagError("--kek-id", entry.status());
+
+  const int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    const int err = errno;
+    if (err == EEXIST) {
+      return absl::AlreadyExistsError(
+          absl::StrCat("--kek-file: ", path, " exists; secretctl never overwrites a KEK file"));
+    }
+    return absl::FailedPreconditionError(
+        absl::StrCat("--kek-file: cannot create ", path, ": ", std::strerror(err)));
+  }
+  const std::string header = absl::StrCat(
+      "# secret-resolver KEK file, written by secretctl at ",
+      absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", absl::Now(), absl::UTCTimeZone()),
+      ".\n# The first KEK listed is the active one. Keep this file secret and backed up.\n");
+  bool ok = fchmod(fd, 0600) == 0;  // the umask may have taken bits away, never added them
+  for (const absl::string_view part : {absl::string_view(header), entry->reveal()}) {
+    size_t done = 0;
+    while (ok && done < part.size()) {
+      const ssize_t n = write(fd, part.data() + done, part.size() - done);
+      if (n < 0 && errno == EINTR) continue;
+      ok = n > 0;
+      if (ok) done += static_cast<size_t>(n);
+    }
+  }
+  const int err = errno;
+  ok = ok && fsync(fd) == 0;
+  ok = close(fd) == 0 && ok;
+  if (!ok) {
+    unlink(path.c_str());
+    return absl::FailedPreconditionError(
+        absl::StrCat("--kek-file: cannot write ", path, ": ", std::strerror(err)));
+  }
+  return absl::OkStatus();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Output
+
+nlohmann::ordered_json MetadataJson(const SecretMetadata& m) {
+  return nlohmann::ordered_json{{"stack", m.stack},
+                                {"name", m.name},
+                                {"version", m.version},
+                                {"decrypters", m.decrypters},
+                                {"description", m.description},
+                                {"updated_at", TimeText(m.updated_at)},
+                                {"updated_by", m.updated_by}};
+}
+
+std::string DumpJson(const nlohmann::ordered_json& json) {
+  // Descriptions are bytes: anything that is not UTF-8 is replaced rather than thrown on.
+  return json.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n";
+}
+
+std::string DecrypterText(const std::vector<std::string>& decrypters) {
+  return decrypters.empty() ? "(none: no service may decrypt it)" : absl::StrJoin(decrypters, ", ");
+}
+
+std::string MetadataText(const SecretMetadata& m) {
+  // clang-format off
+  return absl::StrCat("stack:        ", m.stack, "\n",
+                      "name:         ", m.name, "\n",
+                      "version:      ", m.version, "\n",
+                      "decrypters:   ", DecrypterText(m.decrypters), "\n",
+                      "description:  ", Printable(m.description), "\n",
+                      "updated:      ", TimeText(m.updated_at), " by ", Printable(m.updated_by),
+                      "\n");
+  // clang-format on
+}
+
+// `rows` as text in aligned columns.
+std::string Table(const std::vector<std::vector<std::string>>& rows) {
+  std::vector<size_t> widths;
+  for (const auto& row : rows) {
+    widths.resize(std::max(widths.size(), row.size()), 0);
+    for (size_t i = 0; i < row.size(); ++i) widths[i] = std::max(widths[i], row[i].size());
+  }
+  std::string out;
+  for (const auto& row : rows) {
+    std::string line;
+    for (size_t i = 0; i < row.size(); ++i) {
+      std::string cell = row[i];
+      if (i + 1 < row.size()) cell.resize(widths[i] + 2, ' ');
+      absl::StrAppend(&line, cell);
+    }
+    absl::StrAppend(&out, line, "\n");
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Commands. Each returns its result text in `out`, printed only when it succeeds; `err` gets
+// warnings.
+
+struct Io {
+  std::string out;
+  std::string err;
+};
+
+// The newest active version of (stack, name), found through List, so that no value is
+// decrypted; nullopt if there is none.
+absl::StatusOr<std::optional<SecretMetadata>> FindSecret(SecretStore& store,
+                                                         absl::string_view stack,
+                                                         absl::string_view name) {
+  absl::StatusOr<std::vector<SecretMetadata>> all = store.List(stack);
+  if (!all.ok()) return all.status();
+  for (SecretMetadata& m : *all) {
+    if (m.name == name) return std::optional<SecretMetadata>(std::move(m));
+  }
+  return std::optional<SecretMetadata>();
+}
+
+absl::Status RunInit(const ParsedFlags& flags, Io& io) {
+  const std::string url = flags.Value("store");
+  const std::string kek_file = flags.Value("kek-file");
+  absl::StatusOr<std::string> kek_id = KekIdFromFlags(flags);
+  if (!kek_id.ok()) return kek_id.status();
+  if (absl::Status s = CheckStoreUrl(url); !s.ok()) return s;
+  if (kek_file.empty()) return absl::InvalidArgumentError("--kek-file: must not be empty");
+  if (PathExists(kek_file)) {
+    return absl::AlreadyExistsError(
+        absl::StrCat("--kek-file: ", kek_file, " exists; secretctl never overwrites a KEK file"));
+  }
+  // A new KEK cannot unwrap the data keys of an existing store: refuse rather than mix them.
+  if (absl::StatusOr<StoreUrl> parsed = ParseStoreUrl(url);
+      parsed->kind == StoreKind::kSqlite && PathExists(parsed->location)) {
+    return absl::AlreadyExistsError(
+        absl::StrCat("--store: ", DescribeStoreUrl(url),
+                     " already exists; `secretctl migrate` brings an existing store up to date"));
+  }
+  if (absl::Status s = WriteNewKekFile(kek_file, *kek_id); !s.ok()) return s;
+  absl::StatusOr<KeyRing> ring = KeyRing::LoadFromFile(kek_file);
+  if (!ring.ok()) {
+    unlink(kek_file.c_str());
+    return KeyProblem("--kek-file", ring.status());
+  }
+  absl::StatusOr<std::unique_ptr<SecretStore>> store = OpenStore(flags, &*ring);
+  if (!store.ok()) {
+    // Nothing was wrapped with the new KEK yet: remove it, so that init can simply be rerun.
+    unlink(kek_file.c_str());
+    return store.status();
+  }
+  absl::StrAppend(&io.out, "created KEK file ", kek_file, " (KEK id ", *kek_id, ", mode 0600)\n",
+                  "initialized store ", DescribeStoreUrl(url), "\n");
+  absl::StrAppend(&io.err,
+                  "secretctl init: keep the KEK file secret and backed up; without it no value "
+                  "in the store can be decrypted\n");
+  return absl::OkStatus();
+}
+
+absl::Status RunGenKek(const ParsedFlags& flags, Io& io) {
+  const std::string kek_file = flags.Value("kek-file");
+  absl::StatusOr<std::string> kek_id = KekIdFromFlags(flags);
+  if (!kek_id.ok()) return kek_id.status();
+  if (absl::Status s = WriteNewKekFile(kek_file, *kek_id); !s.ok()) return s;
+  absl::StrAppend(&io.out, "created KEK file ", kek_file, " (KEK id ", *kek_id, ", mode 0600)\n");
+  return absl::OkStatus();
+}
+
+absl::Status RunWrite(const ParsedFlags& flags, bool create, Io& io) {
+  // Everything the command line alone decides is checked before the store is touched.
+  if (absl::Status s = CheckKekSourceFlags(flags); !s.ok()) return s;
+  absl::StatusOr<std::string> stack = StackFromFlags(flags);
+  if (!stack.ok()) return stack.status();
+  absl::StatusOr<std::string> name = NameFromFlags(flags);
+  if (!name.ok()) return name.status();
+  absl::StatusOr<std::vector<std::string>> decrypters = DecryptersFromFlags(flags);
+  if (!decrypters.ok()) return decrypters.status();
+  const std::string description = flags.Value("description");
+  if (absl::Status s = ValidateDescription(description); !s.ok()) {
+    return FlagError("--description", s, "description");
+  }
+  absl::StatusOr<std::string> actor = ActorFromFlags(flags);
+  if (!actor.ok()) return actor.status();
+  if (flags.Has("value-file") && flags.Value("value-file").empty()) {
+    return absl::InvalidArgumentError("--value-file: must not be empty");
+  }
+  if (absl::Status s = CheckStoreUrl(flags.Value("store")); !s.ok()) return s;
+
+  absl::StatusOr<KeyRing> ring = KeyRingFromFlags(flags);
+  if (!ring.ok()) return ring.status();
+  absl::StatusOr<std::unique_ptr<SecretStore>> store = OpenStore(flags, &*ring);
+  if (!store.ok()) return store.status();
+
+  // Checked before the value is read, so that an operator typing it learns first.
+  absl::StatusOr<std::optional<SecretMetadata>> existing = FindSecret(**store, *stack, *name);
+  if (!existing.ok()) return existing.status();
+  if (create && existing->has_value()) {
+    return absl::AlreadyExistsError(absl::StrCat(SecretLabel(*stack, *name),
+                                                 " already exists (version ", (*existing)->version,
+                                                 "); `secretctl update` stores a new version"));
+  }
+  if (!create && !existing->has_value()) {
+    return absl::NotFoundError(
+        absl::StrCat(SecretLabel(*stack, *name), " does not exist; `secretctl create` stores it"));
+  }
+
+  SecretInputOptions input_options;
+  input_options.trim_newline = flags.Has("trim-newline");
+  absl::StatusOr<SecretBytes> value =
+      flags.Has("value-file")
+          ? ReadSecretValueFile(flags.Value("value-file"), "--value-file", input_options)
+          : ReadSecretValue(STDIN_FILENO, "standard input", input_options);
+  if (!value.ok()) return value.status();
+
+  SecretWrite write;
+  write.stack = *stack;
+  write.name = *name;
+  write.actor = *actor;
+  write.value = *std::move(value);
+  if (flags.Has("decrypter") || create) {
+    write.decrypters = *decrypters;
+  } else {
+    write.decrypters = (*existing)->decrypters;
+  }
+  if (flags.Has("description") || create) {
+    write.description = description;
+  } else {
+    write.description = (*existing)->description;
+  }
+  absl::StatusOr<int64_t> version = (*store)->Put(write);
+  if (absl::IsInvalidArgument(version.status())) {
+    // A rule of the store's own (PostgreSQL text cannot hold invalid UTF-8): name the flag.
+    for (const absl::string_view field : {"description", "actor"}) {
+      if (absl::StartsWith(version.status().message(), absl::StrCat(field, ": "))) {
+        return FlagError(absl::StrCat("--", field), version.status(), field);
+      }
+    }
+  }
+  if (!version.ok()) return version.status();
+  absl::StrAppend(&io.out, create ? "created " : "updated ", SecretLabel(*stack, *name),
+                  ", version ", *version, "\n");
+  if (write.decrypters.empty()) {
+    absl::StrAppend(&io.err, "secretctl ", create ? "create" : "update",
+                    ": warning: the secret has no decrypters, so no service may decrypt it "
+                    "(add --decrypter)\n");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status RunGet(const ParsedFlags& flags, Io& io) {
+  if (absl::Status s = CheckKekSourceFlags(flags); !s.ok()) return s;
+  absl::StatusOr<std::string> stack = StackFromFlags(flags);
+  if (!stack.ok()) return stack.status();
+  absl::StatusOr<std::string> name = NameFromFlags(flags);
+  if (!name.ok()) return name.status();
+  if (absl::Status s = CheckStoreUrl(flags.Value("store")); !s.ok()) return s;
+  absl::StatusOr<KeyRing> ring = KeyRingFromFlags(flags);
+  if (!ring.ok()) return ring.status();
+  absl::StatusOr<std::unique_ptr<SecretStore>> store = OpenStore(flags, &*ring);
+  if (!store.ok()) return store.status();
+  absl::StatusOr<std::optional<SecretMetadata>> found = FindSecret(**store, *stack, *name);
+  if (!found.ok()) return found.status();
+  if (!found->has_value()) {
+    return absl::NotFoundError(absl::StrCat(SecretLabel(*stack, *name), " not found"));
+  }
+  io.out = flags.Has("json") ? DumpJson(MetadataJson(**found)) : MetadataText(**found);
+  return absl::OkStatus();
+}
+
+absl::Status RunList(const ParsedFlags& flags, Io& io) {
+  if (absl::Status s = CheckKekSourceFlags(flags); !s.ok()) return s;
+  absl::StatusOr<std::string> stack = StackFromFlags(flags);
+  if (!stack.ok()) return stack.status();
+  if (absl::Status s = CheckStoreUrl(flags.Value("store")); !s.ok()) return s;
+  absl::StatusOr<KeyRing> ring = KeyRingFromFlags(flags);
+  if (!ring.ok()) return ring.status();
+  absl::StatusOr<std::unique_ptr<SecretStore>> store = OpenStore(flags, &*ring);
+  if (!store.ok()) return store.status();
+  absl::StatusOr<std::vector<SecretMetadata>> all = (*store)->List(*stack);
+  if (!all.ok()) return all.status();
+  if (flags.Has("json")) {
+    nlohmann::ordered_json secrets = nlohmann::ordered_json::array();
+    for (const SecretMetadata& m : *all) secrets.push_back(MetadataJson(m));
+    io.out = DumpJson(nlohmann::ordered_json{{"stack", *stack}, {"secrets", secrets}});
+    return absl::OkStatus();
+  }
+  if (all->empty()) {
+    io.out = absl::StrCat("no secrets in stack ", *stack, "\n");
+    return absl::OkStatus();
+  }
+  std::vector<std::vector<std::string>> rows = {
+      {"NAME", "VERSION", "UPDATED", "UPDATED BY", "DECRYPTERS"}};
+  for (const SecretMetadata& m : *all) {
+    rows.push_back({m.name, absl::StrCat(m.version), TimeText(m.updated_at),
+                    Printable(m.updated_by),
+                    m.decrypters.empty() ? "(none)" : absl::StrJoin(m.decrypters, ",")});
+  }
+  io.out = Table(rows);
+  return absl::OkStatus();
+}
+
+absl::Status RunVersions(const ParsedFlags& flags, Io& io) {
+  if (absl::Status s = CheckKekSourceFlags(flags); !s.ok()) return s;
+  absl::StatusOr<std::string> stack = StackFromFlags(flags);
+  if (!stack.ok()) return stack.status();
+  absl::StatusOr<std::string> name = NameFromFlags(flags);
+  if (!name.ok()) return name.status();
+  if (absl::Status s = CheckStoreUrl(flags.Value("store")); !s.ok()) return s;
+  absl::StatusOr<KeyRing> ring = KeyRingFromFlags(flags);
+  if (!ring.ok()) return ring.status();
+  absl::StatusOr<std::unique_ptr<SecretStore>> store = OpenStore(flags, &*ring);
+  if (!store.ok()) return store.status();
+  absl::StatusOr<std::optional<SecretMetadata>> found = FindSecret(**store, *stack, *name);
+  if (!found.ok()) return found.status();
+  if (!found->has_value()) {
+    return absl::NotFoundError(absl::StrCat(
+        SecretLabel(*stack, *name),
+        " not found (a deleted secret's versions are kept, but SecretStore cannot list them)"));
+  }
+  const SecretMetadata& newest = **found;
+  // Versions are 1, 2, ... per secret and rows are never removed, so 1..newest all exist.
+  if (flags.Has("json")) {
+    nlohmann::ordered_json versions = nlohmann::ordered_json::array();
+    nlohmann::ordered_json current = MetadataJson(newest);
+    current.erase("stack");
+    current.erase("name");
+    current["active"] = true;
+    versions.push_back(current);
+    for (int64_t v = newest.version - 1; v >= 1; --v) {
+      versions.push_back(nlohmann::ordered_json{{"version", v}, {"active", false}});
+    }
+    io.out = DumpJson(nlohmann::ordered_json{{"stack", *stack},
+                                             {"name", *name},
+                                             {"versions", versions},
+                                             {"older_versions_have_metadata", false}});
+    return absl::OkStatus();
+  }
+  std::vector<std::vector<std::string>> rows = {{"VERSION", "STATE", "UPDATED", "UPDATED BY"}};
+  rows.push_back({absl::StrCat(newest.version), "active", TimeText(newest.updated_at),
+                  Printable(newest.updated_by)});
+  for (int64_t v = newest.version - 1; v >= 1; --v) {
+    rows.push_back({absl::StrCat(v), "inactive", "-", "-"});
+  }
+  io.out = absl::StrCat(SecretLabel(*stack, *name), "\n", Table(rows));
+  if (newest.version > 1) {
+    absl::StrAppend(&io.err,
+                    "secretctl versions: note: the store keeps every version, but SecretStore "
+                    "reports metadata for the newest active one only\n");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status RunDelete(const ParsedFlags& flags, Io& io) {
+  if (absl::Status s = CheckKekSourceFlags(flags); !s.ok()) return s;
+  absl::StatusOr<std::string> stack = StackFromFlags(flags);
+  if (!stack.ok()) return stack.status();
+  absl::StatusOr<std::string> name = NameFromFlags(flags);
+  if (!name.ok()) return name.status();
+  absl::StatusOr<std::string> actor = ActorFromFlags(flags);
+  if (!actor.ok()) return actor.status();
+  if (absl::Status s = CheckStoreUrl(flags.Value("store")); !s.ok()) return s;
+  absl::StatusOr<KeyRing> ring = KeyRingFromFlags(flags);
+  if (!ring.ok()) return ring.status();
+  absl::StatusOr<std::unique_ptr<SecretStore>> store = OpenStore(flags, &*ring);
+  if (!store.ok()) return store.status();
+  absl::Status deleted = (*store)->Delete(*stack, *name, *actor);
+  if (absl::IsNotFound(deleted)) {
+    return absl::NotFoundError(absl::StrCat(SecretLabel(*stack, *name), " not found"));
+  }
+  if (!deleted.ok()) return deleted;
+  absl::StrAppend(&io.out, "deleted ", SecretLabel(*stack, *name),
+                  " (its versions are kept for the audit trail)\n");
+  return absl::OkStatus();
+}
+
+// Adds every KEK of `from` to `to`, skipping ones `to` already holds with the same bytes.
+absl::Status MergeKeys(const KeyRing& from, KeyRing& to, absl::string_view flag) {
+  for (const std::string& id : from.ids()) {
+    absl::StatusOr<const SecretBytes*> key = from.Find(id);
+    if (!key.ok()) return key.status();
+    if (absl::StatusOr<const SecretBytes*> held = to.Find(id); held.ok()) {
+      if ((*held)->Equals(**key)) continue;
+      return absl::FailedPreconditionError(
+          absl::StrCat(flag, ": KEK id \"", id,
+                       "\" is loaded twice with different keys; give the new KEK a "
+                       "new id"));
+    }
+    if (absl::Status s = to.Add(id, (*key)->Clone()); !s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status RunRotateKek(const ParsedFlags& flags, Io& io) {
+  if (absl::Status s = CheckKekSourceFlags(flags); !s.ok()) return s;
+  const std::string new_file = flags.Value("new-kek-file");
+  if (new_file.empty()) return absl::InvalidArgumentError("--new-kek-file: must not be empty");
+  if (absl::Status s = CheckStoreUrl(flags.Value("store")); !s.ok()) return s;
+  absl::StatusOr<KeyRing> old_ring = KeyRingFromFlags(flags);
+  if (!old_ring.ok()) return old_ring.status();
+  absl::StatusOr<KeyRing> new_ring = KeyRing::LoadFromFile(new_file);
+  if (!new_ring.ok()) return KeyProblem("--new-kek-file", new_ring.status());
+
+  // The new active KEK first, so it is the ring's active one; then everything else, so that
+  // every data key, whichever KEK wraps it now, can be unwrapped.
+  KeyRing ring;
+  const std::string new_id = new_ring->active_id();
+  absl::StatusOr<const SecretBytes*> new_key = new_ring->Find(new_id);
+  if (!new_key.ok()) return KeyProblem("--new-kek-file", new_key.status());
+  if (absl::Status s = ring.Add(new_id, (*new_key)->Clone()); !s.ok()) return s;
+  if (absl::Status s = MergeKeys(*new_ring, ring, "--new-kek-file"); !s.ok()) return s;
+  if (absl::Status s = MergeKeys(*old_ring, ring, "--new-kek-file"); !s.ok()) return s;
+  if (absl::Status s = ring.SetActive(new_id); !s.ok()) return s;
+
+  absl::StatusOr<std::unique_ptr<SecretStore>> store = OpenStore(flags, &ring);
+  if (!store.ok()) return store.status();
+  absl::StatusOr<int64_t> count = RewrapDataKeys(**store, new_id);
+  if (!count.ok()) return count.status();
+  absl::StrAppend(&io.out, "rewrapped ", *count, *count == 1 ? " data key" : " data keys",
+                  " with KEK \"", new_id, "\"\n");
+  absl::StrAppend(&io.err, "secretctl rotate-kek: every data key is now wrapped by KEK \"", new_id,
+                  "\"; once every sidecar has it, the old KEK can be removed from their KEK "
+                  "files\n");
+  return absl::OkStatus();
+}
+
+absl::Status RunMigrate(const ParsedFlags& flags, Io& io) {
+  if (absl::Status s = CheckKekSourceFlags(flags); !s.ok()) return s;
+  if (absl::Status s = CheckStoreUrl(flags.Value("store")); !s.ok()) return s;
+  absl::StatusOr<KeyRing> ring = KeyRingFromFlags(flags);
+  if (!ring.ok()) return ring.status();
+  absl::StatusOr<std::unique_ptr<SecretStore>> store = OpenStore(flags, &*ring);
+  if (!store.ok()) return store.status();
+  absl::StrAppend(&io.out, "store ", DescribeStoreUrl(flags.Value("store")),
+                  " is at the current schema version\n");
+  return absl::OkStatus();
+}
+
+using CommandFn = std::function<absl::Status(const ParsedFlags&, Io&)>;
+
+CommandFn CommandFor(absl::string_view name) {
+  if (name == "init") return RunInit;
+  if (name == "gen-kek") return RunGenKek;
+  if (name == "create") return [](const ParsedFlags& f, Io& io) { return RunWrite(f, true, io); };
+  if (name == "update") return [](const ParsedFlags& f, Io& io) { return RunWrite(f, false, io); };
+  if (name == "get") return RunGet;
+  if (name == "list") return RunList;
+  if (name == "versions") return RunVersions;
+  if (name == "delete") return RunDelete;
+  if (name == "rotate-kek") return RunRotateKek;
+  if (name == "migrate") return RunMigrate;
+  return nullptr;
+}
+
+void Print(std::FILE* stream, absl::string_view text) {
+  std::fwrite(text.data(), 1, text.size(), stream);
+}
+
+// Flushes standard output; a failed write (a full disk, a closed pipe) is exit status 1.
+int Finish(int code) {
+  if (std::fflush(stdout) != 0 || std::ferror(stdout)) {
+    Print(stderr, "secretctl: cannot write to standard output\n");
+    return code == kExitOk ? kExitOther : code;
+  }
+  return code;
+}
+
+}  // namespace
+
+int Run(const std::vector<std::string>& args) {
+  const std::vector<CommandSpec> specs = CommandSpecs();
+  if (args.empty()) {
+    Print(stderr, absl::StrCat("secretctl: no command given\n\n", TopLevelHelp(specs)));
+    return kExitUsage;
+  }
+  std::string command = args[0];
+  std::vector<std::string> rest(args.begin() + 1, args.end());
+  if (command == "--help" || command == "-h" || (command == "help" && rest.empty())) {
+    Print(stdout, TopLevelHelp(specs));
+    return Finish(kExitOk);
+  }
+  if (command == "help") {  // `secretctl help COMMAND` is `secretctl COMMAND --help`
+    command = rest[0];
+    rest = {"--help"};
+  }
+  const auto spec = std::find_if(specs.begin(), specs.end(),
+                                 [&](const CommandSpec& s) { return s.name == command; });
+  if (spec == specs.end()) {
+    // Not quoted: a misplaced argument might be a value.
+    Print(stderr, "secretctl: unknown command (see secretctl --help for the list)\n");
+    return kExitUsage;
+  }
+  absl::StatusOr<ParsedFlags> flags = ParseFlags(*spec, rest);
+  if (!flags.ok()) {
+    Print(stderr, absl::StrCat("secretctl ", spec->name, ": ", flags.status().message(),
+                               " (see secretctl ", spec->name, " --help)\n"));
+    return kExitUsage;
+  }
+  if (flags->help()) {
+    Print(stdout, absl::StrCat(CommandHelp(*spec), "\n", ExitCodeHelp()));
+    return Finish(kExitOk);
+  }
+  Io io;
+  const absl::Status status = CommandFor(spec->name)(*flags, io);
+  Print(stderr, io.err);
+  if (!status.ok()) {
+    const bool usage = IsUsageError(status);
+    Print(stderr, absl::StrCat(
+                      "secretctl ", spec->name, ": ", status.message(),
+                      usage ? absl::StrCat(" (see secretctl ", spec->name, " --help)") : "", "\n"));
+    return Finish(usage ? kExitUsage : ExitCodeFor(status));
+  }
+  Print(stdout, io.out);
+  return Finish(kExitOk);
+}
+
+}  // namespace secretctl
+}  // namespace secret_resolver

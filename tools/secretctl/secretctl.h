@@ -1,0 +1,27 @@
+// secretctl: the operators' CLI for a secret store (issue 3, "secretctl"; docs/secretctl.md).
+//
+// Commands: init, gen-kek, create, update, get, list, versions, delete, rotate-kek, migrate.
+// Every store command opens the store through OpenSecretStore (resolver/store/store_url.h) with
+// the KEKs of --kek-file or --kek-env. Secret values are read from standard input or
+// --value-file, never from the command line, and never written to standard output, standard
+// error or any message. Results go to standard output (human-readable, or JSON with --json for
+// get, list and versions); errors to standard error as "secretctl COMMAND: message". The exit
+// status says what kind of failure it was (tools/secretctl/exit_codes.h).
+//
+// Thread safety: Run is called once, from main.
+#ifndef SECRET_RESOLVER_TOOLS_SECRETCTL_SECRETCTL_H_
+#define SECRET_RESOLVER_TOOLS_SECRETCTL_SECRETCTL_H_
+
+#include <string>
+#include <vector>
+
+namespace secret_resolver {
+namespace secretctl {
+
+// Runs the command in `args` (argv without the program name) and returns the exit status.
+int Run(const std::vector<std::string>& args);
+
+}  // namespace secretctl
+}  // namespace secret_resolver
+
+#endif  // SECRET_RESOLVER_TOOLS_SECRETCTL_SECRETCTL_H_
