@@ -84,7 +84,7 @@ absl::StatusOr<KeyRing> LoadKeyRing(const secretresolver::config::v1::Kek& kek) 
   return KeyRing::LoadFromEnv(kek.env());
 }
 
-std::string StoreUrl(const secretresolver::config::v1::Store& store) {
+std::string ConfiguredStoreUrl(const secretresolver::config::v1::Store& store) {
   if (store.has_postgres()) {
     const auto& pg = store.postgres();
     if (!pg.dsn_env().empty()) {
@@ -178,7 +178,7 @@ absl::StatusOr<std::unique_ptr<Sidecar>> Sidecar::Start(const Config& config) {
   p.key_ring = *std::move(key_ring);
 
   absl::StatusOr<std::unique_ptr<SecretStore>> store =
-      OpenSecretStore(StoreUrl(config.store()), &p.key_ring);
+      OpenSecretStore(ConfiguredStoreUrl(config.store()), &p.key_ring);
   if (!store.ok()) return store.status();
   p.store = *std::move(store);
 
