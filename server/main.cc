@@ -1,14 +1,16 @@
 // secret-resolver: the sidecar's main binary.
 //
 //   secret-resolver --config=/etc/secret-resolver/config.yaml
-//   secret-resolver --config=config.yaml --check-config
+//   secret-resolver --config=config.yaml --check-config   (dashes or underscores in flag names)
 //
 // Flags override the most common settings of the file. SIGTERM or SIGINT: drain and exit 0;
 // SIGHUP: reload the JWKS and certificates.
 #include <signal.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <string>
+#include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
@@ -109,6 +111,15 @@ int Main() {
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage("The secret-resolver sidecar. Usage: secret-resolver --config=FILE");
-  absl::ParseCommandLine(argc, argv);
+  // Abseil flag names use underscores; accept the dashed spelling (--check-config) as well.
+  std::vector<std::string> args(argv, argv + argc);
+  for (std::string& arg : args) {
+    if (arg.rfind("--", 0) != 0) continue;
+    const size_t end = std::min(arg.find('='), arg.size());
+    std::replace(arg.begin() + 2, arg.begin() + end, '-', '_');
+  }
+  std::vector<char*> normalized;
+  for (std::string& arg : args) normalized.push_back(arg.data());
+  absl::ParseCommandLine(argc, normalized.data());
   return secret_resolver::Main();
 }
