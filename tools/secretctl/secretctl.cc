@@ -1,3 +1,4 @@
+#include "tools/secretctl/dev_token.h"
 #include "tools/secretctl/secretctl.h"
 
 #include <errno.h>
@@ -20,6 +21,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/string_view.h"
@@ -224,6 +226,24 @@ std::vector<CommandSpec> CommandSpecs() {
                     "sidecars use it).\n",
                     kStoreNeedsKek),
        {StoreFlag(), KekFileFlag(), KekEnvFlag()}},
+      {"dev-key",
+       "generate a development token-signing key and its JWKS",
+       "Generates an Ed25519 key into --private-key (mode 0600) and its public JWKS into\n"
+       "--jwks, for local runs only: production tokens come from the identity system.",
+       {{"private-key", Kind::kValue, "FILE", "where the private key goes", true},
+        {"jwks", Kind::kValue, "FILE", "where the JWKS goes (point auth.jwks_file here)", true},
+        {"kid", Kind::kValue, "ID", "the key id; default dev-1"}}},
+      {"dev-token",
+       "print a development access token",
+       "Prints an access token signed by a dev-key key, for local runs only: typ at+jwt,\n"
+       "namespace --stack, serviceIdentity --service, the generic decrypt permission.",
+       {{"private-key", Kind::kValue, "FILE", "the dev-key private key", true},
+        {"kid", Kind::kValue, "ID", "the key id; default dev-1"},
+        {"issuer", Kind::kValue, "ISS", "the iss claim (auth.issuer)", true},
+        {"audience", Kind::kValue, "AUD", "the aud claim (auth.audience)", true},
+        {"stack", Kind::kValue, "STACK", "the namespace claim", true},
+        {"service", Kind::kValue, "ID", "the serviceIdentity claim", true},
+        {"ttl-seconds", Kind::kValue, "N", "lifetime; default 3600"}}},
   };
 }
 
@@ -821,6 +841,42 @@ absl::Status RunMigrate(const ParsedFlags& flags, Io& io) {
   return absl::OkStatus();
 }
 
+std::string KidFromFlags(const ParsedFlags& flags) {
+  return flags.Has("kid") ? flags.Value("kid") : "dev-1";
+}
+
+absl::Status RunDevKey(const ParsedFlags& flags, Io& io) {
+  if (absl::Status s = WriteDevSigningKey(flags.Value("private-key"), flags.Value("jwks"),
+                                          KidFromFlags(flags));
+      !s.ok()) {
+    return s;
+  }
+  absl::StrAppend(&io.out, "created ", flags.Value("private-key"), " (mode 0600) and ",
+                  flags.Value("jwks"), "\n");
+  return absl::OkStatus();
+}
+
+absl::Status RunDevToken(const ParsedFlags& flags, Io& io) {
+  DevTokenClaims claims;
+  claims.kid = KidFromFlags(flags);
+  claims.issuer = flags.Value("issuer");
+  claims.audience = flags.Value("audience");
+  claims.stack = flags.Value("stack");
+  claims.service_identity = flags.Value("service");
+  claims.now = absl::Now();
+  if (flags.Has("ttl-seconds")) {
+    int64_t seconds = 0;
+    if (!absl::SimpleAtoi(flags.Value("ttl-seconds"), &seconds) || seconds <= 0) {
+      return UsageError("--ttl-seconds: expected a positive number of seconds");
+    }
+    claims.ttl = absl::Seconds(seconds);
+  }
+  absl::StatusOr<std::string> token = MintDevToken(flags.Value("private-key"), claims);
+  if (!token.ok()) return token.status();
+  absl::StrAppend(&io.out, *token, "\n");
+  return absl::OkStatus();
+}
+
 using CommandFn = std::function<absl::Status(const ParsedFlags&, Io&)>;
 
 CommandFn CommandFor(absl::string_view name) {
@@ -834,6 +890,8 @@ CommandFn CommandFor(absl::string_view name) {
   if (name == "delete") return RunDelete;
   if (name == "rotate-kek") return RunRotateKek;
   if (name == "migrate") return RunMigrate;
+  if (name == "dev-key") return RunDevKey;
+  if (name == "dev-token") return RunDevToken;
   return nullptr;
 }
 
