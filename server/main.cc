@@ -89,8 +89,11 @@ int Main() {
     Fail("cannot start", sidecar.status());
     return 1;
   }
-  std::fprintf(stderr, "{\"level\":\"info\",\"msg\":\"serving\",\"unix\":\"%s\",\"tcp\":\"%s\"}\n",
-               (*sidecar)->unix_target().c_str(), (*sidecar)->tcp_target().c_str());
+  std::fprintf(stderr,
+               "{\"level\":\"info\",\"msg\":\"serving\",\"unix\":\"%s\",\"tcp\":\"%s\","
+               "\"admin\":\"%s\"}\n",
+               (*sidecar)->unix_target().c_str(), (*sidecar)->tcp_target().c_str(),
+               (*sidecar)->admin_target().c_str());
   for (;;) {
     int signal = 0;
     if (sigwait(&signals, &signal) != 0) continue;

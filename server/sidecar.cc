@@ -24,7 +24,10 @@
 #include "resolver/store/store_url.h"
 #include "server/auth/jwks.h"
 #include "server/auth/token_verifier.h"
+#include "server/admin_server.h"
 #include "server/grpc_services.h"
+#include "server/json_log.h"
+#include "server/metrics.h"
 #include "server/rate_limiter.h"
 #include "server/resolve_handler.h"
 #include "server/unix_socket.h"
@@ -147,6 +150,8 @@ class InvalidationTarget {
 // Declared in the order they are built; Shutdown() tears them down in reverse.
 struct Sidecar::Parts {
   Config config;
+  std::unique_ptr<MetricsRegistry> metrics;
+  std::unique_ptr<JsonLogger> log;
   KeyRing key_ring;
   std::unique_ptr<SecretStore> store;
   std::unique_ptr<RedactionTokens> tokens;
@@ -161,6 +166,7 @@ struct Sidecar::Parts {
   std::unique_ptr<SecretResolverService> resolver_service;
   std::unique_ptr<SecureValueDecrypterService> decrypt_service;
   std::unique_ptr<grpc::Server> server;
+  std::unique_ptr<AdminServer> admin;
   std::string unix_path;
   std::string unix_target;
   std::string tcp_target;
@@ -241,6 +247,42 @@ absl::StatusOr<std::unique_ptr<Sidecar>> Sidecar::Start(const Config& config) {
   if (!verifier.ok()) return verifier.status();
   p.verifier = *std::move(verifier);
 
+  JsonLoggerOptions log_options;
+  if (absl::StatusOr<LogLevel> level = ParseLogLevel(config.logging().level()); level.ok()) {
+    log_options.min_level = *level;
+  }
+  log_options.audit = !config.logging().has_audit() || config.logging().audit();
+  p.log = std::make_unique<JsonLogger>(stderr, log_options);
+  p.metrics = std::make_unique<MetricsRegistry>();
+  MetricsRegistry& m = *p.metrics;
+  Counter* calls = m.AddCounter("secret_resolver_calls_total", "Finished gRPC calls.",
+                                {"method", "code"});
+  Histogram* call_seconds =
+      m.AddHistogram("secret_resolver_call_duration_seconds", "gRPC call latency.", {"method"},
+                     LatencyBucketsSeconds());
+  Counter* references = m.AddCounter("secret_resolver_references_total",
+                                     "Per-reference outcomes.", {"code", "cache"});
+  Counter* auth_failures = m.AddCounter("secret_resolver_auth_failures_total",
+                                        "Rejected credentials by reason.", {"reason"});
+  SecretCache* cache = p.cache.get();
+  m.AddGauge("secret_resolver_cache_hits", "Cache hits since start.",
+             [cache] { return static_cast<double>(cache->stats().hits); });
+  m.AddGauge("secret_resolver_cache_misses", "Cache misses since start.",
+             [cache] { return static_cast<double>(cache->stats().misses); });
+  m.AddGauge("secret_resolver_cache_stale_serves", "Stale values served since start.",
+             [cache] { return static_cast<double>(cache->stats().stale_serves); });
+  m.AddGauge("secret_resolver_cache_evictions", "Cache evictions since start.",
+             [cache] { return static_cast<double>(cache->stats().evictions); });
+  m.AddGauge("secret_resolver_cache_store_fetches", "Store fetches since start.",
+             [cache] { return static_cast<double>(cache->stats().store_fetches); });
+  m.AddGauge("secret_resolver_cache_bytes", "Bytes held by the cache.",
+             [cache] { return static_cast<double>(cache->stats().bytes); });
+  auth::TokenVerifier* token_verifier = p.verifier.get();
+  m.AddGauge("secret_resolver_token_cache_size", "Verified tokens cached.",
+             [token_verifier] { return static_cast<double>(token_verifier->cache_size()); });
+  m.AddGauge("secret_resolver_build_info", "Build information.", [] { return 1.0; },
+             {{"version", "0.1.0"}});
+
   const auto& limits = config.limits();
   if (limits.per_stack_rate() > 0) {
     p.rate_limiter = std::make_unique<RateLimiter>(limits.per_stack_rate(),
@@ -248,13 +290,44 @@ absl::StatusOr<std::unique_ptr<Sidecar>> Sidecar::Start(const Config& config) {
   }
   ResolveHandlerOptions handler_options;
   handler_options.rate_limiter = p.rate_limiter.get();
+  JsonLogger* log = p.log.get();
+  handler_options.hooks.on_reference = [log, references](const ReferenceOutcome& outcome,
+                                                          absl::Duration latency) {
+    const std::string cache_outcome =
+        outcome.cache_outcome ? std::string(CacheOutcomeName(*outcome.cache_outcome)) : "";
+    references->Increment({absl::StatusCodeToString(outcome.code),
+                           cache_outcome.empty() ? "none" : cache_outcome});
+    AuditRecord record;
+    record.stack = outcome.stack;
+    record.caller = outcome.caller;
+    record.ref_key = outcome.ref_key;
+    record.secret_name = outcome.name;
+    record.version = outcome.version;
+    record.decision = outcome.code == absl::StatusCode::kOk ? AuditDecision::kAllowed
+                      : outcome.code == absl::StatusCode::kPermissionDenied
+                          ? AuditDecision::kDenied
+                          : AuditDecision::kError;
+    record.code = outcome.code;
+    record.cache = cache_outcome;
+    record.latency_ms = absl::ToDoubleMilliseconds(latency);
+    log->LogAudit(record);
+  };
+  handler_options.hooks.on_auth_failure = [auth_failures](absl::string_view reason) {
+    auth_failures->Increment({std::string(reason)});
+  };
+  const CallObserver observer = [calls, call_seconds](absl::string_view method,
+                                                      absl::StatusCode code,
+                                                      absl::Duration latency) {
+    calls->Increment({std::string(method), absl::StatusCodeToString(code)});
+    call_seconds->Observe({std::string(method)}, absl::ToDoubleSeconds(latency));
+  };
   p.handler = std::make_unique<ResolveHandler>(p.verifier.get(), p.resolver.get(),
                                                std::move(handler_options));
   p.pool = std::make_unique<WorkerPool>(limits.worker_threads(), limits.worker_threads() * 64);
   p.resolver_service =
-      std::make_unique<SecretResolverService>(p.handler.get(), p.pool.get(), CallObserver());
+      std::make_unique<SecretResolverService>(p.handler.get(), p.pool.get(), observer);
   p.decrypt_service = std::make_unique<SecureValueDecrypterService>(p.handler.get(),
-                                                                     p.pool.get(), CallObserver());
+                                                                     p.pool.get(), observer);
 
   grpc::EnableDefaultHealthCheckService(true);
   if (config.reflection()) grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -288,6 +361,27 @@ absl::StatusOr<std::unique_ptr<Sidecar>> Sidecar::Start(const Config& config) {
     if (!mode.ok()) return mode.status();
     if (absl::Status s = SetSocketMode(p.unix_path, *mode); !s.ok()) return s;
   }
+  if (config.admin().has_enabled() && !config.admin().enabled()) {
+    return absl::WrapUnique(new Sidecar(std::move(parts)));
+  }
+  AdminServerOptions admin_options;
+  admin_options.address = config.admin().address();
+  admin_options.metrics = p.metrics.get();
+  SecretStore* store_ptr = p.store.get();
+  auth::JwksSource* jwks_ptr = p.jwks.get();
+  // Ready once the store answers and signing keys are loaded.
+  admin_options.readiness = [store_ptr, jwks_ptr]() -> absl::Status {
+    if (absl::StatusOr<std::vector<SecretMetadata>> probe = store_ptr->List("default");
+        !probe.ok()) {
+      return absl::UnavailableError(absl::StrCat("store: ", probe.status().message()));
+    }
+    if (!jwks_ptr->has_keys()) return absl::UnavailableError("no token signing keys loaded");
+    return absl::OkStatus();
+  };
+  absl::StatusOr<std::unique_ptr<AdminServer>> admin = AdminServer::Start(admin_options);
+  if (!admin.ok()) return admin.status();
+  p.admin = *std::move(admin);
+  p.admin_target = p.admin->address();
   return absl::WrapUnique(new Sidecar(std::move(parts)));
 }
 
@@ -299,6 +393,7 @@ void Sidecar::Shutdown(absl::Duration grace) {
   Parts& p = *parts_;
   if (p.shut_down) return;
   p.shut_down = true;
+  if (p.admin != nullptr) p.admin->Stop();
   // Stops accepting, waits up to `grace` for in-flight calls, then cancels what is left.
   p.server->Shutdown(std::chrono::system_clock::now() + absl::ToChronoNanoseconds(grace));
   p.server.reset();

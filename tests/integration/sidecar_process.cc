@@ -93,7 +93,9 @@ absl::StatusOr<SidecarState> SidecarState::Create(const std::string& extra_yaml)
       "auth:\n  issuer: ", kIssuer, "\n  audience: ", kAudience, "\n  jwks_file: ",
       state.jwks_file, "\n",
       "redaction:\n  fingerprint_key_file: ", state.fingerprint_key_file, "\n",
-      "admin:\n  enabled: false\n", extra_yaml);
+      // No admin server unless the test configures one (ports are the test's to choose).
+      extra_yaml.find("admin:") == std::string::npos ? "admin:\n  enabled: false\n" : "",
+      extra_yaml);
   if (absl::Status s = WriteFile(state.config_file, config, 0644); !s.ok()) return s;
   return state;
 }

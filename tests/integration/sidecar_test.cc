@@ -12,6 +12,7 @@
 #include <vector>
 
 #include <gmock/gmock.h>
+#include <httplib.h>
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
@@ -251,6 +252,40 @@ TEST_F(SidecarTest, RateLimitIsResourceExhausted) {
   EXPECT_TRUE(Resolve(one, &response, GoodToken()).ok());
   EXPECT_EQ(Resolve(one, &response, GoodToken()).error_code(),
             grpc::StatusCode::RESOURCE_EXHAUSTED);
+}
+
+TEST_F(SidecarTest, AuditLinesMetricsAndReadiness) {
+  StartWith("admin:\n  enabled: true\n  address: 127.0.0.1:0\n");
+  ResolveSecretsResponse response;
+  ASSERT_TRUE(Resolve(Request({{"api-token", "secret://workflows/http/auth-token"},
+                               {"denied", "secret://k6-only"}}),
+                      &response, GoodToken())
+                  .ok());
+  Resolve(Request({{"k", "secret://workflows/http/auth-token"}}), &response, "bad.token.x");
+
+  const std::string log = sidecar_->Log();
+  const size_t at = log.find("\"admin\":\"");
+  ASSERT_NE(at, std::string::npos) << log;
+  const size_t start = at + 9;
+  const std::string admin = log.substr(start, log.find('"', start) - start);
+  const size_t colon = admin.rfind(':');
+  httplib::Client client(admin.substr(0, colon), std::stoi(admin.substr(colon + 1)));
+  auto ready = client.Get("/readyz");
+  ASSERT_TRUE(ready);
+  EXPECT_EQ(ready->status, 200);
+  auto metrics = client.Get("/metrics");
+  ASSERT_TRUE(metrics);
+  EXPECT_THAT(metrics->body,
+              HasSubstr("secret_resolver_calls_total{method=\"ResolveSecrets\",code=\"OK\"} 1"));
+  EXPECT_THAT(metrics->body, HasSubstr("secret_resolver_auth_failures_total{reason=\"malformed\"}"));
+  EXPECT_THAT(metrics->body, HasSubstr("code=\"PERMISSION_DENIED\""));
+  EXPECT_THAT(metrics->body, Not(HasSubstr(kApiValue)));
+
+  sidecar_->Terminate();
+  const std::string final_log = sidecar_->Log();
+  EXPECT_THAT(final_log, HasSubstr("\"ref_key\":\"api-token\""));
+  EXPECT_THAT(final_log, HasSubstr("\"decision\":\"denied\""));
+  EXPECT_THAT(final_log, Not(HasSubstr(kApiValue)));
 }
 
 TEST_F(SidecarTest, SigtermDrainsExitsZeroAndRemovesSocket) {
