@@ -75,6 +75,18 @@ bool HasDecryptPermission(const Caller& caller, absl::string_view name) {
   return false;
 }
 
+bool HasAnyDecryptPermission(const Caller& caller) {
+  for (const std::string& permission : caller.permissions) {
+    if (permission == kDecryptAllPermission) return true;
+    absl::string_view rest = permission;
+    if (absl::ConsumePrefix(&rest, kPermissionPrefix) &&
+        absl::ConsumeSuffix(&rest, kPermissionSuffix) && !rest.empty()) {
+      return true;
+    }
+  }
+  return false;
+}
+
 bool IsAllowedDecrypter(absl::string_view service_identity,
                         const std::vector<std::string>& decrypters) {
   // A token without a service identity matches nothing, even a (malformed) empty entry.

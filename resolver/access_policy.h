@@ -52,6 +52,10 @@ absl::Status CheckStack(const Caller& caller, absl::string_view stack,
 // Returns true if `caller` holds the decrypt permission for the secret `name`.
 bool HasDecryptPermission(const Caller& caller, absl::string_view name);
 
+// Returns true if `caller` holds any decrypt permission, generic or for some name. A caller
+// with none may not use the resolver at all (a whole-call PERMISSION_DENIED).
+bool HasAnyDecryptPermission(const Caller& caller);
+
 // Returns true if `service_identity` is exactly one of `decrypters`.
 bool IsAllowedDecrypter(absl::string_view service_identity,
                         const std::vector<std::string>& decrypters);

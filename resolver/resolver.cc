@@ -4,7 +4,6 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "resolver/secret_uri.h"
 #include "resolver/secret_validation.h"
@@ -14,17 +13,6 @@ namespace {
 
 // Per-reference message for a failed decrypter or permission check; Grafana's wording.
 constexpr absl::string_view kNotAuthorized = "not authorized";
-
-bool HoldsAnyDecryptPermission(const Caller& caller) {
-  for (const std::string& permission : caller.permissions) {
-    if (permission == kDecryptAllPermission) return true;
-    if (absl::StartsWith(permission, "secret.grafana.app/securevalues/") &&
-        absl::EndsWith(permission, ":decrypt")) {
-      return true;
-    }
-  }
-  return false;
-}
 
 // Store errors are passed on with their code; the message is the store's, which never holds a
 // value. NOT_FOUND gets a uniform message so callers cannot tell a deleted secret from one
@@ -70,7 +58,7 @@ absl::StatusOr<ResolveResults> Resolver::Resolve(const Caller& caller,
   if (absl::Status status = CheckStack(caller, request.stack, options_.access); !status.ok()) {
     return status;
   }
-  if (!HoldsAnyDecryptPermission(caller)) {
+  if (!HasAnyDecryptPermission(caller)) {
     return absl::PermissionDeniedError(
         absl::StrCat("the access token holds no ", kDecryptAllPermission, " permission"));
   }

@@ -21,6 +21,7 @@
 #include "resolver/redaction.h"
 #include "resolver/resolver.h"
 #include "resolver/secret_cache.h"
+#include "resolver/store/kek_source.h"
 #include "resolver/store/store_url.h"
 #include "server/auth/jwks.h"
 #include "server/auth/token_verifier.h"
@@ -80,11 +81,6 @@ absl::StatusOr<SecretBytes> LoadFingerprintKey(const secretresolver::config::v1:
         absl::StrCat("fingerprint key in ", source, " is not valid base64"));
   }
   return key;
-}
-
-absl::StatusOr<KeyRing> LoadKeyRing(const secretresolver::config::v1::Kek& kek) {
-  if (!kek.file().empty()) return KeyRing::LoadFromFile(kek.file());
-  return KeyRing::LoadFromEnv(kek.env());
 }
 
 std::string ConfiguredStoreUrl(const secretresolver::config::v1::Store& store) {
@@ -179,7 +175,8 @@ absl::StatusOr<std::unique_ptr<Sidecar>> Sidecar::Start(const Config& config) {
   Parts& p = *parts;
   p.config = config;
 
-  absl::StatusOr<KeyRing> key_ring = LoadKeyRing(config.store().kek());
+  absl::StatusOr<KeyRing> key_ring =
+      LoadKeyRing(KekSource{config.store().kek().file(), config.store().kek().env()});
   if (!key_ring.ok()) return key_ring.status();
   p.key_ring = *std::move(key_ring);
 

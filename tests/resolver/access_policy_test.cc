@@ -105,6 +105,15 @@ INSTANTIATE_TEST_SUITE_P(
                                    kDenied}),
     [](const testing::TestParamInfo<CheckStackCase>& info) { return info.param.label; });
 
+TEST(HasAnyDecryptPermissionTest, GenericOrPerNameOnly) {
+  EXPECT_TRUE(HasAnyDecryptPermission({"s", "svc", {"secret.grafana.app/securevalues:decrypt"}}));
+  EXPECT_TRUE(
+      HasAnyDecryptPermission({"s", "svc", {"secret.grafana.app/securevalues/a/b:decrypt"}}));
+  EXPECT_FALSE(HasAnyDecryptPermission({"s", "svc", {"secret.grafana.app/securevalues/:decrypt"}}));
+  EXPECT_FALSE(HasAnyDecryptPermission({"s", "svc", {"secret.grafana.app/securevalues:read"}}));
+  EXPECT_FALSE(HasAnyDecryptPermission({"s", "svc", {}}));
+}
+
 TEST(CanonicalStackTest, FoldsOnlyCloudStackIds) {
   EXPECT_EQ(CanonicalStack("stack-123"), "stacks-123");
   EXPECT_EQ(CanonicalStack("stacks-123"), "stacks-123");
