@@ -156,18 +156,23 @@ struct Flight {
   std::condition_variable cv;  // signalled once `done` is set
 };
 
-// The default refresh executor: one thread that runs tasks in order.
-class RefreshWorker {
+// The threads that run store fetches: misses always, refresh-ahead unless the options name an
+// executor. Their number bounds the store calls in flight; further fetches queue in order.
+class FetchWorkers {
  public:
-  RefreshWorker() : thread_([this] { Run(); }) {}
-  // Runs every task already posted, then joins the thread.
-  ~RefreshWorker() {
+  explicit FetchWorkers(size_t threads) {
+    threads = std::max<size_t>(1, threads);
+    threads_.reserve(threads);
+    for (size_t i = 0; i < threads; ++i) threads_.emplace_back([this] { Run(); });
+  }
+  // Runs every task already posted, then joins the threads.
+  ~FetchWorkers() {
     {
       std::lock_guard<std::mutex> lock(mu_);
       stopping_ = true;
     }
-    cv_.notify_one();
-    thread_.join();
+    cv_.notify_all();
+    for (std::thread& thread : threads_) thread.join();
   }
 
   void Post(std::function<void()> task) {
@@ -197,7 +202,7 @@ class RefreshWorker {
   std::condition_variable cv_;
   std::deque<std::function<void()>> tasks_;
   bool stopping_ = false;
-  std::thread thread_;  // last: starts after the rest is constructed
+  std::vector<std::thread> threads_;  // last: started after the rest is constructed
 };
 
 double InternalRandom() {
@@ -253,10 +258,14 @@ class SecretCache::Impl {
   using Dropped = std::vector<std::unique_ptr<Entry>>;
 
   // Fetches from the store for `flight`, caches the result unless the flight was invalidated,
-  // and wakes its waiters.
-  void Fetch(const std::shared_ptr<Flight>& flight);
-  // The body of a refresh-ahead task.
-  void RunRefresh(const std::shared_ptr<Flight>& flight);
+  // and wakes its waiters. Values that leave the cache are released, and this reference to the
+  // flight dropped, before a waiter can return: whoever sees the result sees no stale holder.
+  void Fetch(std::shared_ptr<Flight> flight);
+  // The body of a fetch task: Fetch(), unless the cache is shutting down. `refresh` marks a
+  // refresh-ahead task, which pending_refreshes_ counts.
+  void RunFetch(std::shared_ptr<Flight> flight, bool refresh);
+  // Marks `flight` done, wakes its waiters and drops this reference, all under the lock.
+  void FinishLocked(std::shared_ptr<Flight> flight);
   // Waits for `flight` until `deadline` (real time) and returns its result.
   absl::StatusOr<CachedSecret> WaitLocked(std::unique_lock<std::mutex>& lock, Flight& flight,
                                           absl::Time deadline);
@@ -276,8 +285,8 @@ class SecretCache::Impl {
   const CacheOptions options_;
   Clock* const clock_;
   const size_t stack_limit_;
-  std::unique_ptr<RefreshWorker> worker_;  // when no executor was given
-  std::function<void(std::function<void()>)> executor_;
+  std::unique_ptr<FetchWorkers> fetchers_;
+  std::function<void(std::function<void()>)> refresh_executor_;
 
   mutable std::mutex mu_;
   absl::flat_hash_map<KeyView, std::unique_ptr<Entry>> entries_;
@@ -301,12 +310,14 @@ SecretCache::Impl::Impl(SecretStore* store, CacheOptions options)
         if (!(share > 0.0) || share > 1.0) share = 1.0;
         return std::max<size_t>(1, static_cast<size_t>(options_.max_bytes * share));
       }()) {
+  fetchers_ = std::make_unique<FetchWorkers>(options_.max_concurrent_fetches);
   if (options_.refresh_executor) {
-    executor_ = options_.refresh_executor;
+    refresh_executor_ = options_.refresh_executor;
   } else {
-    worker_ = std::make_unique<RefreshWorker>();
-    RefreshWorker* worker = worker_.get();
-    executor_ = [worker](std::function<void()> task) { worker->Post(std::move(task)); };
+    FetchWorkers* fetchers = fetchers_.get();
+    refresh_executor_ = [fetchers](std::function<void()> task) {
+      fetchers->Post(std::move(task));
+    };
   }
 }
 
@@ -315,8 +326,8 @@ SecretCache::Impl::~Impl() {
     std::lock_guard<std::mutex> lock(mu_);
     shutting_down_ = true;
   }
-  // Queued refreshes see shutting_down_ and finish without calling the store.
-  worker_.reset();
+  // Queued fetches see shutting_down_ and finish without calling the store.
+  fetchers_.reset();
   Dropped dropped;
   {
     std::unique_lock<std::mutex> lock(mu_);
@@ -353,7 +364,9 @@ absl::StatusOr<CachedSecret> SecretCache::Impl::Get(absl::string_view stack, abs
       std::shared_ptr<Flight> refresh = StartRefreshLocked(entry);
       lock.unlock();
       if (refresh != nullptr) {
-        executor_([this, refresh = std::move(refresh)] { RunRefresh(refresh); });
+        refresh_executor_([this, refresh = std::move(refresh)]() mutable {
+          RunFetch(std::move(refresh), true);
+        });
       }
       return hit;
     }
@@ -368,11 +381,12 @@ absl::StatusOr<CachedSecret> SecretCache::Impl::Get(absl::string_view stack, abs
     flight = std::make_shared<Flight>(stack, name);
     flights_.emplace(flight->key(), flight);
   }
-  // This caller leads the flight. It fetches whatever its own deadline: the others may have
-  // longer ones, and the store call cannot be abandoned half way.
-  Fetch(flight);
-  std::lock_guard<std::mutex> lock(mu_);
-  return ResultLocked(*flight);
+  // The fetch runs on a fetch worker, so this caller, like any other, stops waiting at its
+  // deadline; the fetch itself completes (a store call cannot be abandoned half way) and its
+  // result is cached for the next caller.
+  fetchers_->Post([this, flight]() mutable { RunFetch(std::move(flight), false); });
+  std::unique_lock<std::mutex> lock(mu_);
+  return WaitLocked(lock, *flight, deadline);
 }
 
 absl::StatusOr<CachedSecret> SecretCache::Impl::WaitLocked(std::unique_lock<std::mutex>& lock,
@@ -409,31 +423,38 @@ std::shared_ptr<Flight> SecretCache::Impl::StartRefreshLocked(Entry& entry) {
   return flight;
 }
 
-void SecretCache::Impl::RunRefresh(const std::shared_ptr<Flight>& flight) {
-  bool skip;
+void SecretCache::Impl::RunFetch(std::shared_ptr<Flight> flight, bool refresh) {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    skip = shutting_down_;
-    if (skip) {
+    if (shutting_down_) {
       if (!flight->invalidated) flights_.erase(flight->key());
       flight->error_code = absl::StatusCode::kCancelled;
       flight->error_message = "the secret cache is shutting down";
-      flight->done = true;
+      FinishLocked(std::move(flight));
     }
   }
-  if (skip) {
-    flight->cv.notify_all();
-  } else {
-    Fetch(flight);
-  }
+  if (flight != nullptr) Fetch(std::move(flight));
+  if (!refresh) return;
   std::lock_guard<std::mutex> lock(mu_);
   // Notified under the lock: once pending_refreshes_ reaches 0 the destructor may proceed and
   // destroy the condition variable.
   if (--pending_refreshes_ == 0) refreshes_done_.notify_all();
 }
 
-void SecretCache::Impl::Fetch(const std::shared_ptr<Flight>& flight) {
+void SecretCache::Impl::FinishLocked(std::shared_ptr<Flight> flight) {
+  flight->done = true;
+  flight->cv.notify_all();
+  // Every waiter holds a reference of its own, so the flight outlives this one unless nobody
+  // waits (all gave up); it then goes here, with at most a reference to a value.
+  flight.reset();
+}
+
+void SecretCache::Impl::Fetch(std::shared_ptr<Flight> flight) {
+  const absl::Time started = absl::Now();
   absl::StatusOr<StoredSecret> fetched = store_->Get(flight->stack, flight->name);
+  if (options_.on_store_fetch) {
+    options_.on_store_fetch(absl::Now() - started, fetched.status().code());
+  }
 
   // Everything derived from the value is computed before taking the lock.
   std::shared_ptr<const CachedValue> value;
@@ -494,9 +515,10 @@ void SecretCache::Impl::Fetch(const std::shared_ptr<Flight>& flight) {
         SetError(*flight, fetched.status());
       }
     }
-    flight->done = true;
   }
-  flight->cv.notify_all();
+  dropped.clear();  // wipes values no caller holds, outside the lock
+  std::lock_guard<std::mutex> lock(mu_);
+  FinishLocked(std::move(flight));
 }
 
 void SecretCache::Impl::InsertLocked(std::unique_ptr<Entry> entry, Dropped& dropped) {

@@ -4,8 +4,10 @@
 //   - A fresh entry is served for `ttl`. Once it is within `refresh_ahead` (plus a random
 //     jitter of up to `refresh_jitter`, so replicas do not refresh in step) of expiry, the first
 //     hit schedules one background refresh and is still served from the cache.
-//   - Concurrent misses for one key make one store fetch; the other callers wait for it
-//     (single flight) and stop waiting at their deadline (DEADLINE_EXCEEDED).
+//   - Concurrent misses for one key make one store fetch; every caller waits for it (single
+//     flight) and stops waiting at its own deadline (DEADLINE_EXCEEDED). The fetch runs on one
+//     of `max_concurrent_fetches` fetch threads, which bounds the store calls in flight; a
+//     fetch whose callers have all given up still completes and is cached.
 //   - NOT_FOUND is cached for `negative_ttl`.
 //   - When the store fails (UNAVAILABLE or any other non-NOT_FOUND error) and an entry expired at
 //     most `max_stale` ago, that entry is served with outcome kStale.
@@ -14,8 +16,9 @@
 //   - Evicted, replaced and invalidated values are wiped (SecretBytes) once the last reader
 //     holding them lets go; the destructor and Clear() drop everything.
 //
-// Thread safety: all methods are safe to call concurrently. Store fetches happen on the calling
-// thread (misses) or on the refresh executor (refresh-ahead), never under the cache's lock.
+// Thread safety: all methods are safe to call concurrently. Store fetches happen on the fetch
+// threads (misses, and refresh-ahead unless `refresh_executor` is set), never on the calling
+// thread and never under the cache's lock.
 #ifndef SECRET_RESOLVER_RESOLVER_SECRET_CACHE_H_
 #define SECRET_RESOLVER_RESOLVER_SECRET_CACHE_H_
 
@@ -25,6 +28,7 @@
 #include <memory>
 #include <string>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
@@ -58,8 +62,13 @@ struct CacheOptions {
   Clock* clock = Clock::Real();
   // Returns a uniformly random number in [0, 1) for refresh jitter. Null: an internal generator.
   std::function<double()> random;
-  // Runs a refresh-ahead task. Null: the cache runs one background thread of its own.
+  // Store fetches in flight at once: the number of fetch threads the cache runs. At least 1.
+  size_t max_concurrent_fetches = 16;
+  // Runs a refresh-ahead task. Null: the cache's fetch threads.
   std::function<void(std::function<void()>)> refresh_executor;
+  // Called after every store fetch with its latency and outcome (e.g. for a histogram), on the
+  // fetch thread. May be null.
+  std::function<void(absl::Duration latency, absl::StatusCode code)> on_store_fetch;
   // Computes CachedValue::fingerprint once per fetched value, outside the cache's lock (an
   // HMAC is too costly for every hit). Null: fingerprints stay empty.
   std::function<std::string(const StoredSecret&)> fingerprint;
@@ -105,7 +114,7 @@ class SecretCache {
   // Returns the newest version of (stack, name) from the cache or the store.
   // Errors: NOT_FOUND (possibly cached); the store's error (UNAVAILABLE, DATA_LOSS,
   // FAILED_PRECONDITION) when no stale value is usable; DEADLINE_EXCEEDED when `deadline`
-  // passes while waiting for another caller's fetch.
+  // passes while waiting for the store.
   absl::StatusOr<CachedSecret> Get(absl::string_view stack, absl::string_view name,
                                    absl::Time deadline = absl::InfiniteFuture());
 

@@ -424,6 +424,13 @@ void ValidateListen(const Config& config, Problems* problems) {
       problems->Add("listen.tcp_address", hp.status().message());
     }
   }
+  if (!listen.health_address().empty()) {
+    if (absl::StatusOr<HostPort> hp = ParseHostPort(listen.health_address()); !hp.ok()) {
+      problems->Add("listen.health_address", hp.status().message());
+    } else if (listen.health_address() == listen.tcp_address()) {
+      problems->Add("listen.health_address", "must differ from listen.tcp_address");
+    }
+  }
   if (!listen.has_tls()) return;
   const auto& tls = listen.tls();
   const bool has_cert = !tls.cert_file().empty();

@@ -91,9 +91,9 @@ int Main() {
   }
   std::fprintf(stderr,
                "{\"level\":\"info\",\"msg\":\"serving\",\"unix\":\"%s\",\"tcp\":\"%s\","
-               "\"admin\":\"%s\"}\n",
+               "\"admin\":\"%s\",\"health\":\"%s\"}\n",
                (*sidecar)->unix_target().c_str(), (*sidecar)->tcp_target().c_str(),
-               (*sidecar)->admin_target().c_str());
+               (*sidecar)->admin_target().c_str(), (*sidecar)->health_target().c_str());
   for (;;) {
     int signal = 0;
     if (sigwait(&signals, &signal) != 0) continue;

@@ -162,10 +162,12 @@ struct Sidecar::Parts {
   std::unique_ptr<SecretResolverService> resolver_service;
   std::unique_ptr<SecureValueDecrypterService> decrypt_service;
   std::unique_ptr<grpc::Server> server;
+  std::unique_ptr<grpc::Server> health_server;
   std::unique_ptr<AdminServer> admin;
   std::string unix_path;
   std::string unix_target;
   std::string tcp_target;
+  std::string health_target;
   std::string admin_target;
   bool shut_down = false;
 };
@@ -192,6 +194,13 @@ absl::StatusOr<std::unique_ptr<Sidecar>> Sidecar::Start(const Config& config) {
   if (!tokens.ok()) return tokens.status();
   p.tokens = *std::move(tokens);
 
+  p.metrics = std::make_unique<MetricsRegistry>();
+  MetricsRegistry& m = *p.metrics;
+  Histogram* store_seconds = m.AddHistogram(
+      "secret_resolver_store_fetch_duration_seconds",
+      "Store fetch latency (cache misses and refreshes) by outcome.", {"code"},
+      LatencyBucketsSeconds());
+
   const auto& c = config.cache();
   CacheOptions cache_options;
   cache_options.ttl = ToDuration(c.ttl());
@@ -202,6 +211,10 @@ absl::StatusOr<std::unique_ptr<Sidecar>> Sidecar::Start(const Config& config) {
   cache_options.max_bytes = c.max_bytes();
   cache_options.per_stack_share = c.per_stack_share();
   cache_options.fingerprint = Resolver::FingerprintFunction(p.tokens.get());
+  cache_options.max_concurrent_fetches = config.limits().max_concurrent_fetches();
+  cache_options.on_store_fetch = [store_seconds](absl::Duration latency, absl::StatusCode code) {
+    store_seconds->Observe({absl::StatusCodeToString(code)}, absl::ToDoubleSeconds(latency));
+  };
   p.cache = std::make_unique<SecretCache>(p.store.get(), std::move(cache_options));
   p.invalidation = std::make_shared<InvalidationTarget>(p.cache.get());
   if (absl::Status watch = p.store->Watch([target = p.invalidation](const SecretChange& change) {
@@ -250,8 +263,6 @@ absl::StatusOr<std::unique_ptr<Sidecar>> Sidecar::Start(const Config& config) {
   }
   log_options.audit = !config.logging().has_audit() || config.logging().audit();
   p.log = std::make_unique<JsonLogger>(stderr, log_options);
-  p.metrics = std::make_unique<MetricsRegistry>();
-  MetricsRegistry& m = *p.metrics;
   Counter* calls = m.AddCounter("secret_resolver_calls_total", "Finished gRPC calls.",
                                 {"method", "code"});
   Histogram* call_seconds =
@@ -353,6 +364,20 @@ absl::StatusOr<std::unique_ptr<Sidecar>> Sidecar::Start(const Config& config) {
     const size_t colon = listen.tcp_address().rfind(':');
     p.tcp_target = absl::StrCat(listen.tcp_address().substr(0, colon), ":", tcp_port);
   }
+  if (!listen.health_address().empty()) {
+    // A server of its own, so that the probe port reaches the health service and nothing else.
+    grpc::ServerBuilder health_builder;
+    int health_port = 0;
+    health_builder.AddListeningPort(listen.health_address(), grpc::InsecureServerCredentials(),
+                                    &health_port);
+    p.health_server = health_builder.BuildAndStart();
+    if (p.health_server == nullptr || health_port == 0) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("listen.health_address: cannot listen on ", listen.health_address()));
+    }
+    const size_t colon = listen.health_address().rfind(':');
+    p.health_target = absl::StrCat(listen.health_address().substr(0, colon), ":", health_port);
+  }
   if (!p.unix_path.empty()) {
     absl::StatusOr<unsigned> mode = ParseSocketMode(listen.unix_socket_mode());
     if (!mode.ok()) return mode.status();
@@ -390,11 +415,14 @@ void Sidecar::Shutdown(absl::Duration grace) {
   Parts& p = *parts_;
   if (p.shut_down) return;
   p.shut_down = true;
+  // Probes see NOT_SERVING from here on, while calls in flight drain.
+  if (p.health_server != nullptr) p.health_server->GetHealthCheckService()->Shutdown();
   if (p.admin != nullptr) p.admin->Stop();
   // Stops accepting, waits up to `grace` for in-flight calls, then cancels what is left.
   p.server->Shutdown(std::chrono::system_clock::now() + absl::ToChronoNanoseconds(grace));
   p.server.reset();
   p.pool.reset();  // runs the calls already accepted; each finishes (cancelled) at once
+  if (p.health_server != nullptr) p.health_server->Shutdown();
   p.invalidation->Detach();
   p.cache.reset();  // wipes every cached value
   if (!p.unix_path.empty()) unlink(p.unix_path.c_str());
@@ -405,5 +433,6 @@ void Sidecar::Reload() { parts_->jwks->Reload().IgnoreError(); }
 const std::string& Sidecar::unix_target() const { return parts_->unix_target; }
 const std::string& Sidecar::tcp_target() const { return parts_->tcp_target; }
 const std::string& Sidecar::admin_target() const { return parts_->admin_target; }
+const std::string& Sidecar::health_target() const { return parts_->health_target; }
 
 }  // namespace secret_resolver

@@ -35,10 +35,12 @@ class Sidecar {
   void Reload();
 
   // Where the gRPC services listen: "unix:/path" and/or "host:port" (the bound port when the
-  // configured one was 0). And the admin server's "host:port", or empty.
+  // configured one was 0). And the admin server's and the health listener's "host:port", or
+  // empty.
   const std::string& unix_target() const;
   const std::string& tcp_target() const;
   const std::string& admin_target() const;
+  const std::string& health_target() const;
 
  private:
   struct Parts;

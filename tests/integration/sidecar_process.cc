@@ -50,7 +50,9 @@ bool Accepts(const std::string& socket_path) {
 
 }  // namespace
 
-absl::StatusOr<SidecarState> SidecarState::Create(const std::string& extra_yaml) {
+absl::StatusOr<SidecarState> SidecarState::Create(const std::string& extra_yaml,
+                                                  const std::string& postgres_dsn,
+                                                  const std::string& listen_yaml) {
   SidecarState state;
   const char* tmp = std::getenv("TEST_TMPDIR");
   state.dir = MakeTempDir(tmp != nullptr ? tmp : "/tmp", "sidecar-");
@@ -86,10 +88,12 @@ absl::StatusOr<SidecarState> SidecarState::Create(const std::string& extra_yaml)
       !s.ok()) {
     return s;
   }
+  const std::string backend =
+      postgres_dsn.empty() ? absl::StrCat("  sqlite:\n    path: ", state.store_path, "\n")
+                           : absl::StrCat("  postgres:\n    dsn: \"", postgres_dsn, "\"\n");
   const std::string config = absl::StrCat(
-      "listen:\n  unix_socket: ", state.socket_path, "\n",
-      "store:\n  sqlite:\n    path: ", state.store_path, "\n  kek:\n    file: ", state.kek_file,
-      "\n",
+      "listen:\n  unix_socket: ", state.socket_path, "\n", listen_yaml,
+      "store:\n", backend, "  kek:\n    file: ", state.kek_file, "\n",
       "auth:\n  issuer: ", kIssuer, "\n  audience: ", kAudience, "\n  jwks_file: ",
       state.jwks_file, "\n",
       "redaction:\n  fingerprint_key_file: ", state.fingerprint_key_file, "\n",
@@ -138,7 +142,10 @@ absl::StatusOr<std::unique_ptr<SidecarProcess>> SidecarProcess::Start(
       return absl::FailedPreconditionError(
           absl::StrCat("the sidecar exited at start-up: ", process->Log()));
     }
-    if (Accepts(state.socket_path)) return process;
+    if (Accepts(state.socket_path) &&
+        process->Log().find("\"msg\":\"serving\"") != std::string::npos) {
+      return process;
+    }
     absl::SleepFor(absl::Milliseconds(20));
   }
   return absl::DeadlineExceededError(
@@ -170,6 +177,17 @@ int SidecarProcess::Terminate(absl::Duration timeout) {
 std::string SidecarProcess::Log() const {
   std::ifstream file(log_path_);
   return std::string(std::istreambuf_iterator<char>(file), std::istreambuf_iterator<char>());
+}
+
+std::string SidecarProcess::ServingAddress(const std::string& field) const {
+  const std::string log = Log();
+  const size_t line = log.find("\"msg\":\"serving\"");
+  if (line == std::string::npos) return "";
+  const std::string key = absl::StrCat("\"", field, "\":\"");
+  const size_t start = log.find(key, line);
+  if (start == std::string::npos) return "";
+  const size_t value = start + key.size();
+  return log.substr(value, log.find('"', value) - value);
 }
 
 }  // namespace testing

@@ -37,8 +37,13 @@ struct SidecarState {
   KeyRing key_ring;
 
   // Creates the directory and every file; `extra_yaml` is appended to the generated config
-  // (top-level sections, e.g. "limits:\n  per_stack_rate: 1\n").
-  static absl::StatusOr<SidecarState> Create(const std::string& extra_yaml = "");
+  // (top-level sections, e.g. "limits:\n  per_stack_rate: 1\n"). The store is the SQLite file
+  // `store_path`, or the PostgreSQL database `postgres_dsn` when that is not empty.
+  // `listen_yaml` is added to the `listen:` section, next to the Unix socket (keys indented by
+  // two spaces, e.g. "  tcp_address: 127.0.0.1:0\n").
+  static absl::StatusOr<SidecarState> Create(const std::string& extra_yaml = "",
+                                             const std::string& postgres_dsn = "",
+                                             const std::string& listen_yaml = "");
 
   // A token for `stack` and `service`, signed by the state's development key.
   std::string Token(const std::string& stack, const std::string& service,
@@ -48,7 +53,7 @@ struct SidecarState {
 class SidecarProcess {
  public:
   // Starts the binary (runfiles path `server/secret-resolver`) on `state` and waits until its
-  // socket accepts connections (10 s at most).
+  // socket accepts connections and it has logged its "serving" line (10 s at most).
   static absl::StatusOr<std::unique_ptr<SidecarProcess>> Start(const SidecarState& state);
 
   // Sends SIGTERM if still running and waits.
@@ -60,6 +65,10 @@ class SidecarProcess {
 
   // Everything the process wrote to stderr so far.
   std::string Log() const;
+
+  // A field of the "serving" line the sidecar logs once it listens, e.g. "tcp" or "health"
+  // (with the bound port when the configured one was 0); empty if absent.
+  std::string ServingAddress(const std::string& field) const;
 
   std::string target() const { return "unix:" + socket_path_; }
 

@@ -161,26 +161,6 @@ TEST_F(SidecarTest, PerReferenceErrors) {
   EXPECT_TRUE(response.results().at("ok").has_secret());
 }
 
-TEST_F(SidecarTest, UpdateMadeByAnotherWriterIsSeenWithinOneSecond) {
-  const auto request = Request({{"k", "secret://workflows/http/auth-token"}});
-  ResolveSecretsResponse response;
-  ASSERT_TRUE(Resolve(request, &response, GoodToken()).ok());
-  ASSERT_EQ(response.results().at("k").secret().version(), 1);
-
-  Put(kStack, "workflows/http/auth-token", "rotated-api-token-0e4", {kService});
-  const absl::Time written = absl::Now();
-  int64_t version = 1;
-  while (absl::Now() - written < absl::Seconds(1)) {
-    response.Clear();
-    ASSERT_TRUE(Resolve(request, &response, GoodToken()).ok());
-    version = response.results().at("k").secret().version();
-    if (version == 2) break;
-    absl::SleepFor(absl::Milliseconds(20));
-  }
-  EXPECT_EQ(version, 2);
-  EXPECT_EQ(response.results().at("k").secret().value(), "rotated-api-token-0e4");
-}
-
 TEST_F(SidecarTest, ConcurrentCallersOfSeveralStacksSeeOnlyTheirOwnValues) {
   constexpr int kStacks = 4;
   for (int s = 0; s < kStacks; ++s) {

@@ -3,6 +3,7 @@
 // with latches in the fake store's Get hook, never with sleeps.
 #include "resolver/secret_cache.h"
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
@@ -21,6 +22,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "resolver/secret_bytes.h"
 #include "resolver/secret_store.h"
@@ -382,6 +384,80 @@ TEST_F(SecretCacheTest, ConcurrentMissesMakeOneStoreFetch) {
     EXPECT_EQ(results[i]->value, results[0]->value);
   }
   ExpectSecret(cache.Get(kStack, kName), kName, 1, CacheOutcome::kHit);
+}
+
+TEST_F(SecretCacheTest, FirstCallerStopsAtItsDeadlineAndTheFetchIsStillCached) {
+  Put(kStack, kName);
+  SecretCache cache(&store_, Options());
+  Latch entered;
+  Latch release;
+  store_.set_get_hook([&] {
+    entered.Notify();
+    release.Wait();
+  });
+
+  // The store hangs; the caller that started the fetch gives up at its own deadline.
+  absl::StatusOr<CachedSecret> first =
+      cache.Get(kStack, kName, absl::Now() + absl::Milliseconds(50));
+  EXPECT_EQ(CodeOf(first), absl::StatusCode::kDeadlineExceeded);
+  entered.Wait();
+
+  release.Notify();
+  while (cache.stats().store_fetches < 1) std::this_thread::yield();
+  store_.set_get_hook(nullptr);
+  ExpectSecret(cache.Get(kStack, kName), kName, 1, CacheOutcome::kHit);
+  EXPECT_EQ(store_.get_calls(), 1);
+}
+
+TEST_F(SecretCacheTest, StoreFetchesInFlightAreBoundedByMaxConcurrentFetches) {
+  constexpr int kNames = 12;
+  constexpr size_t kBound = 3;
+  for (int i = 0; i < kNames; ++i) Put(kStack, absl::StrCat("name-", i));
+  CacheOptions options = Options();
+  options.max_concurrent_fetches = kBound;
+  SecretCache cache(&store_, options);
+
+  std::mutex mu;
+  int in_flight = 0;
+  int most_in_flight = 0;
+  store_.set_get_hook([&] {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      most_in_flight = std::max(most_in_flight, ++in_flight);
+    }
+    absl::SleepFor(absl::Milliseconds(20));
+    std::lock_guard<std::mutex> lock(mu);
+    --in_flight;
+  });
+  std::vector<std::thread> callers;
+  std::vector<absl::StatusCode> codes(kNames);
+  for (int i = 0; i < kNames; ++i) {
+    callers.emplace_back([&, i] { codes[i] = CodeOf(cache.Get(kStack, absl::StrCat("name-", i))); });
+  }
+  for (std::thread& caller : callers) caller.join();
+  store_.set_get_hook(nullptr);
+
+  for (absl::StatusCode code : codes) EXPECT_EQ(code, absl::StatusCode::kOk);
+  EXPECT_EQ(store_.get_calls(), kNames);
+  EXPECT_EQ(most_in_flight, static_cast<int>(kBound));
+}
+
+TEST_F(SecretCacheTest, EveryStoreFetchIsReportedWithItsOutcome) {
+  Put(kStack, kName);
+  CacheOptions options = Options();
+  std::mutex mu;
+  std::vector<absl::StatusCode> seen;
+  options.on_store_fetch = [&](absl::Duration latency, absl::StatusCode code) {
+    EXPECT_GE(latency, absl::ZeroDuration());
+    std::lock_guard<std::mutex> lock(mu);
+    seen.push_back(code);
+  };
+  SecretCache cache(&store_, options);
+  ASSERT_TRUE(cache.Get(kStack, kName).ok());
+  ASSERT_TRUE(cache.Get(kStack, kName).ok());  // a hit: no fetch
+  EXPECT_EQ(CodeOf(cache.Get(kStack, "absent")), absl::StatusCode::kNotFound);
+  std::lock_guard<std::mutex> lock(mu);
+  EXPECT_THAT(seen, ::testing::ElementsAre(absl::StatusCode::kOk, absl::StatusCode::kNotFound));
 }
 
 TEST_F(SecretCacheTest, WaiterStopsAtItsDeadline) {

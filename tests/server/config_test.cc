@@ -353,6 +353,17 @@ INSTANTIATE_TEST_SUITE_P(
         RuleCase{"BadTcpAddress",
                  [](Config* c) { c->mutable_listen()->set_tcp_address("localhost"); },
                  "listen.tcp_address: \"localhost\" is not host:port"},
+        RuleCase{"HealthAddress",
+                 [](Config* c) { c->mutable_listen()->set_health_address("0.0.0.0:8086"); }, ""},
+        RuleCase{"BadHealthAddress",
+                 [](Config* c) { c->mutable_listen()->set_health_address("8086"); },
+                 "listen.health_address: \"8086\" is not host:port"},
+        RuleCase{"HealthAddressSameAsTcp",
+                 [](Config* c) {
+                   c->mutable_listen()->set_tcp_address("0.0.0.0:50051");
+                   c->mutable_listen()->set_health_address("0.0.0.0:50051");
+                 },
+                 "listen.health_address: must differ from listen.tcp_address"},
         RuleCase{"SocketModeNotOctal",
                  [](Config* c) { c->mutable_listen()->set_unix_socket_mode("0999"); },
                  "listen.unix_socket_mode: \"0999\" is not octal"},
