@@ -1,5 +1,6 @@
 #include "server/json_log.h"
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 #include <utility>
 
@@ -17,6 +18,21 @@ Json ToJson(const LogField::Value& value) {
 // Never throws: invalid UTF-8 is replaced rather than rejected.
 std::string Dump(const Json& object) {
   return object.dump(-1, ' ', false, Json::error_handler_t::replace);
+}
+
+// Appends `value` as a JSON string. Printable ASCII, the common case, is escaped here; anything
+// else goes through the JSON library, which also replaces invalid UTF-8.
+void AppendJsonString(absl::string_view value, std::string* out) {
+  const bool plain = std::all_of(value.begin(), value.end(), [](char c) {
+    return c >= 0x20 && c < 0x7f && c != '"' && c != '\\';
+  });
+  if (!plain) {
+    *out += Dump(Json(std::string(value)));
+    return;
+  }
+  *out += '"';
+  out->append(value.data(), value.size());
+  *out += '"';
 }
 
 }  // namespace
@@ -84,31 +100,39 @@ void JsonLogger::Log(LogLevel level, absl::string_view msg, absl::Span<const Log
     const bool reserved = key == "time" || key == "level" || key == "msg";
     line[reserved ? absl::StrCat("field_", key) : key] = ToJson(field.value());
   }
-  WriteLine(Dump(line));
+  Write(Dump(line) + '\n');
 }
 
-void JsonLogger::LogAudit(const AuditRecord& record) {
-  if (!audit_) return;
-  const absl::Time time = record.time == absl::InfinitePast() ? clock_->Now() : record.time;
-  Json line = Json::object();
-  line["time"] = FormatLogTime(time);
-  line["level"] = "info";
-  line["msg"] = "audit";
-  line["stack"] = record.stack;
-  line["caller"] = record.caller;
-  line["ref_key"] = record.ref_key;
-  line["secret"] = record.secret_name;
-  line["version"] = record.version;
-  line["decision"] = std::string(AuditDecisionName(record.decision));
-  line["code"] = absl::StatusCodeToString(record.code);
-  line["cache"] = record.cache;
-  line["latency_ms"] = record.latency_ms;
-  WriteLine(Dump(line));
+void JsonLogger::LogAudit(absl::Span<const AuditRecord> records) {
+  if (!audit_ || records.empty()) return;
+  // Audit lines are written for every reference of every call, so they are formatted directly
+  // rather than through a JSON object; the key order and escaping are those of Log().
+  std::string now;  // formatted once for the records that take the logger's time
+  std::string text;
+  for (const AuditRecord& record : records) {
+    if (record.time == absl::InfinitePast() && now.empty()) now = FormatLogTime(clock_->Now());
+    absl::StrAppend(&text, "{\"time\":\"",
+                    record.time == absl::InfinitePast() ? now : FormatLogTime(record.time),
+                    "\",\"level\":\"info\",\"msg\":\"audit\",\"stack\":");
+    AppendJsonString(record.stack, &text);
+    text += ",\"caller\":";
+    AppendJsonString(record.caller, &text);
+    text += ",\"ref_key\":";
+    AppendJsonString(record.ref_key, &text);
+    text += ",\"secret\":";
+    AppendJsonString(record.secret_name, &text);
+    absl::StrAppend(&text, ",\"version\":", record.version, ",\"decision\":\"",
+                    AuditDecisionName(record.decision), "\",\"code\":\"",
+                    absl::StatusCodeToString(record.code), "\",\"cache\":");
+    AppendJsonString(record.cache, &text);
+    text += ",\"latency_ms\":";
+    text += Dump(Json(record.latency_ms));
+    text += "}\n";
+  }
+  Write(text);
 }
 
-void JsonLogger::WriteLine(const std::string& line) {
-  std::string text = line;
-  text += '\n';
+void JsonLogger::Write(const std::string& text) {
   std::lock_guard<std::mutex> lock(write_mu_);
   if (file_ != nullptr) {
     std::fwrite(text.data(), 1, text.size(), file_);

@@ -157,8 +157,10 @@ class JsonLogger {
   }
 
   // Writes {"time", "level":"info", "msg":"audit", "stack", "caller", "ref_key", "secret",
-  // "version", "decision", "code", "cache", "latency_ms"} unless audit lines are off.
-  void LogAudit(const AuditRecord& record);
+  // "version", "decision", "code", "cache", "latency_ms"} unless audit lines are off. The lines
+  // of one call go out in one write, so they stay together and cost one system call.
+  void LogAudit(absl::Span<const AuditRecord> records);
+  void LogAudit(const AuditRecord& record) { LogAudit(absl::MakeConstSpan(&record, 1)); }
 
   bool IsEnabled(LogLevel level) const {
     return static_cast<int>(level) >= min_level_.load(std::memory_order_relaxed);
@@ -168,7 +170,8 @@ class JsonLogger {
   }
 
  private:
-  void WriteLine(const std::string& line);
+  // Writes `lines` (each ending in a newline) and flushes.
+  void Write(const std::string& lines);
 
   FILE* const file_;
   std::ostream* const stream_;

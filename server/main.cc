@@ -18,6 +18,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "server/config.h"
 #include "server/process_hygiene.h"
 #include "server/sidecar.h"
@@ -124,5 +125,8 @@ int main(int argc, char** argv) {
   std::vector<char*> normalized;
   for (std::string& arg : args) normalized.push_back(arg.data());
   absl::ParseCommandLine(argc, normalized.data());
+  // gRPC locks absl::Mutex on every call; the library's lock-order graph is a debugging aid that
+  // costs time on each lock and is never wanted in production.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   return secret_resolver::Main();
 }

@@ -72,10 +72,12 @@ absl::StatusOr<ResolveResults> ResolveHandler::Resolve(const CallCredentials& cr
         absl::StrCat("rate limit exceeded for stack \"", CanonicalStack(request.stack), "\""));
   }
   absl::StatusOr<ResolveResults> results = resolver_->Resolve(caller, request, deadline);
-  if (!results.ok() || !options_.hooks.on_reference) return results;
+  if (!results.ok() || !options_.hooks.on_references) return results;
   const absl::Duration latency = options_.clock->Now() - start;
+  std::vector<ReferenceOutcome> outcomes;
+  outcomes.reserve(results->size());
   for (const auto& [key, result] : *results) {
-    ReferenceOutcome outcome;
+    ReferenceOutcome& outcome = outcomes.emplace_back();
     outcome.stack = CanonicalStack(request.stack);
     outcome.caller = caller.service_identity;
     outcome.ref_key = key;
@@ -86,8 +88,8 @@ absl::StatusOr<ResolveResults> ResolveHandler::Resolve(const CallCredentials& cr
       outcome.version = result.value->secret.version;
       outcome.stale = result.stale;
     }
-    options_.hooks.on_reference(outcome, latency);
   }
+  options_.hooks.on_references(outcomes, latency);
   return results;
 }
 

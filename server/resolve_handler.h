@@ -22,6 +22,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "absl/types/span.h"
 #include "decrypt/v1beta1/decrypt.pb.h"
 #include "resolver/clock.h"
 #include "resolver/resolver.h"
@@ -53,8 +54,9 @@ struct ReferenceOutcome {
 };
 
 struct ResolveHandlerHooks {
-  // Once per reference resolved or refused; `latency` is the whole call's so far.
-  std::function<void(const ReferenceOutcome&, absl::Duration latency)> on_reference;
+  // Once per call that got as far as resolving, with every reference's outcome (resolved or
+  // refused); `latency` is the whole call's so far.
+  std::function<void(absl::Span<const ReferenceOutcome>, absl::Duration latency)> on_references;
   // Once per rejected credential, with AuthFailureReason's code.
   std::function<void(absl::string_view reason)> on_auth_failure;
 };

@@ -299,26 +299,31 @@ absl::StatusOr<std::unique_ptr<Sidecar>> Sidecar::Start(const Config& config) {
   ResolveHandlerOptions handler_options;
   handler_options.rate_limiter = p.rate_limiter.get();
   JsonLogger* log = p.log.get();
-  handler_options.hooks.on_reference = [log, references](const ReferenceOutcome& outcome,
-                                                          absl::Duration latency) {
-    const std::string cache_outcome =
-        outcome.cache_outcome ? std::string(CacheOutcomeName(*outcome.cache_outcome)) : "";
-    references->Increment({absl::StatusCodeToString(outcome.code),
-                           cache_outcome.empty() ? "none" : cache_outcome});
-    AuditRecord record;
-    record.stack = outcome.stack;
-    record.caller = outcome.caller;
-    record.ref_key = outcome.ref_key;
-    record.secret_name = outcome.name;
-    record.version = outcome.version;
-    record.decision = outcome.code == absl::StatusCode::kOk ? AuditDecision::kAllowed
-                      : outcome.code == absl::StatusCode::kPermissionDenied
-                          ? AuditDecision::kDenied
-                          : AuditDecision::kError;
-    record.code = outcome.code;
-    record.cache = cache_outcome;
-    record.latency_ms = absl::ToDoubleMilliseconds(latency);
-    log->LogAudit(record);
+  handler_options.hooks.on_references = [log, references](
+                                             absl::Span<const ReferenceOutcome> outcomes,
+                                             absl::Duration latency) {
+    std::vector<AuditRecord> records;
+    records.reserve(outcomes.size());
+    for (const ReferenceOutcome& outcome : outcomes) {
+      const std::string cache_outcome =
+          outcome.cache_outcome ? std::string(CacheOutcomeName(*outcome.cache_outcome)) : "";
+      references->Increment({absl::StatusCodeToString(outcome.code),
+                             cache_outcome.empty() ? "none" : cache_outcome});
+      AuditRecord& record = records.emplace_back();
+      record.stack = outcome.stack;
+      record.caller = outcome.caller;
+      record.ref_key = outcome.ref_key;
+      record.secret_name = outcome.name;
+      record.version = outcome.version;
+      record.decision = outcome.code == absl::StatusCode::kOk ? AuditDecision::kAllowed
+                        : outcome.code == absl::StatusCode::kPermissionDenied
+                            ? AuditDecision::kDenied
+                            : AuditDecision::kError;
+      record.code = outcome.code;
+      record.cache = cache_outcome;
+      record.latency_ms = absl::ToDoubleMilliseconds(latency);
+    }
+    log->LogAudit(records);
   };
   handler_options.hooks.on_auth_failure = [auth_failures](absl::string_view reason) {
     auth_failures->Increment({std::string(reason)});

@@ -197,6 +197,26 @@ TEST_F(JsonLogTest, AuditLineHasEveryField) {
   EXPECT_EQ(lines[1]["cache"], "");
 }
 
+TEST_F(JsonLogTest, AuditBatchEscapesEveryStringField) {
+  JsonLogger logger(&out_, Options());
+  std::vector<AuditRecord> records(3);
+  records[0].caller = "quote\" backslash\\ tab\t newline\n bell\x07";
+  records[0].ref_key = "caf\xc3\xa9";  // valid UTF-8
+  records[1].ref_key = "bad\xff\xfe";  // invalid UTF-8: replaced, never raw
+  records[1].secret_name = std::string("nul\0inside", 10);
+  records[2].stack = "stacks-3";
+  logger.LogAudit(records);
+
+  std::vector<Json> lines = ParseLines(out_.str());
+  ASSERT_EQ(lines.size(), 3u);
+  EXPECT_EQ(lines[0]["caller"], "quote\" backslash\\ tab\t newline\n bell\x07");
+  EXPECT_EQ(lines[0]["ref_key"], "caf\xc3\xa9");
+  EXPECT_EQ(lines[1]["ref_key"], "bad\xef\xbf\xbd\xef\xbf\xbd");
+  EXPECT_EQ(lines[1]["secret"], std::string("nul\0inside", 10));
+  EXPECT_EQ(lines[2]["stack"], "stacks-3");
+  EXPECT_EQ(lines[0]["time"], lines[2]["time"]);
+}
+
 TEST_F(JsonLogTest, AuditLinesIgnoreTheLevelButCanBeTurnedOff) {
   JsonLoggerOptions options = Options();
   options.min_level = LogLevel::kError;

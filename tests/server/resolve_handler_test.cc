@@ -92,8 +92,9 @@ class ResolveHandlerTest : public ::testing::Test {
     options.hooks.on_auth_failure = [this](absl::string_view reason) {
       auth_failures_.emplace_back(reason);
     };
-    options.hooks.on_reference = [this](const ReferenceOutcome& outcome, absl::Duration) {
-      outcomes_.push_back(outcome);
+    options.hooks.on_references = [this](absl::Span<const ReferenceOutcome> outcomes,
+                                         absl::Duration) {
+      outcomes_.insert(outcomes_.end(), outcomes.begin(), outcomes.end());
     };
     handler_ = std::make_unique<ResolveHandler>(verifier_.get(), resolver_.get(), options);
   }
