@@ -80,14 +80,61 @@ JsonLogger::JsonLogger(FILE* out, JsonLoggerOptions options)
       stream_(nullptr),
       clock_(options.clock),
       audit_(options.audit),
-      min_level_(static_cast<int>(options.min_level)) {}
+      flush_interval_(options.flush_interval),
+      max_buffered_bytes_(std::max<size_t>(1, options.max_buffered_bytes)),
+      min_level_(static_cast<int>(options.min_level)) {
+  if (flush_interval_ > absl::ZeroDuration()) writer_ = std::thread([this] { RunWriter(); });
+}
 
 JsonLogger::JsonLogger(std::ostream* out, JsonLoggerOptions options)
     : file_(nullptr),
       stream_(out),
       clock_(options.clock),
       audit_(options.audit),
-      min_level_(static_cast<int>(options.min_level)) {}
+      flush_interval_(options.flush_interval),
+      max_buffered_bytes_(std::max<size_t>(1, options.max_buffered_bytes)),
+      min_level_(static_cast<int>(options.min_level)) {
+  if (flush_interval_ > absl::ZeroDuration()) writer_ = std::thread([this] { RunWriter(); });
+}
+
+JsonLogger::~JsonLogger() {
+  if (!writer_.joinable()) return;
+  {
+    std::lock_guard<std::mutex> lock(buffer_mu_);
+    stopping_ = true;
+  }
+  wake_writer_.notify_one();
+  writer_.join();
+}
+
+void JsonLogger::Flush() {
+  if (!writer_.joinable()) return;
+  std::unique_lock<std::mutex> lock(buffer_mu_);
+  const uint64_t ticket = ++flushes_requested_;
+  wake_writer_.notify_one();
+  flushed_.wait(lock, [&] { return flushes_done_ >= ticket; });
+}
+
+void JsonLogger::RunWriter() {
+  std::string batch;
+  std::unique_lock<std::mutex> lock(buffer_mu_);
+  for (;;) {
+    wake_writer_.wait_for(lock, absl::ToChronoNanoseconds(flush_interval_), [this] {
+      return stopping_ || flushes_requested_ > flushes_done_;
+    });
+    batch.swap(pending_);
+    const uint64_t serving = flushes_requested_;
+    const bool stop = stopping_;
+    lock.unlock();
+    buffer_space_.notify_all();
+    if (!batch.empty()) WriteNow(batch);
+    batch.clear();
+    lock.lock();
+    flushes_done_ = serving;
+    flushed_.notify_all();
+    if (stop && pending_.empty()) return;
+  }
+}
 
 void JsonLogger::Log(LogLevel level, absl::string_view msg, absl::Span<const LogField> fields) {
   if (!IsEnabled(level)) return;
@@ -133,6 +180,16 @@ void JsonLogger::LogAudit(absl::Span<const AuditRecord> records) {
 }
 
 void JsonLogger::Write(const std::string& text) {
+  if (!writer_.joinable()) {
+    WriteNow(text);
+    return;
+  }
+  std::unique_lock<std::mutex> lock(buffer_mu_);
+  buffer_space_.wait(lock, [this] { return pending_.size() < max_buffered_bytes_ || stopping_; });
+  pending_ += text;
+}
+
+void JsonLogger::WriteNow(const std::string& text) {
   std::lock_guard<std::mutex> lock(write_mu_);
   if (file_ != nullptr) {
     std::fwrite(text.data(), 1, text.size(), file_);

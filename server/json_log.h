@@ -8,15 +8,24 @@
 // no way to build one from a SecretBytes (it has no conversions, and the overload that would
 // take it is deleted). Passing `secret.reveal()` would compile, so do not.
 //
+// Writing is synchronous by default: each call writes and flushes before it returns. With a
+// flush_interval, lines go to a bounded in-memory buffer that a writer thread of the logger
+// writes out at least that often (group commit): the sidecar's setting, because one system call
+// per call under a shared lock, with an audit line per reference, cost it a third of its
+// throughput (docs/BENCHMARKS.md). A crash can then lose the last interval's lines; Flush() and
+// the destructor write everything buffered.
+//
 // Thread safety: every method may be called from any thread. Each line is formatted first and
-// then written with one call under a lock, so lines from different threads never interleave.
+// then written whole, so lines from different threads never interleave.
 #ifndef SECRET_RESOLVER_SERVER_JSON_LOG_H_
 #define SECRET_RESOLVER_SERVER_JSON_LOG_H_
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <cstdio>
 #include <mutex>
+#include <thread>
 #include <ostream>
 #include <string>
 #include <type_traits>
@@ -127,14 +136,21 @@ struct JsonLoggerOptions {
   LogLevel min_level = LogLevel::kInfo;
   // Whether LogAudit writes anything (config logging.audit).
   bool audit = true;
+  // Zero: every call writes and flushes before returning. Positive: a writer thread writes the
+  // buffered lines at least this often.
+  absl::Duration flush_interval = absl::ZeroDuration();
+  // With a flush_interval: callers wait (rather than lines being dropped) while this many bytes
+  // are buffered and not yet written.
+  size_t max_buffered_bytes = size_t{4} << 20;
 };
 
 class JsonLogger {
  public:
-  // Writes to `out` (not owned, must outlive the logger; stderr in production), flushing after
-  // every line.
+  // Writes to `out` (not owned, must outlive the logger; stderr in production).
   explicit JsonLogger(FILE* out, JsonLoggerOptions options = JsonLoggerOptions());
   explicit JsonLogger(std::ostream* out, JsonLoggerOptions options = JsonLoggerOptions());
+  // Writes what is still buffered.
+  ~JsonLogger();
 
   JsonLogger(const JsonLogger&) = delete;
   JsonLogger& operator=(const JsonLogger&) = delete;
@@ -162,6 +178,9 @@ class JsonLogger {
   void LogAudit(absl::Span<const AuditRecord> records);
   void LogAudit(const AuditRecord& record) { LogAudit(absl::MakeConstSpan(&record, 1)); }
 
+  // Returns once every line logged before the call has been written and flushed.
+  void Flush();
+
   bool IsEnabled(LogLevel level) const {
     return static_cast<int>(level) >= min_level_.load(std::memory_order_relaxed);
   }
@@ -170,15 +189,31 @@ class JsonLogger {
   }
 
  private:
-  // Writes `lines` (each ending in a newline) and flushes.
+  // Writes `lines` (each ending in a newline) now, or hands them to the writer thread.
   void Write(const std::string& lines);
+  // Writes to the output and flushes it.
+  void WriteNow(const std::string& lines);
+  void RunWriter();
 
   FILE* const file_;
   std::ostream* const stream_;
   Clock* const clock_;
   const bool audit_;
+  const absl::Duration flush_interval_;
+  const size_t max_buffered_bytes_;
   std::atomic<int> min_level_;
-  std::mutex write_mu_;
+  std::mutex write_mu_;  // serializes WriteNow
+
+  // With a flush_interval; guarded by buffer_mu_.
+  std::mutex buffer_mu_;
+  std::condition_variable wake_writer_;
+  std::condition_variable buffer_space_;
+  std::condition_variable flushed_;
+  std::string pending_;
+  uint64_t flushes_requested_ = 0;
+  uint64_t flushes_done_ = 0;
+  bool stopping_ = false;
+  std::thread writer_;  // last: started once the rest is constructed
 };
 
 // RFC 3339 in UTC with milliseconds: "2023-11-14T22:13:20.000Z".

@@ -262,6 +262,9 @@ absl::StatusOr<std::unique_ptr<Sidecar>> Sidecar::Start(const Config& config) {
     log_options.min_level = *level;
   }
   log_options.audit = !config.logging().has_audit() || config.logging().audit();
+  // Group commit: an audit line per reference, written synchronously, cost a third of the
+  // throughput. Shutdown flushes, so only a crash can lose the last interval's lines.
+  log_options.flush_interval = absl::Milliseconds(50);
   p.log = std::make_unique<JsonLogger>(stderr, log_options);
   Counter* calls = m.AddCounter("secret_resolver_calls_total", "Finished gRPC calls.",
                                 {"method", "code"});
@@ -431,6 +434,7 @@ void Sidecar::Shutdown(absl::Duration grace) {
   p.invalidation->Detach();
   p.cache.reset();  // wipes every cached value
   if (!p.unix_path.empty()) unlink(p.unix_path.c_str());
+  p.log->Flush();
 }
 
 void Sidecar::Reload() { parts_->jwks->Reload().IgnoreError(); }

@@ -1,6 +1,9 @@
 #include "server/json_log.h"
 
 #include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <iterator>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
@@ -8,7 +11,9 @@
 #include <type_traits>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -215,6 +220,63 @@ TEST_F(JsonLogTest, AuditBatchEscapesEveryStringField) {
   EXPECT_EQ(lines[1]["secret"], std::string("nul\0inside", 10));
   EXPECT_EQ(lines[2]["stack"], "stacks-3");
   EXPECT_EQ(lines[0]["time"], lines[2]["time"]);
+}
+
+TEST_F(JsonLogTest, BufferedLinesAreWrittenByFlushAndByTheDestructor) {
+  JsonLoggerOptions options = Options();
+  options.flush_interval = absl::Hours(1);  // only Flush() and the destructor write
+  {
+    JsonLogger logger(&out_, options);
+    logger.Info("one");
+    logger.LogAudit(AuditRecord());
+    EXPECT_EQ(out_.str(), "");
+    logger.Flush();
+    std::vector<Json> lines = ParseLines(out_.str());
+    ASSERT_EQ(lines.size(), 2u);
+    EXPECT_EQ(lines[0]["msg"], "one");
+    EXPECT_EQ(lines[1]["msg"], "audit");
+    logger.Info("two");
+  }
+  std::vector<Json> lines = ParseLines(out_.str());
+  ASSERT_EQ(lines.size(), 3u);
+  EXPECT_EQ(lines[2]["msg"], "two");
+}
+
+TEST_F(JsonLogTest, BufferedLinesAreWrittenWithinTheInterval) {
+  const std::string path = absl::StrCat(std::getenv("TEST_TMPDIR"), "/interval.log");
+  FILE* file = std::fopen(path.c_str(), "w");
+  ASSERT_NE(file, nullptr);
+  JsonLoggerOptions options = Options();
+  options.flush_interval = absl::Milliseconds(10);
+  JsonLogger logger(file, options);
+  logger.Info("soon");
+  // Read through a file of its own: no Flush(), so only the writer thread can have written it.
+  std::string text;
+  for (int i = 0; i < 100 && text.empty(); ++i) {
+    absl::SleepFor(absl::Milliseconds(10));
+    std::ifstream in(path);
+    text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  EXPECT_EQ(ParseLines(text).size(), 1u);
+}
+
+TEST_F(JsonLogTest, FullBufferMakesCallersWaitInsteadOfDroppingLines) {
+  JsonLoggerOptions options = Options();
+  options.flush_interval = absl::Milliseconds(1);
+  options.max_buffered_bytes = 64;  // smaller than one line
+  constexpr int kThreads = 4;
+  constexpr int kPerThread = 200;
+  {
+    JsonLogger logger(&out_, options);
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kThreads; ++t) {
+      threads.emplace_back([&logger] {
+        for (int i = 0; i < kPerThread; ++i) logger.LogAudit(AuditRecord());
+      });
+    }
+    for (std::thread& thread : threads) thread.join();
+  }
+  EXPECT_EQ(ParseLines(out_.str()).size(), static_cast<size_t>(kThreads * kPerThread));
 }
 
 TEST_F(JsonLogTest, AuditLinesIgnoreTheLevelButCanBeTurnedOff) {
