@@ -106,8 +106,8 @@ struct MacCtxDeleter {
   void operator()(EVP_MAC_CTX* ctx) const { EVP_MAC_CTX_free(ctx); }
 };
 
-// HMAC-SHA256(key, stack || 0x00 || value) truncated to kFingerprintBytes, or "" if OpenSSL
-// fails. Streamed through EVP_MAC so the value is never copied into an unwiped buffer.
+// HMAC-SHA256(key, stack || 0x00 || value) truncated to kFingerprintBytes (raw bytes), or "" if
+// OpenSSL fails. Streamed through EVP_MAC so the value is never copied into an unwiped buffer.
 std::string TruncatedHmac(absl::string_view key, absl::string_view stack,
                           absl::string_view value) {
   // Fetched once: the fetch searches the provider tables, the costly step. EVP_MAC is
@@ -137,8 +137,7 @@ std::string TruncatedHmac(absl::string_view key, absl::string_view stack,
       EVP_MAC_final(ctx.get(), mac, &mac_size, sizeof(mac)) == 1 &&
       mac_size >= kFingerprintBytes;
   if (!ok) return "";
-  return absl::BytesToHexString(
-      absl::string_view(reinterpret_cast<const char*>(mac), kFingerprintBytes));
+  return std::string(reinterpret_cast<const char*>(mac), kFingerprintBytes);
 }
 
 }  // namespace
@@ -187,11 +186,19 @@ std::string RedactionTokens::Placeholder(absl::string_view key, absl::string_vie
 
 std::string RedactionTokens::Fingerprint(absl::string_view stack,
                                          const SecretBytes& value) const {
+  return FormatFingerprint(FingerprintDigest(stack, value));
+}
+
+std::string RedactionTokens::FingerprintDigest(absl::string_view stack,
+                                               const SecretBytes& value) const {
   // Empty only if OpenSSL fails after Create() checked it (allocation failure): callers treat
   // an empty fingerprint as "none", which is safer than a wrong one.
-  const std::string mac = TruncatedHmac(fingerprint_key_.reveal(), stack, value.reveal());
-  if (mac.empty()) return "";
-  return absl::StrCat(kFingerprintPrefix, mac);
+  return TruncatedHmac(fingerprint_key_.reveal(), stack, value.reveal());
+}
+
+std::string RedactionTokens::FormatFingerprint(absl::string_view digest) {
+  if (digest.empty()) return "";
+  return absl::StrCat(kFingerprintPrefix, absl::BytesToHexString(digest));
 }
 
 }  // namespace secret_resolver

@@ -33,8 +33,15 @@ class RedactionTokens {
   // in either are replaced by '?', so a placeholder is always one line.
   std::string Placeholder(absl::string_view key, absl::string_view name) const;
 
-  // The fingerprint of `value` in `stack`.
+  // The fingerprint of `value` in `stack`: FormatFingerprint(FingerprintDigest(...)).
   std::string Fingerprint(absl::string_view stack, const SecretBytes& value) const;
+
+  // The fingerprint's 16 raw bytes, for callers that keep many (the cache): 16 bytes fit in
+  // std::string's inline buffer, the 44-byte text form does not. Empty if OpenSSL failed.
+  std::string FingerprintDigest(absl::string_view stack, const SecretBytes& value) const;
+
+  // "hmac-sha256:" + lowercase hex of `digest`; "" for an empty digest.
+  static std::string FormatFingerprint(absl::string_view digest);
 
  private:
   RedactionTokens(std::string placeholder_format, SecretBytes fingerprint_key);

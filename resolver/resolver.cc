@@ -32,7 +32,7 @@ Resolver::Resolver(SecretCache* cache, const RedactionTokens* tokens, ResolverOp
 std::function<std::string(const StoredSecret&)> Resolver::FingerprintFunction(
     const RedactionTokens* tokens) {
   return [tokens](const StoredSecret& secret) {
-    return tokens->Fingerprint(secret.stack, secret.value);
+    return tokens->FingerprintDigest(secret.stack, secret.value);
   };
 }
 
@@ -90,8 +90,8 @@ absl::StatusOr<ResolveResults> Resolver::Resolve(const Caller& caller,
       continue;
     }
     result.cache_outcome = cached->outcome;
-    const StoredSecret& secret = cached->value->secret;
-    if (!IsAllowedDecrypter(caller.service_identity, secret.decrypters)) {
+    const CachedValue& secret = *cached->value;
+    if (!IsAllowedDecrypter(caller.service_identity, *secret.decrypters)) {
       result.status = absl::PermissionDeniedError(kNotAuthorized);
       continue;
     }
@@ -100,7 +100,7 @@ absl::StatusOr<ResolveResults> Resolver::Resolve(const Caller& caller,
     result.placeholder = tokens_->Placeholder(key, result.name);
     result.fingerprint = cached->value->fingerprint.empty()
                              ? tokens_->Fingerprint(stack, secret.value)
-                             : cached->value->fingerprint;
+                             : RedactionTokens::FormatFingerprint(cached->value->fingerprint);
   }
   return results;
 }

@@ -76,7 +76,8 @@ class Resolver {
   absl::StatusOr<ResolveResults> Resolve(const Caller& caller, const ResolveRequest& request,
                                          absl::Time deadline = absl::InfiniteFuture()) const;
 
-  // A CacheOptions::fingerprint that computes `tokens`' fingerprint. `tokens` must outlive it.
+  // A CacheOptions::fingerprint that computes `tokens`' fingerprint digest (RedactionTokens::
+  // FingerprintDigest; Resolve formats it). `tokens` must outlive it.
   static std::function<std::string(const StoredSecret&)> FingerprintFunction(
       const RedactionTokens* tokens);
 

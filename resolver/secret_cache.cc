@@ -13,6 +13,8 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/hash/hash.h"
 #include "absl/container/node_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -67,16 +69,17 @@ struct Entry {
 
   const std::string stack;
   const std::string name;
-  // Null for a cached NOT_FOUND; `not_found_message` is then the store's message.
+  // Null for a cached NOT_FOUND; `not_found_message` is then the store's message (out of line:
+  // most entries are positive, and every byte here is paid once per cached secret).
   std::shared_ptr<const CachedValue> value;
-  std::string not_found_message;
+  std::unique_ptr<const std::string> not_found_message;
   absl::Time expires_at;
   // From here to expires_at, the first hit schedules a refresh. InfiniteFuture: never.
   absl::Time refresh_at = absl::InfiniteFuture();
   // Set once a refresh has been scheduled for this entry, so a failing store is not asked again
   // on every hit; a successful refresh replaces the entry and so clears it.
   bool refresh_scheduled = false;
-  size_t bytes = 0;
+  uint32_t bytes = 0;  // EntryBytes(); an entry is far smaller than 4 GiB
   // Where the entry is accounted and listed. StackState lives in a node_hash_map and is erased
   // only once its last entry is gone, so the pointer stays valid.
   StackState* stack_state = nullptr;
@@ -218,14 +221,55 @@ void SetError(Flight& flight, const absl::Status& status) {
   flight.error_message = std::string(status.message());
 }
 
+// Decrypter lists are shared, so they are not charged to each entry.
 size_t EntryBytes(absl::string_view stack, absl::string_view name, const CachedValue* value) {
   size_t bytes = kEntryOverheadBytes + stack.size() + name.size();
-  if (value != nullptr) {
-    bytes += value->secret.value.size() + value->fingerprint.size();
-    for (const std::string& d : value->secret.decrypters) bytes += d.size();
-  }
+  if (value != nullptr) bytes += value->value.size() + value->fingerprint.size();
   return bytes;
 }
+
+using DecrypterList = std::vector<std::string>;
+
+// Hashes and compares shared decrypter lists by content, and looks them up by a plain list.
+struct DecrypterListHash {
+  using is_transparent = void;
+  size_t operator()(const DecrypterList& list) const { return absl::HashOf(list); }
+  size_t operator()(const std::shared_ptr<const DecrypterList>& list) const {
+    return absl::HashOf(*list);
+  }
+};
+struct DecrypterListEq {
+  using is_transparent = void;
+  static const DecrypterList& Of(const DecrypterList& list) { return list; }
+  static const DecrypterList& Of(const std::shared_ptr<const DecrypterList>& list) {
+    return *list;
+  }
+  template <typename A, typename B>
+  bool operator()(const A& a, const B& b) const {
+    return Of(a) == Of(b);
+  }
+};
+
+// Hashes and compares entries by key, and looks them up by a KeyView.
+struct EntryHash {
+  using is_transparent = void;
+  size_t operator()(const KeyView& key) const { return absl::HashOf(key); }
+  size_t operator()(const std::unique_ptr<Entry>& entry) const;
+};
+struct EntryEq {
+  using is_transparent = void;
+  static KeyView Of(const KeyView& key) { return key; }
+  static KeyView Of(const std::unique_ptr<Entry>& entry);
+  template <typename A, typename B>
+  bool operator()(const A& a, const B& b) const {
+    return Of(a) == Of(b);
+  }
+};
+
+size_t EntryHash::operator()(const std::unique_ptr<Entry>& entry) const {
+  return absl::HashOf(entry->key());
+}
+KeyView EntryEq::Of(const std::unique_ptr<Entry>& entry) { return entry->key(); }
 
 }  // namespace
 
@@ -274,6 +318,9 @@ class SecretCache::Impl {
   // nothing to schedule.
   std::shared_ptr<Flight> StartRefreshLocked(Entry& entry);
 
+  // The shared copy of `list`; lists no value uses any more are dropped now and then.
+  std::shared_ptr<const DecrypterList> Intern(DecrypterList list);
+
   // Replaces the entry for `entry`'s key, evicting to make room; an entry too large for its
   // stack's share is not cached. Entries that leave the cache go to `dropped`.
   void InsertLocked(std::unique_ptr<Entry> entry, Dropped& dropped);
@@ -289,7 +336,9 @@ class SecretCache::Impl {
   std::function<void(std::function<void()>)> refresh_executor_;
 
   mutable std::mutex mu_;
-  absl::flat_hash_map<KeyView, std::unique_ptr<Entry>> entries_;
+  // A set keyed by the entries themselves: one pointer per slot (a map from KeyView would
+  // spend 40 bytes a slot on a copy of the key).
+  absl::flat_hash_set<std::unique_ptr<Entry>, EntryHash, EntryEq> entries_;
   absl::flat_hash_map<KeyView, std::shared_ptr<Flight>> flights_;
   // node_hash_map: entries and InsertLocked hold references across other insertions.
   absl::node_hash_map<std::string, StackState> stacks_;
@@ -299,6 +348,11 @@ class SecretCache::Impl {
   int pending_refreshes_ = 0;  // scheduled and not yet finished
   bool shutting_down_ = false;
   std::condition_variable refreshes_done_;
+
+  std::mutex intern_mu_;  // guards the two below; never held with mu_
+  absl::flat_hash_set<std::shared_ptr<const DecrypterList>, DecrypterListHash, DecrypterListEq>
+      decrypter_lists_;
+  size_t next_intern_sweep_ = 64;
 };
 
 SecretCache::Impl::Impl(SecretStore* store, CacheOptions options)
@@ -332,8 +386,9 @@ SecretCache::Impl::~Impl() {
   {
     std::unique_lock<std::mutex> lock(mu_);
     refreshes_done_.wait(lock, [this] { return pending_refreshes_ == 0; });
-    for (auto& [key, entry] : entries_) dropped.push_back(std::move(entry));
-    entries_.clear();
+    while (!entries_.empty()) {
+      dropped.push_back(std::move(entries_.extract(entries_.begin()).value()));
+    }
     stacks_.clear();
     global_lru_.Clear();
     bytes_ = 0;
@@ -349,12 +404,12 @@ absl::StatusOr<CachedSecret> SecretCache::Impl::Get(absl::string_view stack, abs
   {
     std::unique_lock<std::mutex> lock(mu_);
     auto it = entries_.find(key);
-    if (it != entries_.end() && now < it->second->expires_at) {
-      Entry& entry = *it->second;
+    if (it != entries_.end() && now < (*it)->expires_at) {
+      Entry& entry = **it;
       TouchLocked(entry);
       if (entry.value == nullptr) {
         ++stats_.negative_hits;
-        return absl::NotFoundError(entry.not_found_message);
+        return absl::NotFoundError(*entry.not_found_message);
       }
       ++stats_.hits;
       if (entry.refresh_scheduled || now < entry.refresh_at) {
@@ -461,8 +516,10 @@ void SecretCache::Impl::Fetch(std::shared_ptr<Flight> flight) {
   double jitter = 0.0;
   if (fetched.ok()) {
     auto built = std::make_shared<CachedValue>();
-    built->secret = *std::move(fetched);
-    if (options_.fingerprint) built->fingerprint = options_.fingerprint(built->secret);
+    if (options_.fingerprint) built->fingerprint = options_.fingerprint(*fetched);
+    built->version = fetched->version;
+    built->value = std::move(fetched->value);
+    built->decrypters = Intern(std::move(fetched->decrypters));
     value = std::move(built);
     if (options_.refresh_jitter > absl::ZeroDuration()) jitter = NextRandom();
   }
@@ -495,21 +552,22 @@ void SecretCache::Impl::Fetch(std::shared_ptr<Flight> flight) {
         if (options_.negative_ttl > absl::ZeroDuration()) {
           auto entry = std::make_unique<Entry>(flight->stack, flight->name);
           entry->bytes = EntryBytes(flight->stack, flight->name, nullptr);
-          entry->not_found_message = std::string(fetched.status().message());
+          entry->not_found_message =
+              std::make_unique<const std::string>(fetched.status().message());
           entry->expires_at = now + options_.negative_ttl;
           InsertLocked(std::move(entry), dropped);
         } else if (auto it = entries_.find(flight->key()); it != entries_.end()) {
           // The secret is gone: do not keep serving its old value.
-          RemoveLocked(it->second.get(), dropped);
+          RemoveLocked(it->get(), dropped);
         }
       }
     } else {
       // The store failed. A recently expired value beats an error (stale-if-error); the entry
       // stays as it is, so the next lookup asks the store again.
       auto it = cacheable ? entries_.find(flight->key()) : entries_.end();
-      if (it != entries_.end() && it->second->value != nullptr &&
-          now - it->second->expires_at <= options_.max_stale) {
-        flight->value = it->second->value;
+      if (it != entries_.end() && (*it)->value != nullptr &&
+          now - (*it)->expires_at <= options_.max_stale) {
+        flight->value = (*it)->value;
         flight->outcome = CacheOutcome::kStale;
       } else {
         SetError(*flight, fetched.status());
@@ -524,7 +582,7 @@ void SecretCache::Impl::Fetch(std::shared_ptr<Flight> flight) {
 void SecretCache::Impl::InsertLocked(std::unique_ptr<Entry> entry, Dropped& dropped) {
   // The new entry replaces the old one whatever happens next: the old value is superseded.
   if (auto it = entries_.find(entry->key()); it != entries_.end()) {
-    RemoveLocked(it->second.get(), dropped);
+    RemoveLocked(it->get(), dropped);
   }
   const size_t bytes = entry->bytes;
   if (bytes > stack_limit_ || bytes > options_.max_bytes) {
@@ -548,7 +606,7 @@ void SecretCache::Impl::InsertLocked(std::unique_ptr<Entry> entry, Dropped& drop
   StackState& stack = stacks_[entry->stack];
   Entry* raw = entry.get();
   raw->stack_state = &stack;
-  entries_.emplace(raw->key(), std::move(entry));
+  entries_.insert(std::move(entry));
   stack.lru.PushFront(raw);
   global_lru_.PushFront(raw);
   stack.bytes += bytes;
@@ -562,9 +620,7 @@ void SecretCache::Impl::RemoveLocked(Entry* entry, Dropped& dropped) {
   if (stack.lru.empty()) stacks_.erase(entry->stack);
   global_lru_.Remove(entry);
   bytes_ -= entry->bytes;
-  auto it = entries_.find(entry->key());
-  dropped.push_back(std::move(it->second));
-  entries_.erase(it);
+  dropped.push_back(std::move(entries_.extract(entries_.find(entry->key())).value()));
 }
 
 void SecretCache::Impl::TouchLocked(Entry& entry) {
@@ -576,7 +632,7 @@ void SecretCache::Impl::Invalidate(absl::string_view stack, absl::string_view na
   const KeyView key{stack, name};
   Dropped dropped;
   std::lock_guard<std::mutex> lock(mu_);
-  if (auto it = entries_.find(key); it != entries_.end()) RemoveLocked(it->second.get(), dropped);
+  if (auto it = entries_.find(key); it != entries_.end()) RemoveLocked(it->get(), dropped);
   if (auto fit = flights_.find(key); fit != flights_.end()) {
     fit->second->invalidated = true;
     flights_.erase(fit);
@@ -587,8 +643,9 @@ void SecretCache::Impl::InvalidateAll() {
   Dropped dropped;
   std::lock_guard<std::mutex> lock(mu_);
   dropped.reserve(entries_.size());
-  for (auto& [key, entry] : entries_) dropped.push_back(std::move(entry));
-  entries_.clear();
+  while (!entries_.empty()) {
+    dropped.push_back(std::move(entries_.extract(entries_.begin()).value()));
+  }
   stacks_.clear();
   global_lru_.Clear();
   bytes_ = 0;
@@ -602,6 +659,20 @@ CacheStats SecretCache::Impl::stats() const {
   out.bytes = bytes_;
   out.entries = entries_.size();
   return out;
+}
+
+std::shared_ptr<const DecrypterList> SecretCache::Impl::Intern(DecrypterList list) {
+  std::lock_guard<std::mutex> lock(intern_mu_);
+  if (auto it = decrypter_lists_.find(list); it != decrypter_lists_.end()) return *it;
+  if (decrypter_lists_.size() >= next_intern_sweep_) {
+    absl::erase_if(decrypter_lists_, [](const std::shared_ptr<const DecrypterList>& shared) {
+      return shared.use_count() == 1;
+    });
+    next_intern_sweep_ = std::max<size_t>(64, 2 * decrypter_lists_.size());
+  }
+  auto shared = std::make_shared<const DecrypterList>(std::move(list));
+  decrypter_lists_.insert(shared);
+  return shared;
 }
 
 double SecretCache::Impl::NextRandom() {

@@ -27,6 +27,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -74,10 +75,17 @@ struct CacheOptions {
   std::function<std::string(const StoredSecret&)> fingerprint;
 };
 
-// A cached secret and what is derived from it once per fetched version, not once per call.
+// A cached secret version: what the resolver needs of a StoredSecret, and what is derived from
+// it once per fetched version rather than once per call. Kept compact (no copy of the stack and
+// name, which the cache key holds; one shared decrypter list for all values that have the same
+// list), because the cache holds one per secret (docs/BENCHMARKS.md, RSS with 100k cached).
 struct CachedValue {
-  StoredSecret secret;
-  // CacheOptions::fingerprint applied to `secret`; empty when no function was given.
+  int64_t version = 0;
+  SecretBytes value;
+  // The allowed decrypters; never null.
+  std::shared_ptr<const std::vector<std::string>> decrypters;
+  // CacheOptions::fingerprint applied to the stored secret; empty when no function was given.
+  // (The resolver's function returns a 16-byte digest, which std::string keeps inline.)
   std::string fingerprint;
 };
 

@@ -85,7 +85,7 @@ absl::StatusOr<ResolveResults> ResolveHandler::Resolve(const CallCredentials& cr
     outcome.code = result.status.code();
     outcome.cache_outcome = result.cache_outcome;
     if (result.status.ok()) {
-      outcome.version = result.value->secret.version;
+      outcome.version = result.value->version;
       outcome.stale = result.stale;
     }
   }
@@ -110,9 +110,9 @@ absl::Status ResolveHandler::ResolveSecrets(const CallCredentials& credentials,
       continue;
     }
     secretresolver::v1::ResolvedSecret* secret = out.mutable_secret();
-    secret->set_value(std::string(result.value->secret.value.reveal()));
+    secret->set_value(std::string(result.value->value.reveal()));
     secret->set_name(result.name);
-    secret->set_version(result.value->secret.version);
+    secret->set_version(result.value->version);
     secret->set_stale(result.stale);
     secret->mutable_redaction()->set_placeholder(result.placeholder);
     secret->mutable_redaction()->set_fingerprint(result.fingerprint);
@@ -135,7 +135,7 @@ absl::Status ResolveHandler::DecryptSecureValues(
   for (const auto& [name, result] : *results) {
     decryptv1beta1::Result& out = (*response->mutable_decrypted_values())[name];
     if (result.status.ok()) {
-      out.set_value(std::string(result.value->secret.value.reveal()));
+      out.set_value(std::string(result.value->value.reveal()));
     } else {
       out.set_error_message(std::string(GrafanaError(result.status.code())));
     }

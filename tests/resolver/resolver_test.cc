@@ -79,9 +79,9 @@ TEST_F(ResolverTest, ResolvesValuesWithRedactionTokens) {
 
   const RefResult& api = results->at("api-token");
   ASSERT_TRUE(api.status.ok()) << api.status;
-  EXPECT_TRUE(api.value->secret.value.Equals(absl::string_view(kValue)));
+  EXPECT_TRUE(api.value->value.Equals(absl::string_view(kValue)));
   EXPECT_EQ(api.name, "workflows/http/auth-token");
-  EXPECT_EQ(api.value->secret.version, 1);
+  EXPECT_EQ(api.value->version, 1);
   EXPECT_FALSE(api.stale);
   EXPECT_EQ(api.placeholder, "***SECRET_REDACTED:api-token***");
   EXPECT_EQ(api.fingerprint, tokens_->Fingerprint(kStack, SecretBytes(kValue)));
@@ -89,7 +89,7 @@ TEST_F(ResolverTest, ResolvesValuesWithRedactionTokens) {
 
   const RefResult& db = results->at("db_password");
   ASSERT_TRUE(db.status.ok()) << db.status;
-  EXPECT_TRUE(db.value->secret.value.Equals(absl::string_view("db-value-77aa")));
+  EXPECT_TRUE(db.value->value.Equals(absl::string_view("db-value-77aa")));
 }
 
 TEST_F(ResolverTest, SecondResolutionIsACacheHitAndSeesNewVersionsAfterInvalidation) {
@@ -104,8 +104,8 @@ TEST_F(ResolverTest, SecondResolutionIsACacheHitAndSeesNewVersionsAfterInvalidat
   cache_->Invalidate(kStack, "workflows/http/auth-token");
   absl::StatusOr<ResolveResults> rotated = resolver_->Resolve(caller_, request);
   ASSERT_TRUE(rotated.ok());
-  EXPECT_EQ(rotated->at("k").value->secret.version, 2);
-  EXPECT_TRUE(rotated->at("k").value->secret.value.Equals(absl::string_view("rotated-value-5e")));
+  EXPECT_EQ(rotated->at("k").value->version, 2);
+  EXPECT_TRUE(rotated->at("k").value->value.Equals(absl::string_view("rotated-value-5e")));
 }
 
 TEST_F(ResolverTest, TwoKeysNamingOneSecretCostOneFetch) {
@@ -280,7 +280,7 @@ TEST_F(ResolverTest, ServesStaleValueWhenStoreFailsAfterTtl) {
   ASSERT_TRUE(result.status.ok()) << result.status;
   EXPECT_TRUE(result.stale);
   EXPECT_EQ(result.cache_outcome, CacheOutcome::kStale);
-  EXPECT_TRUE(result.value->secret.value.Equals(absl::string_view(kValue)));
+  EXPECT_TRUE(result.value->value.Equals(absl::string_view(kValue)));
 
   clock_.Advance(absl::Minutes(16));  // past max_stale
   results = resolver_->Resolve(caller_, Request(kOneRef));
@@ -304,7 +304,7 @@ TEST_F(ResolverTest, ConcurrentCallersOfSeveralStacksSeeOnlyTheirOwnValues) {
         absl::StatusOr<ResolveResults> results = resolver_->Resolve(
             caller, ResolveRequest{stack, {{"k", "secret://shared/name"}}});
         if (!results.ok() || !results->at("k").status.ok() ||
-            !results->at("k").value->secret.value.Equals(
+            !results->at("k").value->value.Equals(
                 absl::StrCat("value-of-stack-", t % kStacks))) {
           mismatches.fetch_add(1);
         }

@@ -140,9 +140,8 @@ class SecretCacheTest : public ::testing::Test {
     ASSERT_TRUE(result.ok()) << result.status();
     ASSERT_NE(result->value, nullptr);
     EXPECT_EQ(CacheOutcomeName(result->outcome), CacheOutcomeName(outcome));
-    EXPECT_EQ(result->value->secret.name, name);
-    EXPECT_EQ(result->value->secret.version, version);
-    EXPECT_TRUE(result->value->secret.value.Equals(ValueFor(name, version)));
+    EXPECT_EQ(result->value->version, version);
+    EXPECT_TRUE(result->value->value.Equals(ValueFor(name, version)));
   }
 
   FakeClock clock_;
@@ -163,8 +162,7 @@ TEST_F(SecretCacheTest, MissThenHit) {
 
   absl::StatusOr<CachedSecret> first = cache.Get(kStack, kName);
   ExpectSecret(first, kName, 1, CacheOutcome::kMiss);
-  EXPECT_EQ(first->value->secret.stack, kStack);
-  EXPECT_EQ(first->value->secret.decrypters, std::vector<std::string>{"workflow-engine"});
+  EXPECT_EQ(*first->value->decrypters, std::vector<std::string>{"workflow-engine"});
   absl::StatusOr<CachedSecret> second = cache.Get(kStack, kName);
   ExpectSecret(second, kName, 1, CacheOutcome::kHit);
   EXPECT_EQ(first->value, second->value);  // shared, not copied
@@ -386,6 +384,24 @@ TEST_F(SecretCacheTest, ConcurrentMissesMakeOneStoreFetch) {
   ExpectSecret(cache.Get(kStack, kName), kName, 1, CacheOutcome::kHit);
 }
 
+TEST_F(SecretCacheTest, ValuesWithTheSameDecryptersShareOneList) {
+  Put(kStack, "first");
+  Put(kStack, "second");
+  SecretWrite other;
+  other.stack = std::string(kStack);
+  other.name = "third";
+  other.decrypters = {"k6"};
+  other.value = SecretBytes(ValueFor("third", 1));
+  ASSERT_TRUE(store_.Put(other).ok());
+  SecretCache cache(&store_, Options());
+  absl::StatusOr<CachedSecret> first = cache.Get(kStack, "first");
+  absl::StatusOr<CachedSecret> second = cache.Get(kStack, "second");
+  absl::StatusOr<CachedSecret> third = cache.Get(kStack, "third");
+  ASSERT_TRUE(first.ok() && second.ok() && third.ok());
+  EXPECT_EQ(first->value->decrypters, second->value->decrypters);  // the same object
+  EXPECT_EQ(*third->value->decrypters, std::vector<std::string>{"k6"});
+}
+
 TEST_F(SecretCacheTest, FirstCallerStopsAtItsDeadlineAndTheFetchIsStillCached) {
   Put(kStack, kName);
   SecretCache cache(&store_, Options());
@@ -596,7 +612,7 @@ TEST_F(SecretCacheTest, ReplacedValueIsReleased) {
 
   // A reader still holding the old version keeps it intact; once it lets go it is gone.
   ASSERT_FALSE(old_value.expired());
-  EXPECT_TRUE(held->value->secret.value.Equals(ValueFor(kName, 1)));
+  EXPECT_TRUE(held->value->value.Equals(ValueFor(kName, 1)));
   held = absl::CancelledError("released");
   EXPECT_TRUE(old_value.expired());
 }
@@ -626,7 +642,7 @@ TEST_F(SecretCacheTest, ByteBoundEvictsLeastRecentlyUsed) {
 
   // The evicted value stays readable for its holder, and is released when it lets go.
   ASSERT_FALSE(evicted.expired());
-  EXPECT_TRUE(held->value->secret.value.Equals(ValueFor("secret-1", 1)));
+  EXPECT_TRUE(held->value->value.Equals(ValueFor("secret-1", 1)));
   held = absl::CancelledError("released");
   EXPECT_TRUE(evicted.expired());
 
@@ -892,8 +908,7 @@ TEST_F(SecretCacheTest, ConcurrentMixedOperations) {
         } else {
           absl::StatusOr<CachedSecret> result = cache.Get(stack, name);
           if (result.ok()) {
-            EXPECT_EQ(result->value->secret.name, name);
-            EXPECT_TRUE(result->value->secret.value.Equals(ValueFor(name, 1)));
+            EXPECT_TRUE(result->value->value.Equals(ValueFor(name, 1)));
           } else {
             EXPECT_EQ(result.status().code(), absl::StatusCode::kNotFound);
           }
