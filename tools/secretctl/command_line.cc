@@ -70,6 +70,12 @@ absl::StatusOr<ParsedFlags> ParseFlags(const CommandSpec& spec,
           "(ps, /proc/PID/cmdline) and stay in shell history; pipe the value into standard "
           "input or use --value-file");
     }
+    if (name == "token" && FindFlag(spec, name) == nullptr) {
+      return absl::InvalidArgumentError(
+          "--token is not a flag: command-line arguments are visible to every local user "
+          "(ps, /proc/PID/cmdline) and stay in shell history; use --token-file or "
+          "$SECRET_RESOLVER_TOKEN");
+    }
     const FlagSpec* flag = FindFlag(spec, name);
     if (flag == nullptr) {
       return absl::InvalidArgumentError(

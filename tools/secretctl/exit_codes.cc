@@ -23,6 +23,9 @@ ExitCode ExitCodeFor(const absl::Status& status) {
     case absl::StatusCode::kFailedPrecondition:
     case absl::StatusCode::kDataLoss:
       return kExitKeyProblem;
+    case absl::StatusCode::kUnauthenticated:
+    case absl::StatusCode::kPermissionDenied:
+      return kExitDenied;
     default:
       return kExitOther;
   }
@@ -37,11 +40,13 @@ const char* ExitCodeHelp() {
          "  4  already exists: the secret (create), the KEK file or the store (init)\n"
          "  5  invalid input: a flag value or the secret value breaks a rule; the message\n"
          "     names the flag\n"
-         "  6  store unavailable: cannot open the file or reach the server, or it is busy;\n"
-         "     worth retrying\n"
+         "  6  store unavailable: cannot open the file or reach the server, or it is busy\n"
+         "     (resolve, render: the sidecar is unreachable, busy or too slow); worth retrying\n"
          "  7  key problem: the KEK file or variable is missing, malformed or readable by\n"
          "     others, the KEK that wraps a data key is not loaded or wrong, or stored data is\n"
-         "     damaged or from a newer schema (FAILED_PRECONDITION, DATA_LOSS)\n";
+         "     damaged or from a newer schema (FAILED_PRECONDITION, DATA_LOSS)\n"
+         "  8  denied (resolve, render): the sidecar rejected the access token, or it does\n"
+         "     not cover the stack or the secret (UNAUTHENTICATED, PERMISSION_DENIED)\n";
 }
 
 }  // namespace secretctl

@@ -19,6 +19,7 @@ enum ExitCode : int {
   kExitInvalidInput = 5,   // INVALID_ARGUMENT: a flag value or the secret value breaks a rule
   kExitUnavailable = 6,    // UNAVAILABLE, DEADLINE_EXCEEDED, ABORTED, RESOURCE_EXHAUSTED
   kExitKeyProblem = 7,     // FAILED_PRECONDITION, DATA_LOSS: KEK missing/wrong/unsafe, damage
+  kExitDenied = 8,         // UNAUTHENTICATED, PERMISSION_DENIED: the sidecar refused the caller
 };
 
 // The exit status for the outcome `status` of a command.

@@ -13,12 +13,14 @@
 #include <cstdlib>
 #include <cstring>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <utility>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -28,7 +30,10 @@
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "client/secret_resolver_client.h"
+#include "client/step_inputs.h"
 #include "nlohmann/json.hpp"
+#include "openssl/crypto.h"
 #include "resolver/access_policy.h"
 #include "resolver/crypto/key_ring.h"
 #include "resolver/secret_store.h"
@@ -130,6 +135,34 @@ FlagSpec ActorFlag() {
           "who makes the change, for the audit trail (default: $USER@hostname)"};
 }
 FlagSpec JsonFlag() { return {"json", Kind::kSwitch, "", "print JSON instead of text"}; }
+
+// Where resolve and render find the sidecar, and how they authenticate to it.
+constexpr char kDefaultAddress[] = "unix:/run/secret-resolver/resolver.sock";
+constexpr char kTokenEnv[] = "SECRET_RESOLVER_TOKEN";
+
+std::vector<FlagSpec> SidecarFlags() {
+  return {
+      {"address", Kind::kValue, "TARGET",
+       absl::StrCat("the sidecar: unix:/path/to/socket or host:port (default ", kDefaultAddress,
+                    ")")},
+      {"token-file", Kind::kValue, "FILE",
+       absl::StrCat("a file holding the access token (default: $", kTokenEnv, ")")},
+      {"tls-ca-file", Kind::kValue, "FILE",
+       "connect with TLS, trusting the PEM CA certificates in FILE"},
+      {"tls-cert-file", Kind::kValue, "FILE",
+       "PEM client certificate chain, for mTLS (with --tls-key-file)"},
+      {"tls-key-file", Kind::kValue, "FILE", "PEM client private key, for mTLS"},
+      {"tls-server-name", Kind::kValue, "NAME",
+       "the name the sidecar's certificate must carry, if not the address's host"},
+      {"timeout", Kind::kValue, "SECONDS",
+       "the call's deadline, retries of an unreachable sidecar included (default 10)"},
+  };
+}
+
+constexpr char kCallerHelp[] =
+    "The access token is read from --token-file or from $SECRET_RESOLVER_TOKEN, never from a\n"
+    "command-line argument. The call is retried while the sidecar is unreachable\n"
+    "(UNAVAILABLE), with exponential backoff, within --timeout.";
 
 constexpr char kStoreNeedsKek[] =
     "Every store command needs the KEK (--kek-file or --kek-env): the store does not open "
@@ -244,6 +277,49 @@ std::vector<CommandSpec> CommandSpecs() {
         {"stack", Kind::kValue, "STACK", "the namespace claim", true},
         {"service", Kind::kValue, "ID", "the serviceIdentity claim", true},
         {"ttl-seconds", Kind::kValue, "N", "lifetime; default 3600"}}},
+      {"resolve",
+       "resolve secret references through a running sidecar",
+       absl::StrCat(
+           "Calls the sidecar's ResolveSecrets, as a workflow service does, and prints for\n"
+           "each --ref the secret's name, version, redaction placeholder and fingerprint. The\n"
+           "value is printed only with --reveal (escaped in text output; in JSON as \"value\",\n"
+           "or \"value_base64\" when it is not UTF-8). If any reference fails, each failure is\n"
+           "reported on standard error, nothing is printed on standard output, and the exit\n"
+           "status is that of the first failure (by ref key).\n\n",
+           kCallerHelp),
+       [] {
+         std::vector<FlagSpec> flags = {
+             {"stack", Kind::kValue, "STACK", "the stack the token speaks for", true},
+             {"ref", Kind::kRepeated, "KEY=secret://NAME",
+              "a reference to resolve, as in a workflow's resources.secrets; repeat", true},
+         };
+         for (FlagSpec& f : SidecarFlags()) flags.push_back(std::move(f));
+         flags.push_back({"reveal", Kind::kSwitch, "", "print the values too"});
+         flags.push_back(JsonFlag());
+         return flags;
+       }()},
+      {"render",
+       "render a step's inputs as a workflow engine does (prints secrets)",
+       absl::StrCat(
+           "Renders a workflow step's inputs: reads the workflow's resources.secrets from\n"
+           "--secrets (a JSON object, ref key -> \"secret://NAME\") and the step's inputs from\n"
+           "--inputs (a JSON object, input name -> string with ${resources.secret.KEY}\n"
+           "expressions), resolves through the sidecar only the references the inputs use, and\n"
+           "prints a JSON object: \"inputs\" (every input, rendered) and \"secrets\" (per ref\n"
+           "key used: name, version, placeholder, fingerprint, stale).\n\n"
+           "The rendered inputs hold secret values: that is the point of the command. Send\n"
+           "standard output to a file only the step can read, or to a pipe; never to a log.\n\n",
+           kCallerHelp),
+       [] {
+         std::vector<FlagSpec> flags = {
+             {"stack", Kind::kValue, "STACK", "the stack the token speaks for", true},
+             {"secrets", Kind::kValue, "FILE",
+              "JSON object: the workflow's resources.secrets", true},
+             {"inputs", Kind::kValue, "FILE", "JSON object: the step's inputs", true},
+         };
+         for (FlagSpec& f : SidecarFlags()) flags.push_back(std::move(f));
+         return flags;
+       }()},
   };
 }
 
@@ -257,12 +333,13 @@ std::string TopLevelHelp(const std::vector<CommandSpec>& specs) {
   return absl::StrCat(
       "usage: secretctl COMMAND [FLAGS]\n"
       "       secretctl COMMAND --help\n\n"
-      "The operators' CLI for secret-resolver's secret store.\n\n"
+      "The operators' CLI for secret-resolver's secret store, and (resolve, render) a caller of\n"
+      "a running sidecar.\n\n"
       "commands:\n",
       commands,
       "\nSecret values are read from standard input or --value-file, never from the command\n"
       "line (arguments are visible to every local user and kept in shell history), and are\n"
-      "never printed.\n\n",
+      "never printed, except by `resolve --reveal` and `render`, which exist to do so.\n\n",
       ExitCodeHelp());
 }
 
@@ -877,6 +954,328 @@ absl::Status RunDevToken(const ParsedFlags& flags, Io& io) {
   return absl::OkStatus();
 }
 
+// ---------------------------------------------------------------------------------------------
+// Callers of a running sidecar: resolve and render
+
+// Whether `text` is well-formed UTF-8 (RFC 3629: no overlong forms, surrogates or values past
+// U+10FFFF), i.e. whether a JSON string can hold it unchanged.
+bool IsUtf8(absl::string_view text) {
+  size_t i = 0;
+  while (i < text.size()) {
+    const unsigned char c = static_cast<unsigned char>(text[i]);
+    size_t extra = 0;
+    uint32_t min = 0;
+    uint32_t code = 0;
+    if (c < 0x80) {
+      ++i;
+      continue;
+    } else if ((c & 0xe0) == 0xc0) {
+      extra = 1, min = 0x80, code = c & 0x1f;
+    } else if ((c & 0xf0) == 0xe0) {
+      extra = 2, min = 0x800, code = c & 0x0f;
+    } else if ((c & 0xf8) == 0xf0) {
+      extra = 3, min = 0x10000, code = c & 0x07;
+    } else {
+      return false;
+    }
+    if (i + extra >= text.size()) return false;
+    for (size_t k = 1; k <= extra; ++k) {
+      const unsigned char next = static_cast<unsigned char>(text[i + k]);
+      if ((next & 0xc0) != 0x80) return false;
+      code = (code << 6) | (next & 0x3f);
+    }
+    if (code < min || code > 0x10ffff || (code >= 0xd800 && code <= 0xdfff)) return false;
+    i += extra + 1;
+  }
+  return true;
+}
+
+// Reads a whole file that holds no secret (a token file is read by TokenFromFlags).
+absl::StatusOr<std::string> ReadTextFile(absl::string_view flag, const std::string& path) {
+  if (path.empty()) return absl::InvalidArgumentError(absl::StrCat(flag, ": must not be empty"));
+  std::FILE* file = std::fopen(path.c_str(), "rb");
+  if (file == nullptr) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(flag, ": cannot read ", path, ": ", std::strerror(errno)));
+  }
+  std::string text;
+  char buffer[4096];
+  size_t n = 0;
+  while ((n = std::fread(buffer, 1, sizeof(buffer), file)) > 0) text.append(buffer, n);
+  const bool failed = std::ferror(file) != 0;
+  std::fclose(file);
+  if (failed) return absl::InvalidArgumentError(absl::StrCat(flag, ": cannot read ", path));
+  return text;
+}
+
+// The access token, from --token-file or $SECRET_RESOLVER_TOKEN, without surrounding
+// whitespace. Never echoed: messages name the file or the variable only.
+absl::StatusOr<SecretBytes> TokenFromFlags(const ParsedFlags& flags) {
+  std::string text;
+  absl::string_view source;
+  if (flags.Has("token-file")) {
+    const std::string path = flags.Value("token-file");
+    if (path.empty()) return absl::InvalidArgumentError("--token-file: must not be empty");
+    const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--token-file: cannot read ", path, ": ", std::strerror(errno)));
+    }
+    char buffer[4096];
+    for (;;) {
+      const ssize_t n = read(fd, buffer, sizeof(buffer));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;
+      text.append(buffer, static_cast<size_t>(n));
+    }
+    OPENSSL_cleanse(buffer, sizeof(buffer));
+    close(fd);
+    source = "--token-file";
+  } else if (const char* env = std::getenv(kTokenEnv); env != nullptr && env[0] != '\0') {
+    text = env;
+    source = "$SECRET_RESOLVER_TOKEN";
+  } else {
+    return UsageError(absl::StrCat("no access token: give --token-file FILE or set $",
+                                   kTokenEnv));
+  }
+  SecretBytes token(absl::StripAsciiWhitespace(text));
+  if (!text.empty()) OPENSSL_cleanse(text.data(), text.size());
+  if (token.empty()) return absl::InvalidArgumentError(absl::StrCat(source, ": empty token"));
+  return token;
+}
+
+// Ref key -> URI from the --ref KEY=secret://NAME flags.
+absl::StatusOr<std::map<std::string, std::string>> RefsFromFlags(const ParsedFlags& flags) {
+  std::map<std::string, std::string> refs;
+  const std::vector<std::string> values = flags.Values("ref");
+  for (size_t i = 0; i < values.size(); ++i) {
+    const std::string flag = absl::StrCat("--ref #", i + 1);
+    const size_t eq = values[i].find('=');
+    if (eq == std::string::npos) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(flag, ": expected KEY=secret://NAME (no '=' found)"));
+    }
+    const std::string key = values[i].substr(0, eq);
+    const std::string uri = values[i].substr(eq + 1);
+    if (absl::Status s = ValidateRefKey(key); !s.ok()) {
+      return FlagError(absl::StrCat(flag, " key"), s);
+    }
+    if (absl::StatusOr<std::string> name = ParseSecretUri(uri); !name.ok()) {
+      return FlagError(absl::StrCat(flag, " (key \"", key, "\")"), name.status());
+    }
+    if (!refs.emplace(key, uri).second) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--ref: key \"", key, "\" is given twice"));
+    }
+  }
+  return refs;
+}
+
+// The client's option names in its messages, as this tool's flags.
+absl::Status WithFlagNames(const absl::Status& status) {
+  static constexpr std::pair<absl::string_view, absl::string_view> kNames[] = {
+      {"tls.root_ca_file", "--tls-ca-file"},
+      {"tls.cert_chain_file", "--tls-cert-file"},
+      {"tls.private_key_file", "--tls-key-file"},
+      {"target", "--address"},
+  };
+  for (const auto& [option, flag] : kNames) {
+    absl::string_view message = status.message();
+    if (absl::ConsumePrefix(&message, option)) {
+      return absl::Status(status.code(), absl::StrCat(flag, message));
+    }
+  }
+  return status;
+}
+
+absl::StatusOr<std::unique_ptr<client::SecretResolverClient>> ClientFromFlags(
+    const ParsedFlags& flags, std::string* address) {
+  absl::StatusOr<SecretBytes> token = TokenFromFlags(flags);
+  if (!token.ok()) return token.status();
+  client::ClientOptions options;
+  options.target = flags.Has("address") ? flags.Value("address") : kDefaultAddress;
+  if (options.target.empty()) return absl::InvalidArgumentError("--address: must not be empty");
+  *address = options.target;
+  if (flags.Has("timeout")) {
+    double seconds = 0;
+    if (!absl::SimpleAtod(flags.Value("timeout"), &seconds) || !(seconds > 0) ||
+        seconds > 3600) {
+      return UsageError("--timeout: expected a number of seconds, more than 0, at most 3600");
+    }
+    options.deadline = absl::Seconds(seconds);
+  } else {
+    options.deadline = absl::Seconds(10);
+  }
+  const bool tls = flags.Has("tls-ca-file");
+  if (!tls && (flags.Has("tls-cert-file") || flags.Has("tls-key-file") ||
+               flags.Has("tls-server-name"))) {
+    return UsageError("the other --tls-* flags need --tls-ca-file");
+  }
+  if (flags.Has("tls-cert-file") != flags.Has("tls-key-file")) {
+    return UsageError("--tls-cert-file and --tls-key-file go together");
+  }
+  if (tls) {
+    options.tls = client::TlsOptions{flags.Value("tls-ca-file"), flags.Value("tls-cert-file"),
+                                     flags.Value("tls-key-file"),
+                                     flags.Value("tls-server-name")};
+  }
+  auto shared_token = std::make_shared<const SecretBytes>(*std::move(token));
+  options.token_provider = [shared_token]() -> absl::StatusOr<std::string> {
+    return std::string(shared_token->reveal());
+  };
+  absl::StatusOr<std::unique_ptr<client::SecretResolverClient>> made =
+      client::SecretResolverClient::Create(std::move(options));
+  if (!made.ok()) return WithFlagNames(made.status());
+  return made;
+}
+
+// A whole-call error, saying which sidecar said it.
+absl::Status FromSidecar(absl::string_view address, const absl::Status& status) {
+  return absl::Status(status.code(),
+                      absl::StrCat(address, ": ", absl::StatusCodeToString(status.code()), ": ",
+                                   status.message()));
+}
+
+absl::Status RunResolve(const ParsedFlags& flags, Io& io) {
+  absl::StatusOr<std::string> stack = StackFromFlags(flags);
+  if (!stack.ok()) return stack.status();
+  absl::StatusOr<std::map<std::string, std::string>> refs = RefsFromFlags(flags);
+  if (!refs.ok()) return refs.status();
+  std::string address;
+  absl::StatusOr<std::unique_ptr<client::SecretResolverClient>> resolver =
+      ClientFromFlags(flags, &address);
+  if (!resolver.ok()) return resolver.status();
+  absl::StatusOr<client::ResolvedSecrets> results = (*resolver)->ResolveSecrets(*stack, *refs);
+  if (!results.ok()) return FromSidecar(address, results.status());
+
+  absl::Status first_failure;
+  size_t failures = 0;
+  for (const auto& [key, result] : *results) {
+    if (result.ok()) continue;
+    ++failures;
+    if (first_failure.ok()) first_failure = result.status();
+    absl::StrAppend(&io.err, "secretctl resolve: ", absl::StatusCodeToString(result.status().code()),
+                    ": ", result.status().message(), "\n");
+  }
+  if (failures > 0) {
+    return absl::Status(first_failure.code(),
+                        absl::StrCat(failures, " of ", results->size(),
+                                     " references did not resolve (listed above)"));
+  }
+
+  const bool reveal = flags.Has("reveal");
+  if (flags.Has("json")) {
+    nlohmann::ordered_json secrets = nlohmann::ordered_json::object();
+    for (const auto& [key, result] : *results) {
+      nlohmann::ordered_json entry{{"name", result->name},
+                                   {"version", result->version},
+                                   {"placeholder", result->placeholder},
+                                   {"fingerprint", result->fingerprint},
+                                   {"stale", result->stale}};
+      if (reveal) {
+        const absl::string_view value = result->value.reveal();
+        if (IsUtf8(value)) {
+          entry["value"] = std::string(value);
+        } else {
+          entry["value_base64"] = absl::Base64Escape(value);
+        }
+      }
+      secrets[key] = std::move(entry);
+    }
+    io.out = DumpJson(nlohmann::ordered_json{{"stack", *stack}, {"secrets", secrets}});
+    return absl::OkStatus();
+  }
+  std::vector<std::vector<std::string>> rows = {
+      {"REF", "NAME", "VERSION", "PLACEHOLDER", "FINGERPRINT"}};
+  if (reveal) rows[0].push_back("VALUE");
+  for (const auto& [key, result] : *results) {
+    rows.push_back({key, result->name,
+                    absl::StrCat(result->version, result->stale ? " (stale)" : ""),
+                    Printable(result->placeholder), result->fingerprint});
+    if (reveal) rows.back().push_back(absl::CHexEscape(result->value.reveal()));
+  }
+  io.out = Table(rows);
+  for (auto& row : rows) {
+    for (std::string& cell : row) OPENSSL_cleanse(cell.data(), cell.size());
+  }
+  return absl::OkStatus();
+}
+
+// A JSON object of strings from `path`: the errors name the flag and, for a bad member, its
+// key; a parse error gives the byte position only (the file is not quoted).
+absl::StatusOr<std::map<std::string, std::string>> ReadStringObject(absl::string_view flag,
+                                                                     const std::string& path) {
+  absl::StatusOr<std::string> text = ReadTextFile(flag, path);
+  if (!text.ok()) return text.status();
+  nlohmann::json json;
+  try {
+    json = nlohmann::json::parse(*text);
+  } catch (const nlohmann::json::parse_error& e) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(flag, ": ", path, " is not valid JSON (byte ", e.byte, ")"));
+  }
+  if (!json.is_object()) {
+    return absl::InvalidArgumentError(absl::StrCat(flag, ": ", path, " must hold a JSON object"));
+  }
+  std::map<std::string, std::string> out;
+  for (auto& [key, value] : json.items()) {
+    if (!value.is_string()) {
+      return absl::InvalidArgumentError(absl::StrCat(flag, ": member ", Quoted(key),
+                                                     " must be a string"));
+    }
+    out.emplace(key, value.get<std::string>());
+  }
+  return out;
+}
+
+absl::Status RunRender(const ParsedFlags& flags, Io& io) {
+  absl::StatusOr<std::string> stack = StackFromFlags(flags);
+  if (!stack.ok()) return stack.status();
+  absl::StatusOr<std::map<std::string, std::string>> secrets =
+      ReadStringObject("--secrets", flags.Value("secrets"));
+  if (!secrets.ok()) return secrets.status();
+  absl::StatusOr<std::map<std::string, std::string>> inputs =
+      ReadStringObject("--inputs", flags.Value("inputs"));
+  if (!inputs.ok()) return inputs.status();
+  // Malformed expressions, unknown keys and bad URIs are reported before any connection.
+  if (absl::StatusOr<std::map<std::string, std::string>> refs =
+          client::StepSecretRefs(*secrets, *inputs);
+      !refs.ok()) {
+    return refs.status();
+  }
+  std::string address;
+  absl::StatusOr<std::unique_ptr<client::SecretResolverClient>> resolver =
+      ClientFromFlags(flags, &address);
+  if (!resolver.ok()) return resolver.status();
+  absl::StatusOr<client::RenderedStep> step =
+      client::RenderStepInputs(**resolver, *stack, *secrets, *inputs);
+  if (!step.ok()) {
+    // Per-reference failures already start with `ref "KEY"`; whole-call ones name the sidecar.
+    if (absl::StartsWith(step.status().message(), "ref \"")) return step.status();
+    return FromSidecar(address, step.status());
+  }
+
+  nlohmann::ordered_json rendered = nlohmann::ordered_json::object();
+  for (const auto& [name, value] : step->inputs) {
+    if (!IsUtf8(value.reveal())) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("input ", Quoted(name),
+                       " renders to bytes that are not UTF-8, which a JSON string cannot hold"));
+    }
+    rendered[name] = std::string(value.reveal());
+  }
+  nlohmann::ordered_json used = nlohmann::ordered_json::object();
+  for (const auto& [key, secret] : step->secrets) {
+    used[key] = nlohmann::ordered_json{{"name", secret.name},
+                                       {"version", secret.version},
+                                       {"placeholder", secret.placeholder},
+                                       {"fingerprint", secret.fingerprint},
+                                       {"stale", secret.stale}};
+  }
+  io.out = DumpJson(nlohmann::ordered_json{{"inputs", rendered}, {"secrets", used}});
+  return absl::OkStatus();
+}
+
 using CommandFn = std::function<absl::Status(const ParsedFlags&, Io&)>;
 
 CommandFn CommandFor(absl::string_view name) {
@@ -892,6 +1291,8 @@ CommandFn CommandFor(absl::string_view name) {
   if (name == "migrate") return RunMigrate;
   if (name == "dev-key") return RunDevKey;
   if (name == "dev-token") return RunDevToken;
+  if (name == "resolve") return RunResolve;
+  if (name == "render") return RunRender;
   return nullptr;
 }
 
@@ -954,6 +1355,8 @@ int Run(const std::vector<std::string>& args) {
     return Finish(usage ? kExitUsage : ExitCodeFor(status));
   }
   Print(stdout, io.out);
+  // resolve --reveal and render print values: the buffer does not outlive the write.
+  if (!io.out.empty()) OPENSSL_cleanse(io.out.data(), io.out.size());
   return Finish(kExitOk);
 }
 

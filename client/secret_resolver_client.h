@@ -1,0 +1,148 @@
+// SecretResolverClient: what a workflow service links to resolve `secret://` references through
+// its secret-resolver sidecar (CONTRACT.md section 2), over a Unix socket, TCP or TLS/mTLS.
+//
+// Every ResolveSecrets call asks the token provider for a fresh access token (tokens expire and
+// the caller's identity system refreshes them), sends it in the `x-access-token` metadata entry
+// (CONTRACT.md section 3, the Grafana header) or, if configured, as `authorization: Bearer`,
+// and gives the whole call, retries included, one deadline. Only UNAVAILABLE is retried (the
+// sidecar restarting, the socket not there yet): with exponential backoff and full jitter, and
+// never past the deadline. Every other status comes back at once.
+//
+// Values come back as SecretBytes; the response message's copies are wiped as soon as they are
+// copied out. A reference that failed comes back as an absl::Status whose message starts with
+// its ref key.
+//
+// Thread safety: a SecretResolverClient may be used from many threads at once.
+#ifndef SECRET_RESOLVER_CLIENT_SECRET_RESOLVER_CLIENT_H_
+#define SECRET_RESOLVER_CLIENT_SECRET_RESOLVER_CLIENT_H_
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+
+#include "absl/random/random.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "resolver/clock.h"
+#include "resolver/secret_bytes.h"
+
+namespace grpc {
+class Channel;
+}  // namespace grpc
+
+namespace secret_resolver {
+namespace client {
+
+// Returns the access token to send with one call, or an error that fails the call (returned
+// as is, without a retry). Called once per attempt, so a token refreshed between attempts is
+// used at once.
+using TokenProvider = std::function<absl::StatusOr<std::string>()>;
+
+// Where the token goes in the call's metadata; the sidecar accepts both.
+enum class TokenHeader {
+  kXAccessToken,         // `x-access-token: <jwt>` (Grafana's header; the default)
+  kAuthorizationBearer,  // `authorization: Bearer <jwt>`
+};
+
+// TLS for a TCP (or Unix socket) target. Files are read once, by Create.
+struct TlsOptions {
+  std::string root_ca_file;      // PEM roots that sign the sidecar's certificate; required
+  std::string cert_chain_file;   // PEM client certificate chain, for mTLS; with private_key_file
+  std::string private_key_file;  // PEM client private key, for mTLS; with cert_chain_file
+  // The name to check the sidecar's certificate against when it differs from the target's
+  // host (e.g. a Unix socket target, or an IP address). Empty: the target's host.
+  std::string server_name_override;
+};
+
+// UNAVAILABLE is retried; the wait before retry n (n = 1, 2, ...) is uniformly random in
+// [0, min(max_backoff, initial_backoff * multiplier^(n-1))] ("full jitter"), so clients that
+// failed together do not retry together.
+struct RetryPolicy {
+  int max_attempts = 5;  // the first attempt included; 1 disables retries
+  absl::Duration initial_backoff = absl::Milliseconds(50);
+  absl::Duration max_backoff = absl::Seconds(2);
+  double multiplier = 2.0;
+};
+
+struct ClientOptions {
+  // `unix:/path/to/socket` (or `unix:///abs/path`), `host:port`, `dns:///host:port`, ...
+  std::string target;
+  // Unset: no transport security (a Unix socket inside the pod, or a TCP port on loopback).
+  std::optional<TlsOptions> tls;
+  TokenProvider token_provider;  // required
+  TokenHeader token_header = TokenHeader::kXAccessToken;
+  // The budget of one ResolveSecrets call, every attempt and backoff included.
+  absl::Duration deadline = absl::Seconds(5);
+  RetryPolicy retry;
+
+  // For tests: the clock the deadline is measured on (default Clock::Real()), how a backoff
+  // waits (default absl::SleepFor), and the jitter source, returning a number in [0, 1)
+  // (default absl::BitGen).
+  Clock* clock = nullptr;
+  std::function<void(absl::Duration)> sleep;
+  std::function<double()> uniform_random;
+};
+
+// One resolved reference. Move-only (it holds a SecretBytes).
+struct ResolvedSecret {
+  SecretBytes value;
+  std::string name;         // the secret's name (after `secret://`)
+  int64_t version = 0;      // the version `value` belongs to
+  std::string placeholder;  // what a logger writes instead of the value
+  std::string fingerprint;  // "hmac-sha256:..."; stable across replicas, not reversible
+  bool stale = false;       // served from cache past its TTL because the backend failed
+};
+
+// Ref key -> the secret or why it could not be resolved. The status message starts with
+// `ref "KEY": ` and carries the sidecar's per-reference code (NOT_FOUND, PERMISSION_DENIED, ...).
+using ResolvedSecrets = std::map<std::string, absl::StatusOr<ResolvedSecret>>;
+
+class SecretResolverClient {
+ public:
+  // Returns a client for `options.target`. The connection is made lazily, by the first call.
+  // INVALID_ARGUMENT: no target, no token provider, a bad retry policy or deadline, a client
+  // certificate without its key (or the reverse). FAILED_PRECONDITION: a TLS file that cannot
+  // be read (the message names the file, never its contents).
+  static absl::StatusOr<std::unique_ptr<SecretResolverClient>> Create(ClientOptions options);
+
+  // Resolves `refs` (ref key -> `secret://name`) for `stack` within options.deadline.
+  // On success, one entry per ref key of `refs` (per-reference failures are entries too).
+  // Whole-call errors, as the sidecar returns them: UNAUTHENTICATED, PERMISSION_DENIED,
+  // INVALID_ARGUMENT, RESOURCE_EXHAUSTED; DEADLINE_EXCEEDED when the deadline passed;
+  // UNAVAILABLE when the sidecar could not be reached and no retry fits in the deadline or
+  // max_attempts ran out; the token provider's own error, unchanged.
+  absl::StatusOr<ResolvedSecrets> ResolveSecrets(absl::string_view stack,
+                                                 const std::map<std::string, std::string>& refs);
+  // As above, with `deadline` instead of options.deadline.
+  absl::StatusOr<ResolvedSecrets> ResolveSecrets(absl::string_view stack,
+                                                 const std::map<std::string, std::string>& refs,
+                                                 absl::Duration deadline);
+
+  ~SecretResolverClient();
+  SecretResolverClient(const SecretResolverClient&) = delete;
+  SecretResolverClient& operator=(const SecretResolverClient&) = delete;
+
+ private:
+  class Stub;
+  SecretResolverClient(ClientOptions options, std::shared_ptr<grpc::Channel> channel);
+
+  // The wait before retry `retry` (1-based), full jitter.
+  absl::Duration Backoff(int retry);
+
+  ClientOptions options_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<Stub> stub_;
+  std::mutex random_mu_;
+  absl::BitGen random_;  // guarded by random_mu_; used when options_.uniform_random is unset
+};
+
+}  // namespace client
+}  // namespace secret_resolver
+
+#endif  // SECRET_RESOLVER_CLIENT_SECRET_RESOLVER_CLIENT_H_

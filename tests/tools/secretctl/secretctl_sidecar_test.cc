@@ -1,0 +1,344 @@
+// secretctl resolve and render end to end: the real secretctl binary against the real sidecar
+// binary (tests/integration/sidecar_process.h) on a temporary Unix socket and SQLite store, with
+// development tokens. Values are compared without being printed; every output is checked for
+// the test values and the token where it must not hold them.
+#include <sys/stat.h>
+
+#include <fstream>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+#include "resolver/secret_bytes.h"
+#include "resolver/secret_store.h"
+#include "resolver/sqlite/sqlite_secret_store.h"
+#include "tests/integration/sidecar_process.h"
+#include "tests/tools/secretctl/secretctl_runner.h"
+
+namespace secret_resolver {
+namespace {
+
+using ::secret_resolver::testing::RunSecretctl;
+using ::secret_resolver::testing::SecretctlResult;
+using ::secret_resolver::testing::SecretctlRun;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+constexpr char kStack[] = "stacks-42";
+constexpr char kService[] = "grafana-workflows";
+constexpr char kApiValue[] = "planted-api-token-6b1f9d";
+constexpr char kDbValue[] = "planted-db-pass\"word\\c03a";
+constexpr char kK6Value[] = "planted-k6-value-77";
+
+void WriteFile(const std::string& path, const std::string& contents, mode_t mode = 0600) {
+  {
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    out << contents;
+  }
+  ASSERT_EQ(chmod(path.c_str(), mode), 0);
+}
+
+class SecretctlSidecarTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    absl::StatusOr<testing::SidecarState> state = testing::SidecarState::Create();
+    ASSERT_TRUE(state.ok()) << state.status();
+    state_ = new testing::SidecarState(*std::move(state));
+    {
+      absl::StatusOr<std::unique_ptr<SqliteSecretStore>> store =
+          SqliteSecretStore::Open(state_->store_path, &state_->key_ring);
+      ASSERT_TRUE(store.ok()) << store.status();
+      Put(**store, "workflows/http/auth-token", kApiValue, {kService});
+      Put(**store, "workflows/db/password", kDbValue, {kService});
+      Put(**store, "k6-only", kK6Value, {"k6"});
+    }
+    absl::StatusOr<std::unique_ptr<testing::SidecarProcess>> sidecar =
+        testing::SidecarProcess::Start(*state_);
+    ASSERT_TRUE(sidecar.ok()) << sidecar.status();
+    sidecar_ = sidecar->release();
+    token_ = new std::string(state_->Token(kStack, kService));
+    ASSERT_FALSE(token_->empty());
+    token_file_ = new std::string(state_->dir + "/token");
+    WriteFile(*token_file_, *token_ + "\n");
+  }
+
+  static void TearDownTestSuite() {
+    delete sidecar_;
+    delete state_;
+    delete token_;
+    delete token_file_;
+  }
+
+  static void Put(SecretStore& store, const std::string& name, const std::string& value,
+                  std::vector<std::string> decrypters) {
+    SecretWrite write;
+    write.stack = kStack;
+    write.name = name;
+    write.decrypters = std::move(decrypters);
+    write.actor = "secretctl-sidecar-test";
+    write.value = SecretBytes(value);
+    ASSERT_TRUE(store.Put(write).ok());
+  }
+
+  static std::vector<std::string> Hidden() {
+    return {kApiValue, kDbValue, kK6Value, *token_};
+  }
+
+  // Runs secretctl with --address and (unless `with_token` is false) --token-file.
+  SecretctlResult Run(std::vector<std::string> args, bool with_token = true,
+                      std::map<std::string, std::string> env = {}) {
+    args.push_back("--address");
+    args.push_back(sidecar_->target());
+    if (with_token) {
+      args.push_back("--token-file");
+      args.push_back(*token_file_);
+    }
+    SecretctlRun run;
+    run.args = std::move(args);
+    run.env = std::move(env);
+    run.env.emplace("SECRET_RESOLVER_TOKEN", "");
+    SecretctlResult result = RunSecretctl(run);
+    // Nothing but stdout of resolve --reveal and render may carry a value; stderr never.
+    for (const std::string& hidden : Hidden()) {
+      EXPECT_FALSE(absl::StrContains(result.err, hidden)) << "a secret or token on stderr";
+    }
+    EXPECT_FALSE(absl::StrContains(result.out, *token_)) << "the token on stdout";
+    return result;
+  }
+
+  static void ExpectNoValues(const std::string& text) {
+    for (const char* value : {kApiValue, kDbValue, kK6Value}) {
+      EXPECT_FALSE(absl::StrContains(text, value)) << "a value in the output";
+    }
+  }
+
+  std::string WriteJson(const std::string& name, const nlohmann::json& json) {
+    const std::string path = state_->dir + "/" + name;
+    WriteFile(path, json.dump(), 0644);
+    return path;
+  }
+
+  static testing::SidecarState* state_;
+  static testing::SidecarProcess* sidecar_;
+  static std::string* token_;
+  static std::string* token_file_;
+};
+
+testing::SidecarState* SecretctlSidecarTest::state_ = nullptr;
+testing::SidecarProcess* SecretctlSidecarTest::sidecar_ = nullptr;
+std::string* SecretctlSidecarTest::token_ = nullptr;
+std::string* SecretctlSidecarTest::token_file_ = nullptr;
+
+TEST_F(SecretctlSidecarTest, ResolvePrintsMetadataButNoValues) {
+  const SecretctlResult r =
+      Run({"resolve", "--stack", kStack, "--ref", "api-token=secret://workflows/http/auth-token",
+           "--ref", "db=secret://workflows/db/password"});
+  ASSERT_EQ(r.exit_code, 0) << r.Describe(Hidden());
+  EXPECT_THAT(r.out, HasSubstr("PLACEHOLDER"));
+  EXPECT_THAT(r.out, HasSubstr("***SECRET_REDACTED:api-token***"));
+  EXPECT_THAT(r.out, HasSubstr("***SECRET_REDACTED:db***"));
+  EXPECT_THAT(r.out, HasSubstr("workflows/http/auth-token"));
+  EXPECT_THAT(r.out, HasSubstr("hmac-sha256:"));
+  EXPECT_THAT(r.out, Not(HasSubstr("VALUE")));
+  ExpectNoValues(r.out);
+}
+
+TEST_F(SecretctlSidecarTest, ResolveJsonRevealCarriesTheValues) {
+  const SecretctlResult r =
+      Run({"resolve", "--stack", kStack, "--ref", "api-token=secret://workflows/http/auth-token",
+           "--ref", "db=secret://workflows/db/password", "--json", "--reveal"});
+  ASSERT_EQ(r.exit_code, 0) << r.Describe(Hidden());
+  const nlohmann::json json = nlohmann::json::parse(r.out, nullptr, false);
+  ASSERT_TRUE(json.is_object());
+  EXPECT_EQ(json["stack"], kStack);
+  const nlohmann::json& api = json["secrets"]["api-token"];
+  EXPECT_EQ(api["name"], "workflows/http/auth-token");
+  EXPECT_EQ(api["version"], 1);
+  EXPECT_EQ(api["placeholder"], "***SECRET_REDACTED:api-token***");
+  EXPECT_EQ(api["stale"], false);
+  EXPECT_TRUE(api["value"].get<std::string>() == kApiValue) << "api-token value differs";
+  EXPECT_TRUE(json["secrets"]["db"]["value"].get<std::string>() == kDbValue)
+      << "db value differs";
+}
+
+TEST_F(SecretctlSidecarTest, ResolveJsonWithoutRevealHasNoValue) {
+  const SecretctlResult r = Run(
+      {"resolve", "--stack", kStack, "--ref", "api=secret://workflows/http/auth-token", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.Describe(Hidden());
+  const nlohmann::json json = nlohmann::json::parse(r.out, nullptr, false);
+  ASSERT_TRUE(json.is_object());
+  EXPECT_FALSE(json["secrets"]["api"].contains("value"));
+  EXPECT_EQ(json["secrets"]["api"]["fingerprint"].get<std::string>().rfind("hmac-sha256:", 0),
+            0u);
+  ExpectNoValues(r.out);
+}
+
+TEST_F(SecretctlSidecarTest, TokenFromTheEnvironment) {
+  SecretctlRun run;
+  run.args = {"resolve", "--stack", kStack, "--ref", "api=secret://workflows/http/auth-token",
+              "--address", sidecar_->target()};
+  run.env = {{"SECRET_RESOLVER_TOKEN", *token_}};
+  const SecretctlResult r = RunSecretctl(run);
+  ASSERT_EQ(r.exit_code, 0) << r.Describe(Hidden());
+  EXPECT_THAT(r.out, HasSubstr("***SECRET_REDACTED:api***"));
+}
+
+TEST_F(SecretctlSidecarTest, WrongStackIsDeniedWithExit8) {
+  const SecretctlResult r = Run(
+      {"resolve", "--stack", "stacks-43", "--ref", "api=secret://workflows/http/auth-token"});
+  EXPECT_EQ(r.exit_code, 8) << r.Describe(Hidden());
+  EXPECT_THAT(r.err, HasSubstr("secretctl resolve: "));
+  EXPECT_THAT(r.err, HasSubstr("PERMISSION_DENIED"));
+  EXPECT_TRUE(r.out.empty());
+}
+
+TEST_F(SecretctlSidecarTest, BadTokenIsUnauthenticatedWithExit8) {
+  const std::string bad = state_->dir + "/bad-token";
+  WriteFile(bad, "not.a.jwt\n");
+  SecretctlRun run;
+  run.args = {"resolve", "--stack", kStack, "--ref", "api=secret://workflows/http/auth-token",
+              "--address", sidecar_->target(), "--token-file", bad};
+  const SecretctlResult r = RunSecretctl(run);
+  EXPECT_EQ(r.exit_code, 8) << r.Describe(Hidden());
+  EXPECT_THAT(r.err, HasSubstr("UNAUTHENTICATED"));
+  EXPECT_THAT(r.err, Not(HasSubstr("not.a.jwt")));
+}
+
+TEST_F(SecretctlSidecarTest, TokenIsNeverAnArgument) {
+  SecretctlResult r = Run({"resolve", "--stack", kStack, "--ref", "a=secret://x"},
+                          /*with_token=*/false);
+  EXPECT_EQ(r.exit_code, 2) << r.Describe(Hidden());
+  EXPECT_THAT(r.err, HasSubstr("--token-file"));
+  r = Run({"resolve", "--stack", kStack, "--ref", "a=secret://x", "--token", "tok-in-argv-123"},
+          false);
+  EXPECT_EQ(r.exit_code, 2) << r.Describe(Hidden());
+  EXPECT_THAT(r.err, HasSubstr("--token is not a flag"));
+  EXPECT_THAT(r.err, Not(HasSubstr("tok-in-argv-123")));
+}
+
+TEST_F(SecretctlSidecarTest, PerReferenceFailuresAreListedAndSetTheExitStatus) {
+  SecretctlResult r = Run({"resolve", "--stack", kStack, "--ref",
+                           "api=secret://workflows/http/auth-token", "--ref",
+                           "gone=secret://workflows/nothing-here"});
+  EXPECT_EQ(r.exit_code, 3) << r.Describe(Hidden());
+  EXPECT_THAT(r.err, HasSubstr("NOT_FOUND: ref \"gone\""));
+  EXPECT_THAT(r.err, HasSubstr("1 of 2 references did not resolve"));
+  EXPECT_TRUE(r.out.empty());
+
+  // The service is not a decrypter of k6-only: per-reference PERMISSION_DENIED.
+  r = Run({"resolve", "--stack", kStack, "--ref", "k6=secret://k6-only", "--reveal"});
+  EXPECT_EQ(r.exit_code, 8) << r.Describe(Hidden());
+  EXPECT_THAT(r.err, HasSubstr("ref \"k6\": not authorized"));
+  EXPECT_TRUE(r.out.empty());
+}
+
+TEST_F(SecretctlSidecarTest, MalformedRefsExitWith5NamingTheFlag) {
+  for (const char* ref : {"no-equals-sign", "bad key=secret://x", "k=http://x", "k=secret://Up"}) {
+    const SecretctlResult r = Run({"resolve", "--stack", kStack, "--ref", ref});
+    EXPECT_EQ(r.exit_code, 5) << ref << ": " << r.Describe(Hidden());
+    EXPECT_THAT(r.err, HasSubstr("secretctl resolve: --ref #1")) << ref;
+  }
+  const SecretctlResult r = Run({"resolve", "--stack", kStack, "--ref", "a=secret://x", "--ref",
+                                 "a=secret://y"});
+  EXPECT_EQ(r.exit_code, 5) << r.Describe(Hidden());
+  EXPECT_THAT(r.err, HasSubstr("given twice"));
+}
+
+TEST_F(SecretctlSidecarTest, UnreachableSidecarExitsWith6) {
+  SecretctlRun run;
+  run.args = {"resolve",     "--stack",        kStack, "--ref", "a=secret://x", "--address",
+              "unix:/nonexistent-dir/resolver.sock", "--token-file", *token_file_, "--timeout",
+              "0.5"};
+  const SecretctlResult r = RunSecretctl(run);
+  EXPECT_EQ(r.exit_code, 6) << r.Describe(Hidden());
+  EXPECT_THAT(r.err, HasSubstr("UNAVAILABLE"));
+}
+
+TEST_F(SecretctlSidecarTest, RenderResolvesOnlyUsedKeysAndPrintsRenderedInputs) {
+  const std::string secrets =
+      WriteJson("secrets.json", {{"api_token", "secret://workflows/http/auth-token"},
+                                 {"db-password", "secret://workflows/db/password"},
+                                 {"k6", "secret://k6-only"}});  // unused: would be denied
+  const std::string inputs = WriteJson(
+      "inputs.json", {{"header", "Bearer ${resources.secret.api_token}"},
+                      {"body", "{\"password\": \"${resources.secret[\"db-password\"]}\"}"},
+                      {"plain", "no secret, ${env.USER} untouched"}});
+  const SecretctlResult r =
+      Run({"render", "--stack", kStack, "--secrets", secrets, "--inputs", inputs});
+  ASSERT_EQ(r.exit_code, 0) << r.Describe(Hidden());
+  const nlohmann::json json = nlohmann::json::parse(r.out, nullptr, false);
+  ASSERT_TRUE(json.is_object());
+  EXPECT_TRUE(json["inputs"]["header"].get<std::string>() ==
+              std::string("Bearer ") + kApiValue)
+      << "header differs";
+  EXPECT_TRUE(json["inputs"]["body"].get<std::string>() ==
+              std::string("{\"password\": \"") + kDbValue + "\"}")
+      << "body differs";
+  EXPECT_EQ(json["inputs"]["plain"], "no secret, ${env.USER} untouched");
+  ASSERT_EQ(json["secrets"].size(), 2u);
+  EXPECT_EQ(json["secrets"]["api_token"]["placeholder"], "***SECRET_REDACTED:api_token***");
+  EXPECT_EQ(json["secrets"]["db-password"]["version"], 1);
+  EXPECT_FALSE(json["secrets"].contains("k6"));
+}
+
+TEST_F(SecretctlSidecarTest, RenderUnknownKeyNamesTheInputAndKey) {
+  const std::string secrets =
+      WriteJson("secrets2.json", {{"api_token", "secret://workflows/http/auth-token"}});
+  const std::string inputs =
+      WriteJson("inputs2.json", {{"url", "https://x/?t=${resources.secret.typo_key}"}});
+  const SecretctlResult r =
+      Run({"render", "--stack", kStack, "--secrets", secrets, "--inputs", inputs});
+  EXPECT_EQ(r.exit_code, 5) << r.Describe(Hidden());
+  EXPECT_THAT(r.err, HasSubstr("secretctl render: input \"url\""));
+  EXPECT_THAT(r.err, HasSubstr("\"typo_key\""));
+  EXPECT_TRUE(r.out.empty());
+}
+
+TEST_F(SecretctlSidecarTest, RenderRejectsFilesThatAreNotStringObjects) {
+  const std::string secrets = WriteJson("secrets3.json", {{"a", "secret://x"}});
+  const std::string bad_path = state_->dir + "/broken.json";
+  WriteFile(bad_path, "{\"a\": ", 0644);
+  SecretctlResult r =
+      Run({"render", "--stack", kStack, "--secrets", secrets, "--inputs", bad_path});
+  EXPECT_EQ(r.exit_code, 5) << r.Describe(Hidden());
+  EXPECT_THAT(r.err, HasSubstr("--inputs: "));
+  EXPECT_THAT(r.err, HasSubstr("not valid JSON"));
+  const std::string not_strings = WriteJson("numbers.json", {{"a", 1}});
+  r = Run({"render", "--stack", kStack, "--secrets", secrets, "--inputs", not_strings});
+  EXPECT_EQ(r.exit_code, 5) << r.Describe(Hidden());
+  EXPECT_THAT(r.err, HasSubstr("must be a string"));
+}
+
+TEST_F(SecretctlSidecarTest, RenderWrongStackIsDenied) {
+  const std::string secrets =
+      WriteJson("secrets4.json", {{"api", "secret://workflows/http/auth-token"}});
+  const std::string inputs = WriteJson("inputs4.json", {{"x", "${resources.secret.api}"}});
+  const SecretctlResult r =
+      Run({"render", "--stack", "stacks-9", "--secrets", secrets, "--inputs", inputs});
+  EXPECT_EQ(r.exit_code, 8) << r.Describe(Hidden());
+  EXPECT_THAT(r.err, HasSubstr("PERMISSION_DENIED"));
+  EXPECT_TRUE(r.out.empty());
+}
+
+TEST_F(SecretctlSidecarTest, HelpDescribesTheCallerCommands) {
+  SecretctlRun run;
+  run.args = {"--help"};
+  SecretctlResult r = RunSecretctl(run);
+  ASSERT_EQ(r.exit_code, 0);
+  EXPECT_THAT(r.out, HasSubstr("resolve"));
+  EXPECT_THAT(r.out, HasSubstr("8  denied"));
+  run.args = {"render", "--help"};
+  r = RunSecretctl(run);
+  ASSERT_EQ(r.exit_code, 0);
+  EXPECT_THAT(r.out, HasSubstr("hold secret values"));
+  EXPECT_THAT(r.out, HasSubstr("$SECRET_RESOLVER_TOKEN"));
+}
+
+}  // namespace
+}  // namespace secret_resolver
