@@ -30,9 +30,10 @@ namespace secret_resolver {
 namespace {
 
 // What an entry costs beyond the bytes of its strings and value: the entry record, the shared
-// CachedValue with its control block, and the map slot, rounded up. Charged to negative
-// entries too, so a flood of unknown names is bounded like everything else.
-constexpr size_t kEntryOverheadBytes = 256;
+// CachedValue with its control block, the value's heap block, the set slot and the allocator's
+// headers, as measured (docs/BENCHMARKS.md: about 390 bytes in all for a 32-byte value).
+// Charged to negative entries too, so a flood of unknown names is bounded like everything else.
+constexpr size_t kEntryOverheadBytes = 320;
 
 // Deadlines further away than this are waited for without a timeout: converting them to a
 // std::chrono time point could overflow.
@@ -67,7 +68,10 @@ struct Entry {
   Entry(absl::string_view s, absl::string_view n) : stack(s), name(n) {}
   KeyView key() const { return KeyView{stack, name}; }
 
-  const std::string stack;
+  // Until InsertLocked, the fetching flight's stack; from then on the key of the entry's
+  // StackState in stacks_ (a node map: keys do not move), which outlives the entry there. One
+  // copy of a stack's name for all its entries.
+  absl::string_view stack;
   const std::string name;
   // Null for a cached NOT_FOUND; `not_found_message` is then the store's message (out of line:
   // most entries are positive, and every byte here is paid once per cached secret).
@@ -603,8 +607,10 @@ void SecretCache::Impl::InsertLocked(std::unique_ptr<Entry> entry, Dropped& drop
     ++stats_.evictions;
   }
   // Looked up only now: the evictions above may have erased the stack's state.
-  StackState& stack = stacks_[entry->stack];
+  auto [stack_it, unused] = stacks_.try_emplace(entry->stack);
+  StackState& stack = stack_it->second;
   Entry* raw = entry.get();
+  raw->stack = stack_it->first;
   raw->stack_state = &stack;
   entries_.insert(std::move(entry));
   stack.lru.PushFront(raw);
@@ -614,13 +620,14 @@ void SecretCache::Impl::InsertLocked(std::unique_ptr<Entry> entry, Dropped& drop
 }
 
 void SecretCache::Impl::RemoveLocked(Entry* entry, Dropped& dropped) {
+  // Out of the set first: its key views the stack's name, which erasing the stack frees.
+  dropped.push_back(std::move(entries_.extract(entries_.find(entry->key())).value()));
   StackState& stack = *entry->stack_state;
   stack.lru.Remove(entry);
   stack.bytes -= entry->bytes;
-  if (stack.lru.empty()) stacks_.erase(entry->stack);
   global_lru_.Remove(entry);
   bytes_ -= entry->bytes;
-  dropped.push_back(std::move(entries_.extract(entries_.find(entry->key())).value()));
+  if (stack.lru.empty()) stacks_.erase(entry->stack);
 }
 
 void SecretCache::Impl::TouchLocked(Entry& entry) {
