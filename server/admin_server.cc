@@ -24,7 +24,7 @@ absl::StatusOr<std::unique_ptr<AdminServer>> AdminServer::Start(AdminServerOptio
     return absl::InvalidArgumentError(
         absl::StrCat("admin address: ", host_port.status().message()));
   }
-  if (!IsLoopbackHost(host_port->host)) {
+  if (!options.allow_non_loopback && !IsLoopbackHost(host_port->host)) {
     return absl::InvalidArgumentError(
         absl::StrCat("admin address \"", options.address,
                      "\" is not a loopback address (127.0.0.0/8, ::1 or localhost)"));

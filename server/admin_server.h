@@ -29,19 +29,21 @@ class Server;
 namespace secret_resolver {
 
 struct AdminServerOptions {
-  // Loopback "host:port" (127.0.0.0/8, [::1] or localhost); port 0 picks a free port.
+  // "host:port", loopback (127.0.0.0/8, [::1] or localhost) unless allow_non_loopback; port 0
+  // picks a free port.
   std::string address = "127.0.0.1:9464";
+  bool allow_non_loopback = false;
   // Rendered on /metrics. Not owned; must outlive the server. Null: /metrics is 404.
   const MetricsRegistry* metrics = nullptr;
-  // Run on every /readyz; OK means ready. Its message is shown to the (loopback) caller, so it
-  // must not contain secrets. Null: always ready.
+  // Run on every /readyz; OK means ready. Its message is shown to the caller, so it must not
+  // contain secrets. Null: always ready.
   std::function<absl::Status()> readiness;
 };
 
 class AdminServer {
  public:
   // Binds `options.address` and starts serving. Returns INVALID_ARGUMENT when the address is
-  // malformed or not loopback, UNAVAILABLE when it cannot be bound (e.g. the port is in use).
+  // malformed, or not loopback without allow_non_loopback, UNAVAILABLE when it cannot be bound (e.g. the port is in use).
   static absl::StatusOr<std::unique_ptr<AdminServer>> Start(AdminServerOptions options);
 
   // Stops (see Stop).

@@ -646,10 +646,11 @@ absl::Status ValidateConfig(const Config& config) {
       if (admin.has_enabled()) problems.Add("admin.address", "is required when admin is enabled");
     } else if (absl::StatusOr<HostPort> hp = ParseHostPort(admin.address()); !hp.ok()) {
       problems.Add("admin.address", hp.status().message());
-    } else if (!IsLoopbackHost(hp->host)) {
+    } else if (!admin.allow_non_loopback() && !IsLoopbackHost(hp->host)) {
       problems.Add("admin.address",
                    absl::StrCat(Quote(admin.address()),
-                                " is not a loopback address (127.0.0.0/8, ::1 or localhost)"));
+                                " is not a loopback address (127.0.0.0/8, ::1 or localhost); "
+                                "set admin.allow_non_loopback to serve it on the network"));
     }
   }
 

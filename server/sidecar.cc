@@ -396,6 +396,7 @@ absl::StatusOr<std::unique_ptr<Sidecar>> Sidecar::Start(const Config& config) {
   }
   AdminServerOptions admin_options;
   admin_options.address = config.admin().address();
+  admin_options.allow_non_loopback = config.admin().allow_non_loopback();
   admin_options.metrics = p.metrics.get();
   SecretStore* store_ptr = p.store.get();
   auth::JwksSource* jwks_ptr = p.jwks.get();

@@ -145,6 +145,19 @@ TEST(AdminServerStartTest, RefusesNonLoopbackAddresses) {
   }
 }
 
+TEST(AdminServerStartTest, ServesOnAnyAddressWhenAllowed) {
+  AdminServerOptions options;
+  options.address = "0.0.0.0:0";
+  options.allow_non_loopback = true;
+  absl::StatusOr<std::unique_ptr<AdminServer>> server = AdminServer::Start(std::move(options));
+  ASSERT_TRUE(server.ok()) << server.status();
+  const std::string port = (*server)->address().substr((*server)->address().rfind(':') + 1);
+  httplib::Client client("127.0.0.1", std::stoi(port));
+  httplib::Result res = client.Get("/healthz");
+  ASSERT_TRUE(res) << httplib::to_string(res.error());
+  EXPECT_EQ(res->status, 200);
+}
+
 TEST(AdminServerStartTest, RefusesMalformedAddresses) {
   for (const char* address : {"", "127.0.0.1", "127.0.0.1:http", "127.0.0.1:65536", "::1:80"}) {
     AdminServerOptions options;

@@ -490,6 +490,12 @@ INSTANTIATE_TEST_SUITE_P(
         RuleCase{"AdminAnyAddress",
                  [](Config* c) { c->mutable_admin()->set_address("0.0.0.0:9464"); },
                  "admin.address: \"0.0.0.0:9464\" is not a loopback address"},
+        RuleCase{"AdminAnyAddressAllowed",
+                 [](Config* c) {
+                   c->mutable_admin()->set_address("0.0.0.0:9464");
+                   c->mutable_admin()->set_allow_non_loopback(true);
+                 },
+                 ""},
         RuleCase{"AdminPrivateAddress",
                  [](Config* c) { c->mutable_admin()->set_address("10.1.2.3:9464"); },
                  "admin.address"},
