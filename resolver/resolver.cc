@@ -39,6 +39,22 @@ std::function<std::string(const StoredSecret&)> Resolver::FingerprintFunction(
 absl::StatusOr<ResolveResults> Resolver::Resolve(const Caller& caller,
                                                  const ResolveRequest& request,
                                                  absl::Time deadline) const {
+  // The lookup always answers, so ResolveWith does too.
+  return *ResolveWith(caller, request, [this, deadline](absl::string_view stack,
+                                                        absl::string_view name) {
+    return std::optional<absl::StatusOr<CachedSecret>>(cache_->Get(stack, name, deadline));
+  });
+}
+
+std::optional<absl::StatusOr<ResolveResults>> Resolver::ResolveWithoutBlocking(
+    const Caller& caller, const ResolveRequest& request) const {
+  return ResolveWith(caller, request, [this](absl::string_view stack, absl::string_view name) {
+    return cache_->GetIfCached(stack, name);
+  });
+}
+
+std::optional<absl::StatusOr<ResolveResults>> Resolver::ResolveWith(
+    const Caller& caller, const ResolveRequest& request, const Lookup& lookup) const {
   if (request.stack.empty()) return absl::InvalidArgumentError("stack: must not be empty");
   if (absl::Status status = ValidateStack(request.stack); !status.ok()) return status;
   if (request.refs.empty()) return absl::InvalidArgumentError("refs: must not be empty");
@@ -82,7 +98,9 @@ absl::StatusOr<ResolveResults> Resolver::Resolve(const Caller& caller,
     }
     auto it = fetched.find(result.name);
     if (it == fetched.end()) {
-      it = fetched.emplace(result.name, cache_->Get(stack, result.name, deadline)).first;
+      std::optional<absl::StatusOr<CachedSecret>> found = lookup(stack, result.name);
+      if (!found.has_value()) return std::nullopt;
+      it = fetched.emplace(result.name, *std::move(found)).first;
     }
     const absl::StatusOr<CachedSecret>& cached = it->second;
     if (!cached.ok()) {

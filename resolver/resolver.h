@@ -76,12 +76,26 @@ class Resolver {
   absl::StatusOr<ResolveResults> Resolve(const Caller& caller, const ResolveRequest& request,
                                          absl::Time deadline = absl::InfiniteFuture()) const;
 
+  // Resolve, if every reference the caller may read is answered by the cache alone
+  // (SecretCache::GetIfCached); nullopt otherwise, and then Resolve must run where blocking on
+  // the store is allowed. Never blocks. A call that returns nullopt after some hits has counted
+  // those hits, which Resolve then counts again.
+  std::optional<absl::StatusOr<ResolveResults>> ResolveWithoutBlocking(
+      const Caller& caller, const ResolveRequest& request) const;
+
   // A CacheOptions::fingerprint that computes `tokens`' fingerprint digest (RedactionTokens::
   // FingerprintDigest; Resolve formats it). `tokens` must outlive it.
   static std::function<std::string(const StoredSecret&)> FingerprintFunction(
       const RedactionTokens* tokens);
 
  private:
+  // Looks a secret up: an answer, or nullopt to give up on the whole call.
+  using Lookup = std::function<std::optional<absl::StatusOr<CachedSecret>>(
+      absl::string_view stack, absl::string_view name)>;
+  std::optional<absl::StatusOr<ResolveResults>> ResolveWith(const Caller& caller,
+                                                            const ResolveRequest& request,
+                                                            const Lookup& lookup) const;
+
   SecretCache* cache_;
   const RedactionTokens* tokens_;
   ResolverOptions options_;

@@ -6,6 +6,7 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <string>
 #include <thread>
@@ -298,6 +299,8 @@ class SecretCache::Impl {
 
   absl::StatusOr<CachedSecret> Get(absl::string_view stack, absl::string_view name,
                                    absl::Time deadline);
+  std::optional<absl::StatusOr<CachedSecret>> GetIfCached(absl::string_view stack,
+                                                          absl::string_view name);
   void Invalidate(absl::string_view stack, absl::string_view name);
   void InvalidateAll();
   CacheStats stats() const;
@@ -309,6 +312,9 @@ class SecretCache::Impl {
   // and wakes its waiters. Values that leave the cache are released, and this reference to the
   // flight dropped, before a waiter can return: whoever sees the result sees no stale holder.
   void Fetch(std::shared_ptr<Flight> flight);
+  // A fresh entry's answer (scheduling its refresh-ahead if due), or nullopt. May unlock `lock`.
+  std::optional<absl::StatusOr<CachedSecret>> HitLocked(std::unique_lock<std::mutex>& lock,
+                                                        const KeyView& key, absl::Time now);
   // The body of a fetch task: Fetch(), unless the cache is shutting down. `refresh` marks a
   // refresh-ahead task, which pending_refreshes_ counts.
   void RunFetch(std::shared_ptr<Flight> flight, bool refresh);
@@ -400,6 +406,35 @@ SecretCache::Impl::~Impl() {
   // `dropped` goes out of scope here, wiping every value no caller still holds.
 }
 
+std::optional<absl::StatusOr<CachedSecret>> SecretCache::Impl::GetIfCached(
+    absl::string_view stack, absl::string_view name) {
+  std::unique_lock<std::mutex> lock(mu_);
+  return HitLocked(lock, KeyView{stack, name}, clock_->Now());
+}
+
+std::optional<absl::StatusOr<CachedSecret>> SecretCache::Impl::HitLocked(
+    std::unique_lock<std::mutex>& lock, const KeyView& key, absl::Time now) {
+  auto it = entries_.find(key);
+  if (it == entries_.end() || now >= (*it)->expires_at) return std::nullopt;
+  Entry& entry = **it;
+  TouchLocked(entry);
+  if (entry.value == nullptr) {
+    ++stats_.negative_hits;
+    return absl::NotFoundError(*entry.not_found_message);
+  }
+  ++stats_.hits;
+  CachedSecret hit{entry.value, CacheOutcome::kHit};
+  if (entry.refresh_scheduled || now < entry.refresh_at) return hit;
+  std::shared_ptr<Flight> refresh = StartRefreshLocked(entry);
+  lock.unlock();
+  if (refresh != nullptr) {
+    refresh_executor_([this, refresh = std::move(refresh)]() mutable {
+      RunFetch(std::move(refresh), true);
+    });
+  }
+  return hit;
+}
+
 absl::StatusOr<CachedSecret> SecretCache::Impl::Get(absl::string_view stack, absl::string_view name,
                                                     absl::Time deadline) {
   const absl::Time now = clock_->Now();
@@ -407,27 +442,8 @@ absl::StatusOr<CachedSecret> SecretCache::Impl::Get(absl::string_view stack, abs
   std::shared_ptr<Flight> flight;
   {
     std::unique_lock<std::mutex> lock(mu_);
-    auto it = entries_.find(key);
-    if (it != entries_.end() && now < (*it)->expires_at) {
-      Entry& entry = **it;
-      TouchLocked(entry);
-      if (entry.value == nullptr) {
-        ++stats_.negative_hits;
-        return absl::NotFoundError(*entry.not_found_message);
-      }
-      ++stats_.hits;
-      if (entry.refresh_scheduled || now < entry.refresh_at) {
-        return CachedSecret{entry.value, CacheOutcome::kHit};
-      }
-      CachedSecret hit{entry.value, CacheOutcome::kHit};
-      std::shared_ptr<Flight> refresh = StartRefreshLocked(entry);
-      lock.unlock();
-      if (refresh != nullptr) {
-        refresh_executor_([this, refresh = std::move(refresh)]() mutable {
-          RunFetch(std::move(refresh), true);
-        });
-      }
-      return hit;
+    if (std::optional<absl::StatusOr<CachedSecret>> hit = HitLocked(lock, key, now)) {
+      return *std::move(hit);
     }
 
     // Counted before waiting, so stats().misses includes callers still waiting for a fetch.
@@ -696,6 +712,11 @@ SecretCache::~SecretCache() = default;
 absl::StatusOr<CachedSecret> SecretCache::Get(absl::string_view stack, absl::string_view name,
                                               absl::Time deadline) {
   return impl_->Get(stack, name, deadline);
+}
+
+std::optional<absl::StatusOr<CachedSecret>> SecretCache::GetIfCached(absl::string_view stack,
+                                                                     absl::string_view name) {
+  return impl_->GetIfCached(stack, name);
 }
 
 void SecretCache::Invalidate(absl::string_view stack, absl::string_view name) {

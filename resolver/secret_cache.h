@@ -26,6 +26,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -125,6 +126,12 @@ class SecretCache {
   // passes while waiting for the store.
   absl::StatusOr<CachedSecret> Get(absl::string_view stack, absl::string_view name,
                                    absl::Time deadline = absl::InfiniteFuture());
+
+  // Get, answered from a fresh entry alone (a hit or a cached NOT_FOUND, counted as Get counts
+  // them, refresh-ahead scheduled as Get schedules it). nullopt when Get would have to fetch:
+  // then nothing happened. Never blocks on the store, so it may run on threads that must not.
+  std::optional<absl::StatusOr<CachedSecret>> GetIfCached(absl::string_view stack,
+                                                          absl::string_view name);
 
   // Drops (and wipes) the entry for (stack, name), positive or negative. A fetch in flight for
   // it is not cached when it completes, so no caller sees a value older than the drop.

@@ -67,11 +67,12 @@ CallCredentials CredentialsOf(const grpc::CallbackServerContext& context) {
   return credentials;
 }
 
-// The common shape of both methods: schedule `work` on the pool, finish with its status.
-template <typename Response, typename Work>
+// The common shape of both methods: answer here if `try_here` can without blocking, else
+// schedule `work` on the pool; finish with the status.
+template <typename Response, typename TryHere, typename Work>
 grpc::ServerUnaryReactor* Serve(absl::string_view method, grpc::CallbackServerContext* context,
                                 Response* response, WorkerPool* pool,
-                                const CallObserver& observer, Work work) {
+                                const CallObserver& observer, TryHere try_here, Work work) {
   auto* reactor = new WipingReactor<Response>(response);
   const absl::Time start = absl::Now();
   const absl::Time deadline = absl::FromChrono(context->deadline());
@@ -79,8 +80,13 @@ grpc::ServerUnaryReactor* Serve(absl::string_view method, grpc::CallbackServerCo
     if (observer) observer(method, status.code(), absl::Now() - start);
     reactor->Finish(ToGrpcStatus(status));
   };
+  CallCredentials credentials = CredentialsOf(*context);
+  if (std::optional<absl::Status> answered = try_here(credentials, deadline)) {
+    finish(*answered);
+    return reactor;
+  }
   const bool accepted = pool->TrySchedule(
-      [finish, work = std::move(work), credentials = CredentialsOf(*context), deadline]() mutable {
+      [finish, work = std::move(work), credentials = std::move(credentials), deadline]() mutable {
         finish(work(credentials, deadline));
       });
   if (!accepted) {
@@ -98,11 +104,15 @@ SecretResolverService::SecretResolverService(ResolveHandler* handler, WorkerPool
 grpc::ServerUnaryReactor* SecretResolverService::ResolveSecrets(
     grpc::CallbackServerContext* context,
     const secretresolver::v1::ResolveSecretsRequest* request, ResolveSecretsResponse* response) {
-  return Serve("ResolveSecrets", context, response, pool_, observer_,
-               [this, request, response](const CallCredentials& credentials,
-                                         absl::Time deadline) {
-                 return handler_->ResolveSecrets(credentials, *request, deadline, response);
-               });
+  return Serve(
+      "ResolveSecrets", context, response, pool_, observer_,
+      [this, request, response](const CallCredentials& credentials, absl::Time deadline) {
+        return handler_->TryResolveSecretsWithoutBlocking(credentials, *request, deadline,
+                                                          response);
+      },
+      [this, request, response](const CallCredentials& credentials, absl::Time deadline) {
+        return handler_->ResolveSecrets(credentials, *request, deadline, response);
+      });
 }
 
 SecureValueDecrypterService::SecureValueDecrypterService(ResolveHandler* handler,
@@ -114,11 +124,15 @@ grpc::ServerUnaryReactor* SecureValueDecrypterService::DecryptSecureValues(
     grpc::CallbackServerContext* context,
     const decryptv1beta1::SecureValueDecryptRequest* request,
     SecureValueDecryptResponseCollection* response) {
-  return Serve("DecryptSecureValues", context, response, pool_, observer_,
-               [this, request, response](const CallCredentials& credentials,
-                                         absl::Time deadline) {
-                 return handler_->DecryptSecureValues(credentials, *request, deadline, response);
-               });
+  return Serve(
+      "DecryptSecureValues", context, response, pool_, observer_,
+      [this, request, response](const CallCredentials& credentials, absl::Time deadline) {
+        return handler_->TryDecryptSecureValuesWithoutBlocking(credentials, *request, deadline,
+                                                               response);
+      },
+      [this, request, response](const CallCredentials& credentials, absl::Time deadline) {
+        return handler_->DecryptSecureValues(credentials, *request, deadline, response);
+      });
 }
 
 }  // namespace secret_resolver

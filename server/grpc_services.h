@@ -1,9 +1,11 @@
 // The gRPC services: thin adapters from gRPC's callback API to ResolveHandler.
 //   - SecretResolverService: secretresolver.v1.SecretResolver
 //   - SecureValueDecrypterService: decryptv1beta1.SecureValueDecrypter (Grafana's API)
-// Each call copies its credential metadata and deadline, hands the work to the WorkerPool (so
-// blocking work never runs on a gRPC thread) and finishes with the handler's status mapped
-// one-to-one. A full pool answers RESOURCE_EXHAUSTED at once. When a call is done, the secret
+// Each call copies its credential metadata and deadline. If the handler can answer without
+// blocking (a verified token and every reference in the caches), it does so on gRPC's thread;
+// otherwise the call goes to the WorkerPool, so blocking work (store I/O, signature checks, a
+// JWKS fetch) never runs on a gRPC thread. Either way it finishes with the handler's status
+// mapped one-to-one. A full pool answers RESOURCE_EXHAUSTED at once. When a call is done, the secret
 // values in its response message are wiped.
 //
 // Thread safety: gRPC calls the methods concurrently; the services hold no mutable state.

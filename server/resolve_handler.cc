@@ -35,9 +35,9 @@ ResolveHandler::ResolveHandler(auth::TokenVerifier* verifier, const Resolver* re
                                ResolveHandlerOptions options)
     : verifier_(verifier), resolver_(resolver), options_(std::move(options)) {}
 
-absl::StatusOr<ResolveResults> ResolveHandler::Resolve(const CallCredentials& credentials,
-                                                       const ResolveRequest& request,
-                                                       absl::Time deadline) {
+std::optional<absl::StatusOr<ResolveResults>> ResolveHandler::Resolve(
+    const CallCredentials& credentials, const ResolveRequest& request, absl::Time deadline,
+    bool may_block) {
   const absl::Time start = options_.clock->Now();
   if (start >= deadline) {
     return absl::DeadlineExceededError("the call's deadline passed before it was served");
@@ -58,7 +58,10 @@ absl::StatusOr<ResolveResults> ResolveHandler::Resolve(const CallCredentials& cr
     }
     return token.status();
   }
-  auth::TokenVerification verification = verifier_->Check(*token);
+  std::optional<auth::TokenVerification> checked =
+      may_block ? verifier_->Check(*token) : verifier_->CheckWithoutBlocking(*token);
+  if (!checked.has_value()) return std::nullopt;
+  const auth::TokenVerification& verification = *checked;
   if (!verification.caller.ok()) {
     if (options_.hooks.on_auth_failure) {
       options_.hooks.on_auth_failure(auth::AuthFailureReason(verification.failure));
@@ -66,12 +69,25 @@ absl::StatusOr<ResolveResults> ResolveHandler::Resolve(const CallCredentials& cr
     return verification.caller.status();
   }
   const Caller& caller = *verification.caller;
-  if (options_.rate_limiter != nullptr &&
-      !options_.rate_limiter->Allow(CanonicalStack(request.stack))) {
-    return absl::ResourceExhaustedError(
-        absl::StrCat("rate limit exceeded for stack \"", CanonicalStack(request.stack), "\""));
+  auto rate_limited = [&]() -> bool {
+    return options_.rate_limiter != nullptr &&
+           !options_.rate_limiter->Allow(CanonicalStack(request.stack));
+  };
+  const absl::Status over_rate = absl::ResourceExhaustedError(
+      absl::StrCat("rate limit exceeded for stack \"", CanonicalStack(request.stack), "\""));
+  absl::StatusOr<ResolveResults> results;
+  if (may_block) {
+    if (rate_limited()) return over_rate;
+    results = resolver_->Resolve(caller, request, deadline);
+  } else {
+    // The limit is applied only once the call is known to be answerable here, so a call that
+    // moves to a worker does not spend a rate token twice.
+    std::optional<absl::StatusOr<ResolveResults>> cached =
+        resolver_->ResolveWithoutBlocking(caller, request);
+    if (!cached.has_value()) return std::nullopt;
+    if (rate_limited()) return over_rate;
+    results = *std::move(cached);
   }
-  absl::StatusOr<ResolveResults> results = resolver_->Resolve(caller, request, deadline);
   if (!results.ok() || !options_.hooks.on_references) return results;
   const absl::Duration latency = options_.clock->Now() - start;
   std::vector<ReferenceOutcome> outcomes;
@@ -97,12 +113,40 @@ absl::Status ResolveHandler::ResolveSecrets(const CallCredentials& credentials,
                                             const ResolveSecretsRequest& request,
                                             absl::Time deadline,
                                             ResolveSecretsResponse* response) {
+  return *ResolveSecrets(credentials, request, deadline, response, /*may_block=*/true);
+}
+
+std::optional<absl::Status> ResolveHandler::TryResolveSecretsWithoutBlocking(
+    const CallCredentials& credentials, const ResolveSecretsRequest& request,
+    absl::Time deadline, ResolveSecretsResponse* response) {
+  return ResolveSecrets(credentials, request, deadline, response, /*may_block=*/false);
+}
+
+absl::Status ResolveHandler::DecryptSecureValues(
+    const CallCredentials& credentials, const decryptv1beta1::SecureValueDecryptRequest& request,
+    absl::Time deadline, decryptv1beta1::SecureValueDecryptResponseCollection* response) {
+  return *DecryptSecureValues(credentials, request, deadline, response, /*may_block=*/true);
+}
+
+std::optional<absl::Status> ResolveHandler::TryDecryptSecureValuesWithoutBlocking(
+    const CallCredentials& credentials, const decryptv1beta1::SecureValueDecryptRequest& request,
+    absl::Time deadline, decryptv1beta1::SecureValueDecryptResponseCollection* response) {
+  return DecryptSecureValues(credentials, request, deadline, response, /*may_block=*/false);
+}
+
+std::optional<absl::Status> ResolveHandler::ResolveSecrets(const CallCredentials& credentials,
+                                                           const ResolveSecretsRequest& request,
+                                                           absl::Time deadline,
+                                                           ResolveSecretsResponse* response,
+                                                           bool may_block) {
   ResolveRequest domain;
   domain.stack = request.stack();
   domain.refs.insert(request.refs().begin(), request.refs().end());
-  absl::StatusOr<ResolveResults> results = Resolve(credentials, domain, deadline);
-  if (!results.ok()) return results.status();
-  for (const auto& [key, result] : *results) {
+  std::optional<absl::StatusOr<ResolveResults>> results =
+      Resolve(credentials, domain, deadline, may_block);
+  if (!results.has_value()) return std::nullopt;
+  if (!results->ok()) return results->status();
+  for (const auto& [key, result] : **results) {
     secretresolver::v1::SecretResult& out = (*response->mutable_results())[key];
     if (!result.status.ok()) {
       out.mutable_error()->set_code(RpcCodeNumber(result.status.code()));
@@ -120,9 +164,10 @@ absl::Status ResolveHandler::ResolveSecrets(const CallCredentials& credentials,
   return absl::OkStatus();
 }
 
-absl::Status ResolveHandler::DecryptSecureValues(
+std::optional<absl::Status> ResolveHandler::DecryptSecureValues(
     const CallCredentials& credentials, const decryptv1beta1::SecureValueDecryptRequest& request,
-    absl::Time deadline, decryptv1beta1::SecureValueDecryptResponseCollection* response) {
+    absl::Time deadline, decryptv1beta1::SecureValueDecryptResponseCollection* response,
+    bool may_block) {
   // Grafana's secure value names are one-segment secret names and valid ref keys, so each
   // name is its own ref key.
   ResolveRequest domain;
@@ -130,9 +175,11 @@ absl::Status ResolveHandler::DecryptSecureValues(
   for (const std::string& name : request.names()) {
     domain.refs.emplace(name, absl::StrCat(kSecretScheme, name));
   }
-  absl::StatusOr<ResolveResults> results = Resolve(credentials, domain, deadline);
-  if (!results.ok()) return results.status();
-  for (const auto& [name, result] : *results) {
+  std::optional<absl::StatusOr<ResolveResults>> results =
+      Resolve(credentials, domain, deadline, may_block);
+  if (!results.has_value()) return std::nullopt;
+  if (!results->ok()) return results->status();
+  for (const auto& [name, result] : **results) {
     decryptv1beta1::Result& out = (*response->mutable_decrypted_values())[name];
     if (result.status.ok()) {
       out.set_value(std::string(result.value->value.reveal()));

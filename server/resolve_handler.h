@@ -89,10 +89,34 @@ class ResolveHandler {
                                    absl::Time deadline,
                                    decryptv1beta1::SecureValueDecryptResponseCollection* response);
 
+  // The two methods, if the call can be answered without blocking: the token is in the
+  // verifier's cache with no key reload due, and every reference is answered by the secret
+  // cache alone. Returns the call's status then, for gRPC's own thread; otherwise nullopt,
+  // leaving `response` untouched, and the method must run on a thread that may block. (The
+  // common case, a warm cache, so takes no thread hand-off: docs/BENCHMARKS.md.)
+  std::optional<absl::Status> TryResolveSecretsWithoutBlocking(
+      const CallCredentials& credentials,
+      const secretresolver::v1::ResolveSecretsRequest& request, absl::Time deadline,
+      secretresolver::v1::ResolveSecretsResponse* response);
+  std::optional<absl::Status> TryDecryptSecureValuesWithoutBlocking(
+      const CallCredentials& credentials,
+      const decryptv1beta1::SecureValueDecryptRequest& request, absl::Time deadline,
+      decryptv1beta1::SecureValueDecryptResponseCollection* response);
+
  private:
-  // Authentication, rate limit and resolution shared by both methods.
-  absl::StatusOr<ResolveResults> Resolve(const CallCredentials& credentials,
-                                         const ResolveRequest& request, absl::Time deadline);
+  std::optional<absl::Status> ResolveSecrets(
+      const CallCredentials& credentials,
+      const secretresolver::v1::ResolveSecretsRequest& request, absl::Time deadline,
+      secretresolver::v1::ResolveSecretsResponse* response, bool may_block);
+  std::optional<absl::Status> DecryptSecureValues(
+      const CallCredentials& credentials,
+      const decryptv1beta1::SecureValueDecryptRequest& request, absl::Time deadline,
+      decryptv1beta1::SecureValueDecryptResponseCollection* response, bool may_block);
+  // Authentication, rate limit and resolution shared by both methods; nullopt only without
+  // `may_block`, when blocking would be needed.
+  std::optional<absl::StatusOr<ResolveResults>> Resolve(const CallCredentials& credentials,
+                                                        const ResolveRequest& request,
+                                                        absl::Time deadline, bool may_block);
 
   auth::TokenVerifier* const verifier_;
   const Resolver* const resolver_;

@@ -465,6 +465,15 @@ absl::StatusOr<std::shared_ptr<const VerificationKey>> JwksSource::Lookup(absl::
   return absl::NotFoundError("unknown key id");
 }
 
+std::optional<std::shared_ptr<const VerificationKey>> JwksSource::LookupWithoutLoading(
+    absl::string_view kid) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (PeriodicLoadDueLocked(clock()->Now())) return std::nullopt;
+  }
+  return Current()->Find(kid);
+}
+
 absl::Status JwksSource::Reload() {
   std::lock_guard<std::mutex> load(load_mu_);
   return LoadLocked(/*force=*/true);

@@ -23,6 +23,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -170,6 +171,11 @@ class JwksSource {
   // for an unknown `kid` at most once per min_refetch_interval. Returns NOT_FOUND if no current
   // key has that id.
   absl::StatusOr<std::shared_ptr<const VerificationKey>> Lookup(absl::string_view kid);
+
+  // The current key named `kid` (null if there is none) when no periodic reload is due, without
+  // loading anything; nullopt when one is due, and Lookup() must run where blocking is allowed.
+  std::optional<std::shared_ptr<const VerificationKey>> LookupWithoutLoading(
+      absl::string_view kid);
 
   // Rereads the file (even if it looks unchanged) or refetches the URL now, ignoring the
   // intervals; for SIGHUP and for a refresh timer. Returns the load's error, in which case the

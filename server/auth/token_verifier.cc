@@ -305,7 +305,9 @@ TokenVerification TokenVerifier::Check(absl::string_view token) {
   }
   const std::string digest = Sha256(token);
   if (options_.cache_capacity > 0 && !digest.empty()) {
-    if (std::optional<TokenVerification> cached = CheckCached(digest)) return *std::move(cached);
+    if (std::optional<TokenVerification> cached = CheckCached(digest, /*may_load=*/true)) {
+      return *std::move(cached);
+    }
   }
   CacheEntry entry;
   TokenVerification result = VerifyUncached(token, &entry);
@@ -315,7 +317,18 @@ TokenVerification TokenVerifier::Check(absl::string_view token) {
   return result;
 }
 
-std::optional<TokenVerification> TokenVerifier::CheckCached(const std::string& digest) {
+std::optional<TokenVerification> TokenVerifier::CheckWithoutBlocking(absl::string_view token) {
+  if (token.size() > options_.max_token_bytes) {
+    return Fail(AuthFailure::kTooLarge,
+                absl::StrCat("longer than ", options_.max_token_bytes, " bytes"));
+  }
+  const std::string digest = Sha256(token);
+  if (options_.cache_capacity == 0 || digest.empty()) return std::nullopt;
+  return CheckCached(digest, /*may_load=*/false);
+}
+
+std::optional<TokenVerification> TokenVerifier::CheckCached(const std::string& digest,
+                                                            bool may_load) {
   const absl::Time now = options_.clock->Now();
   Caller caller;
   std::shared_ptr<const VerificationKey> key;
@@ -338,8 +351,17 @@ std::optional<TokenVerification> TokenVerifier::CheckCached(const std::string& d
     key = entry.key;
   }
   // The key must still be the one published under its id: rotation revokes cached tokens.
-  absl::StatusOr<std::shared_ptr<const VerificationKey>> current = keys_->Lookup(key->kid());
-  if (!current.ok() || *current != key) {
+  std::shared_ptr<const VerificationKey> current;
+  if (may_load) {
+    absl::StatusOr<std::shared_ptr<const VerificationKey>> found = keys_->Lookup(key->kid());
+    if (found.ok()) current = *std::move(found);
+  } else {
+    std::optional<std::shared_ptr<const VerificationKey>> found =
+        keys_->LookupWithoutLoading(key->kid());
+    if (!found.has_value()) return std::nullopt;  // a reload is due: leave it to Check()
+    current = *std::move(found);
+  }
+  if (current != key) {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = cache_.find(digest);
     if (it != cache_.end() && it->second.key == key) EraseLocked(it);

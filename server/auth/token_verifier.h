@@ -138,6 +138,11 @@ class TokenVerifier {
   // Verify, with the reason as a value.
   TokenVerification Check(absl::string_view token);
 
+  // Check, if the cache of verified tokens can answer without I/O or signature checks: the
+  // token is cached (or too large) and no key reload is due. nullopt otherwise; then Check()
+  // must run where blocking is allowed.
+  std::optional<TokenVerification> CheckWithoutBlocking(absl::string_view token);
+
   // Tokens in the cache now (expired entries are dropped lazily).
   size_t cache_size() const;
   TokenVerifierStats stats() const;
@@ -155,8 +160,9 @@ class TokenVerifier {
 
   // The full checks. On success fills `entry`.
   TokenVerification VerifyUncached(absl::string_view token, CacheEntry* entry);
-  // Answers from the cache if it can. nullopt means "not cached (any more)".
-  std::optional<TokenVerification> CheckCached(const std::string& digest);
+  // Answers from the cache if it can. nullopt means "not cached (any more)", or, without
+  // `may_load`, that confirming the token's key would need a JWKS reload.
+  std::optional<TokenVerification> CheckCached(const std::string& digest, bool may_load);
   void Insert(const std::string& digest, CacheEntry entry);
   void EraseLocked(std::unordered_map<std::string, CacheEntry>::iterator it);
 

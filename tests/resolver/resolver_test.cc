@@ -70,6 +70,32 @@ class ResolverTest : public ::testing::Test {
   Caller caller_;
 };
 
+TEST_F(ResolverTest, ResolvesWithoutBlockingOnlyWhenEveryReferenceIsCached) {
+  const ResolveRequest request = Request({{"api-token", "secret://workflows/http/auth-token"},
+                                          {"db", "secret://workflows/db/password"}});
+  EXPECT_FALSE(resolver_->ResolveWithoutBlocking(caller_, request).has_value());
+  ASSERT_TRUE(resolver_->Resolve(caller_, Request({{"k", "secret://workflows/http/auth-token"}}))
+                  .ok());
+  // One of the two is cached: still not answerable without the store.
+  EXPECT_FALSE(resolver_->ResolveWithoutBlocking(caller_, request).has_value());
+  EXPECT_EQ(store_.get_calls(), 1);
+
+  ASSERT_TRUE(resolver_->Resolve(caller_, request).ok());
+  std::optional<absl::StatusOr<ResolveResults>> cached =
+      resolver_->ResolveWithoutBlocking(caller_, request);
+  ASSERT_TRUE(cached.has_value());
+  ASSERT_TRUE(cached->ok()) << cached->status();
+  EXPECT_TRUE((*cached)->at("db").value->value.Equals(absl::string_view("db-value-77aa")));
+  EXPECT_EQ((*cached)->at("api-token").cache_outcome, CacheOutcome::kHit);
+  EXPECT_EQ(store_.get_calls(), 2);
+
+  // Whole-call errors need no store, so they are answered.
+  std::optional<absl::StatusOr<ResolveResults>> invalid =
+      resolver_->ResolveWithoutBlocking(caller_, Request({}));
+  ASSERT_TRUE(invalid.has_value());
+  EXPECT_EQ(invalid->status().code(), absl::StatusCode::kInvalidArgument);
+}
+
 TEST_F(ResolverTest, ResolvesValuesWithRedactionTokens) {
   absl::StatusOr<ResolveResults> results = resolver_->Resolve(
       caller_, Request({{"api-token", "secret://workflows/http/auth-token"},

@@ -384,6 +384,32 @@ TEST_F(SecretCacheTest, ConcurrentMissesMakeOneStoreFetch) {
   ExpectSecret(cache.Get(kStack, kName), kName, 1, CacheOutcome::kHit);
 }
 
+TEST_F(SecretCacheTest, GetIfCachedAnswersFromFreshEntriesOnly) {
+  Put(kStack, kName);
+  CacheOptions options = Options();
+  options.negative_ttl = absl::Seconds(5);
+  SecretCache cache(&store_, options);
+  EXPECT_FALSE(cache.GetIfCached(kStack, kName).has_value());
+  EXPECT_EQ(store_.get_calls(), 0);
+  EXPECT_EQ(cache.stats().misses, 0u);
+
+  ExpectSecret(cache.Get(kStack, kName), kName, 1, CacheOutcome::kMiss);
+  std::optional<absl::StatusOr<CachedSecret>> hit = cache.GetIfCached(kStack, kName);
+  ASSERT_TRUE(hit.has_value());
+  ExpectSecret(*hit, kName, 1, CacheOutcome::kHit);
+  EXPECT_EQ(cache.stats().hits, 1u);
+
+  EXPECT_EQ(CodeOf(cache.Get(kStack, "absent")), absl::StatusCode::kNotFound);
+  std::optional<absl::StatusOr<CachedSecret>> negative = cache.GetIfCached(kStack, "absent");
+  ASSERT_TRUE(negative.has_value());
+  EXPECT_EQ(CodeOf(*negative), absl::StatusCode::kNotFound);
+
+  clock_.Advance(options.ttl);  // both expired
+  EXPECT_FALSE(cache.GetIfCached(kStack, kName).has_value());
+  EXPECT_FALSE(cache.GetIfCached(kStack, "absent").has_value());
+  EXPECT_EQ(store_.get_calls(), 2);
+}
+
 TEST_F(SecretCacheTest, ValuesWithTheSameDecryptersShareOneList) {
   Put(kStack, "first");
   Put(kStack, "second");

@@ -163,6 +163,66 @@ TEST_F(ResolveHandlerTest, ResolvesAndConvertsEveryReference) {
   }
 }
 
+TEST_F(ResolveHandlerTest, AnswersWithoutBlockingOnlyFromWarmCaches) {
+  secretresolver::v1::ResolveSecretsRequest request;
+  request.set_stack(kStack);
+  (*request.mutable_refs())["api-token"] = "secret://workflows/http/auth-token";
+
+  // Cold: the token was never verified and the secret never fetched. Nothing happens.
+  secretresolver::v1::ResolveSecretsResponse response;
+  EXPECT_FALSE(handler_->TryResolveSecretsWithoutBlocking(Bearer("good"), request, Deadline(),
+                                                          &response)
+                   .has_value());
+  EXPECT_EQ(response.results_size(), 0);
+  EXPECT_EQ(store_.get_calls(), 0);
+  EXPECT_TRUE(outcomes_.empty());
+
+  // Warmed by a call that may block, the same call is answered at once, identically.
+  secretresolver::v1::ResolveSecretsResponse slow;
+  ASSERT_TRUE(handler_->ResolveSecrets(Bearer("good"), request, Deadline(), &slow).ok());
+  std::optional<absl::Status> fast = handler_->TryResolveSecretsWithoutBlocking(
+      Bearer("good"), request, Deadline(), &response);
+  ASSERT_TRUE(fast.has_value());
+  ASSERT_TRUE(fast->ok()) << *fast;
+  EXPECT_EQ(response.SerializeAsString(), slow.SerializeAsString());
+  EXPECT_EQ(store_.get_calls(), 1);
+  EXPECT_EQ(outcomes_.size(), 2u);  // audited like any call
+
+  // A token it has not verified, or a JWKS check that is due, needs a thread that may block.
+  EXPECT_FALSE(handler_->TryResolveSecretsWithoutBlocking(Bearer("intruder"), request,
+                                                          Deadline(), &response)
+                   .has_value());
+  clock_.Advance(absl::Seconds(2));  // past the JWKS file's check interval
+  EXPECT_FALSE(handler_->TryResolveSecretsWithoutBlocking(Bearer("good"), request, Deadline(),
+                                                          &response)
+                   .has_value());
+
+  // Final answers that need no I/O are given at once, warm or not.
+  std::optional<absl::Status> unauthenticated = handler_->TryResolveSecretsWithoutBlocking(
+      CallCredentials(), request, Deadline(), &response);
+  ASSERT_TRUE(unauthenticated.has_value());
+  EXPECT_EQ(unauthenticated->code(), absl::StatusCode::kUnauthenticated);
+}
+
+TEST_F(ResolveHandlerTest, CallMovedToAWorkerSpendsOneRateToken) {
+  RateLimiter limiter(/*rate=*/0.001, /*burst=*/1, &clock_);
+  MakeHandler(&limiter);
+  secretresolver::v1::ResolveSecretsRequest request;
+  request.set_stack(kStack);
+  (*request.mutable_refs())["api-token"] = "secret://workflows/http/auth-token";
+  secretresolver::v1::ResolveSecretsResponse response;
+  // Cold, so not answerable here: no token spent...
+  EXPECT_FALSE(handler_->TryResolveSecretsWithoutBlocking(Bearer("good"), request, Deadline(),
+                                                          &response)
+                   .has_value());
+  // ...and the worker's call gets the only one.
+  EXPECT_TRUE(handler_->ResolveSecrets(Bearer("good"), request, Deadline(), &response).ok());
+  std::optional<absl::Status> limited = handler_->TryResolveSecretsWithoutBlocking(
+      Bearer("good"), request, Deadline(), &response);
+  ASSERT_TRUE(limited.has_value());
+  EXPECT_EQ(limited->code(), absl::StatusCode::kResourceExhausted);
+}
+
 TEST_F(ResolveHandlerTest, RejectsCredentialsWithReasons) {
   secretresolver::v1::ResolveSecretsResponse response;
   EXPECT_EQ(handler_->ResolveSecrets({}, Request(), Deadline(), &response).code(),
