@@ -108,16 +108,17 @@ enum class AuditDecision {
 absl::string_view AuditDecisionName(AuditDecision decision);
 
 // One audit line: who asked for which secret of which stack, and what happened. Identities and
-// names only; never the value or the caller's token.
+// names only; never the value or the caller's token. The strings are views: LogAudit formats
+// the record before it returns.
 struct AuditRecord {
   // When the reference was resolved. InfinitePast: the logger's clock at LogAudit.
   absl::Time time = absl::InfinitePast();
-  std::string stack;
+  absl::string_view stack;
   // The verified service identity of the caller (e.g. the token's subject).
-  std::string caller;
+  absl::string_view caller;
   // The key of the reference in the request.
-  std::string ref_key;
-  std::string secret_name;
+  absl::string_view ref_key;
+  absl::string_view secret_name;
   // The version returned; 0 when none was.
   int64_t version = 0;
   AuditDecision decision = AuditDecision::kError;
@@ -125,7 +126,7 @@ struct AuditRecord {
   absl::StatusCode code = absl::StatusCode::kUnknown;
   // CacheOutcomeName ("hit", "miss", "negative_hit", "stale"), or empty when the cache was not
   // consulted.
-  std::string cache;
+  absl::string_view cache;
   double latency_ms = 0;
 };
 

@@ -2,9 +2,12 @@
 
 #include <sys/stat.h>
 
+#include <array>
+#include <atomic>
 #include <fstream>
 #include <iterator>
 #include <mutex>
+#include <optional>
 #include <utility>
 
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
@@ -141,12 +144,80 @@ class InvalidationTarget {
   SecretCache* cache_;
 };
 
+// The per-reference outcome counter's series, looked up once per (code, cache outcome) and then
+// reused: every resolved reference increments one, so the hot path takes no lock and builds no
+// label strings.
+class ReferenceCounter {
+ public:
+  explicit ReferenceCounter(Counter* counter) : counter_(counter) {}
+
+  void Increment(absl::StatusCode code, std::optional<CacheOutcome> cache) {
+    const size_t c = static_cast<size_t>(code) < kCodes ? static_cast<size_t>(code) : 2;
+    const size_t o = cache.has_value() ? 1 + static_cast<size_t>(*cache) : 0;
+    std::atomic<Counter::Series*>& slot = series_[c][o];
+    Counter::Series* series = slot.load(std::memory_order_acquire);
+    if (series == nullptr) {
+      series = counter_->WithLabels({absl::StatusCodeToString(static_cast<absl::StatusCode>(c)),
+                                     cache.has_value() ? CacheOutcomeName(*cache) : "none"});
+      slot.store(series, std::memory_order_release);
+    }
+    series->Increment();
+  }
+
+ private:
+  static constexpr size_t kCodes = 17;     // absl::StatusCode 0 (OK) to 16 (UNAUTHENTICATED)
+  static constexpr size_t kOutcomes = 5;  // none, then each CacheOutcome
+  Counter* const counter_;
+  std::array<std::array<std::atomic<Counter::Series*>, kOutcomes>, kCodes> series_{};
+};
+
+// The per-call metrics (calls by method and code, latency by method), with their series looked
+// up once and reused, for the same reason as ReferenceCounter.
+class CallMetrics {
+ public:
+  CallMetrics(Counter* calls, Histogram* seconds) : calls_(calls), seconds_(seconds) {}
+
+  void Record(absl::string_view method, absl::StatusCode code, absl::Duration latency) {
+    const size_t m = method == kMethods[0] ? 0 : method == kMethods[1] ? 1 : kMethods.size();
+    if (m == kMethods.size()) {  // not one of ours: no cached series
+      calls_->Increment({method, absl::StatusCodeToString(code)});
+      seconds_->Observe({method}, absl::ToDoubleSeconds(latency));
+      return;
+    }
+    const size_t c = static_cast<size_t>(code) < kCodes ? static_cast<size_t>(code) : 2;
+    std::atomic<Counter::Series*>& call_slot = calls_series_[m][c];
+    Counter::Series* call = call_slot.load(std::memory_order_acquire);
+    if (call == nullptr) {
+      call = calls_->WithLabels({method, absl::StatusCodeToString(static_cast<absl::StatusCode>(c))});
+      call_slot.store(call, std::memory_order_release);
+    }
+    call->Increment();
+    Histogram::Series* latency_series = seconds_series_[m].load(std::memory_order_acquire);
+    if (latency_series == nullptr) {
+      latency_series = seconds_->WithLabels({method});
+      seconds_series_[m].store(latency_series, std::memory_order_release);
+    }
+    latency_series->Observe(absl::ToDoubleSeconds(latency));
+  }
+
+ private:
+  static constexpr std::array<absl::string_view, 2> kMethods = {"ResolveSecrets",
+                                                                "DecryptSecureValues"};
+  static constexpr size_t kCodes = 17;
+  Counter* const calls_;
+  Histogram* const seconds_;
+  std::array<std::array<std::atomic<Counter::Series*>, kCodes>, kMethods.size()> calls_series_{};
+  std::array<std::atomic<Histogram::Series*>, kMethods.size()> seconds_series_{};
+};
+
 }  // namespace
 
 // Declared in the order they are built; Shutdown() tears them down in reverse.
 struct Sidecar::Parts {
   Config config;
   std::unique_ptr<MetricsRegistry> metrics;
+  std::unique_ptr<ReferenceCounter> reference_counter;
+  std::unique_ptr<CallMetrics> call_metrics;
   std::unique_ptr<JsonLogger> log;
   KeyRing key_ring;
   std::unique_ptr<SecretStore> store;
@@ -302,16 +373,17 @@ absl::StatusOr<std::unique_ptr<Sidecar>> Sidecar::Start(const Config& config) {
   ResolveHandlerOptions handler_options;
   handler_options.rate_limiter = p.rate_limiter.get();
   JsonLogger* log = p.log.get();
-  handler_options.hooks.on_references = [log, references](
+  p.reference_counter = std::make_unique<ReferenceCounter>(references);
+  ReferenceCounter* reference_counter = p.reference_counter.get();
+  handler_options.hooks.on_references = [log, reference_counter](
                                              absl::Span<const ReferenceOutcome> outcomes,
                                              absl::Duration latency) {
     std::vector<AuditRecord> records;
     records.reserve(outcomes.size());
     for (const ReferenceOutcome& outcome : outcomes) {
-      const std::string cache_outcome =
-          outcome.cache_outcome ? std::string(CacheOutcomeName(*outcome.cache_outcome)) : "";
-      references->Increment({absl::StatusCodeToString(outcome.code),
-                             cache_outcome.empty() ? "none" : cache_outcome});
+      reference_counter->Increment(outcome.code, outcome.cache_outcome);
+      const absl::string_view cache_outcome =
+          outcome.cache_outcome ? CacheOutcomeName(*outcome.cache_outcome) : "";
       AuditRecord& record = records.emplace_back();
       record.stack = outcome.stack;
       record.caller = outcome.caller;
@@ -331,11 +403,11 @@ absl::StatusOr<std::unique_ptr<Sidecar>> Sidecar::Start(const Config& config) {
   handler_options.hooks.on_auth_failure = [auth_failures](absl::string_view reason) {
     auth_failures->Increment({std::string(reason)});
   };
-  const CallObserver observer = [calls, call_seconds](absl::string_view method,
-                                                      absl::StatusCode code,
-                                                      absl::Duration latency) {
-    calls->Increment({std::string(method), absl::StatusCodeToString(code)});
-    call_seconds->Observe({std::string(method)}, absl::ToDoubleSeconds(latency));
+  p.call_metrics = std::make_unique<CallMetrics>(calls, call_seconds);
+  CallMetrics* call_metrics = p.call_metrics.get();
+  const CallObserver observer = [call_metrics](absl::string_view method, absl::StatusCode code,
+                                               absl::Duration latency) {
+    call_metrics->Record(method, code, latency);
   };
   p.handler = std::make_unique<ResolveHandler>(p.verifier.get(), p.resolver.get(),
                                                std::move(handler_options));

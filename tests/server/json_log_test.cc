@@ -208,7 +208,8 @@ TEST_F(JsonLogTest, AuditBatchEscapesEveryStringField) {
   records[0].caller = "quote\" backslash\\ tab\t newline\n bell\x07";
   records[0].ref_key = "caf\xc3\xa9";  // valid UTF-8
   records[1].ref_key = "bad\xff\xfe";  // invalid UTF-8: replaced, never raw
-  records[1].secret_name = std::string("nul\0inside", 10);
+  const std::string with_nul("nul\0inside", 10);
+  records[1].secret_name = with_nul;
   records[2].stack = "stacks-3";
   logger.LogAudit(records);
 
