@@ -1,5 +1,6 @@
 #include "server/grpc_services.h"
 
+#include <algorithm>
 #include <optional>
 #include <string>
 #include <utility>
@@ -31,22 +32,6 @@ void WipeValues(SecureValueDecryptResponseCollection* response) {
   }
 }
 
-// Finishes a call and, once gRPC is done with the response, wipes its values. gRPC keeps the
-// response alive until OnDone.
-template <typename Response>
-class WipingReactor final : public grpc::ServerUnaryReactor {
- public:
-  explicit WipingReactor(Response* response) : response_(response) {}
-
-  void OnDone() override {
-    WipeValues(response_);
-    delete this;
-  }
-
- private:
-  Response* const response_;
-};
-
 // Sets `*slot` to `value`, or flags a conflict if it already holds a different one.
 void SetOnce(std::optional<std::string>* slot, grpc::string_ref value, bool* conflicting) {
   std::string text(value.data(), value.size());
@@ -54,7 +39,7 @@ void SetOnce(std::optional<std::string>* slot, grpc::string_ref value, bool* con
   *slot = std::move(text);
 }
 
-CallCredentials CredentialsOf(const grpc::CallbackServerContext& context) {
+CallCredentials CredentialsOf(const grpc::ServerContext& context) {
   CallCredentials credentials;
   for (const auto& [key, value] : context.client_metadata()) {
     const absl::string_view name(key.data(), key.size());
@@ -67,72 +52,174 @@ CallCredentials CredentialsOf(const grpc::CallbackServerContext& context) {
   return credentials;
 }
 
-// The common shape of both methods: answer here if `try_here` can without blocking, else
-// schedule `work` on the pool; finish with the status.
-template <typename Response, typename TryHere, typename Work>
-grpc::ServerUnaryReactor* Serve(absl::string_view method, grpc::CallbackServerContext* context,
-                                Response* response, WorkerPool* pool,
-                                const CallObserver& observer, TryHere try_here, Work work) {
-  auto* reactor = new WipingReactor<Response>(response);
-  const absl::Time start = absl::Now();
-  const absl::Time deadline = absl::FromChrono(context->deadline());
-  auto finish = [reactor, method, start, observer](const absl::Status& status) {
-    if (observer) observer(method, status.code(), absl::Now() - start);
-    reactor->Finish(ToGrpcStatus(status));
-  };
-  CallCredentials credentials = CredentialsOf(*context);
-  if (std::optional<absl::Status> answered = try_here(credentials, deadline)) {
-    finish(*answered);
-    return reactor;
-  }
-  const bool accepted = pool->TrySchedule(
-      [finish, work = std::move(work), credentials = std::move(credentials), deadline]() mutable {
-        finish(work(credentials, deadline));
-      });
-  if (!accepted) {
-    finish(absl::ResourceExhaustedError("the sidecar is overloaded; retry with backoff"));
-  }
-  return reactor;
-}
+// One method's types and handler entry points.
+struct ResolveMethod {
+  using Request = secretresolver::v1::ResolveSecretsRequest;
+  using Response = ResolveSecretsResponse;
+  static constexpr absl::string_view kName = "ResolveSecrets";
+};
+
+struct DecryptMethod {
+  using Request = decryptv1beta1::SecureValueDecryptRequest;
+  using Response = SecureValueDecryptResponseCollection;
+  static constexpr absl::string_view kName = "DecryptSecureValues";
+};
 
 }  // namespace
 
-SecretResolverService::SecretResolverService(ResolveHandler* handler, WorkerPool* pool,
-                                             CallObserver observer)
-    : handler_(handler), pool_(pool), observer_(std::move(observer)) {}
+struct GrpcServices::Shared {
+  ResolveHandler* handler;
+  WorkerPool* pool;
+  CallObserver observer;
+  secretresolver::v1::SecretResolver::AsyncService resolver;
+  decryptv1beta1::SecureValueDecrypter::AsyncService decrypter;
 
-grpc::ServerUnaryReactor* SecretResolverService::ResolveSecrets(
-    grpc::CallbackServerContext* context,
-    const secretresolver::v1::ResolveSecretsRequest* request, ResolveSecretsResponse* response) {
-  return Serve(
-      "ResolveSecrets", context, response, pool_, observer_,
-      [this, request, response](const CallCredentials& credentials, absl::Time deadline) {
-        return handler_->TryResolveSecretsWithoutBlocking(credentials, *request, deadline,
+  void RequestCall(ResolveMethod, grpc::ServerContext* context, ResolveMethod::Request* request,
+                   grpc::ServerAsyncResponseWriter<ResolveMethod::Response>* responder,
+                   grpc::ServerCompletionQueue* queue, void* tag) {
+    resolver.RequestResolveSecrets(context, request, responder, queue, queue, tag);
+  }
+  void RequestCall(DecryptMethod, grpc::ServerContext* context, DecryptMethod::Request* request,
+                   grpc::ServerAsyncResponseWriter<DecryptMethod::Response>* responder,
+                   grpc::ServerCompletionQueue* queue, void* tag) {
+    decrypter.RequestDecryptSecureValues(context, request, responder, queue, queue, tag);
+  }
+  std::optional<absl::Status> TryHere(ResolveMethod, const CallCredentials& credentials,
+                                      const ResolveMethod::Request& request, absl::Time deadline,
+                                      ResolveMethod::Response* response) {
+    return handler->TryResolveSecretsWithoutBlocking(credentials, request, deadline, response);
+  }
+  std::optional<absl::Status> TryHere(DecryptMethod, const CallCredentials& credentials,
+                                      const DecryptMethod::Request& request, absl::Time deadline,
+                                      DecryptMethod::Response* response) {
+    return handler->TryDecryptSecureValuesWithoutBlocking(credentials, request, deadline,
                                                           response);
-      },
-      [this, request, response](const CallCredentials& credentials, absl::Time deadline) {
-        return handler_->ResolveSecrets(credentials, *request, deadline, response);
-      });
+  }
+  absl::Status Work(ResolveMethod, const CallCredentials& credentials,
+                    const ResolveMethod::Request& request, absl::Time deadline,
+                    ResolveMethod::Response* response) {
+    return handler->ResolveSecrets(credentials, request, deadline, response);
+  }
+  absl::Status Work(DecryptMethod, const CallCredentials& credentials,
+                    const DecryptMethod::Request& request, absl::Time deadline,
+                    DecryptMethod::Response* response) {
+    return handler->DecryptSecureValues(credentials, request, deadline, response);
+  }
+};
+
+namespace {
+
+// What a completion-queue tag points to.
+class QueueTag {
+ public:
+  virtual ~QueueTag() = default;
+  // The queue returned this tag; `ok` is the operation's outcome.
+  virtual void Proceed(bool ok) = 0;
+};
+
+// One call of `Method`: requested from the queue, answered (here or on the pool), finished,
+// deleted. While it is requested, exactly one more of its kind is requested on its queue.
+template <typename Method>
+class UnaryCall final : public QueueTag {
+ public:
+  // Asks the queue for the next call of `Method`.
+  static void Request(GrpcServices::Shared* shared, grpc::ServerCompletionQueue* queue) {
+    auto* call = new UnaryCall(shared, queue);
+    shared->RequestCall(Method(), &call->context_, &call->request_, &call->responder_, queue,
+                        call);
+  }
+
+  void Proceed(bool ok) override {
+    if (finishing_ || !ok) {
+      // Finished (the response is sent or the call died), or the queue is shutting down.
+      WipeValues(&response_);
+      delete this;
+      return;
+    }
+    Request(shared_, queue_);  // keep a call of this kind requested
+    finishing_ = true;
+    start_ = absl::Now();
+    const absl::Time deadline = absl::FromChrono(context_.deadline());
+    CallCredentials credentials = CredentialsOf(context_);
+    if (std::optional<absl::Status> answered =
+            shared_->TryHere(Method(), credentials, request_, deadline, &response_)) {
+      Finish(*answered);
+      return;
+    }
+    const bool accepted = shared_->pool->TrySchedule(
+        [this, credentials = std::move(credentials), deadline] {
+          Finish(shared_->Work(Method(), credentials, request_, deadline, &response_));
+        });
+    if (!accepted) {
+      Finish(absl::ResourceExhaustedError("the sidecar is overloaded; retry with backoff"));
+    }
+  }
+
+ private:
+  UnaryCall(GrpcServices::Shared* shared, grpc::ServerCompletionQueue* queue)
+      : shared_(shared), queue_(queue), responder_(&context_) {}
+
+  // Sends the response (or only the status, when it is not OK); the queue returns this call's
+  // tag once that is done.
+  void Finish(const absl::Status& status) {
+    if (shared_->observer) shared_->observer(Method::kName, status.code(), absl::Now() - start_);
+    responder_.Finish(response_, ToGrpcStatus(status), this);
+  }
+
+  GrpcServices::Shared* const shared_;
+  grpc::ServerCompletionQueue* const queue_;
+  grpc::ServerContext context_;
+  typename Method::Request request_;
+  typename Method::Response response_;
+  grpc::ServerAsyncResponseWriter<typename Method::Response> responder_;
+  bool finishing_ = false;
+  absl::Time start_;
+};
+
+}  // namespace
+
+GrpcServices::GrpcServices(ResolveHandler* handler, WorkerPool* pool, CallObserver observer,
+                           int queue_threads)
+    : shared_(std::make_unique<Shared>()), queue_threads_(std::max(1, queue_threads)) {
+  shared_->handler = handler;
+  shared_->pool = pool;
+  shared_->observer = std::move(observer);
 }
 
-SecureValueDecrypterService::SecureValueDecrypterService(ResolveHandler* handler,
-                                                         WorkerPool* pool,
-                                                         CallObserver observer)
-    : handler_(handler), pool_(pool), observer_(std::move(observer)) {}
+GrpcServices::~GrpcServices() { Stop(); }
 
-grpc::ServerUnaryReactor* SecureValueDecrypterService::DecryptSecureValues(
-    grpc::CallbackServerContext* context,
-    const decryptv1beta1::SecureValueDecryptRequest* request,
-    SecureValueDecryptResponseCollection* response) {
-  return Serve(
-      "DecryptSecureValues", context, response, pool_, observer_,
-      [this, request, response](const CallCredentials& credentials, absl::Time deadline) {
-        return handler_->TryDecryptSecureValuesWithoutBlocking(credentials, *request, deadline,
-                                                               response);
-      },
-      [this, request, response](const CallCredentials& credentials, absl::Time deadline) {
-        return handler_->DecryptSecureValues(credentials, *request, deadline, response);
-      });
+void GrpcServices::Register(grpc::ServerBuilder* builder) {
+  builder->RegisterService(&shared_->resolver);
+  builder->RegisterService(&shared_->decrypter);
+  for (int i = 0; i < queue_threads_; ++i) queues_.push_back(builder->AddCompletionQueue());
+}
+
+void GrpcServices::Start() {
+  for (auto& queue : queues_) {
+    grpc::ServerCompletionQueue* q = queue.get();
+    UnaryCall<ResolveMethod>::Request(shared_.get(), q);
+    UnaryCall<DecryptMethod>::Request(shared_.get(), q);
+    threads_.emplace_back([q] {
+      void* tag = nullptr;
+      bool ok = false;
+      while (q->Next(&tag, &ok)) static_cast<QueueTag*>(tag)->Proceed(ok);
+    });
+  }
+}
+
+void GrpcServices::Stop() {
+  for (auto& queue : queues_) queue->Shutdown();
+  for (std::thread& thread : threads_) thread.join();  // each drains its queue first
+  if (threads_.empty()) {
+    // Never started (the server failed to start): drain here; a queue must be empty to go.
+    for (auto& queue : queues_) {
+      void* tag = nullptr;
+      bool ok = false;
+      while (queue->Next(&tag, &ok)) static_cast<QueueTag*>(tag)->Proceed(ok);
+    }
+  }
+  threads_.clear();
+  queues_.clear();
 }
 
 }  // namespace secret_resolver

@@ -2,12 +2,14 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <fstream>
 #include <iterator>
 #include <mutex>
 #include <optional>
+#include <thread>
 #include <utility>
 
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
@@ -230,8 +232,7 @@ struct Sidecar::Parts {
   std::unique_ptr<RateLimiter> rate_limiter;
   std::unique_ptr<ResolveHandler> handler;
   std::unique_ptr<WorkerPool> pool;
-  std::unique_ptr<SecretResolverService> resolver_service;
-  std::unique_ptr<SecureValueDecrypterService> decrypt_service;
+  std::unique_ptr<GrpcServices> services;
   std::unique_ptr<grpc::Server> server;
   std::unique_ptr<grpc::Server> health_server;
   std::unique_ptr<AdminServer> admin;
@@ -412,10 +413,10 @@ absl::StatusOr<std::unique_ptr<Sidecar>> Sidecar::Start(const Config& config) {
   p.handler = std::make_unique<ResolveHandler>(p.verifier.get(), p.resolver.get(),
                                                std::move(handler_options));
   p.pool = std::make_unique<WorkerPool>(limits.worker_threads(), limits.worker_threads() * 64);
-  p.resolver_service =
-      std::make_unique<SecretResolverService>(p.handler.get(), p.pool.get(), observer);
-  p.decrypt_service = std::make_unique<SecureValueDecrypterService>(p.handler.get(),
-                                                                     p.pool.get(), observer);
+  // One completion-queue thread per core: they poll and answer warm calls themselves.
+  p.services = std::make_unique<GrpcServices>(
+      p.handler.get(), p.pool.get(), observer,
+      static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
 
   grpc::EnableDefaultHealthCheckService(true);
   if (config.reflection()) grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -432,14 +433,14 @@ absl::StatusOr<std::unique_ptr<Sidecar>> Sidecar::Start(const Config& config) {
   if (!listen.tcp_address().empty()) {
     builder.AddListeningPort(listen.tcp_address(), TcpCredentials(config), &tcp_port);
   }
-  builder.RegisterService(p.resolver_service.get());
-  builder.RegisterService(p.decrypt_service.get());
+  p.services->Register(&builder);
   p.server = builder.BuildAndStart();
   if (p.server == nullptr) {
     return absl::FailedPreconditionError(
         absl::StrCat("cannot listen on ", p.unix_target, p.unix_target.empty() ? "" : " ",
                      listen.tcp_address()));
   }
+  p.services->Start();
   if (!listen.tcp_address().empty()) {
     const size_t colon = listen.tcp_address().rfind(':');
     p.tcp_target = absl::StrCat(listen.tcp_address().substr(0, colon), ":", tcp_port);
@@ -500,9 +501,11 @@ void Sidecar::Shutdown(absl::Duration grace) {
   if (p.health_server != nullptr) p.health_server->GetHealthCheckService()->Shutdown();
   if (p.admin != nullptr) p.admin->Stop();
   // Stops accepting, waits up to `grace` for in-flight calls, then cancels what is left.
+  // The queue threads keep completing calls meanwhile.
   p.server->Shutdown(std::chrono::system_clock::now() + absl::ToChronoNanoseconds(grace));
-  p.server.reset();
   p.pool.reset();  // runs the calls already accepted; each finishes (cancelled) at once
+  p.services->Stop();  // then the queues: every call's last event is on them by now
+  p.server.reset();
   if (p.health_server != nullptr) p.health_server->Shutdown();
   p.invalidation->Detach();
   p.cache.reset();  // wipes every cached value

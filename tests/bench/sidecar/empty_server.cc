@@ -10,6 +10,7 @@
 // It prints "ready" on stdout once it listens, and exits on SIGTERM or SIGINT.
 #include <signal.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <memory>
 #include <string>
@@ -28,7 +29,8 @@
 ABSL_FLAG(std::string, api, "callback", "gRPC C++ API: callback, sync or async.");
 ABSL_FLAG(std::string, unix_socket, "", "Unix socket path to listen on.");
 ABSL_FLAG(std::string, tcp_address, "", "host:port to listen on (plaintext).");
-ABSL_FLAG(int, async_threads, 2, "Completion-queue threads of the async API.");
+ABSL_FLAG(int, async_threads, std::max(1u, std::thread::hardware_concurrency()),
+          "Completion-queue threads of the async API (default: one per core, as the sidecar).");
 
 namespace secret_resolver {
 namespace {

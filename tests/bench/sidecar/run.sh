@@ -169,7 +169,8 @@ stop_empty() {
 
 echo "== sidecar vs empty handler: h2load -c $CLIENTS -m $STREAMS -t 1 -D $DURATION, 3 refs, warm cache"
 empty_port=$(free_port)
-run_empty callback "$empty_port"
+# The sidecar serves on the async API with one completion queue per core: so does its baseline.
+run_empty async "$empty_port"
 for transport in unix tcp; do
   if [[ $transport == unix ]]; then
     empty_base="unix:$work/empty.sock"; sidecar_base="unix:$state/resolver.sock"
@@ -197,7 +198,7 @@ wait "${pids[0]}" 2>/dev/null || true
 read -r s_med s_min s_max <<<"$("$tool" startup --socket="$state/resolver.sock" --runs=10 -- \
   "$work/secret-resolver" --config="$state/config.yaml")"
 read -r e_med e_min e_max <<<"$("$tool" startup --socket="$work/empty.sock" --runs=10 -- \
-  "$work/empty_server" --api=callback --unix_socket="$work/empty.sock")"
+  "$work/empty_server" --api=async --unix_socket="$work/empty.sock")"
 awk -v sm="$s_med" -v sn="$s_min" -v sx="$s_max" -v em="$e_med" -v en="$e_min" -v ex="$e_max" 'BEGIN {
   printf "sidecar:       median %.1f ms (min %.1f, max %.1f; target <= 200 ms)\n", sm, sn, sx
   printf "empty handler: median %.1f ms (min %.1f, max %.1f)\n", em, en, ex
