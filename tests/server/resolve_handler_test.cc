@@ -107,6 +107,14 @@ class ResolveHandlerTest : public ::testing::Test {
 
   absl::Time Deadline() { return clock_.Now() + absl::Seconds(5); }
 
+  // One reference to the stored secret.
+  secretresolver::v1::ResolveSecretsRequest OneRefRequest() {
+    secretresolver::v1::ResolveSecretsRequest request;
+    request.set_stack(kStack);
+    (*request.mutable_refs())["api-token"] = "secret://workflows/http/auth-token";
+    return request;
+  }
+
   secretresolver::v1::ResolveSecretsRequest Request() {
     secretresolver::v1::ResolveSecretsRequest request;
     request.set_stack(kStack);
@@ -164,9 +172,7 @@ TEST_F(ResolveHandlerTest, ResolvesAndConvertsEveryReference) {
 }
 
 TEST_F(ResolveHandlerTest, AnswersWithoutBlockingOnlyFromWarmCaches) {
-  secretresolver::v1::ResolveSecretsRequest request;
-  request.set_stack(kStack);
-  (*request.mutable_refs())["api-token"] = "secret://workflows/http/auth-token";
+  const secretresolver::v1::ResolveSecretsRequest request = OneRefRequest();
 
   // Cold: the token was never verified and the secret never fetched. Nothing happens.
   secretresolver::v1::ResolveSecretsResponse response;
@@ -207,9 +213,7 @@ TEST_F(ResolveHandlerTest, AnswersWithoutBlockingOnlyFromWarmCaches) {
 TEST_F(ResolveHandlerTest, CallMovedToAWorkerSpendsOneRateToken) {
   RateLimiter limiter(/*rate=*/0.001, /*burst=*/1, &clock_);
   MakeHandler(&limiter);
-  secretresolver::v1::ResolveSecretsRequest request;
-  request.set_stack(kStack);
-  (*request.mutable_refs())["api-token"] = "secret://workflows/http/auth-token";
+  const secretresolver::v1::ResolveSecretsRequest request = OneRefRequest();
   secretresolver::v1::ResolveSecretsResponse response;
   // Cold, so not answerable here: no token spent...
   EXPECT_FALSE(handler_->TryResolveSecretsWithoutBlocking(Bearer("good"), request, Deadline(),
