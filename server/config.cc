@@ -36,6 +36,8 @@ using google::protobuf::Descriptor;
 using google::protobuf::EnumValueDescriptor;
 using google::protobuf::FieldDescriptor;
 using google::protobuf::OneofDescriptor;
+using secretresolver::config::v1::Auth;
+using secretresolver::config::v1::Cache;
 using secretresolver::config::v1::Config;
 using Json = nlohmann::json;
 
@@ -359,6 +361,14 @@ void SetIfZero(google::protobuf::Duration* d, int64_t seconds) {
   if (IsZero(*d)) d->set_seconds(seconds);
 }
 
+// For durations where zero means something (no leeway, no negative caching, ...): the default
+// only when the key is absent, so an explicit "0s" stays zero.
+template <typename Message>
+void SetIfAbsent(Message* parent, bool (Message::*has)() const,
+                 google::protobuf::Duration* (Message::*mutable_field)(), int64_t seconds) {
+  if (!(parent->*has)()) (parent->*mutable_field)()->set_seconds(seconds);
+}
+
 // Collects the problems ValidateConfig finds.
 class Problems {
  public:
@@ -579,15 +589,15 @@ void ApplyDefaults(Config* config) {
 
   auto* auth = config->mutable_auth();
   SetIfZero(auth->mutable_jwks_refresh_interval(), 300);
-  SetIfZero(auth->mutable_leeway(), 60);
+  SetIfAbsent(auth, &Auth::has_leeway, &Auth::mutable_leeway, 60);
   if (auth->token_cache_size() == 0) auth->set_token_cache_size(10000);
 
   auto* cache = config->mutable_cache();
   SetIfZero(cache->mutable_ttl(), 300);
-  SetIfZero(cache->mutable_refresh_ahead(), 30);
-  SetIfZero(cache->mutable_refresh_jitter(), 15);
-  SetIfZero(cache->mutable_negative_ttl(), 5);
-  SetIfZero(cache->mutable_max_stale(), 900);
+  SetIfAbsent(cache, &Cache::has_refresh_ahead, &Cache::mutable_refresh_ahead, 30);
+  SetIfAbsent(cache, &Cache::has_refresh_jitter, &Cache::mutable_refresh_jitter, 15);
+  SetIfAbsent(cache, &Cache::has_negative_ttl, &Cache::mutable_negative_ttl, 5);
+  SetIfAbsent(cache, &Cache::has_max_stale, &Cache::mutable_max_stale, 900);
   if (cache->max_bytes() == 0) cache->set_max_bytes(uint64_t{64} << 20);
   if (cache->per_stack_share() == 0) cache->set_per_stack_share(0.25);
 
@@ -619,7 +629,7 @@ void ApplyDefaults(Config* config) {
   if (logging->level().empty()) logging->set_level("info");
   if (!logging->has_audit()) logging->set_audit(true);
 
-  SetIfZero(config->mutable_shutdown_grace(), 10);
+  SetIfAbsent(config, &Config::has_shutdown_grace, &Config::mutable_shutdown_grace, 10);
 }
 
 absl::Status ValidateConfig(const Config& config) {

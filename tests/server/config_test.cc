@@ -170,6 +170,24 @@ logging: {level: debug, audit: false}
   EXPECT_EQ(again.SerializeAsString(), config->SerializeAsString());  // idempotent
 }
 
+TEST(ConfigTest, ExplicitZeroDurationsStayZeroWhereZeroMeansSomething) {
+  absl::StatusOr<Config> config = ParseConfigYaml(R"(
+auth: {leeway: 0s}
+cache: {ttl: 0s, refresh_ahead: 0s, refresh_jitter: 0s, negative_ttl: 0s, max_stale: 0s}
+shutdown_grace: 0s
+)",
+                                                  "t.yaml");
+  ASSERT_TRUE(config.ok()) << config.status();
+  ApplyDefaults(&*config);
+  EXPECT_EQ(config->auth().leeway().seconds(), 0);
+  EXPECT_EQ(config->cache().refresh_ahead().seconds(), 0);
+  EXPECT_EQ(config->cache().refresh_jitter().seconds(), 0);
+  EXPECT_EQ(config->cache().negative_ttl().seconds(), 0);
+  EXPECT_EQ(config->cache().max_stale().seconds(), 0);
+  EXPECT_EQ(config->shutdown_grace().seconds(), 0);
+  EXPECT_EQ(config->cache().ttl().seconds(), 300);  // a zero TTL would mean no cache: default
+}
+
 // ---- Parsing ----
 
 TEST(ConfigTest, ScalarsAreConvertedByFieldType) {
