@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <memory>
 #include <vector>
 
 #include "absl/strings/ascii.h"
@@ -160,10 +161,18 @@ ClaimRead ReadString(const nlohmann::json& claims, const char* name, std::string
   return ClaimRead::kOk;
 }
 
+// Runs on every call (the verified-token cache is keyed by it), so the digest is fetched once
+// (EVP_sha256() would make OpenSSL 3 search its providers on every use) and each thread keeps
+// a context of its own.
 std::string Sha256(absl::string_view data) {
+  static EVP_MD* const sha256 = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  thread_local std::unique_ptr<EVP_MD_CTX, MdCtxDeleter> ctx(EVP_MD_CTX_new());
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
-  if (EVP_Digest(data.data(), data.size(), digest, &len, EVP_sha256(), nullptr) != 1) {
+  if (sha256 == nullptr || ctx == nullptr ||
+      EVP_DigestInit_ex2(ctx.get(), sha256, nullptr) != 1 ||
+      EVP_DigestUpdate(ctx.get(), data.data(), data.size()) != 1 ||
+      EVP_DigestFinal_ex(ctx.get(), digest, &len) != 1) {
     ERR_clear_error();
     return std::string();
   }
