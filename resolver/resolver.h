@@ -6,7 +6,7 @@
 // check (on every resolution, cache hits included) and builds the redaction tokens.
 //
 // Thread safety: Resolve() may be called concurrently. It blocks on store I/O on cache misses,
-// so it must not run on a gRPC callback thread.
+// so it must not run on a gRPC thread (ResolveWithoutBlocking may).
 #ifndef SECRET_RESOLVER_RESOLVER_RESOLVER_H_
 #define SECRET_RESOLVER_RESOLVER_RESOLVER_H_
 

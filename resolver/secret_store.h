@@ -6,7 +6,7 @@
 // version, already decrypted.
 //
 // Thread safety: implementations are safe for concurrent use from many threads. Calls block on
-// I/O, so they never run on a gRPC callback thread.
+// I/O, so they never run on a gRPC thread.
 #ifndef SECRET_RESOLVER_RESOLVER_SECRET_STORE_H_
 #define SECRET_RESOLVER_RESOLVER_SECRET_STORE_H_
 

@@ -9,8 +9,9 @@
 // Every outcome is reported through Hooks (metrics, audit log). Hooks never receive a value or
 // a token.
 //
-// Thread safety: the methods may be called concurrently. They block (signature checks, store
-// I/O on cache misses): call them from the worker pool, never from a gRPC callback thread.
+// Thread safety: the methods may be called concurrently. ResolveSecrets and DecryptSecureValues
+// block (signature checks, store I/O on cache misses): call them from the worker pool, never
+// from a gRPC thread; the Try...WithoutBlocking variants never block.
 #ifndef SECRET_RESOLVER_SERVER_RESOLVE_HANDLER_H_
 #define SECRET_RESOLVER_SERVER_RESOLVE_HANDLER_H_
 

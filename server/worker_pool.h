@@ -1,5 +1,5 @@
 // WorkerPool: a fixed set of threads that run resolutions, so that blocking store I/O and
-// signature checks never run on gRPC's callback threads. The queue is bounded: when it is full,
+// signature checks never run on gRPC's threads. The queue is bounded: when it is full,
 // TrySchedule refuses and the caller answers RESOURCE_EXHAUSTED (overload shedding) instead of
 // queueing without limit.
 //

@@ -146,7 +146,7 @@ struct JwksSourceStats {
 //
 // Loads happen on the calling thread: Lookup() may read the file or, for a URL source, make a
 // blocking HTTPS request (bounded by fetch_timeout) when a refresh is due or a `kid` is unknown.
-// Callers on latency-sensitive threads should keep Lookup() off gRPC callback threads, or call
+// Callers on latency-sensitive threads should keep Lookup() off gRPC threads, or call
 // Reload() periodically from a thread of their own. A failed load always keeps the previous keys.
 // Only one load runs at a time; while one runs, other lookups use the current keys, except a
 // lookup of an unknown `kid` that is allowed to refetch, which waits for the load in flight.
