@@ -296,23 +296,77 @@ TEST_F(SidecarTest, StaleSocketIsReplacedButALiveOneIsNot) {
                   .ok());
 }
 
-TEST_F(SidecarTest, NoLogLineContainsAValueOrAToken) {
+TEST_F(SidecarTest, NoValueOrTokenInAnyLogLineErrorMessageOrMetric) {
+  StartWith("admin:\n  enabled: true\n  address: 127.0.0.1:0\n"
+            "limits:\n  per_stack_rate: 0.001\n  per_stack_burst: 4\n");
   const std::string token = GoodToken();
-  ResolveSecretsResponse response;
-  Resolve(Request({{"a", "secret://workflows/http/auth-token"},
-                   {"b", "secret://workflows/db/password"},
-                   {"c", "secret://k6-only"},
-                   {"d", "secret://missing/one"}}),
-          &response, token);
-  Resolve(Request({{"a", "secret://workflows/http/auth-token"}}), &response, token + "x");
-  Resolve(Request({{"a", "secret://workflows/http/auth-token"}}, "stacks-1"), &response, token);
+  const std::string other_service = state_->Token(kStack, "k6");
+  const std::string expired = state_->Token(kStack, kService, -absl::Minutes(5));
+  const std::vector<std::string> planted = {kApiValue, kDbValue, "planted-k6-value-77",
+                                            token, other_service, expired};
+  // Every message a caller or an operator can see: status messages, per-reference errors,
+  // Grafana's error strings, then the log and the metrics.
+  std::vector<std::string> seen;
+  auto call = [&](const ResolveSecretsRequest& request, const std::string& credential) {
+    ResolveSecretsResponse response;
+    const grpc::Status status = Resolve(request, &response, credential);
+    seen.push_back(status.error_message());
+    for (const auto& [key, result] : response.results()) {
+      if (result.has_error()) seen.push_back(result.error().message());
+    }
+  };
+  // Success, and every per-reference error: not found, not a decrypter, malformed URI.
+  call(Request({{"a", "secret://workflows/http/auth-token"},
+                {"b", "secret://workflows/db/password"},
+                {"c", "secret://k6-only"},
+                {"d", "secret://missing/one"},
+                {"e", "secret://Bad Name"}}),
+       token);
+  call(Request({{"a", "secret://workflows/http/auth-token"}}), other_service);  // not a decrypter
+  // Every whole-call error: bad, tampered, expired and wrong-stack tokens; invalid requests.
+  call(Request({{"a", "secret://workflows/http/auth-token"}}), token + "x");
+  call(Request({{"a", "secret://workflows/http/auth-token"}}), "not.a.token");
+  call(Request({{"a", "secret://workflows/http/auth-token"}}), expired);
+  call(Request({{"a", "secret://workflows/http/auth-token"}}, "stacks-1"), token);
+  call(Request({}), token);
+  call(Request({{"bad key", "secret://a"}}), token);
+  for (int i = 0; i < 6; ++i) call(Request({{"a", "secret://k6-only"}}), token);  // rate limit
+  {
+    auto stub = decryptv1beta1::SecureValueDecrypter::NewStub(channel_);
+    grpc::ClientContext context;
+    context.AddMetadata("x-access-token", token);
+    decryptv1beta1::SecureValueDecryptRequest request;
+    request.set_namespace_(kStack);
+    request.add_names("k6-only");
+    request.add_names("absent");
+    decryptv1beta1::SecureValueDecryptResponseCollection response;
+    const grpc::Status status = stub->DecryptSecureValues(&context, request, &response);
+    seen.push_back(status.error_message());
+    for (const auto& [name, result] : response.decrypted_values()) {
+      seen.push_back(result.error_message());
+    }
+  }
+  const std::string admin = sidecar_->ServingAddress("admin");
+  const size_t colon = admin.rfind(':');
+  httplib::Client client(admin.substr(0, colon), std::stoi(admin.substr(colon + 1)));
+  auto metrics = client.Get("/metrics");
+  ASSERT_TRUE(metrics);
+  seen.push_back(metrics->body);
+  EXPECT_THAT(metrics->body, HasSubstr("code=\"RESOURCE_EXHAUSTED\""));  // every path was driven
+  EXPECT_THAT(metrics->body, HasSubstr("reason=\"expired\""));
   sidecar_->Terminate();
-  const std::string log = sidecar_->Log();
-  EXPECT_THAT(log, Not(HasSubstr(kApiValue)));
-  EXPECT_THAT(log, Not(HasSubstr(kDbValue)));
-  EXPECT_THAT(log, Not(HasSubstr("planted-k6-value-77")));
-  EXPECT_THAT(log, Not(HasSubstr(token)));
-  EXPECT_THAT(log, Not(HasSubstr(token.substr(token.rfind('.') + 1))));  // the signature
+  seen.push_back(sidecar_->Log());
+
+  for (size_t i = 0; i < seen.size(); ++i) {
+    for (size_t j = 0; j < planted.size(); ++j) {
+      // Names the text and the planted item by index: neither is printed.
+      EXPECT_EQ(seen[i].find(planted[j]), std::string::npos)
+          << "text #" << i << " contains planted item #" << j;
+    }
+    const std::string& t = token;
+    EXPECT_EQ(seen[i].find(t.substr(t.rfind('.') + 1)), std::string::npos)
+        << "text #" << i << " contains the token's signature";
+  }
 }
 
 }  // namespace
