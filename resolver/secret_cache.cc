@@ -319,7 +319,9 @@ class SecretCache::Impl {
   // refresh-ahead task, which pending_refreshes_ counts.
   void RunFetch(std::shared_ptr<Flight> flight, bool refresh);
   // Marks `flight` done, wakes its waiters and drops this reference, all under the lock.
-  void FinishLocked(std::shared_ptr<Flight> flight);
+  // Returns the flight's value when this was the last reference, for the caller to release
+  // after unlocking (releasing it may wipe a secret, which is not done under the lock).
+  std::shared_ptr<const CachedValue> FinishLocked(std::shared_ptr<Flight> flight);
   // Waits for `flight` until `deadline` (real time) and returns its result.
   absl::StatusOr<CachedSecret> WaitLocked(std::unique_lock<std::mutex>& lock, Flight& flight,
                                           absl::Time deadline);
@@ -499,13 +501,19 @@ std::shared_ptr<Flight> SecretCache::Impl::StartRefreshLocked(Entry& entry) {
 }
 
 void SecretCache::Impl::RunFetch(std::shared_ptr<Flight> flight, bool refresh) {
+  std::shared_ptr<const CachedValue> released;  // after the lock
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (shutting_down_) {
+    // A miss whose callers have all given up (only the map and this task hold the flight) is
+    // not fetched: under a slow store such fetches would pile up and add to its load. Waiters
+    // join under this lock, so the count cannot be too low.
+    const bool abandoned = !refresh && !flight->invalidated && flight.use_count() <= 2;
+    if (shutting_down_ || abandoned) {
       if (!flight->invalidated) flights_.erase(flight->key());
       flight->error_code = absl::StatusCode::kCancelled;
-      flight->error_message = "the secret cache is shutting down";
-      FinishLocked(std::move(flight));
+      flight->error_message = shutting_down_ ? "the secret cache is shutting down"
+                                             : "every caller gave up before the fetch began";
+      released = FinishLocked(std::move(flight));
     }
   }
   if (flight != nullptr) Fetch(std::move(flight));
@@ -516,12 +524,16 @@ void SecretCache::Impl::RunFetch(std::shared_ptr<Flight> flight, bool refresh) {
   if (--pending_refreshes_ == 0) refreshes_done_.notify_all();
 }
 
-void SecretCache::Impl::FinishLocked(std::shared_ptr<Flight> flight) {
+std::shared_ptr<const CachedValue> SecretCache::Impl::FinishLocked(
+    std::shared_ptr<Flight> flight) {
   flight->done = true;
   flight->cv.notify_all();
   // Every waiter holds a reference of its own, so the flight outlives this one unless nobody
-  // waits (all gave up); it then goes here, with at most a reference to a value.
+  // waits (all gave up); it then goes here, and its value to the caller.
+  std::shared_ptr<const CachedValue> value;
+  if (flight.use_count() == 1) value = std::move(flight->value);
   flight.reset();
+  return value;
 }
 
 void SecretCache::Impl::Fetch(std::shared_ptr<Flight> flight) {
@@ -595,8 +607,11 @@ void SecretCache::Impl::Fetch(std::shared_ptr<Flight> flight) {
     }
   }
   dropped.clear();  // wipes values no caller holds, outside the lock
-  std::lock_guard<std::mutex> lock(mu_);
-  FinishLocked(std::move(flight));
+  std::shared_ptr<const CachedValue> released;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    released = FinishLocked(std::move(flight));
+  }
 }
 
 void SecretCache::Impl::InsertLocked(std::unique_ptr<Entry> entry, Dropped& dropped) {

@@ -1,6 +1,9 @@
 #include "server/grpc_services.h"
 
 #include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <utility>
@@ -71,6 +74,23 @@ struct GrpcServices::Shared {
   ResolveHandler* handler;
   WorkerPool* pool;
   CallObserver observer;
+
+  // Guards `draining` and `live_calls`. Checking `draining` and handing a call to the pool
+  // happen under it, so once BeginDrain() returns nothing reaches the pool any more.
+  std::mutex mu;
+  std::condition_variable calls_gone;
+  bool draining = false;
+  int live_calls = 0;  // UnaryCall objects in existence (requested, running or finishing)
+
+  // Hands `task` to the pool unless draining; false when not taken.
+  bool Dispatch(std::function<void()> task) {
+    std::lock_guard<std::mutex> lock(mu);
+    return !draining && pool->TrySchedule(std::move(task));
+  }
+  bool IsDraining() {
+    std::lock_guard<std::mutex> lock(mu);
+    return draining;
+  }
   secretresolver::v1::SecretResolver::AsyncService resolver;
   decryptv1beta1::SecureValueDecrypter::AsyncService decrypter;
 
@@ -131,14 +151,19 @@ class UnaryCall final : public QueueTag {
 
   void Proceed(bool ok) override {
     if (finishing_ || !ok) {
-      // Finished (the response is sent or the call died), or the queue is shutting down.
+      // Finished (the response is sent or the call died), or the server is shutting down.
       WipeValues(&response_);
       delete this;
       return;
     }
-    Request(shared_, queue_);  // keep a call of this kind requested
     finishing_ = true;
     start_ = absl::Now();
+    if (shared_->IsDraining()) {
+      // Matched just before the server shut down: answer, and request no more.
+      Finish(absl::UnavailableError("the sidecar is shutting down"));
+      return;
+    }
+    Request(shared_, queue_);  // keep a call of this kind requested
     const absl::Time deadline = absl::FromChrono(context_.deadline());
     CallCredentials credentials = CredentialsOf(context_);
     if (std::optional<absl::Status> answered =
@@ -146,18 +171,34 @@ class UnaryCall final : public QueueTag {
       Finish(*answered);
       return;
     }
-    const bool accepted = shared_->pool->TrySchedule(
-        [this, credentials = std::move(credentials), deadline] {
+    const bool accepted =
+        shared_->Dispatch([this, credentials = std::move(credentials), deadline] {
+          // Calls still queued when shutdown began are not worked on. (One whose deadline has
+          // passed is refused by the handler before any work.)
+          if (shared_->IsDraining()) {
+            Finish(absl::UnavailableError("the sidecar is shutting down"));
+            return;
+          }
           Finish(shared_->Work(Method(), credentials, request_, deadline, &response_));
         });
     if (!accepted) {
-      Finish(absl::ResourceExhaustedError("the sidecar is overloaded; retry with backoff"));
+      Finish(shared_->IsDraining()
+                 ? absl::UnavailableError("the sidecar is shutting down")
+                 : absl::ResourceExhaustedError("the sidecar is overloaded; retry with backoff"));
     }
+  }
+
+  ~UnaryCall() override {
+    std::lock_guard<std::mutex> lock(shared_->mu);
+    if (--shared_->live_calls == 0) shared_->calls_gone.notify_all();
   }
 
  private:
   UnaryCall(GrpcServices::Shared* shared, grpc::ServerCompletionQueue* queue)
-      : shared_(shared), queue_(queue), responder_(&context_) {}
+      : shared_(shared), queue_(queue), responder_(&context_) {
+    std::lock_guard<std::mutex> lock(shared_->mu);
+    ++shared_->live_calls;
+  }
 
   // Sends the response (or only the status, when it is not OK); the queue returns this call's
   // tag once that is done.
@@ -207,7 +248,23 @@ void GrpcServices::Start() {
   }
 }
 
+void GrpcServices::BeginDrain() {
+  std::lock_guard<std::mutex> lock(shared_->mu);
+  shared_->draining = true;
+}
+
 void GrpcServices::Stop() {
+  BeginDrain();
+  {
+    // Every call still in existence finishes on a queue, which must stay open until it has:
+    // requested ones come back cancelled once the server is shut down, running ones finish.
+    // Bounded, so a stuck call cannot hold the process past its grace period for ever.
+    std::unique_lock<std::mutex> lock(shared_->mu);
+    if (!threads_.empty()) {
+      shared_->calls_gone.wait_for(lock, std::chrono::seconds(30),
+                                   [this] { return shared_->live_calls == 0; });
+    }
+  }
   for (auto& queue : queues_) queue->Shutdown();
   for (std::thread& thread : threads_) thread.join();  // each drains its queue first
   if (threads_.empty()) {

@@ -57,8 +57,13 @@ class GrpcServices {
   // Starts serving on the queues. After BuildAndStart() succeeded.
   void Start();
 
-  // Shuts the queues down, finishes what is on them and joins their threads. Call after the
-  // server's Shutdown() and after the pool has run the calls it accepted. Idempotent.
+  // From now on calls are not handed to the pool, and calls that arrive are answered
+  // UNAVAILABLE. Call right after the server's Shutdown(), before the pool is destroyed.
+  void BeginDrain();
+
+  // BeginDrain(), waits until every call has finished (at most 30 s), then shuts the queues
+  // down, drains them and joins their threads. Call after the server's Shutdown() and after the
+  // pool has run the calls it accepted. Idempotent.
   void Stop();
 
   // What the calls share; defined in the .cc file.

@@ -135,7 +135,8 @@ void JsonLogger::RunWriter() {
   std::unique_lock<std::mutex> lock(buffer_mu_);
   for (;;) {
     wake_writer_.wait_for(lock, absl::ToChronoNanoseconds(flush_interval_), [this] {
-      return stopping_ || flushes_requested_ > flushes_done_;
+      return stopping_ || flushes_requested_ > flushes_done_ ||
+             pending_.size() >= max_buffered_bytes_ / 2;
     });
     batch.swap(pending_);
     const uint64_t serving = flushes_requested_;
@@ -205,6 +206,8 @@ void JsonLogger::Write(const std::string& text) {
   std::unique_lock<std::mutex> lock(buffer_mu_);
   buffer_space_.wait(lock, [this] { return pending_.size() < max_buffered_bytes_ || stopping_; });
   pending_ += text;
+  // Past half the bound, write now rather than at the next interval, so callers rarely wait.
+  if (pending_.size() >= max_buffered_bytes_ / 2) wake_writer_.notify_one();
 }
 
 void JsonLogger::WriteNow(const std::string& text) {

@@ -73,11 +73,13 @@ std::optional<absl::StatusOr<ResolveResults>> ResolveHandler::Resolve(
     return options_.rate_limiter != nullptr &&
            !options_.rate_limiter->Allow(CanonicalStack(request.stack));
   };
-  const absl::Status over_rate = absl::ResourceExhaustedError(
-      absl::StrCat("rate limit exceeded for stack \"", CanonicalStack(request.stack), "\""));
+  auto over_rate = [&] {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("rate limit exceeded for stack \"", CanonicalStack(request.stack), "\""));
+  };
   absl::StatusOr<ResolveResults> results;
   if (may_block) {
-    if (rate_limited()) return over_rate;
+    if (rate_limited()) return over_rate();
     results = resolver_->Resolve(caller, request, deadline);
   } else {
     // The limit is applied only once the call is known to be answerable here, so a call that
@@ -85,7 +87,7 @@ std::optional<absl::StatusOr<ResolveResults>> ResolveHandler::Resolve(
     std::optional<absl::StatusOr<ResolveResults>> cached =
         resolver_->ResolveWithoutBlocking(caller, request);
     if (!cached.has_value()) return std::nullopt;
-    if (rate_limited()) return over_rate;
+    if (rate_limited()) return over_rate();
     results = *std::move(cached);
   }
   if (!results.ok() || !options_.hooks.on_references) return results;

@@ -1,5 +1,6 @@
 #include "server/sidecar.h"
 
+#include <sched.h>
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -9,7 +10,6 @@
 #include <iterator>
 #include <mutex>
 #include <optional>
-#include <thread>
 #include <utility>
 
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
@@ -146,6 +146,14 @@ class InvalidationTarget {
   SecretCache* cache_;
 };
 
+// CPUs in this process's affinity mask (a container's cpuset), at least 1.
+int UsableCpus() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof(set), &set) != 0) return 1;
+  return std::max(1, CPU_COUNT(&set));
+}
+
 // The per-reference outcome counter's series, looked up once per (code, cache outcome) and then
 // reused: every resolved reference increments one, so the hot path takes no lock and builds no
 // label strings.
@@ -216,6 +224,12 @@ class CallMetrics {
 
 // Declared in the order they are built; Shutdown() tears them down in reverse.
 struct Sidecar::Parts {
+  // When Start fails part way, the store (and its watch thread) outlives the cache for a
+  // moment during destruction: cut the link first.
+  ~Parts() {
+    if (invalidation != nullptr) invalidation->Detach();
+  }
+
   Config config;
   std::unique_ptr<MetricsRegistry> metrics;
   std::unique_ptr<ReferenceCounter> reference_counter;
@@ -413,16 +427,32 @@ absl::StatusOr<std::unique_ptr<Sidecar>> Sidecar::Start(const Config& config) {
   p.handler = std::make_unique<ResolveHandler>(p.verifier.get(), p.resolver.get(),
                                                std::move(handler_options));
   p.pool = std::make_unique<WorkerPool>(limits.worker_threads(), limits.worker_threads() * 64);
-  // One completion-queue thread per core: they poll and answer warm calls themselves.
-  p.services = std::make_unique<GrpcServices>(
-      p.handler.get(), p.pool.get(), observer,
-      static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+  // One completion-queue thread per CPU this process may run on (the affinity mask, not the
+  // host's core count), at most 4: they poll and answer warm calls themselves.
+  p.services = std::make_unique<GrpcServices>(p.handler.get(), p.pool.get(), observer,
+                                              std::min(4, UsableCpus()));
 
   grpc::EnableDefaultHealthCheckService(true);
+  const auto& listen = config.listen();
+  if (!listen.health_address().empty()) {
+    // A server of its own, so that the probe port reaches the health service and nothing else.
+    // Built before the reflection plugin is registered: the plugin, once registered, joins
+    // every server built afterwards.
+    grpc::ServerBuilder health_builder;
+    int health_port = 0;
+    health_builder.AddListeningPort(listen.health_address(), grpc::InsecureServerCredentials(),
+                                    &health_port);
+    p.health_server = health_builder.BuildAndStart();
+    if (p.health_server == nullptr || health_port == 0) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("listen.health_address: cannot listen on ", listen.health_address()));
+    }
+    const size_t colon = listen.health_address().rfind(':');
+    p.health_target = absl::StrCat(listen.health_address().substr(0, colon), ":", health_port);
+  }
   if (config.reflection()) grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   builder.SetMaxReceiveMessageSize(static_cast<int>(limits.max_message_bytes()));
-  const auto& listen = config.listen();
   if (!listen.unix_socket().empty()) {
     if (absl::Status s = PrepareUnixSocketPath(listen.unix_socket()); !s.ok()) return s;
     p.unix_path = listen.unix_socket();
@@ -444,20 +474,6 @@ absl::StatusOr<std::unique_ptr<Sidecar>> Sidecar::Start(const Config& config) {
   if (!listen.tcp_address().empty()) {
     const size_t colon = listen.tcp_address().rfind(':');
     p.tcp_target = absl::StrCat(listen.tcp_address().substr(0, colon), ":", tcp_port);
-  }
-  if (!listen.health_address().empty()) {
-    // A server of its own, so that the probe port reaches the health service and nothing else.
-    grpc::ServerBuilder health_builder;
-    int health_port = 0;
-    health_builder.AddListeningPort(listen.health_address(), grpc::InsecureServerCredentials(),
-                                    &health_port);
-    p.health_server = health_builder.BuildAndStart();
-    if (p.health_server == nullptr || health_port == 0) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("listen.health_address: cannot listen on ", listen.health_address()));
-    }
-    const size_t colon = listen.health_address().rfind(':');
-    p.health_target = absl::StrCat(listen.health_address().substr(0, colon), ":", health_port);
   }
   if (!p.unix_path.empty()) {
     absl::StatusOr<unsigned> mode = ParseSocketMode(listen.unix_socket_mode());
@@ -503,8 +519,9 @@ void Sidecar::Shutdown(absl::Duration grace) {
   // Stops accepting, waits up to `grace` for in-flight calls, then cancels what is left.
   // The queue threads keep completing calls meanwhile.
   p.server->Shutdown(std::chrono::system_clock::now() + absl::ToChronoNanoseconds(grace));
-  p.pool.reset();  // runs the calls already accepted; each finishes (cancelled) at once
-  p.services->Stop();  // then the queues: every call's last event is on them by now
+  p.services->BeginDrain();  // nothing more reaches the pool...
+  p.pool.reset();  // ...which finishes what it holds: cancelled calls without working on them
+  p.services->Stop();  // then the queues, once every call's last event is through
   p.server.reset();
   if (p.health_server != nullptr) p.health_server->Shutdown();
   p.invalidation->Detach();

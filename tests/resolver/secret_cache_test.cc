@@ -438,17 +438,45 @@ TEST_F(SecretCacheTest, FirstCallerStopsAtItsDeadlineAndTheFetchIsStillCached) {
     release.Wait();
   });
 
-  // The store hangs; the caller that started the fetch gives up at its own deadline.
-  absl::StatusOr<CachedSecret> first =
-      cache.Get(kStack, kName, absl::Now() + absl::Milliseconds(50));
-  EXPECT_EQ(CodeOf(first), absl::StatusCode::kDeadlineExceeded);
+  // The store hangs once the fetch has begun; the caller that started it gives up at its own
+  // deadline, and the fetch goes on.
+  absl::StatusOr<CachedSecret> first;
+  std::thread caller(
+      [&] { first = cache.Get(kStack, kName, absl::Now() + absl::Milliseconds(300)); });
   entered.Wait();
+  caller.join();
+  EXPECT_EQ(CodeOf(first), absl::StatusCode::kDeadlineExceeded);
 
   release.Notify();
   while (cache.stats().store_fetches < 1) std::this_thread::yield();
   store_.set_get_hook(nullptr);
   ExpectSecret(cache.Get(kStack, kName), kName, 1, CacheOutcome::kHit);
   EXPECT_EQ(store_.get_calls(), 1);
+}
+
+TEST_F(SecretCacheTest, FetchIsSkippedWhenEveryCallerGaveUpBeforeItBegan) {
+  Put(kStack, "first");
+  Put(kStack, "second");
+  CacheOptions options = Options();
+  options.max_concurrent_fetches = 1;
+  SecretCache cache(&store_, options);
+  Latch entered;
+  Latch release;
+  store_.set_get_hook([&] {
+    entered.Notify();
+    release.Wait();
+  });
+  std::thread blocker([&] { ASSERT_TRUE(cache.Get(kStack, "first").ok()); });
+  entered.Wait();  // the only fetch thread is busy
+  // Queued behind it, this caller gives up before its fetch can begin.
+  EXPECT_EQ(CodeOf(cache.Get(kStack, "second", absl::Now() + absl::Milliseconds(20))),
+            absl::StatusCode::kDeadlineExceeded);
+  store_.set_get_hook(nullptr);
+  release.Notify();
+  blocker.join();
+  // The abandoned fetch never reached the store; the next caller starts a fresh one.
+  ExpectSecret(cache.Get(kStack, "second"), "second", 1, CacheOutcome::kMiss);
+  EXPECT_EQ(store_.get_calls(), 2);
 }
 
 TEST_F(SecretCacheTest, StoreFetchesInFlightAreBoundedByMaxConcurrentFetches) {
