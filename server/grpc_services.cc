@@ -1,6 +1,7 @@
 #include "server/grpc_services.h"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
@@ -75,22 +76,20 @@ struct GrpcServices::Shared {
   WorkerPool* pool;
   CallObserver observer;
 
-  // Guards `draining` and `live_calls`. Checking `draining` and handing a call to the pool
-  // happen under it, so once BeginDrain() returns nothing reaches the pool any more.
+  // Setting `draining`, and checking it together with handing a call to the pool, happen
+  // under `mu`, so once BeginDrain() returns nothing reaches the pool any more. The other
+  // reads are lock-free: every call makes them.
   std::mutex mu;
-  std::condition_variable calls_gone;
-  bool draining = false;
-  int live_calls = 0;  // UnaryCall objects in existence (requested, running or finishing)
+  std::condition_variable calls_gone;  // notified under `mu` when live_calls reaches 0
+  std::atomic<bool> draining{false};
+  std::atomic<int> live_calls{0};  // UnaryCall objects in existence
 
   // Hands `task` to the pool unless draining; false when not taken.
   bool Dispatch(std::function<void()> task) {
     std::lock_guard<std::mutex> lock(mu);
-    return !draining && pool->TrySchedule(std::move(task));
+    return !draining.load(std::memory_order_relaxed) && pool->TrySchedule(std::move(task));
   }
-  bool IsDraining() {
-    std::lock_guard<std::mutex> lock(mu);
-    return draining;
-  }
+  bool IsDraining() const { return draining.load(std::memory_order_acquire); }
   secretresolver::v1::SecretResolver::AsyncService resolver;
   decryptv1beta1::SecureValueDecrypter::AsyncService decrypter;
 
@@ -189,15 +188,16 @@ class UnaryCall final : public QueueTag {
   }
 
   ~UnaryCall() override {
-    std::lock_guard<std::mutex> lock(shared_->mu);
-    if (--shared_->live_calls == 0) shared_->calls_gone.notify_all();
+    if (shared_->live_calls.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      std::lock_guard<std::mutex> lock(shared_->mu);
+      shared_->calls_gone.notify_all();
+    }
   }
 
  private:
   UnaryCall(GrpcServices::Shared* shared, grpc::ServerCompletionQueue* queue)
       : shared_(shared), queue_(queue), responder_(&context_) {
-    std::lock_guard<std::mutex> lock(shared_->mu);
-    ++shared_->live_calls;
+    shared_->live_calls.fetch_add(1, std::memory_order_relaxed);
   }
 
   // Sends the response (or only the status, when it is not OK); the queue returns this call's
@@ -250,7 +250,7 @@ void GrpcServices::Start() {
 
 void GrpcServices::BeginDrain() {
   std::lock_guard<std::mutex> lock(shared_->mu);
-  shared_->draining = true;
+  shared_->draining.store(true, std::memory_order_release);
 }
 
 void GrpcServices::Stop() {
