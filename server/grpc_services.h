@@ -3,8 +3,8 @@
 //   - secretresolver.v1.SecretResolver/ResolveSecrets
 //   - decryptv1beta1.SecureValueDecrypter/DecryptSecureValues (Grafana's API)
 // The async API was chosen by measurement on the 2-core target (docs/server.md): with an empty
-// handler it served 1.14-1.55x the calls of the callback API and 1.12-1.43x those of the sync
-// API over three runs, with the lowest p99.
+// handler it served 1.14-1.72x the calls of the callback API and 1.12-1.61x those of the sync
+// API over four runs, with the lowest p99.
 //
 // Each call copies its credential metadata and deadline. If the handler can answer without
 // blocking (a verified token and every reference in the caches), it does so on the queue thread;
