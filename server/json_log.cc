@@ -91,19 +91,14 @@ std::string FormatLogTime(absl::Time time) {
 }
 
 JsonLogger::JsonLogger(FILE* out, JsonLoggerOptions options)
-    : file_(out),
-      stream_(nullptr),
-      clock_(options.clock),
-      audit_(options.audit),
-      flush_interval_(options.flush_interval),
-      max_buffered_bytes_(std::max<size_t>(1, options.max_buffered_bytes)),
-      min_level_(static_cast<int>(options.min_level)) {
-  if (flush_interval_ > absl::ZeroDuration()) writer_ = std::thread([this] { RunWriter(); });
-}
+    : JsonLogger(out, nullptr, options) {}
 
 JsonLogger::JsonLogger(std::ostream* out, JsonLoggerOptions options)
-    : file_(nullptr),
-      stream_(out),
+    : JsonLogger(nullptr, out, options) {}
+
+JsonLogger::JsonLogger(FILE* file, std::ostream* stream, const JsonLoggerOptions& options)
+    : file_(file),
+      stream_(stream),
       clock_(options.clock),
       audit_(options.audit),
       flush_interval_(options.flush_interval),

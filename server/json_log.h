@@ -190,6 +190,9 @@ class JsonLogger {
   }
 
  private:
+  // Exactly one of `file` and `stream` is not null.
+  JsonLogger(FILE* file, std::ostream* stream, const JsonLoggerOptions& options);
+
   // Writes `lines` (each ending in a newline) now, or hands them to the writer thread.
   void Write(const std::string& lines);
   // Writes to the output and flushes it.

@@ -154,35 +154,56 @@ int UsableCpus() {
   return std::max(1, CPU_COUNT(&set));
 }
 
-// The per-reference outcome counter's series, looked up once per (code, cache outcome) and then
-// reused: every resolved reference increments one, so the hot path takes no lock and builds no
-// label strings.
+// One metric series, looked up on first use and then reused, so that the hot path takes no
+// registry lock and builds no label strings. Racing first uses look up the same series.
+template <typename Series>
+class CachedSeries {
+ public:
+  template <typename Lookup>
+  Series* Get(Lookup lookup) {
+    Series* series = slot_.load(std::memory_order_acquire);
+    if (series == nullptr) {
+      series = lookup();
+      slot_.store(series, std::memory_order_release);
+    }
+    return series;
+  }
+
+ private:
+  std::atomic<Series*> slot_{nullptr};
+};
+
+// absl::StatusCode 0 (OK) to 16 (UNAUTHENTICATED) as an index; anything else as UNKNOWN (2).
+constexpr size_t kStatusCodes = 17;
+size_t CodeIndex(absl::StatusCode code) {
+  const auto index = static_cast<size_t>(code);
+  return index < kStatusCodes ? index : static_cast<size_t>(absl::StatusCode::kUnknown);
+}
+
+// Per-reference outcomes by (code, cache outcome), for the audit hook.
 class ReferenceCounter {
  public:
   explicit ReferenceCounter(Counter* counter) : counter_(counter) {}
 
   void Increment(absl::StatusCode code, std::optional<CacheOutcome> cache) {
-    const size_t c = static_cast<size_t>(code) < kCodes ? static_cast<size_t>(code) : 2;
+    const size_t c = CodeIndex(code);
     const size_t o = cache.has_value() ? 1 + static_cast<size_t>(*cache) : 0;
-    std::atomic<Counter::Series*>& slot = series_[c][o];
-    Counter::Series* series = slot.load(std::memory_order_acquire);
-    if (series == nullptr) {
-      series = counter_->WithLabels({absl::StatusCodeToString(static_cast<absl::StatusCode>(c)),
-                                     cache.has_value() ? CacheOutcomeName(*cache) : "none"});
-      slot.store(series, std::memory_order_release);
-    }
-    series->Increment();
+    series_[c][o]
+        .Get([&] {
+          return counter_->WithLabels(
+              {absl::StatusCodeToString(static_cast<absl::StatusCode>(c)),
+               cache.has_value() ? CacheOutcomeName(*cache) : "none"});
+        })
+        ->Increment();
   }
 
  private:
-  static constexpr size_t kCodes = 17;     // absl::StatusCode 0 (OK) to 16 (UNAUTHENTICATED)
   static constexpr size_t kOutcomes = 5;  // none, then each CacheOutcome
   Counter* const counter_;
-  std::array<std::array<std::atomic<Counter::Series*>, kOutcomes>, kCodes> series_{};
+  std::array<std::array<CachedSeries<Counter::Series>, kOutcomes>, kStatusCodes> series_;
 };
 
-// The per-call metrics (calls by method and code, latency by method), with their series looked
-// up once and reused, for the same reason as ReferenceCounter.
+// Calls by method and code, and call latency by method, for the services' observer.
 class CallMetrics {
  public:
   CallMetrics(Counter* calls, Histogram* seconds) : calls_(calls), seconds_(seconds) {}
@@ -194,30 +215,26 @@ class CallMetrics {
       seconds_->Observe({method}, absl::ToDoubleSeconds(latency));
       return;
     }
-    const size_t c = static_cast<size_t>(code) < kCodes ? static_cast<size_t>(code) : 2;
-    std::atomic<Counter::Series*>& call_slot = calls_series_[m][c];
-    Counter::Series* call = call_slot.load(std::memory_order_acquire);
-    if (call == nullptr) {
-      call = calls_->WithLabels({method, absl::StatusCodeToString(static_cast<absl::StatusCode>(c))});
-      call_slot.store(call, std::memory_order_release);
-    }
-    call->Increment();
-    Histogram::Series* latency_series = seconds_series_[m].load(std::memory_order_acquire);
-    if (latency_series == nullptr) {
-      latency_series = seconds_->WithLabels({method});
-      seconds_series_[m].store(latency_series, std::memory_order_release);
-    }
-    latency_series->Observe(absl::ToDoubleSeconds(latency));
+    const size_t c = CodeIndex(code);
+    calls_series_[m][c]
+        .Get([&] {
+          return calls_->WithLabels(
+              {method, absl::StatusCodeToString(static_cast<absl::StatusCode>(c))});
+        })
+        ->Increment();
+    seconds_series_[m]
+        .Get([&] { return seconds_->WithLabels({method}); })
+        ->Observe(absl::ToDoubleSeconds(latency));
   }
 
  private:
   static constexpr std::array<absl::string_view, 2> kMethods = {"ResolveSecrets",
                                                                 "DecryptSecureValues"};
-  static constexpr size_t kCodes = 17;
   Counter* const calls_;
   Histogram* const seconds_;
-  std::array<std::array<std::atomic<Counter::Series*>, kCodes>, kMethods.size()> calls_series_{};
-  std::array<std::atomic<Histogram::Series*>, kMethods.size()> seconds_series_{};
+  std::array<std::array<CachedSeries<Counter::Series>, kStatusCodes>, kMethods.size()>
+      calls_series_;
+  std::array<CachedSeries<Histogram::Series>, kMethods.size()> seconds_series_;
 };
 
 }  // namespace

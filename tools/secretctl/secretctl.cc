@@ -440,6 +440,24 @@ absl::StatusOr<std::unique_ptr<SecretStore>> OpenStore(const ParsedFlags& flags,
   return OpenSecretStore(url, ring, std::move(options));
 }
 
+// A store opened with the KEKs of --kek-file or --kek-env. The store refers to the ring, so
+// the ring is kept beside it (and destroyed after it).
+struct OpenedStore {
+  std::unique_ptr<KeyRing> ring;
+  std::unique_ptr<SecretStore> store;
+};
+
+absl::StatusOr<OpenedStore> OpenStoreFromFlags(const ParsedFlags& flags) {
+  absl::StatusOr<KeyRing> ring = KeyRingFromFlags(flags);
+  if (!ring.ok()) return ring.status();
+  OpenedStore opened;
+  opened.ring = std::make_unique<KeyRing>(*std::move(ring));
+  absl::StatusOr<std::unique_ptr<SecretStore>> store = OpenStore(flags, opened.ring.get());
+  if (!store.ok()) return store.status();
+  opened.store = *std::move(store);
+  return opened;
+}
+
 std::string DefaultActor() {
   std::string user;
   if (const char* env = std::getenv("USER"); env != nullptr && env[0] != '\0') {
@@ -669,13 +687,12 @@ absl::Status RunWrite(const ParsedFlags& flags, bool create, Io& io) {
   }
   if (absl::Status s = CheckStoreUrl(flags.Value("store")); !s.ok()) return s;
 
-  absl::StatusOr<KeyRing> ring = KeyRingFromFlags(flags);
-  if (!ring.ok()) return ring.status();
-  absl::StatusOr<std::unique_ptr<SecretStore>> store = OpenStore(flags, &*ring);
-  if (!store.ok()) return store.status();
+  absl::StatusOr<OpenedStore> opened = OpenStoreFromFlags(flags);
+  if (!opened.ok()) return opened.status();
+  SecretStore& store = *opened->store;
 
   // Checked before the value is read, so that an operator typing it learns first.
-  absl::StatusOr<std::optional<SecretMetadata>> existing = FindSecret(**store, *stack, *name);
+  absl::StatusOr<std::optional<SecretMetadata>> existing = FindSecret(store, *stack, *name);
   if (!existing.ok()) return existing.status();
   if (create && existing->has_value()) {
     return absl::AlreadyExistsError(absl::StrCat(SecretLabel(*stack, *name),
@@ -710,7 +727,7 @@ absl::Status RunWrite(const ParsedFlags& flags, bool create, Io& io) {
   } else {
     write.description = (*existing)->description;
   }
-  absl::StatusOr<int64_t> version = (*store)->Put(write);
+  absl::StatusOr<int64_t> version = store.Put(write);
   if (absl::IsInvalidArgument(version.status())) {
     // A rule of the store's own (PostgreSQL text cannot hold invalid UTF-8): name the flag.
     for (const absl::string_view field : {"description", "actor"}) {
@@ -737,11 +754,10 @@ absl::Status RunGet(const ParsedFlags& flags, Io& io) {
   absl::StatusOr<std::string> name = NameFromFlags(flags);
   if (!name.ok()) return name.status();
   if (absl::Status s = CheckStoreUrl(flags.Value("store")); !s.ok()) return s;
-  absl::StatusOr<KeyRing> ring = KeyRingFromFlags(flags);
-  if (!ring.ok()) return ring.status();
-  absl::StatusOr<std::unique_ptr<SecretStore>> store = OpenStore(flags, &*ring);
-  if (!store.ok()) return store.status();
-  absl::StatusOr<std::optional<SecretMetadata>> found = FindSecret(**store, *stack, *name);
+  absl::StatusOr<OpenedStore> opened = OpenStoreFromFlags(flags);
+  if (!opened.ok()) return opened.status();
+  SecretStore& store = *opened->store;
+  absl::StatusOr<std::optional<SecretMetadata>> found = FindSecret(store, *stack, *name);
   if (!found.ok()) return found.status();
   if (!found->has_value()) {
     return absl::NotFoundError(absl::StrCat(SecretLabel(*stack, *name), " not found"));
@@ -755,11 +771,10 @@ absl::Status RunList(const ParsedFlags& flags, Io& io) {
   absl::StatusOr<std::string> stack = StackFromFlags(flags);
   if (!stack.ok()) return stack.status();
   if (absl::Status s = CheckStoreUrl(flags.Value("store")); !s.ok()) return s;
-  absl::StatusOr<KeyRing> ring = KeyRingFromFlags(flags);
-  if (!ring.ok()) return ring.status();
-  absl::StatusOr<std::unique_ptr<SecretStore>> store = OpenStore(flags, &*ring);
-  if (!store.ok()) return store.status();
-  absl::StatusOr<std::vector<SecretMetadata>> all = (*store)->List(*stack);
+  absl::StatusOr<OpenedStore> opened = OpenStoreFromFlags(flags);
+  if (!opened.ok()) return opened.status();
+  SecretStore& store = *opened->store;
+  absl::StatusOr<std::vector<SecretMetadata>> all = store.List(*stack);
   if (!all.ok()) return all.status();
   if (flags.Has("json")) {
     nlohmann::ordered_json secrets = nlohmann::ordered_json::array();
@@ -789,11 +804,10 @@ absl::Status RunVersions(const ParsedFlags& flags, Io& io) {
   absl::StatusOr<std::string> name = NameFromFlags(flags);
   if (!name.ok()) return name.status();
   if (absl::Status s = CheckStoreUrl(flags.Value("store")); !s.ok()) return s;
-  absl::StatusOr<KeyRing> ring = KeyRingFromFlags(flags);
-  if (!ring.ok()) return ring.status();
-  absl::StatusOr<std::unique_ptr<SecretStore>> store = OpenStore(flags, &*ring);
-  if (!store.ok()) return store.status();
-  absl::StatusOr<std::optional<SecretMetadata>> found = FindSecret(**store, *stack, *name);
+  absl::StatusOr<OpenedStore> opened = OpenStoreFromFlags(flags);
+  if (!opened.ok()) return opened.status();
+  SecretStore& store = *opened->store;
+  absl::StatusOr<std::optional<SecretMetadata>> found = FindSecret(store, *stack, *name);
   if (!found.ok()) return found.status();
   if (!found->has_value()) {
     return absl::NotFoundError(absl::StrCat(
@@ -842,11 +856,10 @@ absl::Status RunDelete(const ParsedFlags& flags, Io& io) {
   absl::StatusOr<std::string> actor = ActorFromFlags(flags);
   if (!actor.ok()) return actor.status();
   if (absl::Status s = CheckStoreUrl(flags.Value("store")); !s.ok()) return s;
-  absl::StatusOr<KeyRing> ring = KeyRingFromFlags(flags);
-  if (!ring.ok()) return ring.status();
-  absl::StatusOr<std::unique_ptr<SecretStore>> store = OpenStore(flags, &*ring);
-  if (!store.ok()) return store.status();
-  absl::Status deleted = (*store)->Delete(*stack, *name, *actor);
+  absl::StatusOr<OpenedStore> opened = OpenStoreFromFlags(flags);
+  if (!opened.ok()) return opened.status();
+  SecretStore& store = *opened->store;
+  absl::Status deleted = store.Delete(*stack, *name, *actor);
   if (absl::IsNotFound(deleted)) {
     return absl::NotFoundError(absl::StrCat(SecretLabel(*stack, *name), " not found"));
   }
@@ -909,10 +922,9 @@ absl::Status RunRotateKek(const ParsedFlags& flags, Io& io) {
 absl::Status RunMigrate(const ParsedFlags& flags, Io& io) {
   if (absl::Status s = CheckKekSourceFlags(flags); !s.ok()) return s;
   if (absl::Status s = CheckStoreUrl(flags.Value("store")); !s.ok()) return s;
-  absl::StatusOr<KeyRing> ring = KeyRingFromFlags(flags);
-  if (!ring.ok()) return ring.status();
-  absl::StatusOr<std::unique_ptr<SecretStore>> store = OpenStore(flags, &*ring);
-  if (!store.ok()) return store.status();
+  // Opening the store migrates it.
+  absl::StatusOr<OpenedStore> opened = OpenStoreFromFlags(flags);
+  if (!opened.ok()) return opened.status();
   absl::StrAppend(&io.out, "store ", DescribeStoreUrl(flags.Value("store")),
                   " is at the current schema version\n");
   return absl::OkStatus();
