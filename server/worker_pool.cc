@@ -30,11 +30,6 @@ bool WorkerPool::TrySchedule(std::function<void()> task) {
   return true;
 }
 
-size_t WorkerPool::queued() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  return tasks_.size();
-}
-
 void WorkerPool::Run() {
   for (;;) {
     std::function<void()> task;

@@ -30,14 +30,11 @@ class WorkerPool {
   // Queues `task`; returns false (and drops it) when the queue is full or the pool is stopping.
   bool TrySchedule(std::function<void()> task);
 
-  // Tasks waiting to run (not counting those running).
-  size_t queued() const;
-
  private:
   void Run();
 
   const size_t max_queued_;
-  mutable std::mutex mu_;
+  std::mutex mu_;
   std::condition_variable ready_;
   std::deque<std::function<void()>> tasks_;  // guarded by mu_
   bool stopping_ = false;                    // guarded by mu_
