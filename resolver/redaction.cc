@@ -3,6 +3,7 @@
 #include <memory>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include <openssl/core_names.h>
 #include <openssl/evp.h>
@@ -64,10 +65,17 @@ absl::Status FormatError(size_t position, absl::string_view problem) {
       absl::StrCat("placeholder format: byte ", position, ": ", problem));
 }
 
-// Appends `format` with its fields filled in to `out`. One function both validates (in Create)
-// and expands (in Placeholder), so the two can never disagree about what a format means.
-absl::Status ExpandFormat(absl::string_view format, absl::string_view key,
-                          absl::string_view name, std::string* out) {
+}  // namespace
+
+// Parses `format` into segments, or says what is wrong with it.
+absl::Status RedactionTokens::ParseFormat(absl::string_view format,
+                                          std::vector<Segment>* segments) {
+  auto literal = [segments]() -> std::string& {
+    if (segments->empty() || segments->back().field != Field::kLiteral) {
+      segments->push_back({Field::kLiteral, ""});
+    }
+    return segments->back().literal;
+  };
   for (size_t i = 0; i < format.size();) {
     if (ControlSequenceLength(format, i) > 0) {
       return FormatError(i, "line breaks and control characters are not allowed");
@@ -75,7 +83,7 @@ absl::Status ExpandFormat(absl::string_view format, absl::string_view key,
     const char c = format[i];
     if (c == '{' || c == '}') {
       if (i + 1 < format.size() && format[i + 1] == c) {  // `{{` or `}}`: a literal brace
-        out->push_back(c);
+        literal().push_back(c);
         i += 2;
         continue;
       }
@@ -86,9 +94,9 @@ absl::Status ExpandFormat(absl::string_view format, absl::string_view key,
       }
       const absl::string_view field = format.substr(i + 1, close - i - 1);
       if (field == "key") {
-        out->append(key.data(), key.size());
+        segments->push_back({Field::kKey, ""});
       } else if (field == "name") {
-        out->append(name.data(), name.size());
+        segments->push_back({Field::kName, ""});
       } else {
         return FormatError(i, absl::StrCat("unknown field \"", absl::CHexEscape(field),
                                            "\" (known: {key}, {name})"));
@@ -96,11 +104,13 @@ absl::Status ExpandFormat(absl::string_view format, absl::string_view key,
       i = close + 1;
       continue;
     }
-    out->push_back(c);
+    literal().push_back(c);
     ++i;
   }
   return absl::OkStatus();
 }
+
+namespace {
 
 struct MacCtxDeleter {
   void operator()(EVP_MAC_CTX* ctx) const { EVP_MAC_CTX_free(ctx); }
@@ -148,8 +158,8 @@ absl::StatusOr<std::unique_ptr<RedactionTokens>> RedactionTokens::Create(
   if (placeholder_format.empty()) {
     return absl::InvalidArgumentError("placeholder format: must not be empty");
   }
-  std::string unused;
-  if (absl::Status status = ExpandFormat(placeholder_format, "", "", &unused); !status.ok()) {
+  std::vector<Segment> segments;
+  if (absl::Status status = ParseFormat(placeholder_format, &segments); !status.ok()) {
     return status;
   }
   if (fingerprint_key.size() < kMinFingerprintKeyBytes) {
@@ -162,13 +172,13 @@ absl::StatusOr<std::unique_ptr<RedactionTokens>> RedactionTokens::Create(
   if (TruncatedHmac(fingerprint_key.reveal(), "", "").empty()) {
     return absl::FailedPreconditionError("OpenSSL cannot compute HMAC-SHA256");
   }
-  return absl::WrapUnique(
-      new RedactionTokens(std::string(placeholder_format), std::move(fingerprint_key)));
+  return absl::WrapUnique(new RedactionTokens(std::move(segments), std::move(fingerprint_key)));
 }
 
-RedactionTokens::RedactionTokens(std::string placeholder_format, SecretBytes fingerprint_key)
-    : placeholder_format_(std::move(placeholder_format)),
-      fingerprint_key_(std::move(fingerprint_key)) {}
+RedactionTokens::RedactionTokens(std::vector<Segment> placeholder, SecretBytes fingerprint_key)
+    : placeholder_(std::move(placeholder)), fingerprint_key_(std::move(fingerprint_key)) {
+  for (const Segment& segment : placeholder_) literal_bytes_ += segment.literal.size();
+}
 
 std::string RedactionTokens::Placeholder(absl::string_view key, absl::string_view name) const {
   // Keys and names that reach here are usually validated already: copy only when a byte must
@@ -177,10 +187,27 @@ std::string RedactionTokens::Placeholder(absl::string_view key, absl::string_vie
   std::string name_buffer;
   if (!IsOneLine(key)) key = key_buffer = OneLine(key);
   if (!IsOneLine(name)) name = name_buffer = OneLine(name);
+  size_t size = literal_bytes_;
+  for (const Segment& segment : placeholder_) {
+    if (segment.field != Field::kLiteral) {
+      size += segment.field == Field::kKey ? key.size() : name.size();
+    }
+  }
   std::string out;
-  out.reserve(placeholder_format_.size() + key.size() + name.size());
-  // The format was validated by Create(), so expansion cannot fail.
-  ExpandFormat(placeholder_format_, key, name, &out).IgnoreError();
+  out.reserve(size);
+  for (const Segment& segment : placeholder_) {
+    switch (segment.field) {
+      case Field::kLiteral:
+        out += segment.literal;
+        break;
+      case Field::kKey:
+        out.append(key.data(), key.size());
+        break;
+      case Field::kName:
+        out.append(name.data(), name.size());
+        break;
+    }
+  }
   return out;
 }
 

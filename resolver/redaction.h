@@ -10,7 +10,9 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "resolver/secret_bytes.h"
@@ -44,9 +46,18 @@ class RedactionTokens {
   static std::string FormatFingerprint(absl::string_view digest);
 
  private:
-  RedactionTokens(std::string placeholder_format, SecretBytes fingerprint_key);
+  // The placeholder format, parsed once: literal text and the fields between it.
+  enum class Field { kLiteral, kKey, kName };
+  struct Segment {
+    Field field;
+    std::string literal;  // for kLiteral
+  };
+  static absl::Status ParseFormat(absl::string_view format, std::vector<Segment>* segments);
 
-  std::string placeholder_format_;
+  RedactionTokens(std::vector<Segment> placeholder, SecretBytes fingerprint_key);
+
+  std::vector<Segment> placeholder_;
+  size_t literal_bytes_ = 0;  // of all kLiteral segments
   SecretBytes fingerprint_key_;
 };
 

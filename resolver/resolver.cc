@@ -82,8 +82,9 @@ std::optional<absl::StatusOr<ResolveResults>> Resolver::ResolveWith(
   // `stack-N` and `stacks-N` are one stack: one cache entry, one fingerprint.
   const std::string stack = CanonicalStack(request.stack);
   ResolveResults results;
-  // One fetch per distinct name, however many keys name it.
-  absl::flat_hash_map<std::string, absl::StatusOr<CachedSecret>> fetched;
+  // One fetch per distinct name, however many keys name it. Keyed by views of the names in
+  // `results`, whose nodes do not move.
+  absl::flat_hash_map<absl::string_view, absl::StatusOr<CachedSecret>> fetched;
   for (const auto& [key, uri] : request.refs) {
     RefResult& result = results[key];
     absl::StatusOr<std::string> name = ParseSecretUri(uri);

@@ -1,6 +1,7 @@
 #include "server/json_log.h"
 
 #include <algorithm>
+#include <array>
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <utility>
@@ -21,32 +22,41 @@ std::string Dump(const Json& object) {
   return object.dump(-1, ' ', false, Json::error_handler_t::replace);
 }
 
-// Appends `value` as a JSON string. Printable ASCII, the common case, is escaped here; anything
-// else goes through the JSON library, which also replaces invalid UTF-8.
-void AppendJsonString(absl::string_view value, std::string* out) {
-  const bool plain = std::all_of(value.begin(), value.end(), [](char c) {
-    return c >= 0x20 && c < 0x7f && c != '"' && c != '\\';
-  });
-  if (!plain) {
-    *out += Dump(Json(std::string(value)));
-    return;
+// `value` escaped for the inside of a JSON string. Printable ASCII, the common case, needs no
+// escaping and is returned as it is; anything else goes through the JSON library (into
+// `scratch`), which also replaces invalid UTF-8.
+absl::string_view JsonStringContent(absl::string_view value, std::string* scratch) {
+  static constexpr auto kPlain = [] {
+    std::array<bool, 256> plain{};
+    for (int c = 0x20; c < 0x7f; ++c) plain[c] = c != '"' && c != '\\';
+    return plain;
+  }();
+  if (std::all_of(value.begin(), value.end(),
+                  [](char c) { return kPlain[static_cast<unsigned char>(c)]; })) {
+    return value;
   }
-  *out += '"';
-  out->append(value.data(), value.size());
-  *out += '"';
+  *scratch = Dump(Json(std::string(value)));
+  return absl::string_view(*scratch).substr(1, scratch->size() - 2);  // without the quotes
 }
 
-// FormatLogTime, remembered per thread for the millisecond it shows: audit lines are written for
-// every call, and formatting a time through the time-zone library costs more than the rest of
-// the line.
-std::string FormatLogTimeCached(absl::Time time) {
-  thread_local int64_t cached_millis = std::numeric_limits<int64_t>::min();
-  thread_local std::string cached;
+// FormatLogTime, with everything up to the second remembered per thread: audit lines are
+// written for every call, and formatting a time through the time-zone library costs more than
+// the rest of the line.
+const std::string& FormatLogTimeCached(absl::Time time) {
+  thread_local int64_t cached_second = std::numeric_limits<int64_t>::min();
+  thread_local std::string cached;  // "YYYY-MM-DDTHH:MM:SS.mmmZ"
   const int64_t millis = absl::ToUnixMillis(time);
-  if (millis != cached_millis) {
+  const int64_t second = millis / 1000 - (millis % 1000 < 0 ? 1 : 0);
+  if (second != cached_second) {
     cached = FormatLogTime(time);
-    cached_millis = millis;
+    cached_second = second;
+    return cached;
   }
+  const int64_t ms = millis - second * 1000;  // 0..999
+  char* digits = &cached[cached.size() - 4];   // "mmm" before the final 'Z'
+  digits[0] = static_cast<char>('0' + ms / 100);
+  digits[1] = static_cast<char>('0' + ms / 10 % 10);
+  digits[2] = static_cast<char>('0' + ms % 10);
   return cached;
 }
 
@@ -165,30 +175,28 @@ void JsonLogger::LogAudit(absl::Span<const AuditRecord> records) {
   if (!audit_ || records.empty()) return;
   // Audit lines are written for every reference of every call, so they are formatted directly
   // rather than through a JSON object; the key order and escaping are those of Log().
-  std::string now;  // formatted once for the records that take the logger's time
+  absl::string_view now;  // formatted once for the records that take the logger's time
   // A buffer per thread that keeps its capacity: a fresh string per call grows through a
   // kilobyte-sized reallocation, which makes malloc consolidate its free lists every time.
   thread_local std::string text;
   text.clear();
+  std::string scratch[5];  // escaped strings, in the rare case one needs escaping
   for (const AuditRecord& record : records) {
     if (record.time == absl::InfinitePast() && now.empty()) {
       now = FormatLogTimeCached(clock_->Now());
     }
-    absl::StrAppend(&text, "{\"time\":\"",
-                    record.time == absl::InfinitePast() ? now : FormatLogTime(record.time),
-                    "\",\"level\":\"info\",\"msg\":\"audit\",\"stack\":");
-    AppendJsonString(record.stack, &text);
-    text += ",\"caller\":";
-    AppendJsonString(record.caller, &text);
-    text += ",\"ref_key\":";
-    AppendJsonString(record.ref_key, &text);
-    text += ",\"secret\":";
-    AppendJsonString(record.secret_name, &text);
-    absl::StrAppend(&text, ",\"version\":", record.version, ",\"decision\":\"",
-                    AuditDecisionName(record.decision), "\",\"code\":\"",
-                    absl::StatusCodeToString(record.code), "\",\"cache\":");
-    AppendJsonString(record.cache, &text);
-    absl::StrAppend(&text, ",\"latency_ms\":", record.latency_ms, "}\n");
+    absl::StrAppend(
+        &text, "{\"time\":\"",
+        record.time == absl::InfinitePast() ? now : FormatLogTime(record.time),
+        "\",\"level\":\"info\",\"msg\":\"audit\",\"stack\":\"",
+        JsonStringContent(record.stack, &scratch[0]), "\",\"caller\":\"",
+        JsonStringContent(record.caller, &scratch[1]), "\",\"ref_key\":\"",
+        JsonStringContent(record.ref_key, &scratch[2]), "\",\"secret\":\"",
+        JsonStringContent(record.secret_name, &scratch[3]), "\",\"version\":", record.version,
+        ",\"decision\":\"", AuditDecisionName(record.decision), "\",\"code\":\"",
+        absl::StatusCodeToString(record.code), "\",\"cache\":\"",
+        JsonStringContent(record.cache, &scratch[4]), "\",\"latency_ms\":", record.latency_ms,
+        "}\n");
   }
   Write(text);
 }

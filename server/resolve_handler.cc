@@ -2,6 +2,7 @@
 
 #include <utility>
 
+#include "absl/container/inlined_vector.h"
 #include "absl/strings/str_cat.h"
 #include "resolver/secret_uri.h"
 #include "server/status_mapping.h"
@@ -49,7 +50,7 @@ std::optional<absl::StatusOr<ResolveResults>> ResolveHandler::Resolve(
     }
     return absl::UnauthenticatedError("conflicting credentials: a header was sent twice");
   }
-  absl::StatusOr<std::string> token =
+  absl::StatusOr<absl::string_view> token =
       auth::CredentialFromMetadata(credentials.x_access_token, credentials.authorization);
   if (!token.ok()) {
     if (options_.hooks.on_auth_failure) {
@@ -68,7 +69,7 @@ std::optional<absl::StatusOr<ResolveResults>> ResolveHandler::Resolve(
     }
     return verification.caller.status();
   }
-  const Caller& caller = *verification.caller;
+  const Caller& caller = **verification.caller;
   auto rate_limited = [&]() -> bool {
     return options_.rate_limiter != nullptr &&
            !options_.rate_limiter->Allow(CanonicalStack(request.stack));
@@ -92,11 +93,12 @@ std::optional<absl::StatusOr<ResolveResults>> ResolveHandler::Resolve(
   }
   if (!results.ok() || !options_.hooks.on_references) return results;
   const absl::Duration latency = options_.clock->Now() - start;
-  std::vector<ReferenceOutcome> outcomes;
+  const std::string stack = CanonicalStack(request.stack);
+  absl::InlinedVector<ReferenceOutcome, 8> outcomes;
   outcomes.reserve(results->size());
   for (const auto& [key, result] : *results) {
     ReferenceOutcome& outcome = outcomes.emplace_back();
-    outcome.stack = CanonicalStack(request.stack);
+    outcome.stack = stack;
     outcome.caller = caller.service_identity;
     outcome.ref_key = key;
     outcome.name = result.name;
@@ -148,7 +150,7 @@ std::optional<absl::Status> ResolveHandler::ResolveSecrets(const CallCredentials
       Resolve(credentials, domain, deadline, may_block);
   if (!results.has_value()) return std::nullopt;
   if (!results->ok()) return results->status();
-  for (const auto& [key, result] : **results) {
+  for (auto& [key, result] : **results) {
     secretresolver::v1::SecretResult& out = (*response->mutable_results())[key];
     if (!result.status.ok()) {
       out.mutable_error()->set_code(RpcCodeNumber(result.status.code()));
@@ -156,12 +158,13 @@ std::optional<absl::Status> ResolveHandler::ResolveSecrets(const CallCredentials
       continue;
     }
     secretresolver::v1::ResolvedSecret* secret = out.mutable_secret();
-    secret->set_value(std::string(result.value->value.reveal()));
-    secret->set_name(result.name);
+    const absl::string_view value = result.value->value.reveal();
+    secret->set_value(value.data(), value.size());
+    secret->set_name(std::move(result.name));
     secret->set_version(result.value->version);
     secret->set_stale(result.stale);
-    secret->mutable_redaction()->set_placeholder(result.placeholder);
-    secret->mutable_redaction()->set_fingerprint(result.fingerprint);
+    secret->mutable_redaction()->set_placeholder(std::move(result.placeholder));
+    secret->mutable_redaction()->set_fingerprint(std::move(result.fingerprint));
   }
   return absl::OkStatus();
 }
@@ -184,7 +187,8 @@ std::optional<absl::Status> ResolveHandler::DecryptSecureValues(
   for (const auto& [name, result] : **results) {
     decryptv1beta1::Result& out = (*response->mutable_decrypted_values())[name];
     if (result.status.ok()) {
-      out.set_value(std::string(result.value->value.reveal()));
+      const absl::string_view value = result.value->value.reveal();
+      out.set_value(value.data(), value.size());
     } else {
       out.set_error_message(std::string(GrafanaError(result.status.code())));
     }

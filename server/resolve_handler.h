@@ -33,21 +33,23 @@
 
 namespace secret_resolver {
 
-// The credential metadata of a call, copied out of the gRPC context.
+// The credential metadata of a call: views of the gRPC context's metadata, valid while the
+// call is.
 struct CallCredentials {
-  std::optional<std::string> x_access_token;
-  std::optional<std::string> authorization;
+  std::optional<absl::string_view> x_access_token;
+  std::optional<absl::string_view> authorization;
   // One of the headers came more than once with different values: refused like two different
   // tokens (UNAUTHENTICATED, conflicting_credentials).
   bool conflicting = false;
 };
 
 // One reference's outcome, for the audit log and per-reference metrics. No value, no token.
+// The views are valid during the hook call only.
 struct ReferenceOutcome {
-  std::string stack;
-  std::string caller;  // the token's serviceIdentity
-  std::string ref_key;
-  std::string name;     // empty when the URI did not parse
+  absl::string_view stack;
+  absl::string_view caller;  // the token's serviceIdentity
+  absl::string_view ref_key;
+  absl::string_view name;  // empty when the URI did not parse
   int64_t version = 0;  // 0 unless resolved
   absl::StatusCode code = absl::StatusCode::kOk;
   std::optional<CacheOutcome> cache_outcome;

@@ -6,6 +6,7 @@
 #include <openssl/evp.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <limits>
 #include <memory>
@@ -161,24 +162,6 @@ ClaimRead ReadString(const nlohmann::json& claims, const char* name, std::string
   return ClaimRead::kOk;
 }
 
-// Runs on every call (the verified-token cache is keyed by it), so the digest is fetched once
-// (EVP_sha256() would make OpenSSL 3 search its providers on every use) and each thread keeps
-// a context of its own.
-std::string Sha256(absl::string_view data) {
-  static EVP_MD* const sha256 = EVP_MD_fetch(nullptr, "SHA256", nullptr);
-  thread_local std::unique_ptr<EVP_MD_CTX, MdCtxDeleter> ctx(EVP_MD_CTX_new());
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  if (sha256 == nullptr || ctx == nullptr ||
-      EVP_DigestInit_ex2(ctx.get(), sha256, nullptr) != 1 ||
-      EVP_DigestUpdate(ctx.get(), data.data(), data.size()) != 1 ||
-      EVP_DigestFinal_ex(ctx.get(), digest, &len) != 1) {
-    ERR_clear_error();
-    return std::string();
-  }
-  return std::string(reinterpret_cast<const char*>(digest), len);
-}
-
 bool IsOws(char c) { return c == ' ' || c == '\t'; }
 
 absl::string_view StripOws(absl::string_view s) {
@@ -187,12 +170,16 @@ absl::string_view StripOws(absl::string_view s) {
   return s;
 }
 
+// Runs over every call's token, so by table: one load and test per byte.
 bool HasWhitespaceOrControl(absl::string_view s) {
-  for (char c : s) {
-    const auto u = static_cast<unsigned char>(c);
-    if (u <= 0x20 || u == 0x7f) return true;
-  }
-  return false;
+  static constexpr auto kBad = [] {
+    std::array<bool, 256> bad{};
+    for (int c = 0; c <= 0x20; ++c) bad[c] = true;
+    bad[0x7f] = true;
+    return bad;
+  }();
+  return std::any_of(s.begin(), s.end(),
+                     [](char c) { return kBad[static_cast<unsigned char>(c)]; });
 }
 
 }  // namespace
@@ -248,8 +235,8 @@ AuthFailure AuthFailureOf(const absl::Status& status) {
   return AuthFailure::kNone;
 }
 
-absl::StatusOr<std::string> CredentialFromMetadata(std::optional<absl::string_view> x_access_token,
-                                                   std::optional<absl::string_view> authorization) {
+absl::StatusOr<absl::string_view> CredentialFromMetadata(
+    std::optional<absl::string_view> x_access_token, std::optional<absl::string_view> authorization) {
   if (!x_access_token.has_value() && !authorization.has_value()) {
     return Unauthenticated(AuthFailure::kMissingCredential,
                            "send x-access-token or authorization: Bearer");
@@ -281,7 +268,7 @@ absl::StatusOr<std::string> CredentialFromMetadata(std::optional<absl::string_vi
     return Unauthenticated(AuthFailure::kConflictingCredentials,
                            "x-access-token and authorization carry different tokens");
   }
-  return std::string(direct.has_value() ? *direct : *bearer);
+  return direct.has_value() ? *direct : *bearer;
 }
 
 // --- TokenVerifier ---
@@ -304,7 +291,9 @@ absl::StatusOr<std::unique_ptr<TokenVerifier>> TokenVerifier::Create(TokenVerifi
 }
 
 absl::StatusOr<Caller> TokenVerifier::Verify(absl::string_view token) {
-  return Check(token).caller;
+  TokenVerification checked = Check(token);
+  if (!checked.caller.ok()) return checked.caller.status();
+  return **checked.caller;
 }
 
 TokenVerification TokenVerifier::Check(absl::string_view token) {
@@ -312,17 +301,15 @@ TokenVerification TokenVerifier::Check(absl::string_view token) {
     return Fail(AuthFailure::kTooLarge,
                 absl::StrCat("longer than ", options_.max_token_bytes, " bytes"));
   }
-  const std::string digest = Sha256(token);
-  if (options_.cache_capacity > 0 && !digest.empty()) {
-    if (std::optional<TokenVerification> cached = CheckCached(digest, /*may_load=*/true)) {
+  const bool cacheable = options_.cache_capacity > 0;
+  if (cacheable) {
+    if (std::optional<TokenVerification> cached = CheckCached(token, /*may_load=*/true)) {
       return *std::move(cached);
     }
   }
   CacheEntry entry;
   TokenVerification result = VerifyUncached(token, &entry);
-  if (result.caller.ok() && options_.cache_capacity > 0 && !digest.empty()) {
-    Insert(digest, std::move(entry));
-  }
+  if (result.caller.ok() && cacheable) Insert(token, std::move(entry));
   return result;
 }
 
@@ -331,24 +318,23 @@ std::optional<TokenVerification> TokenVerifier::CheckWithoutBlocking(absl::strin
     return Fail(AuthFailure::kTooLarge,
                 absl::StrCat("longer than ", options_.max_token_bytes, " bytes"));
   }
-  const std::string digest = Sha256(token);
-  if (options_.cache_capacity == 0 || digest.empty()) return std::nullopt;
-  return CheckCached(digest, /*may_load=*/false);
+  if (options_.cache_capacity == 0) return std::nullopt;
+  return CheckCached(token, /*may_load=*/false);
 }
 
-std::optional<TokenVerification> TokenVerifier::CheckCached(const std::string& digest,
+std::optional<TokenVerification> TokenVerifier::CheckCached(absl::string_view token,
                                                             bool may_load) {
   const absl::Time now = options_.clock->Now();
-  Caller caller;
+  std::shared_ptr<const Caller> caller;
   std::shared_ptr<const VerificationKey> key;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    auto it = cache_.find(digest);
+    auto it = cache_.find(token);
     if (it == cache_.end()) return std::nullopt;
-    const CacheEntry& entry = it->second;
+    const CacheEntry& entry = *it->second;
     if (now >= entry.expires + options_.leeway) {
       EraseLocked(it);
-      ++stats_.cache_hits;
+      cache_hits_.fetch_add(1, std::memory_order_relaxed);
       return Fail(AuthFailure::kExpired, "exp is in the past (beyond leeway)");
     }
     if (entry.valid_from > now + options_.leeway) {
@@ -372,19 +358,18 @@ std::optional<TokenVerification> TokenVerifier::CheckCached(const std::string& d
   }
   if (current != key) {
     std::lock_guard<std::mutex> lock(mu_);
-    auto it = cache_.find(digest);
-    if (it != cache_.end() && it->second.key == key) EraseLocked(it);
+    auto it = cache_.find(token);
+    if (it != cache_.end() && it->second->key == key) EraseLocked(it);
     return std::nullopt;
   }
-  std::lock_guard<std::mutex> lock(mu_);
-  ++stats_.cache_hits;
+  cache_hits_.fetch_add(1, std::memory_order_relaxed);
   return TokenVerification{std::move(caller), AuthFailure::kNone};
 }
 
-void TokenVerifier::Insert(const std::string& digest, CacheEntry entry) {
+void TokenVerifier::Insert(absl::string_view token, CacheEntry entry) {
   const absl::Time now = options_.clock->Now();
   std::lock_guard<std::mutex> lock(mu_);
-  auto existing = cache_.find(digest);
+  auto existing = cache_.find(token);
   if (existing != cache_.end()) EraseLocked(existing);
   // Drop what has expired, then, if still full, the entry nearest expiry.
   while (!by_expiry_.empty() && now >= by_expiry_.begin()->first + options_.leeway) {
@@ -393,14 +378,17 @@ void TokenVerifier::Insert(const std::string& digest, CacheEntry entry) {
   while (cache_.size() >= options_.cache_capacity && !by_expiry_.empty()) {
     EraseLocked(cache_.find(by_expiry_.begin()->second));
   }
-  by_expiry_.emplace(entry.expires, digest);
-  cache_.emplace(digest, std::move(entry));
+  auto owned = std::make_unique<CacheEntry>(std::move(entry));
+  owned->token = SecretBytes(token);
+  const absl::string_view key = owned->token.reveal();
+  by_expiry_.emplace(owned->expires, key);
+  cache_.emplace(key, std::move(owned));
 }
 
-void TokenVerifier::EraseLocked(std::unordered_map<std::string, CacheEntry>::iterator it) {
+void TokenVerifier::EraseLocked(TokenCache::iterator it) {
   if (it == cache_.end()) return;
-  by_expiry_.erase({it->second.expires, it->first});
-  cache_.erase(it);
+  by_expiry_.erase({it->second->expires, it->first});
+  cache_.erase(it);  // wipes the entry's copy of the token
 }
 
 size_t TokenVerifier::cache_size() const {
@@ -411,6 +399,7 @@ size_t TokenVerifier::cache_size() const {
 TokenVerifierStats TokenVerifier::stats() const {
   std::lock_guard<std::mutex> lock(mu_);
   TokenVerifierStats out = stats_;
+  out.cache_hits = cache_hits_.load(std::memory_order_relaxed);
   out.cache_size = cache_.size();
   return out;
 }
@@ -594,11 +583,12 @@ TokenVerification TokenVerifier::VerifyUncached(absl::string_view token, CacheEn
     }
   }
 
-  entry->caller = caller;
+  auto shared = std::make_shared<const Caller>(std::move(caller));
+  entry->caller = shared;
   entry->expires = exp;
   entry->valid_from = valid_from;
   entry->key = *key;
-  return TokenVerification{std::move(caller), AuthFailure::kNone};
+  return TokenVerification{std::move(shared), AuthFailure::kNone};
 }
 
 }  // namespace auth

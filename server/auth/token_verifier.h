@@ -17,10 +17,12 @@
 // RS256 signatures exactly the modulus size; `crit` headers rejected; header-supplied keys
 // (`jwk`, `jku`, `x5u`, `x5c`) ignored.
 //
-// Verified tokens are cached by SHA-256 of the token until `exp` (plus leeway), bounded by a
-// capacity; at capacity, the entry nearest expiry goes first. A cache hit skips the signature
-// but re-checks the time claims against the clock and that the signing key is still published
-// (a key removed or replaced in the JWKS revokes the cached tokens it signed).
+// Verified tokens are cached until `exp` (plus leeway), bounded by a capacity; at capacity, the
+// entry nearest expiry goes first. The cache is keyed by the token itself, compared exactly and
+// kept in memory that is wiped when the entry goes (a digest would cost a SHA-256 per call, the
+// largest part of a warm call's own work). A cache hit skips the signature but re-checks the
+// time claims against the clock and that the signing key is still published (a key removed or
+// replaced in the JWKS revokes the cached tokens it signed).
 //
 // No message this file produces contains a token or any part of one.
 //
@@ -29,6 +31,7 @@
 #ifndef SECRET_RESOLVER_SERVER_AUTH_TOKEN_VERIFIER_H_
 #define SECRET_RESOLVER_SERVER_AUTH_TOKEN_VERIFIER_H_
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -36,15 +39,16 @@
 #include <optional>
 #include <set>
 #include <string>
-#include <unordered_map>
 #include <utility>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "resolver/access_policy.h"
 #include "resolver/clock.h"
+#include "resolver/secret_bytes.h"
 #include "server/auth/jwks.h"
 
 namespace secret_resolver {
@@ -86,8 +90,9 @@ AuthFailure AuthFailureOf(const absl::Status& status);
 // UNAUTHENTICATED with a payload for AuthFailureOf: neither present (missing_credential); an
 // empty value or an `authorization` that is not a single Bearer token (malformed); both present
 // with different tokens (conflicting_credentials).
-absl::StatusOr<std::string> CredentialFromMetadata(std::optional<absl::string_view> x_access_token,
-                                                   std::optional<absl::string_view> authorization);
+// The token returned views one of the two values.
+absl::StatusOr<absl::string_view> CredentialFromMetadata(
+    std::optional<absl::string_view> x_access_token, std::optional<absl::string_view> authorization);
 
 struct TokenVerifierOptions {
   // Required: `iss` must equal this exactly.
@@ -109,7 +114,8 @@ struct TokenVerifierOptions {
 
 // The outcome of one verification: the caller, or an UNAUTHENTICATED status and its reason.
 struct TokenVerification {
-  absl::StatusOr<Caller> caller;
+  // Shared with the verified-token cache, so a cache hit copies no claims.
+  absl::StatusOr<std::shared_ptr<const Caller>> caller;
   AuthFailure failure = AuthFailure::kNone;
 };
 
@@ -149,7 +155,8 @@ class TokenVerifier {
 
  private:
   struct CacheEntry {
-    Caller caller;
+    SecretBytes token;  // the cache key's bytes, wiped when the entry goes
+    std::shared_ptr<const Caller> caller;
     absl::Time expires;     // `exp`
     absl::Time valid_from;  // the later of `nbf` and `iat`, or InfinitePast
     // The key that verified the signature; a hit requires it to still be the published key.
@@ -162,19 +169,23 @@ class TokenVerifier {
   TokenVerification VerifyUncached(absl::string_view token, CacheEntry* entry);
   // Answers from the cache if it can. nullopt means "not cached (any more)", or, without
   // `may_load`, that confirming the token's key would need a JWKS reload.
-  std::optional<TokenVerification> CheckCached(const std::string& digest, bool may_load);
-  void Insert(const std::string& digest, CacheEntry entry);
-  void EraseLocked(std::unordered_map<std::string, CacheEntry>::iterator it);
+  // Verified token -> what it verified to. Each key views its own entry's `token`.
+  using TokenCache = absl::flat_hash_map<absl::string_view, std::unique_ptr<CacheEntry>>;
+
+  std::optional<TokenVerification> CheckCached(absl::string_view token, bool may_load);
+  void Insert(absl::string_view token, CacheEntry entry);
+  void EraseLocked(TokenCache::iterator it);
 
   const TokenVerifierOptions options_;
   JwksSource* const keys_;
 
   mutable std::mutex mu_;
-  // SHA-256 of the token -> what it verified to. Guarded by mu_.
-  std::unordered_map<std::string, CacheEntry> cache_;
-  // (expires, digest) for every cache entry, nearest expiry first. Guarded by mu_.
-  std::set<std::pair<absl::Time, std::string>> by_expiry_;
-  TokenVerifierStats stats_;  // guarded by mu_ (cache_size filled on read)
+  TokenCache cache_;  // guarded by mu_
+  // (expires, token) for every cache entry, nearest expiry first; views the entries' tokens.
+  // Guarded by mu_.
+  std::set<std::pair<absl::Time, absl::string_view>> by_expiry_;
+  TokenVerifierStats stats_;  // guarded by mu_ (cache_hits from cache_hits_, cache_size on read)
+  std::atomic<uint64_t> cache_hits_{0};
 };
 
 }  // namespace auth

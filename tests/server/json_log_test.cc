@@ -202,6 +202,27 @@ TEST_F(JsonLogTest, AuditLineHasEveryField) {
   EXPECT_EQ(lines[1]["cache"], "");
 }
 
+// Audit lines format the logger's time from a per-thread cache of the current second: every
+// line must still show the clock's own millisecond, within a second, across one, before 1970.
+TEST_F(JsonLogTest, AuditTimeIsTheClocksToTheMillisecond) {
+  JsonLogger logger(&out_, Options());
+  const std::vector<absl::Time> times = {
+      absl::FromUnixMillis(1700000000000), absl::FromUnixMillis(1700000000001),
+      absl::FromUnixMillis(1700000000999), absl::FromUnixMillis(1700000001000),
+      absl::FromUnixMillis(1700000001042), absl::FromUnixMillis(1699999999500),
+      absl::FromUnixMillis(-1),            absl::FromUnixMillis(-1000),
+      absl::FromUnixMillis(-999),          absl::FromUnixMillis(-1001)};
+  for (absl::Time time : times) {
+    clock_.SetTime(time);
+    logger.LogAudit(AuditRecord());
+  }
+  std::vector<Json> lines = ParseLines(out_.str());
+  ASSERT_EQ(lines.size(), times.size());
+  for (size_t i = 0; i < times.size(); ++i) {
+    EXPECT_EQ(lines[i]["time"], FormatLogTime(times[i])) << "line " << i;
+  }
+}
+
 TEST_F(JsonLogTest, AuditBatchEscapesEveryStringField) {
   JsonLogger logger(&out_, Options());
   std::vector<AuditRecord> records(3);

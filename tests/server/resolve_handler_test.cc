@@ -2,6 +2,7 @@
 // the real verifier with a JWKS file, the real cache and resolver, and the in-memory store.
 #include "server/resolve_handler.h"
 
+#include <deque>
 #include <memory>
 #include <string>
 #include <vector>
@@ -94,14 +95,17 @@ class ResolveHandlerTest : public ::testing::Test {
     };
     options.hooks.on_references = [this](absl::Span<const ReferenceOutcome> outcomes,
                                          absl::Duration) {
-      outcomes_.insert(outcomes_.end(), outcomes.begin(), outcomes.end());
+      for (const ReferenceOutcome& outcome : outcomes) {
+        outcomes_.push_back({std::string(outcome.stack), std::string(outcome.caller)});
+      }
     };
     handler_ = std::make_unique<ResolveHandler>(verifier_.get(), resolver_.get(), options);
   }
 
+  // The header lives in the fixture: CallCredentials only views it.
   CallCredentials Bearer(const std::string& token_name) {
     CallCredentials credentials;
-    credentials.authorization = "Bearer " + minted_->tokens.at(token_name);
+    credentials.authorization = headers_.emplace_back("Bearer " + minted_->tokens.at(token_name));
     return credentials;
   }
 
@@ -135,7 +139,13 @@ class ResolveHandlerTest : public ::testing::Test {
   std::unique_ptr<Resolver> resolver_;
   std::unique_ptr<ResolveHandler> handler_;
   std::vector<std::string> auth_failures_;
-  std::vector<ReferenceOutcome> outcomes_;
+  std::deque<std::string> headers_;
+  // What the tests check of each ReferenceOutcome, copied: its views end with the hook call.
+  struct Audited {
+    std::string stack;
+    std::string caller;
+  };
+  std::vector<Audited> outcomes_;
 };
 
 auth::testing::MintedTokens* ResolveHandlerTest::minted_ = nullptr;
@@ -165,7 +175,7 @@ TEST_F(ResolveHandlerTest, ResolvesAndConvertsEveryReference) {
   EXPECT_THAT(bad.error().message(), HasSubstr("byte 9"));
 
   ASSERT_EQ(outcomes_.size(), 3u);
-  for (const ReferenceOutcome& outcome : outcomes_) {
+  for (const Audited& outcome : outcomes_) {
     EXPECT_EQ(outcome.stack, kStack);
     EXPECT_EQ(outcome.caller, "grafana-workflows");
   }
