@@ -66,11 +66,13 @@ absl::Status CheckStack(const Caller& caller, absl::string_view stack,
 bool HasDecryptPermission(const Caller& caller, absl::string_view name) {
   // Whole-string comparison: `securevalues/a:decrypt` must not grant `ab`, and a permission for
   // `a` must not grant `a/b`. An empty name has no per-name permission.
-  const std::string for_name =
-      name.empty() ? "" : absl::StrCat(kPermissionPrefix, name, kPermissionSuffix);
   for (const std::string& permission : caller.permissions) {
     if (permission == kDecryptAllPermission) return true;
-    if (!for_name.empty() && permission == for_name) return true;
+    absl::string_view rest = permission;
+    if (!name.empty() && absl::ConsumePrefix(&rest, kPermissionPrefix) &&
+        absl::ConsumeSuffix(&rest, kPermissionSuffix) && rest == name) {
+      return true;
+    }
   }
   return false;
 }

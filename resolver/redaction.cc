@@ -1,5 +1,7 @@
 #include "resolver/redaction.h"
 
+#include <algorithm>
+#include <array>
 #include <memory>
 #include <string>
 #include <utility>
@@ -37,9 +39,19 @@ size_t ControlSequenceLength(absl::string_view s, size_t i) {
   return 0;
 }
 
+// Runs on every placeholder's key and name: a table finds the bytes that can start a control
+// sequence (rare) before ControlSequenceLength looks closer.
 bool IsOneLine(absl::string_view s) {
+  static constexpr auto kMayStart = [] {
+    std::array<bool, 256> may_start{};
+    for (int c = 0; c < 0x20; ++c) may_start[c] = true;
+    may_start[0x7f] = may_start[0xc2] = may_start[0xe2] = true;
+    return may_start;
+  }();
   for (size_t i = 0; i < s.size(); ++i) {
-    if (ControlSequenceLength(s, i) > 0) return false;
+    if (kMayStart[static_cast<unsigned char>(s[i])] && ControlSequenceLength(s, i) > 0) {
+      return false;
+    }
   }
   return true;
 }
@@ -225,7 +237,16 @@ std::string RedactionTokens::FingerprintDigest(absl::string_view stack,
 
 std::string RedactionTokens::FormatFingerprint(absl::string_view digest) {
   if (digest.empty()) return "";
-  return absl::StrCat(kFingerprintPrefix, absl::BytesToHexString(digest));
+  // Formatted for every resolved reference, so straight into the result.
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out(kFingerprintPrefix.size() + 2 * digest.size(), '\0');
+  char* p = std::copy(kFingerprintPrefix.begin(), kFingerprintPrefix.end(), out.data());
+  for (char c : digest) {
+    const auto byte = static_cast<unsigned char>(c);
+    *p++ = kHex[byte >> 4];
+    *p++ = kHex[byte & 0xf];
+  }
+  return out;
 }
 
 }  // namespace secret_resolver

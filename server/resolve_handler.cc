@@ -158,8 +158,10 @@ std::optional<absl::Status> ResolveHandler::ResolveSecrets(const CallCredentials
       continue;
     }
     secretresolver::v1::ResolvedSecret* secret = out.mutable_secret();
+    // Straight into the response: set_value() would pass the value through a temporary
+    // string that is freed without being wiped.
     const absl::string_view value = result.value->value.reveal();
-    secret->set_value(value.data(), value.size());
+    secret->mutable_value()->assign(value.data(), value.size());
     secret->set_name(std::move(result.name));
     secret->set_version(result.value->version);
     secret->set_stale(result.stale);
@@ -188,7 +190,7 @@ std::optional<absl::Status> ResolveHandler::DecryptSecureValues(
     decryptv1beta1::Result& out = (*response->mutable_decrypted_values())[name];
     if (result.status.ok()) {
       const absl::string_view value = result.value->value.reveal();
-      out.set_value(value.data(), value.size());
+      out.mutable_value()->assign(value.data(), value.size());
     } else {
       out.set_error_message(std::string(GrafanaError(result.status.code())));
     }

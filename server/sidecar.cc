@@ -19,6 +19,7 @@
 #include <grpcpp/security/tls_credentials_options.h>
 #include <openssl/crypto.h>
 
+#include "absl/container/inlined_vector.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -410,7 +411,7 @@ absl::StatusOr<std::unique_ptr<Sidecar>> Sidecar::Start(const Config& config) {
   handler_options.hooks.on_references = [log, reference_counter](
                                              absl::Span<const ReferenceOutcome> outcomes,
                                              absl::Duration latency) {
-    std::vector<AuditRecord> records;
+    absl::InlinedVector<AuditRecord, 8> records;
     records.reserve(outcomes.size());
     for (const ReferenceOutcome& outcome : outcomes) {
       reference_counter->Increment(outcome.code, outcome.cache_outcome);
