@@ -1,5 +1,6 @@
 #include "resolver/resolver.h"
 
+#include <algorithm>
 #include <utility>
 #include <vector>
 
@@ -63,13 +64,18 @@ std::optional<absl::StatusOr<ResolveResults>> Resolver::ResolveWith(
                                                    " references, more than the limit of ",
                                                    options_.max_refs));
   }
-  size_t index = 0;
-  for (const auto& [key, uri] : request.refs) {
-    if (absl::Status status = ValidateRefKey(key); !status.ok()) {
+  // In key order: results come out sorted, and errors name keys by their sorted index.
+  absl::InlinedVector<ResolveRequest::Ref, 8> refs = request.refs;
+  std::sort(refs.begin(), refs.end());
+  for (size_t index = 0; index < refs.size(); ++index) {
+    if (absl::Status status = ValidateRefKey(refs[index].first); !status.ok()) {
       return absl::InvalidArgumentError(
           absl::StrCat("refs: key #", index, " (in sorted order): ", status.message()));
     }
-    ++index;
+    if (index > 0 && refs[index].first == refs[index - 1].first) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("refs: key #", index, " (in sorted order) is given twice"));
+    }
   }
   if (absl::Status status = CheckStack(caller, request.stack, options_.access); !status.ok()) {
     return status;
@@ -85,8 +91,8 @@ std::optional<absl::StatusOr<ResolveResults>> Resolver::ResolveWith(
   // One fetch per distinct name, however many keys name it. Keyed by views of the names in
   // `results`, whose nodes do not move.
   absl::flat_hash_map<absl::string_view, absl::StatusOr<CachedSecret>> fetched;
-  for (const auto& [key, uri] : request.refs) {
-    RefResult& result = results[key];
+  for (const auto& [key, uri] : refs) {
+    RefResult& result = results.emplace_hint(results.end(), key, RefResult())->second;
     absl::StatusOr<std::string> name = ParseSecretUri(uri);
     if (!name.ok()) {
       result.status = name.status();

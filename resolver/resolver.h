@@ -16,9 +16,12 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 
+#include "absl/container/inlined_vector.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "resolver/access_policy.h"
 #include "resolver/redaction.h"
@@ -29,10 +32,13 @@ namespace secret_resolver {
 
 inline constexpr size_t kDefaultMaxRefs = 128;
 
-// The request, as domain types: stack and ref key -> `secret://` URI.
+// The request, as views of the caller's strings (which must outlive the Resolve call): the
+// stack, and (ref key, `secret://` URI) pairs in any order. A key given twice is a whole-call
+// error.
 struct ResolveRequest {
-  std::string stack;
-  std::map<std::string, std::string> refs;
+  using Ref = std::pair<absl::string_view, absl::string_view>;
+  absl::string_view stack;
+  absl::InlinedVector<Ref, 8> refs;
 };
 
 // The outcome for one ref key.
@@ -69,7 +75,8 @@ class Resolver {
 
   // Resolves `request` for `caller`. Whole-call errors:
   //   INVALID_ARGUMENT: empty or malformed stack, no refs, more than max_refs, a malformed ref
-  //     key (the message names it by index and position, since the key itself may be garbage);
+  //     key (the message names it by index and position, since the key itself may be garbage),
+  //     a key given twice;
   //   PERMISSION_DENIED: the caller does not speak for the stack, or holds no decrypt
   //     permission at all.
   // Otherwise returns one RefResult per ref key. `deadline` bounds waits on the cache.

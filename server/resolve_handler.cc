@@ -1,6 +1,8 @@
 #include "server/resolve_handler.h"
 
+#include <algorithm>
 #include <utility>
+#include <vector>
 
 #include "absl/container/inlined_vector.h"
 #include "absl/strings/str_cat.h"
@@ -145,7 +147,7 @@ std::optional<absl::Status> ResolveHandler::ResolveSecrets(const CallCredentials
                                                            bool may_block) {
   ResolveRequest domain;
   domain.stack = request.stack();
-  domain.refs.insert(request.refs().begin(), request.refs().end());
+  for (const auto& [key, uri] : request.refs()) domain.refs.emplace_back(key, uri);
   std::optional<absl::StatusOr<ResolveResults>> results =
       Resolve(credentials, domain, deadline, may_block);
   if (!results.has_value()) return std::nullopt;
@@ -177,10 +179,16 @@ std::optional<absl::Status> ResolveHandler::DecryptSecureValues(
     bool may_block) {
   // Grafana's secure value names are one-segment secret names and valid ref keys, so each
   // name is its own ref key.
+  // A name asked for twice is answered once.
+  std::vector<absl::string_view> names(request.names().begin(), request.names().end());
+  std::sort(names.begin(), names.end());
+  names.erase(std::unique(names.begin(), names.end()), names.end());
+  std::vector<std::string> uris;
+  uris.reserve(names.size());  // no reallocation: the refs view these strings
   ResolveRequest domain;
   domain.stack = request.namespace_();
-  for (const std::string& name : request.names()) {
-    domain.refs.emplace(name, absl::StrCat(kSecretScheme, name));
+  for (absl::string_view name : names) {
+    domain.refs.emplace_back(name, uris.emplace_back(absl::StrCat(kSecretScheme, name)));
   }
   std::optional<absl::StatusOr<ResolveResults>> results =
       Resolve(credentials, domain, deadline, may_block);

@@ -8,6 +8,8 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <limits>
 #include <memory>
 #include <vector>
@@ -170,16 +172,25 @@ absl::string_view StripOws(absl::string_view s) {
   return s;
 }
 
-// Runs over every call's token, so by table: one load and test per byte.
+// Runs over every call's token, so eight bytes at a time (written out because no library
+// offers it): `(x - n * ones) & ~x & highs` is nonzero exactly when some byte of x is below n,
+// for n <= 0x80 (a byte's high bit is set where its subtraction borrows and it was below 0x80),
+// and a byte equals 0x7f exactly when that byte of x ^ 0x7f...7f is below 1.
 bool HasWhitespaceOrControl(absl::string_view s) {
-  static constexpr auto kBad = [] {
-    std::array<bool, 256> bad{};
-    for (int c = 0; c <= 0x20; ++c) bad[c] = true;
-    bad[0x7f] = true;
-    return bad;
-  }();
-  return std::any_of(s.begin(), s.end(),
-                     [](char c) { return kBad[static_cast<unsigned char>(c)]; });
+  constexpr uint64_t kOnes = 0x0101010101010101ULL;
+  constexpr uint64_t kHighs = 0x8080808080808080ULL;
+  const auto has_byte_below = [](uint64_t x, uint64_t n) { return (x - kOnes * n) & ~x & kHighs; };
+  size_t i = 0;
+  for (; i + 8 <= s.size(); i += 8) {
+    uint64_t word;
+    std::memcpy(&word, s.data() + i, sizeof(word));
+    if ((has_byte_below(word, 0x21) | has_byte_below(word ^ (kOnes * 0x7f), 1)) != 0) return true;
+  }
+  for (; i < s.size(); ++i) {
+    const auto u = static_cast<unsigned char>(s[i]);
+    if (u <= 0x20 || u == 0x7f) return true;
+  }
+  return false;
 }
 
 }  // namespace

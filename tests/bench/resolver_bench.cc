@@ -56,9 +56,8 @@ struct World {
     caller.service_identity = "grafana-workflows";
     caller.permissions = {std::string(kDecryptAllPermission)};
     request.stack = kStack;
-    request.refs = {{"auth_token", absl::StrCat("secret://", kNames[0])},
-                    {"db_password", absl::StrCat("secret://", kNames[1])},
-                    {"slack_webhook", absl::StrCat("secret://", kNames[2])}};
+    for (const char* name : kNames) uris.push_back(absl::StrCat("secret://", name));
+    request.refs = {{"auth_token", uris[0]}, {"db_password", uris[1]}, {"slack_webhook", uris[2]}};
     if (!resolver->Resolve(caller, request).ok()) std::abort();  // warms the cache
   }
 
@@ -68,6 +67,7 @@ struct World {
   std::unique_ptr<SecretCache> cache;
   std::unique_ptr<Resolver> resolver;
   Caller caller;
+  std::vector<std::string> uris;  // viewed by `request`
   ResolveRequest request;
 };
 

@@ -3,6 +3,8 @@
 #include "resolver/resolver.h"
 
 #include <atomic>
+#include <deque>
+#include <map>
 #include <memory>
 #include <thread>
 #include <vector>
@@ -25,6 +27,14 @@ using ::testing::Not;
 constexpr char kStack[] = "stacks-123";
 constexpr char kService[] = "grafana-workflows";
 constexpr char kValue[] = "planted-value-1f0c2e";  // a stand-in credential
+
+// A request viewing `stack` and `refs`, which must outlive its use.
+ResolveRequest ViewOf(absl::string_view stack, const std::map<std::string, std::string>& refs) {
+  ResolveRequest request;
+  request.stack = stack;
+  for (const auto& [key, uri] : refs) request.refs.emplace_back(key, uri);
+  return request;
+}
 
 class ResolverTest : public ::testing::Test {
  protected:
@@ -58,10 +68,12 @@ class ResolverTest : public ::testing::Test {
     ASSERT_TRUE(store_.Put(write).ok());
   }
 
+  // A request for `refs` in kStack; the fixture keeps the strings it views.
   ResolveRequest Request(std::map<std::string, std::string> refs) {
-    return ResolveRequest{kStack, std::move(refs)};
+    return ViewOf(kStack, kept_.emplace_back(std::move(refs)));
   }
 
+  std::deque<std::map<std::string, std::string>> kept_;
   FakeClock clock_;
   FakeSecretStore store_;
   std::unique_ptr<RedactionTokens> tokens_;
@@ -160,7 +172,7 @@ class ResolverWholeCallTest : public ResolverTest,
 TEST_P(ResolverWholeCallTest, FailsTheWholeCall) {
   const WholeCallCase& c = GetParam();
   absl::StatusOr<ResolveResults> results =
-      resolver_->Resolve(caller_, ResolveRequest{c.stack, c.refs});
+      resolver_->Resolve(caller_, ViewOf(c.stack, c.refs));
   ASSERT_EQ(results.status().code(), c.code) << results.status();
   EXPECT_THAT(results.status().message(), HasSubstr(c.message_part));
   EXPECT_EQ(store_.get_calls(), 0);
@@ -191,6 +203,28 @@ INSTANTIATE_TEST_SUITE_P(
                       "stacks-999"}),
     [](const ::testing::TestParamInfo<WholeCallCase>& info) { return info.param.label; });
 
+// Refs may come in any order (a proto map has none); results and error indexes are in key order,
+// and a key given twice fails the whole call before any fetch.
+TEST_F(ResolverTest, RefsInAnyOrderAndDuplicateKeys) {
+  Put("db/password", kValue, {kService});
+  ResolveRequest request;
+  request.stack = kStack;
+  request.refs = {{"zeta", "secret://db/password"}, {"alpha", "secret://Bad"}};
+  absl::StatusOr<ResolveResults> results = resolver_->Resolve(caller_, request);
+  ASSERT_TRUE(results.ok()) << results.status();
+  ASSERT_EQ(results->size(), 2u);
+  EXPECT_EQ(results->begin()->first, "alpha");
+  EXPECT_EQ(results->at("alpha").status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(results->at("zeta").status.ok());
+
+  request.refs = {{"zeta", "secret://db/password"}, {"b", "secret://x"}, {"b", "secret://y"}};
+  const int fetches = store_.get_calls();
+  results = resolver_->Resolve(caller_, request);
+  EXPECT_EQ(results.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(results.status().message(), HasSubstr("key #1 (in sorted order) is given twice"));
+  EXPECT_EQ(store_.get_calls(), fetches);
+}
+
 TEST_F(ResolverTest, AcceptsExactlyMaxRefs) {
   absl::StatusOr<ResolveResults> results = resolver_->Resolve(caller_, Request(ManyRefs(128)));
   ASSERT_TRUE(results.ok()) << results.status();
@@ -208,7 +242,7 @@ TEST_F(ResolverTest, StackAndStacksAreTheSameStack) {
 TEST_F(ResolverTest, StackSpellingsShareOneEntryAndFingerprint) {
   absl::StatusOr<ResolveResults> canonical = resolver_->Resolve(caller_, Request(kOneRef));
   absl::StatusOr<ResolveResults> alias =
-      resolver_->Resolve(caller_, ResolveRequest{"stack-123", kOneRef});
+      resolver_->Resolve(caller_, ViewOf("stack-123", kOneRef));
   ASSERT_TRUE(canonical.ok());
   ASSERT_TRUE(alias.ok()) << alias.status();
   ASSERT_TRUE(alias->at("k").status.ok()) << alias->at("k").status;
@@ -328,7 +362,7 @@ TEST_F(ResolverTest, ConcurrentCallersOfSeveralStacksSeeOnlyTheirOwnValues) {
       caller.token_namespace = stack;
       for (int round = 0; round < 50; ++round) {
         absl::StatusOr<ResolveResults> results = resolver_->Resolve(
-            caller, ResolveRequest{stack, {{"k", "secret://shared/name"}}});
+            caller, ViewOf(stack, {{"k", "secret://shared/name"}}));
         if (!results.ok() || !results->at("k").status.ok() ||
             !results->at("k").value->value.Equals(
                 absl::StrCat("value-of-stack-", t % kStacks))) {

@@ -295,12 +295,14 @@ TEST_F(ResolveHandlerTest, GrafanaDecryptUsesGrafanaErrorStrings) {
   request.add_names("db-password");
   request.add_names("nope");
   request.add_names("k6-only");
+  request.add_names("db-password");  // asked twice: answered once, not refused
   decryptv1beta1::SecureValueDecryptResponseCollection response;
   ASSERT_TRUE(
       handler_->DecryptSecureValues(Bearer("good"), request, Deadline(), &response).ok());
   EXPECT_EQ(response.decrypted_values().at("db-password").value(), "db-secret-value-9");
   EXPECT_EQ(response.decrypted_values().at("nope").error_message(), "not found");
   EXPECT_EQ(response.decrypted_values().at("k6-only").error_message(), "not authorized");
+  EXPECT_EQ(response.decrypted_values_size(), 3);
 
   store_.set_next_error(absl::DataLossError("ciphertext failed authentication"));
   cache_->InvalidateAll();

@@ -10,14 +10,18 @@
 #
 #   tests/bench/sidecar/run.sh            (or: tools/dev bench)
 #
-# Environment: DURATION (s, default 10), WARMUP (s, 2), CLIENTS (8), STREAMS (streams per
-# client, 4), SECRETS (cached for the RSS figure, 100000), BAZEL_FLAGS (extra flags for bazel).
+# Each transport is measured in ROUNDS rounds, alternating which server goes first, and the
+# median ratio is the figure: single runs on this 2-core VM vary by up to 25%.
+#
+# Environment: DURATION (s, default 10), WARMUP (s, 2), ROUNDS (3), CLIENTS (8), STREAMS (streams
+# per client, 4), SECRETS (cached for the RSS figure, 100000), BAZEL_FLAGS (extra flags for bazel).
 # Everything runs in a temporary directory that is removed at the end; the values are random.
 set -euo pipefail
 
 cd "$(dirname "$0")/../../.."
 DURATION=${DURATION:-10}
 WARMUP=${WARMUP:-2}
+ROUNDS=${ROUNDS:-3}
 CLIENTS=${CLIENTS:-8}
 STREAMS=${STREAMS:-4}
 SECRETS=${SECRETS:-100000}
@@ -117,17 +121,30 @@ drive() {
   echo "$((data / size)) $seconds $percentiles $succeeded"
 }
 
+# Prints one round's figures and appends its ratios to the file $4.
 report_pair() {
-  local transport=$1 empty=$2 sidecar=$3
+  local transport=$1 empty=$2 sidecar=$3 ratios=$4
   read -r e_ok e_s e_p50 e_p99 e_h2 <<<"$empty"
   read -r s_ok s_s s_p50 s_p99 s_h2 <<<"$sidecar"
   awk -v t="$transport" -v eo="$e_ok" -v es="$e_s" -v e50="$e_p50" -v e99="$e_p99" -v eh="$e_h2" \
-      -v so="$s_ok" -v ss="$s_s" -v s50="$s_p50" -v s99="$s_p99" -v sh="$s_h2" 'BEGIN {
+      -v so="$s_ok" -v ss="$s_s" -v s50="$s_p50" -v s99="$s_p99" -v sh="$s_h2" -v out="$ratios" 'BEGIN {
     er = eo / es; sr = so / ss
     printf "%-5s empty handler: %9.0f req/s  p50 %6d us  p99 %6d us  (%d real successes of %d)\n", t, er, e50, e99, eo, eh
     printf "%-5s sidecar:       %9.0f req/s  p50 %6d us  p99 %6d us  (%d real successes of %d)\n", t, sr, s50, s99, so, sh
-    printf "%-5s ratio:         throughput %.2fx (target >= 0.85x)  p50 %.2fx  p99 %.2fx (target <= 1.25x)\n", t, sr / er, s50 / e50, s99 / e99
+    printf "%-5s ratio:         throughput %.2fx  p50 %.2fx  p99 %.2fx\n", t, sr / er, s50 / e50, s99 / e99
+    printf "%.4f %.4f %.4f\n", sr / er, s50 / e50, s99 / e99 >> out
   }'
+}
+
+# Prints the median and range of each ratio column in file $2.
+report_median() {
+  local transport=$1 ratios=$2
+  for column in 1 2 3; do cut -d' ' -f"$column" "$ratios" | sort -n | tr '\n' ' '; echo; done |
+    awk -v t="$transport" 'BEGIN { split("throughput p50 p99", name) }
+      { n = split($0, v, " "); median[NR] = v[int((n + 1) / 2)]; low[NR] = v[1]; high[NR] = v[n] }
+      END {
+        printf "%-5s MEDIAN of %d rounds: throughput %.2fx (%.2f-%.2f; target >= 0.85x)  p50 %.2fx  p99 %.2fx (%.2f-%.2f; target <= 1.25x)\n",
+          t, n, median[1], low[1], high[1], median[2], median[3], low[3], high[3] }'
 }
 
 echo "== setup" >&2
@@ -167,7 +184,7 @@ stop_empty() {
   wait "$empty_pid" 2>/dev/null || true
 }
 
-echo "== sidecar vs empty handler: h2load -c $CLIENTS -m $STREAMS -t 1 -D $DURATION, 3 refs, warm cache"
+echo "== sidecar vs empty handler: h2load -c $CLIENTS -m $STREAMS -t 1 -D $DURATION, 3 refs, warm cache, $ROUNDS rounds"
 empty_port=$(free_port)
 # The sidecar serves on the async API with one completion queue per core: so does its baseline.
 run_empty async "$empty_port"
@@ -177,9 +194,20 @@ for transport in unix tcp; do
   else
     empty_base="http://127.0.0.1:$empty_port"; sidecar_base="http://127.0.0.1:$sidecar_port"
   fi
-  empty=$(drive "$empty_base" "$token" "$empty_size")
-  sidecar=$(drive "$sidecar_base" "$token" "$sidecar_size")
-  report_pair "$transport" "$empty" "$sidecar"
+  ratios="$work/ratios-$transport"
+  : >"$ratios"
+  for round in $(seq 1 "$ROUNDS"); do
+    # Alternate which goes first, so a drift in the machine's speed does not favour either.
+    if ((round % 2 == 1)); then
+      empty=$(drive "$empty_base" "$token" "$empty_size")
+      sidecar=$(drive "$sidecar_base" "$token" "$sidecar_size")
+    else
+      sidecar=$(drive "$sidecar_base" "$token" "$sidecar_size")
+      empty=$(drive "$empty_base" "$token" "$empty_size")
+    fi
+    report_pair "$transport" "$empty" "$sidecar" "$ratios"
+  done
+  report_median "$transport" "$ratios"
 done
 stop_empty
 

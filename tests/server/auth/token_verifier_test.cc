@@ -723,6 +723,25 @@ TEST(CredentialFromMetadataTest, BothDifferentIsRejected) {
   EXPECT_THAT(c.status().message(), Not(HasSubstr("a.b.")));
 }
 
+// The whitespace and control check runs eight bytes at a time: every byte value at every
+// position of the word and of the tail must be judged as a plain loop would judge it.
+TEST(CredentialFromMetadataTest, EveryByteAtEveryPositionIsJudged) {
+  for (int byte = 0; byte < 256; ++byte) {
+    const bool bad = byte <= 0x20 || byte == 0x7f;
+    for (size_t length : {1, 7, 8, 9, 16, 19}) {
+      for (size_t at = 0; at < length; ++at) {
+        std::string token(length, 'a');
+        token[at] = static_cast<char>(byte);
+        if (bad && (at == 0 || at == length - 1) && (byte == ' ' || byte == '\t')) {
+          continue;  // leading and trailing blanks are stripped, not rejected
+        }
+        auto c = CredentialFromMetadata(token, std::nullopt);
+        EXPECT_EQ(c.ok(), !bad) << "byte " << byte << " at " << at << " of " << length;
+      }
+    }
+  }
+}
+
 TEST(CredentialFromMetadataTest, MalformedValues) {
   struct Case {
     std::optional<absl::string_view> x_access_token;
