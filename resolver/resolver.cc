@@ -4,7 +4,7 @@
 #include <utility>
 #include <vector>
 
-#include "absl/container/flat_hash_map.h"
+#include "absl/container/inlined_vector.h"
 #include "absl/strings/str_cat.h"
 #include "resolver/secret_uri.h"
 #include "resolver/secret_validation.h"
@@ -26,6 +26,28 @@ absl::Status PerReferenceError(const absl::Status& status, absl::string_view nam
 }
 
 }  // namespace
+
+void Resolver::Complete(const Caller& caller, absl::string_view stack, absl::string_view key,
+                        absl::StatusOr<CachedSecret>& found, bool last_use,
+                        RefResult& result) const {
+  if (!found.ok()) {
+    result.status = PerReferenceError(found.status(), result.name);
+    return;
+  }
+  result.cache_outcome = found->outcome;
+  const CachedValue& secret = *found->value;
+  if (!IsAllowedDecrypter(caller.service_identity, *secret.decrypters)) {
+    result.status = absl::PermissionDeniedError(kNotAuthorized);
+    return;
+  }
+  result.stale = found->outcome == CacheOutcome::kStale;
+  result.placeholder = tokens_->Placeholder(key, result.name);
+  result.fingerprint = secret.fingerprint.empty()
+                           ? tokens_->Fingerprint(stack, secret.value)
+                           : RedactionTokens::FormatFingerprint(secret.fingerprint);
+  // The last result that uses the lookup takes its reference rather than another copy.
+  result.value = last_use ? std::move(found->value) : found->value;
+}
 
 Resolver::Resolver(SecretCache* cache, const RedactionTokens* tokens, ResolverOptions options)
     : cache_(cache), tokens_(tokens), options_(std::move(options)) {}
@@ -88,9 +110,13 @@ std::optional<absl::StatusOr<ResolveResults>> Resolver::ResolveWith(
   // `stack-N` and `stacks-N` are one stack: one cache entry, one fingerprint.
   const std::string stack = CanonicalStack(request.stack);
   ResolveResults results;
-  // One fetch per distinct name, however many keys name it. Keyed by views of the names in
-  // `results`, whose nodes do not move.
-  absl::flat_hash_map<absl::string_view, absl::StatusOr<CachedSecret>> fetched;
+  // The references that get as far as a lookup: each key's result and the name it asks for.
+  struct Wanted {
+    absl::string_view key;
+    absl::string_view name;  // views result->name; map nodes do not move
+    RefResult* result;
+  };
+  absl::InlinedVector<Wanted, 8> wanted;
   for (const auto& [key, uri] : refs) {
     RefResult& result = results.emplace_hint(results.end(), key, RefResult())->second;
     absl::StatusOr<std::string> name = ParseSecretUri(uri);
@@ -103,29 +129,22 @@ std::optional<absl::StatusOr<ResolveResults>> Resolver::ResolveWith(
       result.status = absl::PermissionDeniedError(kNotAuthorized);
       continue;
     }
-    auto it = fetched.find(result.name);
-    if (it == fetched.end()) {
-      std::optional<absl::StatusOr<CachedSecret>> found = lookup(stack, result.name);
-      if (!found.has_value()) return std::nullopt;
-      it = fetched.emplace(result.name, *std::move(found)).first;
+    wanted.push_back({key, result.name, &result});
+  }
+  // One lookup per distinct name, however many keys name it: sorted by name, a name's keys
+  // are neighbours.
+  std::sort(wanted.begin(), wanted.end(),
+            [](const Wanted& a, const Wanted& b) { return a.name < b.name; });
+  for (size_t first = 0; first < wanted.size();) {
+    size_t end = first + 1;
+    while (end < wanted.size() && wanted[end].name == wanted[first].name) ++end;
+    std::optional<absl::StatusOr<CachedSecret>> found = lookup(stack, wanted[first].name);
+    if (!found.has_value()) return std::nullopt;
+    for (size_t i = first; i < end; ++i) {
+      Complete(caller, stack, wanted[i].key, *found, /*last_use=*/i + 1 == end,
+               *wanted[i].result);
     }
-    const absl::StatusOr<CachedSecret>& cached = it->second;
-    if (!cached.ok()) {
-      result.status = PerReferenceError(cached.status(), result.name);
-      continue;
-    }
-    result.cache_outcome = cached->outcome;
-    const CachedValue& secret = *cached->value;
-    if (!IsAllowedDecrypter(caller.service_identity, *secret.decrypters)) {
-      result.status = absl::PermissionDeniedError(kNotAuthorized);
-      continue;
-    }
-    result.value = cached->value;
-    result.stale = cached->outcome == CacheOutcome::kStale;
-    result.placeholder = tokens_->Placeholder(key, result.name);
-    result.fingerprint = cached->value->fingerprint.empty()
-                             ? tokens_->Fingerprint(stack, secret.value)
-                             : RedactionTokens::FormatFingerprint(cached->value->fingerprint);
+    first = end;
   }
   return results;
 }

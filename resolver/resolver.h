@@ -102,6 +102,11 @@ class Resolver {
   std::optional<absl::StatusOr<ResolveResults>> ResolveWith(const Caller& caller,
                                                             const ResolveRequest& request,
                                                             const Lookup& lookup) const;
+  // Fills `result` (for ref key `key`, its name set) from the lookup of its name: the per-
+  // reference error, or the decrypter check, value and redaction tokens. `last_use`: no other
+  // result will read `found`, which may then give up its value.
+  void Complete(const Caller& caller, absl::string_view stack, absl::string_view key,
+                absl::StatusOr<CachedSecret>& found, bool last_use, RefResult& result) const;
 
   SecretCache* cache_;
   const RedactionTokens* tokens_;

@@ -181,17 +181,26 @@ void JsonLogger::LogAudit(absl::Span<const AuditRecord> records) {
   thread_local std::string text;
   text.clear();
   std::string scratch[5];  // escaped strings, in the rare case one needs escaping
+  // Consecutive records of one call share time, stack and caller: the start of the line up to
+  // the ref key is formatted once for them.
+  thread_local std::string head;
+  const AuditRecord* head_of = nullptr;  // the record `head` was formatted for
   for (const AuditRecord& record : records) {
-    if (record.time == absl::InfinitePast() && now.empty()) {
-      now = FormatLogTimeCached(clock_->Now());
+    if (head_of == nullptr || record.time != head_of->time || record.stack != head_of->stack ||
+        record.caller != head_of->caller) {
+      if (record.time == absl::InfinitePast() && now.empty()) {
+        now = FormatLogTimeCached(clock_->Now());
+      }
+      head.clear();
+      absl::StrAppend(&head, "{\"time\":\"",
+                      record.time == absl::InfinitePast() ? now : FormatLogTime(record.time),
+                      "\",\"level\":\"info\",\"msg\":\"audit\",\"stack\":\"",
+                      JsonStringContent(record.stack, &scratch[0]), "\",\"caller\":\"",
+                      JsonStringContent(record.caller, &scratch[1]), "\",\"ref_key\":\"");
+      head_of = &record;
     }
     absl::StrAppend(
-        &text, "{\"time\":\"",
-        record.time == absl::InfinitePast() ? now : FormatLogTime(record.time),
-        "\",\"level\":\"info\",\"msg\":\"audit\",\"stack\":\"",
-        JsonStringContent(record.stack, &scratch[0]), "\",\"caller\":\"",
-        JsonStringContent(record.caller, &scratch[1]), "\",\"ref_key\":\"",
-        JsonStringContent(record.ref_key, &scratch[2]), "\",\"secret\":\"",
+        &text, head, JsonStringContent(record.ref_key, &scratch[2]), "\",\"secret\":\"",
         JsonStringContent(record.secret_name, &scratch[3]), "\",\"version\":", record.version,
         ",\"decision\":\"", AuditDecisionName(record.decision), "\",\"code\":\"",
         absl::StatusCodeToString(record.code), "\",\"cache\":\"",

@@ -223,6 +223,43 @@ TEST_F(JsonLogTest, AuditTimeIsTheClocksToTheMillisecond) {
   }
 }
 
+// Records of one batch that share time, stack and caller share the start of their line; a
+// record that differs in any of them must still show its own.
+TEST_F(JsonLogTest, AuditBatchLinesEachShowTheirOwnHead) {
+  JsonLogger logger(&out_, Options());
+  std::vector<AuditRecord> records(5);
+  for (AuditRecord& record : records) {
+    record.stack = "stacks-1";
+    record.caller = "grafana-workflows";
+  }
+  records[0].ref_key = "a";
+  records[1].ref_key = "b";
+  records[2].ref_key = "c";
+  records[2].caller = "k6";
+  records[3].ref_key = "d";
+  records[3].stack = "stacks-2";
+  records[3].caller = "k6";
+  records[4].ref_key = "e";
+  records[4].stack = "stacks-2";
+  records[4].caller = "k6";
+  records[4].time = absl::FromUnixMillis(5);
+  logger.LogAudit(records);
+
+  std::vector<Json> lines = ParseLines(out_.str());
+  ASSERT_EQ(lines.size(), 5u);
+  const std::vector<std::vector<std::string>> want = {
+      {"a", "stacks-1", "grafana-workflows"}, {"b", "stacks-1", "grafana-workflows"},
+      {"c", "stacks-1", "k6"},                {"d", "stacks-2", "k6"},
+      {"e", "stacks-2", "k6"}};
+  for (size_t i = 0; i < want.size(); ++i) {
+    EXPECT_EQ(lines[i]["ref_key"], want[i][0]) << "line " << i;
+    EXPECT_EQ(lines[i]["stack"], want[i][1]) << "line " << i;
+    EXPECT_EQ(lines[i]["caller"], want[i][2]) << "line " << i;
+  }
+  EXPECT_EQ(lines[3]["time"], "2023-11-14T22:13:20.000Z");
+  EXPECT_EQ(lines[4]["time"], "1970-01-01T00:00:00.005Z");
+}
+
 TEST_F(JsonLogTest, AuditBatchEscapesEveryStringField) {
   JsonLogger logger(&out_, Options());
   std::vector<AuditRecord> records(3);
