@@ -45,6 +45,11 @@ absl::string_view JsonStringContent(absl::string_view value, std::string* scratc
 const std::string& FormatLogTimeCached(absl::Time time) {
   thread_local int64_t cached_second = std::numeric_limits<int64_t>::min();
   thread_local std::string cached;  // "YYYY-MM-DDTHH:MM:SS.mmmZ"
+  if (time == absl::InfiniteFuture() || time == absl::InfinitePast()) {
+    cached = FormatLogTime(time);  // no second to remember (only a test clock gets here)
+    cached_second = std::numeric_limits<int64_t>::min();
+    return cached;
+  }
   const int64_t millis = absl::ToUnixMillis(time);
   const int64_t second = millis / 1000 - (millis % 1000 < 0 ? 1 : 0);
   if (second != cached_second) {

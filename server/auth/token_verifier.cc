@@ -386,19 +386,24 @@ void TokenVerifier::Insert(absl::string_view token, CacheEntry entry) {
   while (!by_expiry_.empty() && now >= by_expiry_.begin()->first + options_.leeway) {
     EraseLocked(cache_.find(by_expiry_.begin()->second));
   }
-  while (cache_.size() >= options_.cache_capacity && !by_expiry_.empty()) {
+  if (token.size() > options_.cache_max_bytes) return;
+  while ((cache_.size() >= options_.cache_capacity ||
+          cached_bytes_ + token.size() > options_.cache_max_bytes) &&
+         !by_expiry_.empty()) {
     EraseLocked(cache_.find(by_expiry_.begin()->second));
   }
   auto owned = std::make_unique<CacheEntry>(std::move(entry));
   owned->token = SecretBytes(token);
   const absl::string_view key = owned->token.reveal();
   by_expiry_.emplace(owned->expires, key);
+  cached_bytes_ += key.size();
   cache_.emplace(key, std::move(owned));
 }
 
 void TokenVerifier::EraseLocked(TokenCache::iterator it) {
   if (it == cache_.end()) return;
   by_expiry_.erase({it->second->expires, it->first});
+  cached_bytes_ -= it->first.size();
   cache_.erase(it);  // wipes the entry's copy of the token
 }
 

@@ -17,8 +17,8 @@
 // RS256 signatures exactly the modulus size; `crit` headers rejected; header-supplied keys
 // (`jwk`, `jku`, `x5u`, `x5c`) ignored.
 //
-// Verified tokens are cached until `exp` (plus leeway), bounded by a capacity; at capacity, the
-// entry nearest expiry goes first. The cache is keyed by the token itself, compared exactly and
+// Verified tokens are cached until `exp` (plus leeway), bounded by a capacity and a byte bound;
+// at either, the entry nearest expiry goes first. The cache is keyed by the token itself, compared exactly and
 // kept in memory that is wiped when the entry goes (a digest would cost a SHA-256 per call, the
 // largest part of a warm call's own work). A cache hit skips the signature but re-checks the
 // time claims against the clock and that the signing key is still published (a key removed or
@@ -108,6 +108,10 @@ struct TokenVerifierOptions {
   size_t max_token_bytes = 16 * 1024;
   // Verified tokens kept; 0 disables the cache.
   size_t cache_capacity = 10000;
+  // Bytes of cached tokens kept (the cache holds the tokens themselves): tokens may be up to
+  // max_token_bytes long, and 10,000 of them must not take 160 MiB. A token longer than this is
+  // verified on every call.
+  size_t cache_max_bytes = 8 << 20;
   // Required; not owned; must outlive the verifier.
   Clock* clock = nullptr;
 };
@@ -181,6 +185,7 @@ class TokenVerifier {
 
   mutable std::mutex mu_;
   TokenCache cache_;  // guarded by mu_
+  size_t cached_bytes_ = 0;  // of the tokens in cache_; guarded by mu_
   // (expires, token) for every cache entry, nearest expiry first; views the entries' tokens.
   // Guarded by mu_.
   std::set<std::pair<absl::Time, absl::string_view>> by_expiry_;

@@ -203,7 +203,8 @@ TEST_F(JsonLogTest, AuditLineHasEveryField) {
 }
 
 // Audit lines format the logger's time from a per-thread cache of the current second: every
-// line must still show the clock's own millisecond, within a second, across one, before 1970.
+// line must still show the clock's own millisecond, within a second, across one, before 1970,
+// and a clock at infinity must not spoil the cache.
 TEST_F(JsonLogTest, AuditTimeIsTheClocksToTheMillisecond) {
   JsonLogger logger(&out_, Options());
   const std::vector<absl::Time> times = {
@@ -211,7 +212,9 @@ TEST_F(JsonLogTest, AuditTimeIsTheClocksToTheMillisecond) {
       absl::FromUnixMillis(1700000000999), absl::FromUnixMillis(1700000001000),
       absl::FromUnixMillis(1700000001042), absl::FromUnixMillis(1699999999500),
       absl::FromUnixMillis(-1),            absl::FromUnixMillis(-1000),
-      absl::FromUnixMillis(-999),          absl::FromUnixMillis(-1001)};
+      absl::FromUnixMillis(-999),          absl::FromUnixMillis(-1001),
+      absl::InfiniteFuture(),              absl::InfiniteFuture(),
+      absl::FromUnixMillis(1700000000002)};
   for (absl::Time time : times) {
     clock_.SetTime(time);
     logger.LogAudit(AuditRecord());

@@ -594,6 +594,31 @@ TEST_F(TokenVerifierTest, CacheEvictsTheEntryNearestExpiryAtCapacity) {
   EXPECT_EQ(verifier->cache_size(), 2u);
 }
 
+// The cache holds the tokens themselves, so it is bounded in bytes as well as in entries.
+TEST_F(TokenVerifierTest, CacheEvictsTheEntryNearestExpiryAtItsByteBound) {
+  TokenVerifierOptions options = Options();
+  options.cache_max_bytes = Token("exp_800").size() + Token("es256").size() + 1;
+  ASSERT_LT(options.cache_max_bytes, Token("exp_800").size() + Token("es256").size() +
+                                         Token("exp_700").size());
+  auto verifier = MakeVerifier(options);
+  for (const char* name : {"exp_800", "es256", "exp_700"}) {
+    EXPECT_EQ(Reason(*verifier, Token(name)), "accepted");
+  }
+  EXPECT_EQ(verifier->cache_size(), 2u);
+  // es256 (exp +600) was nearest expiry when exp_700 arrived.
+  EXPECT_EQ(Reason(*verifier, Token("exp_800")), "accepted");
+  EXPECT_EQ(Reason(*verifier, Token("exp_700")), "accepted");
+  EXPECT_EQ(verifier->stats().signature_checks, 3u);
+
+  // A token longer than the whole bound is verified every time, and evicts nothing.
+  options.cache_max_bytes = Token("es256").size() - 1;
+  auto small = MakeVerifier(options);
+  EXPECT_EQ(Reason(*small, Token("es256")), "accepted");
+  EXPECT_EQ(Reason(*small, Token("es256")), "accepted");
+  EXPECT_EQ(small->stats().signature_checks, 2u);
+  EXPECT_EQ(small->cache_size(), 0u);
+}
+
 TEST_F(TokenVerifierTest, ExpiredEntriesMakeRoomFirst) {
   TokenVerifierOptions options = Options();
   options.cache_capacity = 2;
