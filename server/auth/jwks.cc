@@ -332,6 +332,11 @@ std::shared_ptr<const VerificationKey> KeySet::Find(absl::string_view kid) const
   return it == keys_.end() ? nullptr : it->second;
 }
 
+bool KeySet::Publishes(const VerificationKey& key) const {
+  auto it = keys_.find(key.kid());
+  return it != keys_.end() && it->second.get() == &key;
+}
+
 std::vector<std::string> KeySet::kids() const {
   std::vector<std::string> out;
   out.reserve(keys_.size());
@@ -465,13 +470,10 @@ absl::StatusOr<std::shared_ptr<const VerificationKey>> JwksSource::Lookup(absl::
   return absl::NotFoundError("unknown key id");
 }
 
-std::optional<std::shared_ptr<const VerificationKey>> JwksSource::LookupWithoutLoading(
-    absl::string_view kid) {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (PeriodicLoadDueLocked(clock()->Now())) return std::nullopt;
-  }
-  return Current()->Find(kid);
+std::optional<bool> JwksSource::IsPublishedWithoutLoading(const VerificationKey& key) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (PeriodicLoadDueLocked(clock()->Now())) return std::nullopt;
+  return keys_->Publishes(key);
 }
 
 absl::Status JwksSource::Reload() {

@@ -84,6 +84,8 @@ class KeySet {
 
   // The key named `kid`, or null.
   std::shared_ptr<const VerificationKey> Find(absl::string_view kid) const;
+  // Whether `key` is the very key this set holds under its `kid`.
+  bool Publishes(const VerificationKey& key) const;
   size_t size() const { return keys_.size(); }
   // The key ids, sorted; for diagnostics (key ids are public).
   std::vector<std::string> kids() const;
@@ -172,10 +174,11 @@ class JwksSource {
   // key has that id.
   absl::StatusOr<std::shared_ptr<const VerificationKey>> Lookup(absl::string_view kid);
 
-  // The current key named `kid` (null if there is none) when no periodic reload is due, without
-  // loading anything; nullopt when one is due, and Lookup() must run where blocking is allowed.
-  std::optional<std::shared_ptr<const VerificationKey>> LookupWithoutLoading(
-      absl::string_view kid);
+  // Whether `key` is the current key under its `kid`, when no periodic reload is due, without
+  // loading or copying anything; nullopt when one is due, and Lookup() must run where blocking
+  // is allowed. Takes only this source's own lock, which callers may hold a lock of theirs
+  // around.
+  std::optional<bool> IsPublishedWithoutLoading(const VerificationKey& key);
 
   // Rereads the file (even if it looks unchanged) or refetches the URL now, ignoring the
   // intervals; for SIGHUP and for a refresh timer. Returns the load's error, in which case the

@@ -353,20 +353,26 @@ std::optional<TokenVerification> TokenVerifier::CheckCached(absl::string_view to
       EraseLocked(it);
       return std::nullopt;
     }
+    // The key must still be the one published under its id: rotation revokes cached tokens.
+    if (!may_load) {
+      // Asked under this lock (the key source's lock is a leaf), so a warm call copies nothing
+      // but the caller: every copy of a shared pointer is a write the other threads see.
+      std::optional<bool> published = keys_->IsPublishedWithoutLoading(*entry.key);
+      if (!published.has_value()) return std::nullopt;  // a reload is due: leave it to Check()
+      if (!*published) {
+        EraseLocked(it);
+        return std::nullopt;
+      }
+      cache_hits_.fetch_add(1, std::memory_order_relaxed);
+      return TokenVerification{entry.caller, AuthFailure::kNone};
+    }
     caller = entry.caller;
     key = entry.key;
   }
-  // The key must still be the one published under its id: rotation revokes cached tokens.
+  // Looking the key up may load it, which must not happen under the lock.
   std::shared_ptr<const VerificationKey> current;
-  if (may_load) {
-    absl::StatusOr<std::shared_ptr<const VerificationKey>> found = keys_->Lookup(key->kid());
-    if (found.ok()) current = *std::move(found);
-  } else {
-    std::optional<std::shared_ptr<const VerificationKey>> found =
-        keys_->LookupWithoutLoading(key->kid());
-    if (!found.has_value()) return std::nullopt;  // a reload is due: leave it to Check()
-    current = *std::move(found);
-  }
+  absl::StatusOr<std::shared_ptr<const VerificationKey>> found = keys_->Lookup(key->kid());
+  if (found.ok()) current = *std::move(found);
   if (current != key) {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = cache_.find(token);

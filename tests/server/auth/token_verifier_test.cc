@@ -650,6 +650,36 @@ TEST_F(TokenVerifierTest, RemovingAKeyRevokesItsCachedTokens) {
   EXPECT_EQ(verifier_->cache_size(), 0u);
 }
 
+// The warm path answers from the cache only, and only while the token's key is still the one
+// published: never by loading keys, and never for a token whose key a reload replaced.
+TEST_F(TokenVerifierTest, CheckWithoutBlockingAnswersOnlyFromTheCache) {
+  EXPECT_FALSE(verifier_->CheckWithoutBlocking(Token("es256")).has_value()) << "not cached yet";
+  EXPECT_EQ(ReasonFor("es256"), "accepted");
+  std::optional<TokenVerification> warm = verifier_->CheckWithoutBlocking(Token("es256"));
+  ASSERT_TRUE(warm.has_value());
+  ASSERT_TRUE(warm->caller.ok());
+  EXPECT_EQ((*warm->caller)->service_identity, "grafana-workflows");
+  EXPECT_EQ(verifier_->stats().signature_checks, 1u);
+
+  // The file changes (same keys and one more): until the reload is due, the cache answers; then
+  // the warm path gives up, and after the reload the old key object no longer vouches.
+  ASSERT_TRUE(WriteJwks({"ec", "ec2", "rsa", "ed"}).ok());
+  EXPECT_TRUE(verifier_->CheckWithoutBlocking(Token("es256")).has_value());
+  clock_.Advance(absl::Seconds(1));
+  EXPECT_FALSE(verifier_->CheckWithoutBlocking(Token("es256")).has_value()) << "reload due";
+  EXPECT_EQ(ReasonFor("ec2"), "accepted");  // loads the new file
+  EXPECT_FALSE(verifier_->CheckWithoutBlocking(Token("es256")).has_value()) << "key replaced";
+  EXPECT_EQ(ReasonFor("es256"), "accepted");
+  EXPECT_EQ(verifier_->stats().signature_checks, 3u) << "es256 verified again, once";
+  EXPECT_TRUE(verifier_->CheckWithoutBlocking(Token("es256")).has_value());
+
+  // Its key removed, a cached token is refused by the full check and leaves the cache.
+  ASSERT_TRUE(WriteJwks({"rsa", "ed"}).ok());
+  clock_.Advance(absl::Seconds(1));
+  EXPECT_EQ(ReasonFor("es256"), "unknown_kid");
+  EXPECT_FALSE(verifier_->CheckWithoutBlocking(Token("es256")).has_value());
+}
+
 TEST_F(TokenVerifierTest, ConcurrentVerifiesAgree) {
   const std::vector<std::string> good = {"es256", "rs256", "eddsa", "aud_string"};
   const std::vector<std::string> bad = {"tampered_es256", "alg_none", "expired"};
