@@ -6,10 +6,11 @@
 // handler it served 1.14-1.72x the calls of the callback API and 1.12-1.61x those of the sync
 // API over four runs, with the lowest p99.
 //
-// Each call copies its credential metadata and deadline. If the handler can answer without
-// blocking (a verified token and every reference in the caches), it does so on the queue thread;
-// otherwise the call goes to the WorkerPool, so blocking work (store I/O, signature checks, a
-// JWKS fetch) never runs on a queue thread. Either way it finishes with the handler's status
+// Each call views its credential metadata and takes its deadline; its request and response live
+// on an arena of the call's own. If the handler can answer without blocking (a verified token
+// and every reference in the caches), it does so on the queue thread; otherwise the call goes to
+// the WorkerPool, so blocking work (store I/O, signature checks, a JWKS fetch) never runs on a
+// queue thread. Either way it finishes with the handler's status
 // mapped one-to-one. A full pool answers RESOURCE_EXHAUSTED at once. When a call is done, the
 // secret values in its response message are wiped.
 //
