@@ -18,11 +18,11 @@
 // (`jwk`, `jku`, `x5u`, `x5c`) ignored.
 //
 // Verified tokens are cached until `exp` (plus leeway), bounded by a capacity and a byte bound;
-// at either, the entry nearest expiry goes first. The cache is keyed by the token itself, compared exactly and
-// kept in memory that is wiped when the entry goes (a digest would cost a SHA-256 per call, the
-// largest part of a warm call's own work). A cache hit skips the signature but re-checks the
-// time claims against the clock and that the signing key is still published (a key removed or
-// replaced in the JWKS revokes the cached tokens it signed).
+// at either, the entry nearest expiry goes first. The cache is keyed by the token itself,
+// compared in constant time and kept in memory that is wiped when the entry goes (a digest would
+// cost a SHA-256 per call, the largest part of a warm call's own work). A cache hit skips the
+// signature but re-checks the time claims against the clock and that the signing key is still
+// published (a key removed or replaced in the JWKS revokes the cached tokens it signed).
 //
 // No message this file produces contains a token or any part of one.
 //
@@ -42,6 +42,7 @@
 #include <utility>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/hash/hash.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -173,8 +174,13 @@ class TokenVerifier {
   TokenVerification VerifyUncached(absl::string_view token, CacheEntry* entry);
   // Answers from the cache if it can. nullopt means "not cached (any more)", or, without
   // `may_load`, that confirming the token's key would need a JWKS reload.
+  // Tokens are credentials: compared in constant time (for their length), like SecretBytes.
+  struct TokenEq {
+    bool operator()(absl::string_view a, absl::string_view b) const;
+  };
   // Verified token -> what it verified to. Each key views its own entry's `token`.
-  using TokenCache = absl::flat_hash_map<absl::string_view, std::unique_ptr<CacheEntry>>;
+  using TokenCache = absl::flat_hash_map<absl::string_view, std::unique_ptr<CacheEntry>,
+                                         absl::Hash<absl::string_view>, TokenEq>;
 
   std::optional<TokenVerification> CheckCached(absl::string_view token, bool may_load);
   void Insert(absl::string_view token, CacheEntry entry);
