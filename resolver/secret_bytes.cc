@@ -1,5 +1,6 @@
 #include "resolver/secret_bytes.h"
 
+#include <cstdint>
 #include <cstring>
 #include <utility>
 
@@ -32,9 +33,22 @@ SecretBytes SecretBytes::Clone() const { return SecretBytes(reveal()); }
 bool SecretBytes::Equals(const SecretBytes& other) const { return Equals(other.reveal()); }
 
 bool SecretBytes::Equals(absl::string_view other) const {
-  if (other.size() != size_) return false;
-  if (size_ == 0) return true;
-  return CRYPTO_memcmp(data_.get(), other.data(), size_) == 0;
+  return ConstantTimeEquals(reveal(), other);
+}
+
+bool ConstantTimeEquals(absl::string_view a, absl::string_view b) {
+  if (a.size() != b.size()) return false;
+  uint64_t diff = 0;
+  size_t i = 0;
+  for (; i + sizeof(uint64_t) <= a.size(); i += sizeof(uint64_t)) {
+    uint64_t x;
+    uint64_t y;
+    std::memcpy(&x, a.data() + i, sizeof(x));
+    std::memcpy(&y, b.data() + i, sizeof(y));
+    diff |= x ^ y;
+  }
+  for (; i < a.size(); ++i) diff |= static_cast<uint8_t>(a[i] ^ b[i]);
+  return diff == 0;
 }
 
 void SecretBytes::Wipe() {

@@ -50,6 +50,12 @@ class SecretBytes {
   size_t size_ = 0;
 };
 
+// Equality whose time depends on the sizes only, never on the contents (SecretBytes::Equals;
+// also for other credentials, such as cached access tokens). Written out because OpenSSL's
+// CRYPTO_memcmp compares one byte per step: this compares eight, equally without branches on the
+// data, which matters on a path that compares a token on every call.
+bool ConstantTimeEquals(absl::string_view a, absl::string_view b);
+
 }  // namespace secret_resolver
 
 #endif  // SECRET_RESOLVER_RESOLVER_SECRET_BYTES_H_

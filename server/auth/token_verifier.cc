@@ -1,7 +1,6 @@
 #include "server/auth/token_verifier.h"
 
 #include <openssl/bn.h>
-#include <openssl/crypto.h>
 #include <openssl/ecdsa.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -286,7 +285,7 @@ absl::StatusOr<absl::string_view> CredentialFromMetadata(
 // --- TokenVerifier ---
 
 bool TokenVerifier::TokenEq::operator()(absl::string_view a, absl::string_view b) const {
-  return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+  return ConstantTimeEquals(a, b);
 }
 
 TokenVerifier::TokenVerifier(TokenVerifierOptions options, JwksSource* keys)

@@ -143,5 +143,25 @@ TEST(SecretBytesTest, EqualsItself) {
   EXPECT_TRUE(bytes.Equals(bytes));
 }
 
+// Every length up to two words and a tail, a difference in every bit of every position: equal
+// only when the bytes are, whichever eight-byte lane or tail byte differs.
+TEST(ConstantTimeEqualsTest, FindsEveryDifference) {
+  for (size_t length = 0; length <= 19; ++length) {
+    std::string a(length, '\0');
+    for (size_t i = 0; i < length; ++i) a[i] = static_cast<char>(0x41 + i * 7);
+    EXPECT_TRUE(ConstantTimeEquals(a, std::string(a))) << length;
+    EXPECT_FALSE(ConstantTimeEquals(a, a + "x")) << length;
+    for (size_t at = 0; at < length; ++at) {
+      for (int bit = 0; bit < 8; ++bit) {
+        std::string b = a;
+        b[at] = static_cast<char>(b[at] ^ (1 << bit));
+        EXPECT_FALSE(ConstantTimeEquals(a, b)) << "length " << length << " byte " << at;
+      }
+    }
+  }
+  EXPECT_TRUE(SecretBytes("same").Equals("same"));
+  EXPECT_FALSE(SecretBytes("same").Equals("sane"));
+}
+
 }  // namespace
 }  // namespace secret_resolver
