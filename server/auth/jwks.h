@@ -176,8 +176,7 @@ class JwksSource {
 
   // Whether `key` is the current key under its `kid`, when no periodic reload is due, without
   // loading or copying anything; nullopt when one is due, and Lookup() must run where blocking
-  // is allowed. Takes only this source's own lock, which callers may hold a lock of theirs
-  // around.
+  // is allowed.
   std::optional<bool> IsPublishedWithoutLoading(const VerificationKey& key);
 
   // Rereads the file (even if it looks unchanged) or refetches the URL now, ignoring the

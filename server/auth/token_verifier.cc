@@ -357,27 +357,21 @@ std::optional<TokenVerification> TokenVerifier::CheckCached(absl::string_view to
       EraseLocked(it);
       return std::nullopt;
     }
-    // The key must still be the one published under its id: rotation revokes cached tokens.
-    if (!may_load) {
-      // Asked under this lock (the key source's lock is a leaf), so a warm call copies nothing
-      // but the caller: every copy of a shared pointer is a write the other threads see.
-      std::optional<bool> published = keys_->IsPublishedWithoutLoading(*entry.key);
-      if (!published.has_value()) return std::nullopt;  // a reload is due: leave it to Check()
-      if (!*published) {
-        EraseLocked(it);
-        return std::nullopt;
-      }
-      cache_hits_.fetch_add(1, std::memory_order_relaxed);
-      return TokenVerification{entry.caller, AuthFailure::kNone};
-    }
     caller = entry.caller;
     key = entry.key;
   }
-  // Looking the key up may load it, which must not happen under the lock.
-  std::shared_ptr<const VerificationKey> current;
-  absl::StatusOr<std::shared_ptr<const VerificationKey>> found = keys_->Lookup(key->kid());
-  if (found.ok()) current = *std::move(found);
-  if (current != key) {
+  // The key must still be the one published under its id: rotation revokes cached tokens. Asked
+  // outside this lock, so the two locks are never held together.
+  bool published = false;
+  if (may_load) {
+    absl::StatusOr<std::shared_ptr<const VerificationKey>> current = keys_->Lookup(key->kid());
+    published = current.ok() && *current == key;
+  } else {
+    std::optional<bool> is_published = keys_->IsPublishedWithoutLoading(*key);
+    if (!is_published.has_value()) return std::nullopt;  // a reload is due: leave it to Check()
+    published = *is_published;
+  }
+  if (!published) {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = cache_.find(token);
     if (it != cache_.end() && it->second->key == key) EraseLocked(it);
