@@ -437,19 +437,29 @@ absl::StatusOr<std::shared_ptr<const VerificationKey>> JwksSource::Lookup(absl::
     std::lock_guard<std::mutex> lock(mu_);
     due = PeriodicLoadDueLocked(clock()->Now());
   }
+  // Loads if a periodic load is still due once load_mu_ is held.
+  auto load_if_due = [this] {
+    bool still_due;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      still_due = PeriodicLoadDueLocked(clock()->Now());
+    }
+    if (still_due) LoadLocked(/*force=*/false).IgnoreError();
+  };
   if (due) {
     // Whoever gets here first loads; the others go on with the keys they have.
     std::unique_lock<std::mutex> load(load_mu_, std::try_to_lock);
-    if (load.owns_lock()) {
-      bool still_due;
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        still_due = PeriodicLoadDueLocked(clock()->Now());
-      }
-      if (still_due) LoadLocked(/*force=*/false).IgnoreError();
-    }
+    if (load.owns_lock()) load_if_due();
   }
   if (auto key = Current()->Find(kid)) return key;
+  {
+    // Another thread may be loading (a rotation: the load marks itself done before its keys
+    // are in): wait for it, and load if one is still due, rather than refuse a token the new
+    // keys accept.
+    std::lock_guard<std::mutex> load(load_mu_);
+    load_if_due();
+    if (auto key = Current()->Find(kid)) return key;
+  }
 
   if (kind_ == Kind::kUrl) {
     // An unknown kid may mean the issuer rotated keys: refetch, but rate-limited, so a stream of

@@ -170,8 +170,9 @@ class JwksSource {
 
   // Returns the key named `kid`. First reloads if one is due: a file source checks the file at
   // most once per check_interval; a URL source refreshes after refresh_interval, and refetches
-  // for an unknown `kid` at most once per min_refetch_interval. Returns NOT_FOUND if no current
-  // key has that id.
+  // for an unknown `kid` at most once per min_refetch_interval. While another thread loads, a
+  // known `kid` is answered from the current keys at once; an unknown one waits for that load.
+  // Returns NOT_FOUND if no current key has that id.
   absl::StatusOr<std::shared_ptr<const VerificationKey>> Lookup(absl::string_view kid);
 
   // Whether `key` is the current key under its `kid`, when no periodic reload is due, without

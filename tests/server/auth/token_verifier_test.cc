@@ -713,6 +713,28 @@ TEST_F(TokenVerifierTest, JwksFileRotationNeedsNoRestart) {
   EXPECT_EQ(ReasonFor("es256"), "accepted");
 }
 
+// When the file's reload falls due, callers that find another thread loading must not refuse a
+// token of a key that load brings: each waits for it rather than answering unknown_kid.
+TEST_F(TokenVerifierTest, JwksFileRotationIsSeenByEveryConcurrentCaller) {
+  for (int round = 0; round < 20; ++round) {
+    SCOPED_TRACE(round);
+    ASSERT_TRUE(WriteJwks({"ec", "rsa", "ed"}).ok());
+    clock_.Advance(absl::Seconds(1));
+    EXPECT_EQ(ReasonFor("es256"), "accepted");
+    ASSERT_TRUE(WriteJwks({"ec", "ec2", "rsa", "ed"}).ok());
+    clock_.Advance(absl::Seconds(1));
+    std::atomic<int> refused{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 8; ++t) {
+      threads.emplace_back([&] {
+        if (ReasonFor("ec2") != "accepted") refused.fetch_add(1);
+      });
+    }
+    for (std::thread& thread : threads) thread.join();
+    EXPECT_EQ(refused.load(), 0);
+  }
+}
+
 TEST_F(TokenVerifierTest, JwksUrlRefetchOnUnknownKidIsRateLimited) {
   JwksHttpServer server;
   ASSERT_TRUE(server.Start().ok());
