@@ -53,7 +53,7 @@ absl::StatusOr<std::map<std::string, std::string>> RefsFor(
                                                      " (used by ", InputLabel(input),
                                                      "): ", s.message()));
     }
-    if (absl::StatusOr<std::string> name = ParseSecretUri(it->second); !name.ok()) {
+    if (absl::StatusOr<absl::string_view> name = ParseSecretUri(it->second); !name.ok()) {
       return absl::InvalidArgumentError(absl::StrCat("resources.secrets[", Quoted(key),
                                                      "] (used by ", InputLabel(input),
                                                      "): ", name.status().message()));

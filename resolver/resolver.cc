@@ -27,7 +27,7 @@ absl::Status PerReferenceError(const absl::Status& status, absl::string_view nam
 
 }  // namespace
 
-void Resolver::Complete(const Caller& caller, absl::string_view stack, absl::string_view key,
+void Resolver::Complete(const Caller& caller, absl::string_view stack,
                         absl::StatusOr<CachedSecret>& found, bool last_use,
                         RefResult& result) const {
   if (!found.ok()) {
@@ -41,7 +41,7 @@ void Resolver::Complete(const Caller& caller, absl::string_view stack, absl::str
     return;
   }
   result.stale = found->outcome == CacheOutcome::kStale;
-  result.placeholder = tokens_->Placeholder(key, result.name);
+  result.placeholder = tokens_->Placeholder(result.key, result.name);
   result.fingerprint = secret.fingerprint.empty()
                            ? tokens_->Fingerprint(stack, secret.value)
                            : RedactionTokens::FormatFingerprint(secret.fingerprint);
@@ -109,27 +109,27 @@ std::optional<absl::StatusOr<ResolveResults>> Resolver::ResolveWith(
 
   // `stack-N` and `stacks-N` are one stack: one cache entry, one fingerprint.
   const std::string stack = CanonicalStack(request.stack);
-  ResolveResults results;
-  // The references that get as far as a lookup: each key's result and the name it asks for.
+  ResolveResults results(refs.size());
+  // The references that get as far as a lookup, by the name they ask for.
   struct Wanted {
-    absl::string_view key;
-    absl::string_view name;  // views result->name; map nodes do not move
+    absl::string_view name;
     RefResult* result;
   };
   absl::InlinedVector<Wanted, 8> wanted;
-  for (const auto& [key, uri] : refs) {
-    RefResult& result = results.emplace_hint(results.end(), key, RefResult())->second;
-    absl::StatusOr<std::string> name = ParseSecretUri(uri);
+  for (size_t index = 0; index < refs.size(); ++index) {
+    RefResult& result = results[index];
+    result.key = refs[index].first;
+    absl::StatusOr<absl::string_view> name = ParseSecretUri(refs[index].second);
     if (!name.ok()) {
       result.status = name.status();
       continue;
     }
-    result.name = *std::move(name);
+    result.name = *name;
     if (!HasDecryptPermission(caller, result.name)) {
       result.status = absl::PermissionDeniedError(kNotAuthorized);
       continue;
     }
-    wanted.push_back({key, result.name, &result});
+    wanted.push_back({result.name, &result});
   }
   // One lookup per distinct name, however many keys name it: sorted by name, a name's keys
   // are neighbours.
@@ -141,8 +141,7 @@ std::optional<absl::StatusOr<ResolveResults>> Resolver::ResolveWith(
     std::optional<absl::StatusOr<CachedSecret>> found = lookup(stack, wanted[first].name);
     if (!found.has_value()) return std::nullopt;
     for (size_t i = first; i < end; ++i) {
-      Complete(caller, stack, wanted[i].key, *found, /*last_use=*/i + 1 == end,
-               *wanted[i].result);
+      Complete(caller, stack, *found, /*last_use=*/i + 1 == end, *wanted[i].result);
     }
     first = end;
   }

@@ -12,11 +12,11 @@
 
 #include <cstdint>
 #include <functional>
-#include <map>
 #include <memory>
 #include <optional>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/container/inlined_vector.h"
 #include "absl/status/status.h"
@@ -43,11 +43,12 @@ struct ResolveRequest {
 
 // The outcome for one ref key.
 struct RefResult {
+  // The ref key, and the secret name when the URI parsed: views of the request's strings.
+  absl::string_view key;
+  absl::string_view name;
   // OK, or the per-reference error: INVALID_ARGUMENT (malformed URI, with its position),
   // NOT_FOUND, PERMISSION_DENIED ("not authorized"), UNAVAILABLE, DATA_LOSS.
   absl::Status status;
-  // The secret name, when the URI parsed.
-  std::string name;
   // How the cache answered, when the cache was consulted.
   std::optional<CacheOutcome> cache_outcome;
   // Set when `status` is OK: the secret (shared with the cache, value wiped when released),
@@ -58,8 +59,9 @@ struct RefResult {
   std::string fingerprint;
 };
 
-// Ref key -> outcome; exactly the request's keys.
-using ResolveResults = std::map<std::string, RefResult>;
+// One result per ref key of the request, in key order. The results view the request's
+// strings, which must outlive them.
+using ResolveResults = std::vector<RefResult>;
 
 struct ResolverOptions {
   size_t max_refs = kDefaultMaxRefs;
@@ -79,7 +81,8 @@ class Resolver {
   //     a key given twice;
   //   PERMISSION_DENIED: the caller does not speak for the stack, or holds no decrypt
   //     permission at all.
-  // Otherwise returns one RefResult per ref key. `deadline` bounds waits on the cache.
+  // Otherwise returns one RefResult per ref key, in key order. `deadline` bounds waits on the
+  // cache.
   absl::StatusOr<ResolveResults> Resolve(const Caller& caller, const ResolveRequest& request,
                                          absl::Time deadline = absl::InfiniteFuture()) const;
 
@@ -102,10 +105,10 @@ class Resolver {
   std::optional<absl::StatusOr<ResolveResults>> ResolveWith(const Caller& caller,
                                                             const ResolveRequest& request,
                                                             const Lookup& lookup) const;
-  // Fills `result` (for ref key `key`, its name set) from the lookup of its name: the per-
-  // reference error, or the decrypter check, value and redaction tokens. `last_use`: no other
-  // result will read `found`, which may then give up its value.
-  void Complete(const Caller& caller, absl::string_view stack, absl::string_view key,
+  // Fills `result` (its key and name set) from the lookup of its name: the per-reference
+  // error, or the decrypter check, value and redaction tokens. `last_use`: no other result
+  // will read `found`, which may then give up its value.
+  void Complete(const Caller& caller, absl::string_view stack,
                 absl::StatusOr<CachedSecret>& found, bool last_use, RefResult& result) const;
 
   SecretCache* cache_;

@@ -236,7 +236,7 @@ bool IsRefKeyByte(char c) {
 
 }  // namespace
 
-absl::StatusOr<std::string> ParseSecretUri(absl::string_view uri) {
+absl::StatusOr<absl::string_view> ParseSecretUri(absl::string_view uri) {
   // Compared whole rather than byte by byte: "byte 0" is the clearest position for a wrong
   // scheme, and the input is not echoed.
   if (uri.substr(0, kSecretScheme.size()) != kSecretScheme) {
@@ -245,9 +245,7 @@ absl::StatusOr<std::string> ParseSecretUri(absl::string_view uri) {
   if (absl::Status status = CheckName(uri, kSecretScheme.size(), "secret URI"); !status.ok()) {
     return status;
   }
-  // Built in place: the name is the one allocation a successful parse makes.
-  return absl::StatusOr<std::string>(absl::in_place, uri.data() + kSecretScheme.size(),
-                                     uri.size() - kSecretScheme.size());
+  return uri.substr(kSecretScheme.size());
 }
 
 absl::Status ValidateSecretName(absl::string_view name) {

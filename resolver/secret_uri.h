@@ -27,9 +27,9 @@ inline constexpr size_t kMaxNameLength = 253;
 inline constexpr size_t kMaxLabelLength = 63;
 inline constexpr size_t kMaxRefKeyLength = 253;
 
-// Returns the secret name of a `secret://<name>` URI, or INVALID_ARGUMENT naming the byte
-// position (counted in `uri`) and the rule broken.
-absl::StatusOr<std::string> ParseSecretUri(absl::string_view uri);
+// Returns the secret name of a `secret://<name>` URI (a view of `uri`), or INVALID_ARGUMENT
+// naming the byte position (counted in `uri`) and the rule broken.
+absl::StatusOr<absl::string_view> ParseSecretUri(absl::string_view uri);
 
 // Returns OK if `name` is a valid secret name, else INVALID_ARGUMENT naming the byte position
 // (counted in `name`) and the rule broken.

@@ -98,11 +98,11 @@ std::optional<absl::StatusOr<ResolveResults>> ResolveHandler::Resolve(
   const std::string stack = CanonicalStack(request.stack);
   absl::InlinedVector<ReferenceOutcome, 8> outcomes;
   outcomes.reserve(results->size());
-  for (const auto& [key, result] : *results) {
+  for (const RefResult& result : *results) {
     ReferenceOutcome& outcome = outcomes.emplace_back();
     outcome.stack = stack;
     outcome.caller = caller.service_identity;
-    outcome.ref_key = key;
+    outcome.ref_key = result.key;
     outcome.name = result.name;
     outcome.code = result.status.code();
     outcome.cache_outcome = result.cache_outcome;
@@ -152,8 +152,9 @@ std::optional<absl::Status> ResolveHandler::ResolveSecrets(const CallCredentials
       Resolve(credentials, domain, deadline, may_block);
   if (!results.has_value()) return std::nullopt;
   if (!results->ok()) return results->status();
-  for (auto& [key, result] : **results) {
-    secretresolver::v1::SecretResult& out = (*response->mutable_results())[key];
+  for (RefResult& result : **results) {
+    secretresolver::v1::SecretResult& out =
+        (*response->mutable_results())[std::string(result.key)];
     if (!result.status.ok()) {
       out.mutable_error()->set_code(RpcCodeNumber(result.status.code()));
       out.mutable_error()->set_message(std::string(result.status.message()));
@@ -164,7 +165,7 @@ std::optional<absl::Status> ResolveHandler::ResolveSecrets(const CallCredentials
     // string that is freed without being wiped.
     const absl::string_view value = result.value->value.reveal();
     secret->mutable_value()->assign(value.data(), value.size());
-    secret->set_name(std::move(result.name));
+    secret->set_name(result.name.data(), result.name.size());
     secret->set_version(result.value->version);
     secret->set_stale(result.stale);
     secret->mutable_redaction()->set_placeholder(std::move(result.placeholder));
@@ -194,8 +195,9 @@ std::optional<absl::Status> ResolveHandler::DecryptSecureValues(
       Resolve(credentials, domain, deadline, may_block);
   if (!results.has_value()) return std::nullopt;
   if (!results->ok()) return results->status();
-  for (const auto& [name, result] : **results) {
-    decryptv1beta1::Result& out = (*response->mutable_decrypted_values())[name];
+  for (const RefResult& result : **results) {
+    decryptv1beta1::Result& out =
+        (*response->mutable_decrypted_values())[std::string(result.key)];
     if (result.status.ok()) {
       const absl::string_view value = result.value->value.reveal();
       out.mutable_value()->assign(value.data(), value.size());

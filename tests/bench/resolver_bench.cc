@@ -120,7 +120,7 @@ BENCHMARK(BM_CopyNameBaseline);
 
 void BM_ParseSecretUri(benchmark::State& state) {
   for (auto _ : state) {
-    absl::StatusOr<std::string> name = ParseSecretUri(kUri);
+    absl::StatusOr<absl::string_view> name = ParseSecretUri(kUri);
     benchmark::DoNotOptimize(name);
   }
 }

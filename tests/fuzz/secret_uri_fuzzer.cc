@@ -85,7 +85,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const absl::string_view input(reinterpret_cast<const char*>(data), size);
 
   // As a URI.
-  const absl::StatusOr<std::string> name = secret_resolver::ParseSecretUri(input);
+  const absl::StatusOr<absl::string_view> name = secret_resolver::ParseSecretUri(input);
   const bool has_scheme = input.substr(0, kSecretScheme.size()) == kSecretScheme;
   const absl::string_view rest = has_scheme ? input.substr(kSecretScheme.size()) : input;
   const absl::Status rest_status = secret_resolver::ValidateSecretName(rest);

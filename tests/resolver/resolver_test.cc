@@ -36,6 +36,16 @@ ResolveRequest ViewOf(absl::string_view stack, const std::map<std::string, std::
   return request;
 }
 
+// The result for ref key `key`; fails the test (and answers an empty result) if there is none.
+const RefResult& Of(const ResolveResults& results, absl::string_view key) {
+  static const RefResult kNone;
+  for (const RefResult& result : results) {
+    if (result.key == key) return result;
+  }
+  ADD_FAILURE() << "no result for ref key " << key;
+  return kNone;
+}
+
 class ResolverTest : public ::testing::Test {
  protected:
   ResolverTest() {
@@ -97,8 +107,8 @@ TEST_F(ResolverTest, ResolvesWithoutBlockingOnlyWhenEveryReferenceIsCached) {
       resolver_->ResolveWithoutBlocking(caller_, request);
   ASSERT_TRUE(cached.has_value());
   ASSERT_TRUE(cached->ok()) << cached->status();
-  EXPECT_TRUE((*cached)->at("db").value->value.Equals(absl::string_view("db-value-77aa")));
-  EXPECT_EQ((*cached)->at("api-token").cache_outcome, CacheOutcome::kHit);
+  EXPECT_TRUE(Of(**cached, "db").value->value.Equals(absl::string_view("db-value-77aa")));
+  EXPECT_EQ(Of(**cached, "api-token").cache_outcome, CacheOutcome::kHit);
   EXPECT_EQ(store_.get_calls(), 2);
 
   // Whole-call errors need no store, so they are answered.
@@ -115,7 +125,7 @@ TEST_F(ResolverTest, ResolvesValuesWithRedactionTokens) {
   ASSERT_TRUE(results.ok()) << results.status();
   ASSERT_EQ(results->size(), 2u);
 
-  const RefResult& api = results->at("api-token");
+  const RefResult& api = Of(*results, "api-token");
   ASSERT_TRUE(api.status.ok()) << api.status;
   EXPECT_TRUE(api.value->value.Equals(absl::string_view(kValue)));
   EXPECT_EQ(api.name, "workflows/http/auth-token");
@@ -125,7 +135,7 @@ TEST_F(ResolverTest, ResolvesValuesWithRedactionTokens) {
   EXPECT_EQ(api.fingerprint, tokens_->Fingerprint(kStack, SecretBytes(kValue)));
   EXPECT_EQ(api.cache_outcome, CacheOutcome::kMiss);
 
-  const RefResult& db = results->at("db_password");
+  const RefResult& db = Of(*results, "db_password");
   ASSERT_TRUE(db.status.ok()) << db.status;
   EXPECT_TRUE(db.value->value.Equals(absl::string_view("db-value-77aa")));
 }
@@ -135,15 +145,15 @@ TEST_F(ResolverTest, SecondResolutionIsACacheHitAndSeesNewVersionsAfterInvalidat
   ASSERT_TRUE(resolver_->Resolve(caller_, request).ok());
   absl::StatusOr<ResolveResults> again = resolver_->Resolve(caller_, request);
   ASSERT_TRUE(again.ok());
-  EXPECT_EQ(again->at("k").cache_outcome, CacheOutcome::kHit);
+  EXPECT_EQ(Of(*again, "k").cache_outcome, CacheOutcome::kHit);
   EXPECT_EQ(store_.get_calls(), 1);
 
   Put("workflows/http/auth-token", "rotated-value-5e", {kService});
   cache_->Invalidate(kStack, "workflows/http/auth-token");
   absl::StatusOr<ResolveResults> rotated = resolver_->Resolve(caller_, request);
   ASSERT_TRUE(rotated.ok());
-  EXPECT_EQ(rotated->at("k").value->version, 2);
-  EXPECT_TRUE(rotated->at("k").value->value.Equals(absl::string_view("rotated-value-5e")));
+  EXPECT_EQ(Of(*rotated, "k").value->version, 2);
+  EXPECT_TRUE(Of(*rotated, "k").value->value.Equals(absl::string_view("rotated-value-5e")));
 }
 
 TEST_F(ResolverTest, TwoKeysNamingOneSecretCostOneFetch) {
@@ -151,10 +161,10 @@ TEST_F(ResolverTest, TwoKeysNamingOneSecretCostOneFetch) {
       resolver_->Resolve(caller_, Request({{"a", "secret://workflows/http/auth-token"},
                                            {"b", "secret://workflows/http/auth-token"}}));
   ASSERT_TRUE(results.ok());
-  EXPECT_TRUE(results->at("a").status.ok());
-  EXPECT_TRUE(results->at("b").status.ok());
-  EXPECT_EQ(results->at("a").placeholder, "***SECRET_REDACTED:a***");
-  EXPECT_EQ(results->at("b").placeholder, "***SECRET_REDACTED:b***");
+  EXPECT_TRUE(Of(*results, "a").status.ok());
+  EXPECT_TRUE(Of(*results, "b").status.ok());
+  EXPECT_EQ(Of(*results, "a").placeholder, "***SECRET_REDACTED:a***");
+  EXPECT_EQ(Of(*results, "b").placeholder, "***SECRET_REDACTED:b***");
   EXPECT_EQ(store_.get_calls(), 1);
 }
 
@@ -213,9 +223,9 @@ TEST_F(ResolverTest, RefsInAnyOrderAndDuplicateKeys) {
   absl::StatusOr<ResolveResults> results = resolver_->Resolve(caller_, request);
   ASSERT_TRUE(results.ok()) << results.status();
   ASSERT_EQ(results->size(), 2u);
-  EXPECT_EQ(results->begin()->first, "alpha");
-  EXPECT_EQ(results->at("alpha").status.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_TRUE(results->at("zeta").status.ok());
+  EXPECT_EQ(results->front().key, "alpha");
+  EXPECT_EQ(Of(*results, "alpha").status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(Of(*results, "zeta").status.ok());
 
   request.refs = {{"zeta", "secret://db/password"}, {"b", "secret://x"}, {"b", "secret://y"}};
   const int fetches = store_.get_calls();
@@ -236,7 +246,7 @@ TEST_F(ResolverTest, StackAndStacksAreTheSameStack) {
   caller_.token_namespace = "stack-123";
   absl::StatusOr<ResolveResults> results = resolver_->Resolve(caller_, Request(kOneRef));
   ASSERT_TRUE(results.ok()) << results.status();
-  EXPECT_TRUE(results->at("k").status.ok());
+  EXPECT_TRUE(Of(*results, "k").status.ok());
 }
 
 TEST_F(ResolverTest, StackSpellingsShareOneEntryAndFingerprint) {
@@ -245,9 +255,9 @@ TEST_F(ResolverTest, StackSpellingsShareOneEntryAndFingerprint) {
       resolver_->Resolve(caller_, ViewOf("stack-123", kOneRef));
   ASSERT_TRUE(canonical.ok());
   ASSERT_TRUE(alias.ok()) << alias.status();
-  ASSERT_TRUE(alias->at("k").status.ok()) << alias->at("k").status;
-  EXPECT_EQ(alias->at("k").cache_outcome, CacheOutcome::kHit);
-  EXPECT_EQ(alias->at("k").fingerprint, canonical->at("k").fingerprint);
+  ASSERT_TRUE(Of(*alias, "k").status.ok()) << Of(*alias, "k").status;
+  EXPECT_EQ(Of(*alias, "k").cache_outcome, CacheOutcome::kHit);
+  EXPECT_EQ(Of(*alias, "k").fingerprint, Of(*canonical, "k").fingerprint);
   EXPECT_EQ(store_.get_calls(), 1);
 }
 
@@ -261,7 +271,7 @@ TEST_F(ResolverTest, WildcardNamespaceOnlyWhenEnabled) {
   Resolver permissive(cache_.get(), tokens_.get(), options);
   absl::StatusOr<ResolveResults> results = permissive.Resolve(caller_, Request(kOneRef));
   ASSERT_TRUE(results.ok()) << results.status();
-  EXPECT_TRUE(results->at("k").status.ok());
+  EXPECT_TRUE(Of(*results, "k").status.ok());
 }
 
 TEST_F(ResolverTest, NoDecryptPermissionFailsTheWholeCall) {
@@ -276,9 +286,9 @@ TEST_F(ResolverTest, PerNamePermissionCoversOnlyThatName) {
       resolver_->Resolve(caller_, Request({{"db", "secret://workflows/db/password"},
                                            {"api", "secret://workflows/http/auth-token"}}));
   ASSERT_TRUE(results.ok()) << results.status();
-  EXPECT_TRUE(results->at("db").status.ok());
-  EXPECT_EQ(results->at("api").status.code(), absl::StatusCode::kPermissionDenied);
-  EXPECT_EQ(results->at("api").status.message(), "not authorized");
+  EXPECT_TRUE(Of(*results, "db").status.ok());
+  EXPECT_EQ(Of(*results, "api").status.code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(Of(*results, "api").status.message(), "not authorized");
   EXPECT_EQ(store_.get_calls(), 1);  // no fetch for a secret the caller may not decrypt
 }
 
@@ -290,53 +300,53 @@ TEST_F(ResolverTest, PerReferenceErrors) {
                         {"other", "secret://other-team/key"},
                         {"nobody", "secret://nobody/key"}}));
   ASSERT_TRUE(results.ok()) << results.status();
-  EXPECT_TRUE(results->at("ok").status.ok());
+  EXPECT_TRUE(Of(*results, "ok").status.ok());
 
-  const absl::Status& bad = results->at("bad-uri").status;
+  const absl::Status& bad = Of(*results, "bad-uri").status;
   EXPECT_EQ(bad.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(bad.message(), HasSubstr("byte 9"));
 
-  EXPECT_EQ(results->at("missing").status.code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(Of(*results, "missing").status.code(), absl::StatusCode::kNotFound);
 
-  EXPECT_EQ(results->at("other").status.code(), absl::StatusCode::kPermissionDenied);
-  EXPECT_EQ(results->at("other").status.message(), "not authorized");
-  EXPECT_EQ(results->at("other").value, nullptr);
+  EXPECT_EQ(Of(*results, "other").status.code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(Of(*results, "other").status.message(), "not authorized");
+  EXPECT_EQ(Of(*results, "other").value, nullptr);
 
   // An empty decrypter list denies everyone.
-  EXPECT_EQ(results->at("nobody").status.code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(Of(*results, "nobody").status.code(), absl::StatusCode::kPermissionDenied);
 }
 
 TEST_F(ResolverTest, DecrypterCheckRunsOnCacheHits) {
   auto request = Request({{"k", "secret://workflows/http/auth-token"}});
-  ASSERT_TRUE(resolver_->Resolve(caller_, request)->at("k").status.ok());
+  ASSERT_TRUE(Of(*resolver_->Resolve(caller_, request), "k").status.ok());
 
   Caller intruder = caller_;
   intruder.service_identity = "Grafana-Workflows";  // case matters
   absl::StatusOr<ResolveResults> results = resolver_->Resolve(intruder, request);
   ASSERT_TRUE(results.ok());
-  EXPECT_EQ(results->at("k").cache_outcome, CacheOutcome::kHit);
-  EXPECT_EQ(results->at("k").status.code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(Of(*results, "k").cache_outcome, CacheOutcome::kHit);
+  EXPECT_EQ(Of(*results, "k").status.code(), absl::StatusCode::kPermissionDenied);
 }
 
 TEST_F(ResolverTest, StoreErrorsBecomePerReferenceErrors) {
   store_.set_next_error(absl::UnavailableError("store down"));
   absl::StatusOr<ResolveResults> results = resolver_->Resolve(caller_, Request(kOneRef));
   ASSERT_TRUE(results.ok());
-  EXPECT_EQ(results->at("k").status.code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(Of(*results, "k").status.code(), absl::StatusCode::kUnavailable);
 
   store_.set_next_error(absl::DataLossError("ciphertext failed authentication"));
   results = resolver_->Resolve(caller_, Request(kOneRef));
   ASSERT_TRUE(results.ok());
-  EXPECT_EQ(results->at("k").status.code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(Of(*results, "k").status.code(), absl::StatusCode::kDataLoss);
 }
 
 TEST_F(ResolverTest, ServesStaleValueWhenStoreFailsAfterTtl) {
-  ASSERT_TRUE(resolver_->Resolve(caller_, Request(kOneRef))->at("k").status.ok());
+  ASSERT_TRUE(Of(*resolver_->Resolve(caller_, Request(kOneRef)), "k").status.ok());
   clock_.Advance(absl::Seconds(301));
   store_.set_error(absl::UnavailableError("store down"));
   absl::StatusOr<ResolveResults> results = resolver_->Resolve(caller_, Request(kOneRef));
   ASSERT_TRUE(results.ok());
-  const RefResult& result = results->at("k");
+  const RefResult& result = Of(*results, "k");
   ASSERT_TRUE(result.status.ok()) << result.status;
   EXPECT_TRUE(result.stale);
   EXPECT_EQ(result.cache_outcome, CacheOutcome::kStale);
@@ -345,7 +355,7 @@ TEST_F(ResolverTest, ServesStaleValueWhenStoreFailsAfterTtl) {
   clock_.Advance(absl::Minutes(16));  // past max_stale
   results = resolver_->Resolve(caller_, Request(kOneRef));
   ASSERT_TRUE(results.ok());
-  EXPECT_EQ(results->at("k").status.code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(Of(*results, "k").status.code(), absl::StatusCode::kUnavailable);
 }
 
 TEST_F(ResolverTest, ConcurrentCallersOfSeveralStacksSeeOnlyTheirOwnValues) {
@@ -360,11 +370,11 @@ TEST_F(ResolverTest, ConcurrentCallersOfSeveralStacksSeeOnlyTheirOwnValues) {
       const std::string stack = absl::StrCat("org-", t % kStacks);
       Caller caller = caller_;
       caller.token_namespace = stack;
+      const std::map<std::string, std::string> refs = {{"k", "secret://shared/name"}};
       for (int round = 0; round < 50; ++round) {
-        absl::StatusOr<ResolveResults> results = resolver_->Resolve(
-            caller, ViewOf(stack, {{"k", "secret://shared/name"}}));
-        if (!results.ok() || !results->at("k").status.ok() ||
-            !results->at("k").value->value.Equals(
+        absl::StatusOr<ResolveResults> results = resolver_->Resolve(caller, ViewOf(stack, refs));
+        if (!results.ok() || !Of(*results, "k").status.ok() ||
+            !Of(*results, "k").value->value.Equals(
                 absl::StrCat("value-of-stack-", t % kStacks))) {
           mismatches.fetch_add(1);
         }
@@ -387,7 +397,8 @@ TEST_F(ResolverTest, NoMessageContainsTheValue) {
   ASSERT_TRUE(results.ok());
   ASSERT_TRUE(failed.ok());
   for (const ResolveResults* set : {&*failed, &*results}) {
-    for (const auto& [key, result] : *set) {
+    for (const RefResult& result : *set) {
+      const absl::string_view key = result.key;
       EXPECT_THAT(std::string(result.status.message()), Not(HasSubstr(kValue))) << key;
       EXPECT_THAT(result.placeholder, Not(HasSubstr(kValue))) << key;
       EXPECT_THAT(result.fingerprint, Not(HasSubstr(kValue))) << key;

@@ -165,7 +165,7 @@ TEST_P(SecretUriTest, ParsesOrNamesThePosition) {
   absl::Status status;
   switch (c.check) {
     case Check::kUri: {
-      absl::StatusOr<std::string> name = ParseSecretUri(c.input);
+      absl::StatusOr<absl::string_view> name = ParseSecretUri(c.input);
       status = name.status();
       if (c.ok && name.ok()) {
         EXPECT_EQ(*name, c.name);
@@ -207,7 +207,7 @@ TEST(SecretUriTest, TableHasAtLeastFortyCases) { EXPECT_GE(Cases().size(), 40u);
 TEST(SecretUriTest, RoundTripsEveryValidName) {
   for (const Case& c : Cases()) {
     if (c.check != Check::kUri || !c.ok) continue;
-    absl::StatusOr<std::string> name = ParseSecretUri(c.input);
+    absl::StatusOr<absl::string_view> name = ParseSecretUri(c.input);
     ASSERT_TRUE(name.ok()) << c.label;
     EXPECT_EQ(absl::StrCat(kSecretScheme, *name), c.input) << c.label;
     EXPECT_TRUE(ValidateSecretName(*name).ok()) << c.label;

@@ -355,9 +355,9 @@ absl::StatusOr<std::string> StackFromFlags(const ParsedFlags& flags) {
 absl::StatusOr<std::string> NameFromFlags(const ParsedFlags& flags) {
   const std::string name = flags.Value("name");
   if (absl::StartsWith(name, kSecretScheme)) {
-    absl::StatusOr<std::string> parsed = ParseSecretUri(name);
+    absl::StatusOr<absl::string_view> parsed = ParseSecretUri(name);
     if (!parsed.ok()) return FlagError("--name", parsed.status(), "secret URI");
-    return parsed;
+    return std::string(*parsed);
   }
   if (absl::Status s = ValidateSecretName(name); !s.ok()) {
     return FlagError("--name", s, "secret name");
@@ -1072,7 +1072,7 @@ absl::StatusOr<std::map<std::string, std::string>> RefsFromFlags(const ParsedFla
     if (absl::Status s = ValidateRefKey(key); !s.ok()) {
       return FlagError(absl::StrCat(flag, " key"), s);
     }
-    if (absl::StatusOr<std::string> name = ParseSecretUri(uri); !name.ok()) {
+    if (absl::StatusOr<absl::string_view> name = ParseSecretUri(uri); !name.ok()) {
       return FlagError(absl::StrCat(flag, " (key \"", key, "\")"), name.status());
     }
     if (!refs.emplace(key, uri).second) {

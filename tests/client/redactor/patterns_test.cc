@@ -57,7 +57,9 @@ TEST(DeriveRedactionPatternsTest, ShortValueIsStillAPattern) {
   // Base64 "cQ==" is 4 bytes: kept. Its 1-2 character fragments are not.
   EXPECT_TRUE(Has(patterns, "cQ=="));
   for (const std::string& pattern : patterns) {
-    if (pattern != "q") EXPECT_GE(pattern.size(), kMinEncodedPatternBytes);
+    if (pattern != "q") {
+      EXPECT_GE(pattern.size(), kMinEncodedPatternBytes);
+    }
   }
 }
 
