@@ -284,6 +284,51 @@ TEST_F(JsonLogTest, AuditBatchEscapesEveryStringField) {
   EXPECT_EQ(lines[0]["time"], lines[2]["time"]);
 }
 
+// Audit lines copy plain text as it is and escape the rest: every byte value, at every position
+// of strings of several lengths, must come out of the line as it went in (a lone byte of 0x80
+// and above, invalid UTF-8, as the replacement character).
+TEST_F(JsonLogTest, AuditEscapingJudgesEveryByteAtEveryPosition) {
+  JsonLogger logger(&out_, Options());
+  std::vector<std::string> keys;
+  std::vector<std::string> want;
+  for (int byte = 0; byte < 256; ++byte) {
+    for (size_t length : {1, 7, 8, 9, 16, 19}) {
+      for (size_t at = 0; at < length; ++at) {
+        std::string key(length, 'a');
+        key[at] = static_cast<char>(byte);
+        keys.push_back(key);
+        want.push_back(byte < 0x80 ? key
+                                   : absl::StrCat(key.substr(0, at), "\xef\xbf\xbd",
+                                                  key.substr(at + 1)));
+      }
+    }
+  }
+  std::vector<AuditRecord> records(keys.size());
+  for (size_t i = 0; i < keys.size(); ++i) records[i].ref_key = keys[i];
+  logger.LogAudit(records);
+
+  std::vector<Json> lines = ParseLines(out_.str());
+  ASSERT_EQ(lines.size(), keys.size());
+  for (size_t i = 0; i < keys.size(); ++i) {
+    ASSERT_EQ(lines[i]["ref_key"], want[i]) << "record " << i;
+  }
+}
+
+TEST_F(JsonLogTest, AuditCodeIsAbslsNameForEveryCode) {
+  JsonLogger logger(&out_, Options());
+  std::vector<AuditRecord> records(18);
+  for (int code = 0; code < 18; ++code) records[code].code = static_cast<absl::StatusCode>(code);
+  logger.LogAudit(records);
+
+  std::vector<Json> lines = ParseLines(out_.str());
+  ASSERT_EQ(lines.size(), records.size());
+  for (int code = 0; code < 18; ++code) {
+    EXPECT_EQ(lines[code]["code"], absl::StatusCodeToString(static_cast<absl::StatusCode>(code)))
+        << "code " << code;
+  }
+  EXPECT_EQ(lines[16]["code"], "UNAUTHENTICATED");
+}
+
 TEST_F(JsonLogTest, BufferedLinesAreWrittenByFlushAndByTheDestructor) {
   JsonLoggerOptions options = Options();
   options.flush_interval = absl::Hours(1);  // only Flush() and the destructor write
