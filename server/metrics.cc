@@ -173,9 +173,10 @@ void Histogram::Series::Observe(double value) {
   // The first bucket whose upper bound is >= value; the +Inf bucket otherwise.
   size_t bucket = 0;
   while (bucket < bounds_->size() && value > (*bounds_)[bucket]) ++bucket;
-  std::lock_guard<std::mutex> lock(mu_);
-  ++counts_[bucket];
-  sum_ += value;
+  counts_[bucket].fetch_add(1, std::memory_order_relaxed);
+  double sum = sum_.load(std::memory_order_relaxed);
+  while (!sum_.compare_exchange_weak(sum, sum + value, std::memory_order_relaxed)) {
+  }
 }
 
 Histogram::Series* Histogram::WithLabels(LabelValues label_values) {
@@ -189,16 +190,10 @@ Histogram::Series* Histogram::WithLabels(LabelValues label_values) {
 void Histogram::Render(std::string* out) {
   std::lock_guard<std::mutex> lock(mu_);
   for (const auto& [values, series] : series_) {
-    std::vector<uint64_t> counts;
-    double sum = 0;
-    {
-      std::lock_guard<std::mutex> series_lock(series->mu_);
-      counts = series->counts_;
-      sum = series->sum_;
-    }
+    const double sum = series->sum_.load(std::memory_order_relaxed);
     uint64_t cumulative = 0;
-    for (size_t i = 0; i < counts.size(); ++i) {
-      cumulative += counts[i];
+    for (size_t i = 0; i <= bounds_.size(); ++i) {
+      cumulative += series->counts_[i].load(std::memory_order_relaxed);
       const std::string le = i < bounds_.size() ? FormatDouble(bounds_[i]) : "+Inf";
       absl::StrAppend(out, name_, "_bucket", LabelText(label_names_, values, "le", le), " ",
                       cumulative, "\n");

@@ -92,12 +92,15 @@ class Histogram {
    private:
     friend class Histogram;
     explicit Series(const std::vector<double>* bounds)
-        : bounds_(bounds), counts_(bounds->size() + 1, 0) {}
+        : bounds_(bounds), counts_(new std::atomic<uint64_t>[bounds->size() + 1]()) {}
 
     const std::vector<double>* const bounds_;  // the family's
-    std::mutex mu_;
-    std::vector<uint64_t> counts_;  // per bucket, not cumulative; the last one is +Inf
-    double sum_ = 0;
+    // Atomics rather than a lock: every call observes its latency, from every queue thread.
+    // A scrape may see an observation's count without its sum (or the reverse), as with other
+    // Prometheus clients.
+    const std::unique_ptr<std::atomic<uint64_t>[]> counts_;  // per bucket, not cumulative;
+                                                             // the last one is +Inf
+    std::atomic<double> sum_{0};
   };
 
   Histogram(const Histogram&) = delete;

@@ -246,6 +246,7 @@ TEST(MetricsTest, ConcurrentUpdatesAndRendersLoseNothing) {
       for (int i = 0; i < kPerThread; ++i) {
         counter->Increment({code});
         histogram->Observe({code}, 0.001 * (i % 10));
+        histogram->Observe({"ALL"}, 0.5);  // exact in binary: the sum must be exact too
       }
     });
   }
@@ -257,6 +258,8 @@ TEST(MetricsTest, ConcurrentUpdatesAndRendersLoseNothing) {
   const std::string text = registry.Render();
   EXPECT_THAT(text, HasSubstr("op_seconds_count{code=\"OK\"} 10000\n"));
   EXPECT_THAT(text, HasSubstr("op_seconds_bucket{code=\"NOT_FOUND\",le=\"+Inf\"} 10000\n"));
+  EXPECT_THAT(text, HasSubstr("op_seconds_count{code=\"ALL\"} 20000\n"));
+  EXPECT_THAT(text, HasSubstr("op_seconds_sum{code=\"ALL\"} 10000\n"));
 }
 
 TEST(MetricsDeathTest, ProgrammingErrorsAbort) {
