@@ -89,9 +89,10 @@ AuthFailure AuthFailureOf(const absl::Status& status);
 // metadata (nullopt when absent). `authorization` must be `Bearer <token>` (scheme
 // case-insensitive). Both may be present if they carry the same token. Errors, all
 // UNAUTHENTICATED with a payload for AuthFailureOf: neither present (missing_credential); an
-// empty value or an `authorization` that is not a single Bearer token (malformed); both present
-// with different tokens (conflicting_credentials).
-// The token returned views one of the two values.
+// empty token or an `authorization` that is not a Bearer credential (malformed); both present
+// with different tokens (conflicting_credentials). The token's bytes are judged by the verifier
+// (whitespace or a control character inside is malformed), and only for tokens not in its
+// cache. The token returned views one of the two values, without surrounding blanks.
 absl::StatusOr<absl::string_view> CredentialFromMetadata(
     std::optional<absl::string_view> x_access_token, std::optional<absl::string_view> authorization);
 

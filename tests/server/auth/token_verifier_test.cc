@@ -10,9 +10,11 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/time.h"
@@ -421,6 +423,48 @@ TEST_F(TokenVerifierTest, RejectsMalformedBase64Url) {
   }
 }
 
+// Whitespace and control bytes are judged by the verifier, for tokens not in its cache, eight
+// bytes at a time: every byte value at every position of the word and of the tail must be
+// judged as a plain loop would judge it.
+TEST_F(TokenVerifierTest, WhitespaceOrControlAnywhereIsMalformed) {
+  for (int byte = 0; byte < 256; ++byte) {
+    const bool bad = byte <= 0x20 || byte == 0x7f;
+    for (size_t length : {1, 7, 8, 9, 16, 19}) {
+      for (size_t at = 0; at < length; ++at) {
+        std::string token(length, 'a');
+        token[at] = static_cast<char>(byte);
+        const absl::Status status = verifier_->Check(token).caller.status();
+        ASSERT_EQ(AuthFailureOf(status), AuthFailure::kMalformed);
+        EXPECT_EQ(absl::StrContains(status.message(), "whitespace"), bad)
+            << "byte " << byte << " at " << at << " of " << length;
+      }
+    }
+  }
+  // A verified token with a byte added is not a cache hit.
+  const std::string token = Token("es256");
+  ExpectCaller(verifier_->Verify(token));
+  for (absl::string_view extra : {" x", "\tx", "\x7f"}) {
+    EXPECT_EQ(Reason(*verifier_, absl::StrCat(token, extra)), "malformed") << extra.size();
+  }
+}
+
+// A credential header carrying more than one word is refused, whichever header it is in.
+TEST_F(TokenVerifierTest, CredentialOfTwoWordsIsRefused) {
+  const std::string token = Token("es256");
+  ExpectCaller(verifier_->Verify(token));  // cached: the second word must still count
+  for (const auto& [direct, authorization] :
+       std::vector<std::pair<std::optional<std::string>, std::optional<std::string>>>{
+           {std::nullopt, absl::StrCat("Bearer ", token, " ", token)},
+           {absl::StrCat(token, " x"), std::nullopt},
+           {token, absl::StrCat("Bearer ", token, " x")}}) {
+    absl::StatusOr<absl::string_view> credential = CredentialFromMetadata(direct, authorization);
+    const absl::Status status =
+        credential.ok() ? verifier_->Check(*credential).caller.status() : credential.status();
+    EXPECT_EQ(status.code(), absl::StatusCode::kUnauthenticated);
+    EXPECT_NE(AuthFailureOf(status), AuthFailure::kNone);
+  }
+}
+
 TEST_F(TokenVerifierTest, RejectsNonCanonicalBase64Url) {
   // The ES256 signature is 64 bytes: 86 characters whose last carries 4 unused bits. Setting
   // one spells the same bytes a second way, which must not be accepted.
@@ -800,25 +844,6 @@ TEST(CredentialFromMetadataTest, BothDifferentIsRejected) {
   EXPECT_THAT(c.status().message(), Not(HasSubstr("a.b.")));
 }
 
-// The whitespace and control check runs eight bytes at a time: every byte value at every
-// position of the word and of the tail must be judged as a plain loop would judge it.
-TEST(CredentialFromMetadataTest, EveryByteAtEveryPositionIsJudged) {
-  for (int byte = 0; byte < 256; ++byte) {
-    const bool bad = byte <= 0x20 || byte == 0x7f;
-    for (size_t length : {1, 7, 8, 9, 16, 19}) {
-      for (size_t at = 0; at < length; ++at) {
-        std::string token(length, 'a');
-        token[at] = static_cast<char>(byte);
-        if (bad && (at == 0 || at == length - 1) && (byte == ' ' || byte == '\t')) {
-          continue;  // leading and trailing blanks are stripped, not rejected
-        }
-        auto c = CredentialFromMetadata(token, std::nullopt);
-        EXPECT_EQ(c.ok(), !bad) << "byte " << byte << " at " << at << " of " << length;
-      }
-    }
-  }
-}
-
 TEST(CredentialFromMetadataTest, MalformedValues) {
   struct Case {
     std::optional<absl::string_view> x_access_token;
@@ -827,11 +852,9 @@ TEST(CredentialFromMetadataTest, MalformedValues) {
   for (const Case& c : std::vector<Case>{{std::nullopt, "Basic dXNlcjpwYXNz"},
                                          {std::nullopt, "Bearer"},
                                          {std::nullopt, "Bearer "},
-                                         {std::nullopt, "Bearer a.b.c d"},
                                          {std::nullopt, "Bearera.b.c"},
                                          {std::nullopt, ""},
                                          {"", std::nullopt},
-                                         {"a.b c", std::nullopt},
                                          {"a.b.c", "Basic a.b.c"}}) {
     auto got = CredentialFromMetadata(c.x_access_token, c.authorization);
     EXPECT_EQ(got.status().code(), absl::StatusCode::kUnauthenticated);
