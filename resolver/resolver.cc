@@ -45,7 +45,6 @@ void Resolver::Complete(const Caller& caller, absl::string_view stack,
   result.fingerprint = secret.fingerprint.empty()
                            ? tokens_->Fingerprint(stack, secret.value)
                            : RedactionTokens::FormatFingerprint(secret.fingerprint);
-  // The last result that uses the lookup takes its reference rather than another copy.
   result.value = last_use ? std::move(found->value) : found->value;
 }
 
@@ -63,17 +62,24 @@ absl::StatusOr<ResolveResults> Resolver::Resolve(const Caller& caller,
                                                  const ResolveRequest& request,
                                                  absl::Time deadline) const {
   // The lookup always answers, so ResolveWith does too.
-  return *ResolveWith(caller, request, [this, deadline](absl::string_view stack,
-                                                        absl::string_view name) {
-    return std::optional<absl::StatusOr<CachedSecret>>(cache_->Get(stack, name, deadline));
-  });
+  return *ResolveWith(caller, request,
+                      [this, deadline](absl::string_view stack,
+                                       absl::Span<const absl::string_view> names,
+                                       absl::Span<absl::StatusOr<CachedSecret>> found) {
+                        for (size_t i = 0; i < names.size(); ++i) {
+                          found[i] = cache_->Get(stack, names[i], deadline);
+                        }
+                        return true;
+                      });
 }
 
 std::optional<absl::StatusOr<ResolveResults>> Resolver::ResolveWithoutBlocking(
     const Caller& caller, const ResolveRequest& request) const {
-  return ResolveWith(caller, request, [this](absl::string_view stack, absl::string_view name) {
-    return cache_->GetIfCached(stack, name);
-  });
+  return ResolveWith(caller, request,
+                     [this](absl::string_view stack, absl::Span<const absl::string_view> names,
+                            absl::Span<absl::StatusOr<CachedSecret>> found) {
+                       return cache_->GetAllIfCached(stack, names, found);
+                     });
 }
 
 std::optional<absl::StatusOr<ResolveResults>> Resolver::ResolveWith(
@@ -135,15 +141,17 @@ std::optional<absl::StatusOr<ResolveResults>> Resolver::ResolveWith(
   // are neighbours.
   std::sort(wanted.begin(), wanted.end(),
             [](const Wanted& a, const Wanted& b) { return a.name < b.name; });
-  for (size_t first = 0; first < wanted.size();) {
-    size_t end = first + 1;
-    while (end < wanted.size() && wanted[end].name == wanted[first].name) ++end;
-    std::optional<absl::StatusOr<CachedSecret>> found = lookup(stack, wanted[first].name);
-    if (!found.has_value()) return std::nullopt;
-    for (size_t i = first; i < end; ++i) {
-      Complete(caller, stack, *found, /*last_use=*/i + 1 == end, *wanted[i].result);
-    }
-    first = end;
+  absl::InlinedVector<absl::string_view, 8> names;
+  for (size_t i = 0; i < wanted.size(); ++i) {
+    if (i == 0 || wanted[i].name != wanted[i - 1].name) names.push_back(wanted[i].name);
+  }
+  absl::InlinedVector<absl::StatusOr<CachedSecret>, 8> found(names.size());
+  if (!lookup(stack, names, absl::MakeSpan(found))) return std::nullopt;
+  for (size_t i = 0, name = 0; i < wanted.size(); ++i) {
+    if (wanted[i].name != names[name]) ++name;
+    // The last result that uses a lookup takes its reference rather than another copy.
+    const bool last_use = i + 1 == wanted.size() || wanted[i + 1].name != names[name];
+    Complete(caller, stack, found[name], last_use, *wanted[i].result);
   }
   return results;
 }

@@ -23,6 +23,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "absl/types/span.h"
 #include "resolver/access_policy.h"
 #include "resolver/redaction.h"
 #include "resolver/secret_cache.h"
@@ -87,7 +88,7 @@ class Resolver {
                                          absl::Time deadline = absl::InfiniteFuture()) const;
 
   // Resolve, if every reference the caller may read is answered by the cache alone
-  // (SecretCache::GetIfCached); nullopt otherwise, and then Resolve must run where blocking on
+  // (SecretCache::GetAllIfCached); nullopt otherwise, and then Resolve must run where blocking on
   // the store is allowed. Never blocks. A call that returns nullopt after some hits has counted
   // those hits, which Resolve then counts again.
   std::optional<absl::StatusOr<ResolveResults>> ResolveWithoutBlocking(
@@ -99,9 +100,11 @@ class Resolver {
       const RedactionTokens* tokens);
 
  private:
-  // Looks a secret up: an answer, or nullopt to give up on the whole call.
-  using Lookup = std::function<std::optional<absl::StatusOr<CachedSecret>>(
-      absl::string_view stack, absl::string_view name)>;
+  // Looks up distinct secret names of one stack: an answer per name into `found` (as many as
+  // `names`), or false to give up on the whole call.
+  using Lookup = std::function<bool(absl::string_view stack,
+                                    absl::Span<const absl::string_view> names,
+                                    absl::Span<absl::StatusOr<CachedSecret>> found)>;
   std::optional<absl::StatusOr<ResolveResults>> ResolveWith(const Caller& caller,
                                                             const ResolveRequest& request,
                                                             const Lookup& lookup) const;

@@ -15,6 +15,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
+#include "absl/container/inlined_vector.h"
 #include "absl/hash/hash.h"
 #include "absl/container/node_hash_map.h"
 #include "absl/status/status.h"
@@ -299,8 +300,8 @@ class SecretCache::Impl {
 
   absl::StatusOr<CachedSecret> Get(absl::string_view stack, absl::string_view name,
                                    absl::Time deadline);
-  std::optional<absl::StatusOr<CachedSecret>> GetIfCached(absl::string_view stack,
-                                                          absl::string_view name);
+  bool GetAllIfCached(absl::string_view stack, absl::Span<const absl::string_view> names,
+                      absl::Span<absl::StatusOr<CachedSecret>> found);
   void Invalidate(absl::string_view stack, absl::string_view name);
   void InvalidateAll();
   CacheStats stats() const;
@@ -312,9 +313,12 @@ class SecretCache::Impl {
   // and wakes its waiters. Values that leave the cache are released, and this reference to the
   // flight dropped, before a waiter can return: whoever sees the result sees no stale holder.
   void Fetch(std::shared_ptr<Flight> flight);
-  // A fresh entry's answer (scheduling its refresh-ahead if due), or nullopt. May unlock `lock`.
-  std::optional<absl::StatusOr<CachedSecret>> HitLocked(std::unique_lock<std::mutex>& lock,
-                                                        const KeyView& key, absl::Time now);
+  // A fresh entry's answer, or nullopt. When its refresh-ahead is due, sets `*refresh` to the
+  // refresh's flight, for ScheduleRefresh once the lock is released.
+  std::optional<absl::StatusOr<CachedSecret>> HitLocked(const KeyView& key, absl::Time now,
+                                                        std::shared_ptr<Flight>* refresh);
+  // Runs a refresh-ahead that HitLocked started; nothing for null. Call without the lock.
+  void ScheduleRefresh(std::shared_ptr<Flight> refresh);
   // The body of a fetch task: Fetch(), unless the cache is shutting down. `refresh` marks a
   // refresh-ahead task, which pending_refreshes_ counts.
   void RunFetch(std::shared_ptr<Flight> flight, bool refresh);
@@ -408,14 +412,32 @@ SecretCache::Impl::~Impl() {
   // `dropped` goes out of scope here, wiping every value no caller still holds.
 }
 
-std::optional<absl::StatusOr<CachedSecret>> SecretCache::Impl::GetIfCached(
-    absl::string_view stack, absl::string_view name) {
-  std::unique_lock<std::mutex> lock(mu_);
-  return HitLocked(lock, KeyView{stack, name}, clock_->Now());
+bool SecretCache::Impl::GetAllIfCached(absl::string_view stack,
+                                       absl::Span<const absl::string_view> names,
+                                       absl::Span<absl::StatusOr<CachedSecret>> found) {
+  const absl::Time now = clock_->Now();
+  absl::InlinedVector<std::shared_ptr<Flight>, 2> refreshes;
+  bool all = true;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (size_t i = 0; i < names.size(); ++i) {
+      std::shared_ptr<Flight> refresh;
+      std::optional<absl::StatusOr<CachedSecret>> hit =
+          HitLocked(KeyView{stack, names[i]}, now, &refresh);
+      if (refresh != nullptr) refreshes.push_back(std::move(refresh));
+      if (!hit.has_value()) {
+        all = false;
+        break;
+      }
+      found[i] = *std::move(hit);
+    }
+  }
+  for (std::shared_ptr<Flight>& refresh : refreshes) ScheduleRefresh(std::move(refresh));
+  return all;
 }
 
 std::optional<absl::StatusOr<CachedSecret>> SecretCache::Impl::HitLocked(
-    std::unique_lock<std::mutex>& lock, const KeyView& key, absl::Time now) {
+    const KeyView& key, absl::Time now, std::shared_ptr<Flight>* refresh) {
   auto it = entries_.find(key);
   if (it == entries_.end() || now >= (*it)->expires_at) return std::nullopt;
   Entry& entry = **it;
@@ -425,16 +447,15 @@ std::optional<absl::StatusOr<CachedSecret>> SecretCache::Impl::HitLocked(
     return absl::NotFoundError(*entry.not_found_message);
   }
   ++stats_.hits;
-  CachedSecret hit{entry.value, CacheOutcome::kHit};
-  if (entry.refresh_scheduled || now < entry.refresh_at) return hit;
-  std::shared_ptr<Flight> refresh = StartRefreshLocked(entry);
-  lock.unlock();
-  if (refresh != nullptr) {
-    refresh_executor_([this, refresh = std::move(refresh)]() mutable {
-      RunFetch(std::move(refresh), true);
-    });
-  }
-  return hit;
+  if (!entry.refresh_scheduled && now >= entry.refresh_at) *refresh = StartRefreshLocked(entry);
+  return CachedSecret{entry.value, CacheOutcome::kHit};
+}
+
+void SecretCache::Impl::ScheduleRefresh(std::shared_ptr<Flight> refresh) {
+  if (refresh == nullptr) return;
+  refresh_executor_([this, refresh = std::move(refresh)]() mutable {
+    RunFetch(std::move(refresh), true);
+  });
 }
 
 absl::StatusOr<CachedSecret> SecretCache::Impl::Get(absl::string_view stack, absl::string_view name,
@@ -444,7 +465,10 @@ absl::StatusOr<CachedSecret> SecretCache::Impl::Get(absl::string_view stack, abs
   std::shared_ptr<Flight> flight;
   {
     std::unique_lock<std::mutex> lock(mu_);
-    if (std::optional<absl::StatusOr<CachedSecret>> hit = HitLocked(lock, key, now)) {
+    std::shared_ptr<Flight> refresh;
+    if (std::optional<absl::StatusOr<CachedSecret>> hit = HitLocked(key, now, &refresh)) {
+      lock.unlock();
+      ScheduleRefresh(std::move(refresh));
       return *std::move(hit);
     }
 
@@ -729,9 +753,9 @@ absl::StatusOr<CachedSecret> SecretCache::Get(absl::string_view stack, absl::str
   return impl_->Get(stack, name, deadline);
 }
 
-std::optional<absl::StatusOr<CachedSecret>> SecretCache::GetIfCached(absl::string_view stack,
-                                                                     absl::string_view name) {
-  return impl_->GetIfCached(stack, name);
+bool SecretCache::GetAllIfCached(absl::string_view stack, absl::Span<const absl::string_view> names,
+                                 absl::Span<absl::StatusOr<CachedSecret>> found) {
+  return impl_->GetAllIfCached(stack, names, found);
 }
 
 void SecretCache::Invalidate(absl::string_view stack, absl::string_view name) {

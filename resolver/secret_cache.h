@@ -34,6 +34,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "absl/types/span.h"
 #include "resolver/clock.h"
 #include "resolver/secret_store.h"
 
@@ -127,11 +128,13 @@ class SecretCache {
   absl::StatusOr<CachedSecret> Get(absl::string_view stack, absl::string_view name,
                                    absl::Time deadline = absl::InfiniteFuture());
 
-  // Get, answered from a fresh entry alone (a hit or a cached NOT_FOUND, counted as Get counts
-  // them, refresh-ahead scheduled as Get schedules it). nullopt when Get would have to fetch:
-  // then nothing happened. Never blocks on the store, so it may run on threads that must not.
-  std::optional<absl::StatusOr<CachedSecret>> GetIfCached(absl::string_view stack,
-                                                          absl::string_view name);
+  // Get for each of `names` in `stack`, answered from fresh entries alone (a hit or a cached
+  // NOT_FOUND, counted as Get counts them, refresh-ahead scheduled as Get schedules it), under
+  // one lock: `found[i]` is the answer for `names[i]`. Returns false as soon as a name would
+  // need a fetch; the names before it were then answered and counted. Never blocks on the
+  // store, so it may run on threads that must not.
+  bool GetAllIfCached(absl::string_view stack, absl::Span<const absl::string_view> names,
+                      absl::Span<absl::StatusOr<CachedSecret>> found);
 
   // Drops (and wipes) the entry for (stack, name), positive or negative. A fetch in flight for
   // it is not cached when it completes, so no caller sees a value older than the drop.

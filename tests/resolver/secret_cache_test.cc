@@ -22,6 +22,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "absl/types/span.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "resolver/secret_bytes.h"
@@ -384,30 +385,70 @@ TEST_F(SecretCacheTest, ConcurrentMissesMakeOneStoreFetch) {
   ExpectSecret(cache.Get(kStack, kName), kName, 1, CacheOutcome::kHit);
 }
 
-TEST_F(SecretCacheTest, GetIfCachedAnswersFromFreshEntriesOnly) {
+TEST_F(SecretCacheTest, GetAllIfCachedAnswersFromFreshEntriesOnly) {
   Put(kStack, kName);
   CacheOptions options = Options();
   options.negative_ttl = absl::Seconds(5);
   SecretCache cache(&store_, options);
-  EXPECT_FALSE(cache.GetIfCached(kStack, kName).has_value());
+  const std::vector<absl::string_view> both = {kName, "absent"};
+  std::vector<absl::StatusOr<CachedSecret>> found(2);
+  EXPECT_FALSE(cache.GetAllIfCached(kStack, both, absl::MakeSpan(found)));
   EXPECT_EQ(store_.get_calls(), 0);
   EXPECT_EQ(cache.stats().misses, 0u);
 
   ExpectSecret(cache.Get(kStack, kName), kName, 1, CacheOutcome::kMiss);
-  std::optional<absl::StatusOr<CachedSecret>> hit = cache.GetIfCached(kStack, kName);
-  ASSERT_TRUE(hit.has_value());
-  ExpectSecret(*hit, kName, 1, CacheOutcome::kHit);
+  // The first name is answered (and counted); the second is not cached, so the answer is no.
+  EXPECT_FALSE(cache.GetAllIfCached(kStack, both, absl::MakeSpan(found)));
+  ExpectSecret(found[0], kName, 1, CacheOutcome::kHit);
   EXPECT_EQ(cache.stats().hits, 1u);
 
   EXPECT_EQ(CodeOf(cache.Get(kStack, "absent")), absl::StatusCode::kNotFound);
-  std::optional<absl::StatusOr<CachedSecret>> negative = cache.GetIfCached(kStack, "absent");
-  ASSERT_TRUE(negative.has_value());
-  EXPECT_EQ(CodeOf(*negative), absl::StatusCode::kNotFound);
+  ASSERT_TRUE(cache.GetAllIfCached(kStack, both, absl::MakeSpan(found)));
+  ExpectSecret(found[0], kName, 1, CacheOutcome::kHit);
+  EXPECT_EQ(CodeOf(found[1]), absl::StatusCode::kNotFound);
+  EXPECT_EQ(cache.stats().hits, 2u);
+  EXPECT_EQ(cache.stats().negative_hits, 1u);
 
   clock_.Advance(options.ttl);  // both expired
-  EXPECT_FALSE(cache.GetIfCached(kStack, kName).has_value());
-  EXPECT_FALSE(cache.GetIfCached(kStack, "absent").has_value());
+  EXPECT_FALSE(cache.GetAllIfCached(kStack, {kName}, absl::MakeSpan(found).first(1)));
+  EXPECT_FALSE(cache.GetAllIfCached(kStack, {"absent"}, absl::MakeSpan(found).first(1)));
   EXPECT_EQ(store_.get_calls(), 2);
+}
+
+// Refresh-ahead is started under the cache's lock but run after it is released: every name
+// of one batch inside its window gets exactly one refresh.
+TEST_F(SecretCacheTest, GetAllIfCachedSchedulesRefreshAheadForEachName) {
+  ManualExecutor executor;
+  CacheOptions options = Options();
+  options.ttl = absl::Seconds(300);
+  options.refresh_ahead = absl::Seconds(30);
+  options.refresh_jitter = absl::ZeroDuration();
+  options.refresh_executor = executor.executor();
+  Put(kStack, "first");
+  Put(kStack, "second");
+  SecretCache cache(&store_, options);
+  ExpectSecret(cache.Get(kStack, "first"), "first", 1, CacheOutcome::kMiss);
+  ExpectSecret(cache.Get(kStack, "second"), "second", 1, CacheOutcome::kMiss);
+
+  clock_.Advance(absl::Seconds(270));  // 30 s before expiry: inside the window
+  const std::vector<absl::string_view> names = {"first", "second"};
+  std::vector<absl::StatusOr<CachedSecret>> found(2);
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(cache.GetAllIfCached(kStack, names, absl::MakeSpan(found)));
+    ExpectSecret(found[0], "first", 1, CacheOutcome::kHit);
+    ExpectSecret(found[1], "second", 1, CacheOutcome::kHit);
+  }
+  EXPECT_EQ(executor.pending(), 2u);
+  EXPECT_EQ(cache.stats().refreshes, 2u);
+
+  Put(kStack, "first");
+  Put(kStack, "second");
+  found.assign(2, absl::UnknownError("unset"));
+  executor.RunAll();
+  EXPECT_EQ(store_.get_calls(), 4);
+  ASSERT_TRUE(cache.GetAllIfCached(kStack, names, absl::MakeSpan(found)));
+  ExpectSecret(found[0], "first", 2, CacheOutcome::kHit);
+  ExpectSecret(found[1], "second", 2, CacheOutcome::kHit);
 }
 
 TEST_F(SecretCacheTest, ValuesWithTheSameDecryptersShareOneList) {
