@@ -189,7 +189,11 @@ absl::StatusOr<std::unique_ptr<RedactionTokens>> RedactionTokens::Create(
 
 RedactionTokens::RedactionTokens(std::vector<Segment> placeholder, SecretBytes fingerprint_key)
     : placeholder_(std::move(placeholder)), fingerprint_key_(std::move(fingerprint_key)) {
-  for (const Segment& segment : placeholder_) literal_bytes_ += segment.literal.size();
+  for (const Segment& segment : placeholder_) {
+    literal_bytes_ += segment.literal.size();
+    key_uses_ += segment.field == Field::kKey ? 1 : 0;
+    name_uses_ += segment.field == Field::kName ? 1 : 0;
+  }
 }
 
 std::string RedactionTokens::Placeholder(absl::string_view key, absl::string_view name) const {
@@ -197,16 +201,10 @@ std::string RedactionTokens::Placeholder(absl::string_view key, absl::string_vie
   // change, since this runs for every resolved reference.
   std::string key_buffer;
   std::string name_buffer;
-  if (!IsOneLine(key)) key = key_buffer = OneLine(key);
-  if (!IsOneLine(name)) name = name_buffer = OneLine(name);
-  size_t size = literal_bytes_;
-  for (const Segment& segment : placeholder_) {
-    if (segment.field != Field::kLiteral) {
-      size += segment.field == Field::kKey ? key.size() : name.size();
-    }
-  }
+  if (key_uses_ > 0 && !IsOneLine(key)) key = key_buffer = OneLine(key);
+  if (name_uses_ > 0 && !IsOneLine(name)) name = name_buffer = OneLine(name);
   std::string out;
-  out.reserve(size);
+  out.reserve(literal_bytes_ + key_uses_ * key.size() + name_uses_ * name.size());
   for (const Segment& segment : placeholder_) {
     switch (segment.field) {
       case Field::kLiteral:

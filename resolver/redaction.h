@@ -58,6 +58,8 @@ class RedactionTokens {
 
   std::vector<Segment> placeholder_;
   size_t literal_bytes_ = 0;  // of all kLiteral segments
+  size_t key_uses_ = 0;       // kKey segments
+  size_t name_uses_ = 0;      // kName segments
   SecretBytes fingerprint_key_;
 };
 

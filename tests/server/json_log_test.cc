@@ -226,8 +226,8 @@ TEST_F(JsonLogTest, AuditTimeIsTheClocksToTheMillisecond) {
   }
 }
 
-// Records of one batch that share time, stack and caller share the start of their line; a
-// record that differs in any of them must still show its own.
+// Records of one batch that share time, stack and caller share the start of their line, and
+// those that share a latency share its text; a record that differs must still show its own.
 TEST_F(JsonLogTest, AuditBatchLinesEachShowTheirOwnHead) {
   JsonLogger logger(&out_, Options());
   std::vector<AuditRecord> records(5);
@@ -246,6 +246,7 @@ TEST_F(JsonLogTest, AuditBatchLinesEachShowTheirOwnHead) {
   records[4].stack = "stacks-2";
   records[4].caller = "k6";
   records[4].time = absl::FromUnixMillis(5);
+  for (size_t i = 0; i < records.size(); ++i) records[i].latency_ms = i == 1 ? 1.5 : 0.25;
   logger.LogAudit(records);
 
   std::vector<Json> lines = ParseLines(out_.str());
@@ -261,6 +262,9 @@ TEST_F(JsonLogTest, AuditBatchLinesEachShowTheirOwnHead) {
   }
   EXPECT_EQ(lines[3]["time"], "2023-11-14T22:13:20.000Z");
   EXPECT_EQ(lines[4]["time"], "1970-01-01T00:00:00.005Z");
+  for (size_t i = 0; i < lines.size(); ++i) {
+    EXPECT_DOUBLE_EQ(lines[i]["latency_ms"].get<double>(), i == 1 ? 1.5 : 0.25) << "line " << i;
+  }
 }
 
 TEST_F(JsonLogTest, AuditBatchEscapesEveryStringField) {
