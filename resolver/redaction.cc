@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <utility>
@@ -235,14 +236,21 @@ std::string RedactionTokens::FingerprintDigest(absl::string_view stack,
 
 std::string RedactionTokens::FormatFingerprint(absl::string_view digest) {
   if (digest.empty()) return "";
-  // Formatted for every resolved reference, so straight into the result.
-  static constexpr char kHex[] = "0123456789abcdef";
+  // Formatted for every resolved reference, so straight into the result, two digits at a time.
+  static constexpr auto kHexPairs = [] {
+    constexpr char kHex[] = "0123456789abcdef";
+    std::array<char, 512> pairs{};
+    for (int byte = 0; byte < 256; ++byte) {
+      pairs[2 * byte] = kHex[byte >> 4];
+      pairs[2 * byte + 1] = kHex[byte & 0xf];
+    }
+    return pairs;
+  }();
   std::string out(kFingerprintPrefix.size() + 2 * digest.size(), '\0');
   char* p = std::copy(kFingerprintPrefix.begin(), kFingerprintPrefix.end(), out.data());
   for (char c : digest) {
-    const auto byte = static_cast<unsigned char>(c);
-    *p++ = kHex[byte >> 4];
-    *p++ = kHex[byte & 0xf];
+    std::memcpy(p, &kHexPairs[2 * static_cast<unsigned char>(c)], 2);
+    p += 2;
   }
   return out;
 }

@@ -284,6 +284,11 @@ bool TokenVerifier::TokenEq::operator()(absl::string_view a, absl::string_view b
   return ConstantTimeEquals(a, b);
 }
 
+size_t TokenVerifier::TokenHash::operator()(absl::string_view token) const {
+  constexpr size_t kTail = 32;
+  return absl::HashOf(token.size(), token.substr(token.size() > kTail ? token.size() - kTail : 0));
+}
+
 TokenVerifier::TokenVerifier(TokenVerifierOptions options, JwksSource* keys)
     : options_(std::move(options)), keys_(keys) {}
 
