@@ -592,6 +592,22 @@ TEST_F(TokenVerifierTest, RejectsBadOptions) {
 
 // --- The verified-token cache ---
 
+// The cache hashes only a token's length and signature tail: a token that differs from a
+// cached one anywhere else must still be a miss, and be refused.
+TEST_F(TokenVerifierTest, TokenDifferingOnlyBeforeItsTailIsNotACacheHit) {
+  const std::string token = Token("es256");
+  ExpectCaller(verifier_->Verify(token));
+  std::vector<std::string> p = Parts(token);
+  std::string altered_payload = p[1];
+  altered_payload[2] = altered_payload[2] == 'A' ? 'B' : 'A';
+  const std::string altered = absl::StrCat(p[0], ".", altered_payload, ".", p[2]);
+  ASSERT_EQ(altered.size(), token.size());
+  ASSERT_EQ(altered.substr(altered.size() - 32), token.substr(token.size() - 32));
+  EXPECT_FALSE(verifier_->Verify(altered).ok());
+  EXPECT_EQ(verifier_->stats().cache_hits, 0u);
+  EXPECT_EQ(verifier_->stats().cache_misses, 2u);
+}
+
 TEST_F(TokenVerifierTest, SecondVerifySkipsTheSignature) {
   ExpectCaller(verifier_->Verify(Token("es256")));
   ExpectCaller(verifier_->Verify(Token("es256")));
