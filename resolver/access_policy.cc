@@ -37,8 +37,12 @@ bool SameStack(absl::string_view a, absl::string_view b) {
 
 std::string CanonicalStack(absl::string_view stack) {
   const absl::string_view id = CloudStackId(stack);
-  if (id.empty()) return std::string(stack);
-  return absl::StrCat("stacks-", id);
+  constexpr absl::string_view kCanonicalPrefix = "stacks-";
+  // `stacks-N`, the usual spelling, is canonical already: copied without a StrCat.
+  if (id.empty() || id.size() + kCanonicalPrefix.size() == stack.size()) {
+    return std::string(stack);
+  }
+  return absl::StrCat(kCanonicalPrefix, id);
 }
 
 absl::Status CheckStack(const Caller& caller, absl::string_view stack,
