@@ -55,9 +55,10 @@ absl::string_view StatusCodeName(absl::StatusCode code, std::string* scratch) {
   return *scratch;
 }
 
-// Copies `piece` to `out` and returns the end of the copy.
+// Copies `piece` to `out` and returns the end of the copy. (An empty view may hold a null
+// pointer, which memcpy must not be given even for no bytes.)
 inline char* Put(char* out, absl::string_view piece) {
-  std::memcpy(out, piece.data(), piece.size());
+  if (!piece.empty()) std::memcpy(out, piece.data(), piece.size());
   return out + piece.size();
 }
 
