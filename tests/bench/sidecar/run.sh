@@ -13,7 +13,7 @@
 # Each transport is measured in ROUNDS rounds, alternating which server goes first, and the
 # median ratio is the figure: single runs on this 2-core VM vary by up to 25%.
 #
-# Environment: DURATION (s, default 10), WARMUP (s, 2), ROUNDS (3), CLIENTS (8), STREAMS (streams
+# Environment: DURATION (s, default 10), WARMUP (s, 2), ROUNDS (5), CLIENTS (8), STREAMS (streams
 # per client, 4), SECRETS (cached for the RSS figure, 100000), BAZEL_FLAGS (extra flags for bazel).
 # Everything runs in a temporary directory that is removed at the end; the values are random.
 set -euo pipefail
@@ -21,7 +21,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../../.."
 DURATION=${DURATION:-10}
 WARMUP=${WARMUP:-2}
-ROUNDS=${ROUNDS:-3}
+ROUNDS=${ROUNDS:-5}
 CLIENTS=${CLIENTS:-8}
 STREAMS=${STREAMS:-4}
 SECRETS=${SECRETS:-100000}
