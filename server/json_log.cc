@@ -141,6 +141,7 @@ JsonLogger::JsonLogger(FILE* file, std::ostream* stream, const JsonLoggerOptions
       audit_(options.audit),
       flush_interval_(options.flush_interval),
       max_buffered_bytes_(std::max<size_t>(1, options.max_buffered_bytes)),
+      write_chunk_bytes_(std::min(kWriteChunkBytes, std::max<size_t>(1, max_buffered_bytes_ / 2))),
       min_level_(static_cast<int>(options.min_level)) {
   if (flush_interval_ > absl::ZeroDuration()) writer_ = std::thread([this] { RunWriter(); });
 }
@@ -169,7 +170,7 @@ void JsonLogger::RunWriter() {
   for (;;) {
     wake_writer_.wait_for(lock, absl::ToChronoNanoseconds(flush_interval_), [this] {
       return stopping_ || flushes_requested_ > flushes_done_ ||
-             pending_.size() >= max_buffered_bytes_ / 2;
+             pending_.size() >= write_chunk_bytes_;
     });
     batch.swap(pending_);
     const uint64_t serving = flushes_requested_;
@@ -283,8 +284,8 @@ void JsonLogger::Write(const std::string& text) {
   std::unique_lock<std::mutex> lock(buffer_mu_);
   buffer_space_.wait(lock, [this] { return pending_.size() < max_buffered_bytes_ || stopping_; });
   pending_ += text;
-  // Past half the bound, write now rather than at the next interval, so callers rarely wait.
-  if (pending_.size() >= max_buffered_bytes_ / 2) wake_writer_.notify_one();
+  // A chunk's worth: write now rather than at the next interval (see kWriteChunkBytes).
+  if (pending_.size() >= write_chunk_bytes_) wake_writer_.notify_one();
 }
 
 void JsonLogger::WriteNow(const std::string& text) {

@@ -12,8 +12,11 @@
 // flush_interval, lines go to a bounded in-memory buffer that a writer thread of the logger
 // writes out at least that often (group commit): the sidecar's setting, because one system call
 // per call under a shared lock, with an audit line per reference, cost it a third of its
-// throughput (docs/BENCHMARKS.md). A crash can then lose the last interval's lines; Flush() and
-// the destructor write everything buffered.
+// throughput (docs/BENCHMARKS.md). The writer also writes as soon as kWriteChunkBytes are
+// buffered, so that a busy sidecar writes small steady chunks rather than a burst per interval
+// (a megabyte written at once holds a core for about a millisecond, which showed in the
+// callers' p99 latency). A crash can lose the last interval's lines; Flush() and the destructor
+// write everything buffered.
 //
 // Thread safety: every method may be called from any thread. Each line is formatted first and
 // then written whole, so lines from different threads never interleave.
@@ -145,6 +148,10 @@ struct JsonLoggerOptions {
   size_t max_buffered_bytes = size_t{4} << 20;
 };
 
+// With a flush_interval, the writer writes once this many bytes are buffered, without waiting
+// for the interval.
+inline constexpr size_t kWriteChunkBytes = 64 << 10;
+
 class JsonLogger {
  public:
   // Writes to `out` (not owned, must outlive the logger; stderr in production).
@@ -205,6 +212,7 @@ class JsonLogger {
   const bool audit_;
   const absl::Duration flush_interval_;
   const size_t max_buffered_bytes_;
+  const size_t write_chunk_bytes_;  // wake the writer at this much: kWriteChunkBytes or less
   std::atomic<int> min_level_;
   std::mutex write_mu_;  // serializes WriteNow
 

@@ -371,6 +371,34 @@ TEST_F(JsonLogTest, BufferedLinesAreWrittenWithinTheInterval) {
   EXPECT_EQ(ParseLines(text).size(), 1u);
 }
 
+// A busy logger writes a chunk as soon as it is buffered, not a burst per interval: with an
+// interval of an hour, lines past kWriteChunkBytes still reach the file.
+TEST_F(JsonLogTest, AChunkOfLinesIsWrittenWithoutWaitingForTheInterval) {
+  const std::string path = absl::StrCat(std::getenv("TEST_TMPDIR"), "/chunk.log");
+  FILE* file = std::fopen(path.c_str(), "w");
+  ASSERT_NE(file, nullptr);
+  JsonLoggerOptions options = Options();
+  options.flush_interval = absl::Hours(1);
+  size_t lines = 0;
+  std::string text;
+  {
+    JsonLogger logger(file, options);
+    AuditRecord record;
+    record.stack = "stacks-1";
+    record.ref_key = "k";
+    // Log until the writer has written something: it must before 4 chunks are buffered.
+    while (text.empty() && lines < 4 * kWriteChunkBytes / 100) {
+      for (int i = 0; i < 100; ++i, ++lines) logger.LogAudit(record);
+      absl::SleepFor(absl::Milliseconds(1));
+      std::ifstream in(path);
+      text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    }
+  }
+  std::fclose(file);
+  EXPECT_FALSE(text.empty()) << lines << " lines logged, none written";
+  EXPECT_GE(text.size(), kWriteChunkBytes);
+}
+
 TEST_F(JsonLogTest, FullBufferMakesCallersWaitInsteadOfDroppingLines) {
   JsonLoggerOptions options = Options();
   options.flush_interval = absl::Milliseconds(1);
