@@ -14,13 +14,16 @@ namespace {
 constexpr absl::string_view kWildcardNamespace = "*";
 constexpr absl::string_view kPermissionPrefix = "secret.grafana.app/securevalues/";
 constexpr absl::string_view kPermissionSuffix = ":decrypt";
+// The canonical spelling of a cloud stack, and the other one accepted.
+constexpr absl::string_view kStacksPrefix = "stacks-";
+constexpr absl::string_view kStackPrefix = "stack-";
 
 // The stack id N of `stack-N` or `stacks-N` when N is one or more digits, else "". Only that
 // exact shape is folded (Grafana's cloud namespaces): anything else must match exactly, so
 // `stack-abc` never equals `stacks-abc`. The digits are compared as text, not as numbers, so
 // `stack-07` and `stacks-7` stay different stacks.
 absl::string_view CloudStackId(absl::string_view stack) {
-  if (!absl::ConsumePrefix(&stack, "stacks-") && !absl::ConsumePrefix(&stack, "stack-")) {
+  if (!absl::ConsumePrefix(&stack, kStacksPrefix) && !absl::ConsumePrefix(&stack, kStackPrefix)) {
     return "";
   }
   if (stack.empty() || !std::all_of(stack.begin(), stack.end(), absl::ascii_isdigit)) return "";
@@ -37,12 +40,10 @@ bool SameStack(absl::string_view a, absl::string_view b) {
 
 std::string CanonicalStack(absl::string_view stack) {
   const absl::string_view id = CloudStackId(stack);
-  constexpr absl::string_view kCanonicalPrefix = "stacks-";
-  // `stacks-N`, the usual spelling, is canonical already: copied without a StrCat.
-  if (id.empty() || id.size() + kCanonicalPrefix.size() == stack.size()) {
-    return std::string(stack);
-  }
-  return absl::StrCat(kCanonicalPrefix, id);
+  // `stacks-N`, the usual spelling, is canonical already: copied without a StrCat. (The two
+  // prefixes differ in length, so the id's length tells which one the stack has.)
+  if (id.empty() || id.size() + kStacksPrefix.size() == stack.size()) return std::string(stack);
+  return absl::StrCat(kStacksPrefix, id);
 }
 
 absl::Status CheckStack(const Caller& caller, absl::string_view stack,

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <condition_variable>
 #include <cstddef>
+#include <cstdio>
+#include <cstdlib>
 #include <deque>
 #include <memory>
 #include <mutex>
@@ -415,6 +417,14 @@ SecretCache::Impl::~Impl() {
 bool SecretCache::Impl::GetAllIfCached(absl::string_view stack,
                                        absl::Span<const absl::string_view> names,
                                        absl::Span<absl::StatusOr<CachedSecret>> found) {
+  if (found.size() < names.size()) {
+    std::fprintf(stderr, "secret cache: GetAllIfCached given %zu slots for %zu names\n",
+                 found.size(), names.size());
+    std::abort();
+  }
+  // A value is released outside the lock (releasing the last reference wipes it): slots that
+  // still hold answers are emptied first.
+  for (absl::StatusOr<CachedSecret>& slot : found) slot = absl::StatusOr<CachedSecret>();
   const absl::Time now = clock_->Now();
   absl::InlinedVector<std::shared_ptr<Flight>, 2> refreshes;
   bool all = true;

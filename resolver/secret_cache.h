@@ -130,9 +130,10 @@ class SecretCache {
 
   // Get for each of `names` in `stack`, answered from fresh entries alone (a hit or a cached
   // NOT_FOUND, counted as Get counts them, refresh-ahead scheduled as Get schedules it), under
-  // one lock: `found[i]` is the answer for `names[i]`. Returns false as soon as a name would
-  // need a fetch; the names before it were then answered and counted. Never blocks on the
-  // store, so it may run on threads that must not.
+  // one lock: `found[i]` is the answer for `names[i]` (`found` must have a slot per name; a
+  // program that gives fewer aborts). Returns false as soon as a name would need a fetch; the
+  // names before it were then answered and counted. Never blocks on the store, so it may run
+  // on threads that must not.
   bool GetAllIfCached(absl::string_view stack, absl::Span<const absl::string_view> names,
                       absl::Span<absl::StatusOr<CachedSecret>> found);
 

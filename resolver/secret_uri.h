@@ -16,6 +16,7 @@
 
 #include <string>
 
+#include "absl/base/attributes.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -29,7 +30,8 @@ inline constexpr size_t kMaxRefKeyLength = 253;
 
 // Returns the secret name of a `secret://<name>` URI (a view of `uri`), or INVALID_ARGUMENT
 // naming the byte position (counted in `uri`) and the rule broken.
-absl::StatusOr<absl::string_view> ParseSecretUri(absl::string_view uri);
+absl::StatusOr<absl::string_view> ParseSecretUri(
+    absl::string_view uri ABSL_ATTRIBUTE_LIFETIME_BOUND);
 
 // Returns OK if `name` is a valid secret name, else INVALID_ARGUMENT naming the byte position
 // (counted in `name`) and the rule broken.

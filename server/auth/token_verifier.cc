@@ -172,9 +172,9 @@ absl::string_view StripOws(absl::string_view s) {
 }
 
 // Runs over every token not yet in the cache, so eight bytes at a time (written out because no
-// library offers it): `(x - n * ones) & ~x & highs` is nonzero exactly when some byte of x is below n,
-// for n <= 0x80 (a byte's high bit is set where its subtraction borrows and it was below 0x80),
-// and a byte equals 0x7f exactly when that byte of x ^ 0x7f...7f is below 1.
+// library offers it): `(x - n * ones) & ~x & highs` is nonzero exactly when some byte of x is
+// below n, for n <= 0x80 (a byte's high bit is set where its subtraction borrows and it was
+// below 0x80), and a byte equals 0x7f exactly when that byte of x ^ 0x7f...7f is below 1.
 bool HasWhitespaceOrControl(absl::string_view s) {
   constexpr uint64_t kOnes = 0x0101010101010101ULL;
   constexpr uint64_t kHighs = 0x8080808080808080ULL;

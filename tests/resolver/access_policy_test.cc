@@ -119,6 +119,9 @@ TEST(CanonicalStackTest, FoldsOnlyCloudStackIds) {
   EXPECT_EQ(CanonicalStack("stacks-123"), "stacks-123");
   EXPECT_EQ(CanonicalStack("stack-07"), "stacks-07");
   EXPECT_EQ(CanonicalStack("stack-abc"), "stack-abc");
+  EXPECT_EQ(CanonicalStack("stacks-"), "stacks-");
+  EXPECT_EQ(CanonicalStack("stack-"), "stack-");
+  EXPECT_EQ(CanonicalStack("stacks-0"), "stacks-0");
   EXPECT_EQ(CanonicalStack("stack-"), "stack-");
   EXPECT_EQ(CanonicalStack("default"), "default");
   EXPECT_EQ(CanonicalStack("org-2"), "org-2");

@@ -451,6 +451,27 @@ TEST_F(SecretCacheTest, GetAllIfCachedSchedulesRefreshAheadForEachName) {
   ExpectSecret(found[1], "second", 2, CacheOutcome::kHit);
 }
 
+// The refresh runs after the cache's lock is released: an executor that runs it at once (and
+// so takes the lock) must not deadlock, and the refreshed value is what the next call sees.
+TEST_F(SecretCacheTest, GetAllIfCachedRunsRefreshAheadOutsideTheLock) {
+  CacheOptions options = Options();
+  options.ttl = absl::Seconds(300);
+  options.refresh_ahead = absl::Seconds(30);
+  options.refresh_jitter = absl::ZeroDuration();
+  options.refresh_executor = [](std::function<void()> task) { task(); };
+  Put(kStack, kName);
+  SecretCache cache(&store_, options);
+  ExpectSecret(cache.Get(kStack, kName), kName, 1, CacheOutcome::kMiss);
+  Put(kStack, kName);
+  clock_.Advance(absl::Seconds(270));
+  std::vector<absl::StatusOr<CachedSecret>> found(1);
+  ASSERT_TRUE(cache.GetAllIfCached(kStack, {kName}, absl::MakeSpan(found)));
+  ExpectSecret(found[0], kName, 1, CacheOutcome::kHit);
+  EXPECT_EQ(store_.get_calls(), 2);
+  ASSERT_TRUE(cache.GetAllIfCached(kStack, {kName}, absl::MakeSpan(found)));
+  ExpectSecret(found[0], kName, 2, CacheOutcome::kHit);
+}
+
 TEST_F(SecretCacheTest, ValuesWithTheSameDecryptersShareOneList) {
   Put(kStack, "first");
   Put(kStack, "second");
