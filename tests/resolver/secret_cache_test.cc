@@ -104,6 +104,17 @@ class SecretCacheTest : public ::testing::Test {
     return options;
   }
 
+  // Options() with a 300 s TTL whose last 30 s are the refresh-ahead window (no jitter), and
+  // refreshes run by `executor`.
+  CacheOptions RefreshWindowOptions(std::function<void(std::function<void()>)> executor) {
+    CacheOptions options = Options();
+    options.ttl = absl::Seconds(300);
+    options.refresh_ahead = absl::Seconds(30);
+    options.refresh_jitter = absl::ZeroDuration();
+    options.refresh_executor = std::move(executor);
+    return options;
+  }
+
   // Stores a new version of (stack, name) whose value is ValueFor(name, version).
   void Put(absl::string_view stack, absl::string_view name) {
     const int64_t next = ++versions_[absl::StrCat(stack, "/", name)];
@@ -209,11 +220,7 @@ TEST_F(SecretCacheTest, TtlExpiryRefetches) {
 
 TEST_F(SecretCacheTest, RefreshAheadSchedulesExactlyOneRefreshInsideWindow) {
   ManualExecutor executor;
-  CacheOptions options = Options();
-  options.ttl = absl::Seconds(300);
-  options.refresh_ahead = absl::Seconds(30);
-  options.refresh_jitter = absl::ZeroDuration();
-  options.refresh_executor = executor.executor();
+  CacheOptions options = RefreshWindowOptions(executor.executor());
   Put(kStack, kName);
   SecretCache cache(&store_, options);
 
@@ -419,11 +426,7 @@ TEST_F(SecretCacheTest, GetAllIfCachedAnswersFromFreshEntriesOnly) {
 // of one batch inside its window gets exactly one refresh.
 TEST_F(SecretCacheTest, GetAllIfCachedSchedulesRefreshAheadForEachName) {
   ManualExecutor executor;
-  CacheOptions options = Options();
-  options.ttl = absl::Seconds(300);
-  options.refresh_ahead = absl::Seconds(30);
-  options.refresh_jitter = absl::ZeroDuration();
-  options.refresh_executor = executor.executor();
+  CacheOptions options = RefreshWindowOptions(executor.executor());
   Put(kStack, "first");
   Put(kStack, "second");
   SecretCache cache(&store_, options);
@@ -454,11 +457,7 @@ TEST_F(SecretCacheTest, GetAllIfCachedSchedulesRefreshAheadForEachName) {
 // The refresh runs after the cache's lock is released: an executor that runs it at once (and
 // so takes the lock) must not deadlock, and the refreshed value is what the next call sees.
 TEST_F(SecretCacheTest, GetAllIfCachedRunsRefreshAheadOutsideTheLock) {
-  CacheOptions options = Options();
-  options.ttl = absl::Seconds(300);
-  options.refresh_ahead = absl::Seconds(30);
-  options.refresh_jitter = absl::ZeroDuration();
-  options.refresh_executor = [](std::function<void()> task) { task(); };
+  CacheOptions options = RefreshWindowOptions([](std::function<void()> task) { task(); });
   Put(kStack, kName);
   SecretCache cache(&store_, options);
   ExpectSecret(cache.Get(kStack, kName), kName, 1, CacheOutcome::kMiss);
