@@ -362,15 +362,18 @@ TEST_F(JsonLogTest, BufferedLinesAreWrittenWithinTheInterval) {
   ASSERT_NE(file, nullptr);
   JsonLoggerOptions options = Options();
   options.flush_interval = absl::Milliseconds(10);
-  JsonLogger logger(file, options);
-  logger.Info("soon");
-  // Read through a file of its own: no Flush(), so only the writer thread can have written it.
   std::string text;
-  for (int i = 0; i < 100 && text.empty(); ++i) {
-    absl::SleepFor(absl::Milliseconds(10));
-    std::ifstream in(path);
-    text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  {
+    JsonLogger logger(file, options);
+    logger.Info("soon");
+    // Read through a file of its own: no Flush(), so only the writer thread can have written it.
+    for (int i = 0; i < 100 && text.empty(); ++i) {
+      absl::SleepFor(absl::Milliseconds(10));
+      std::ifstream in(path);
+      text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    }
   }
+  std::fclose(file);
   EXPECT_EQ(ParseLines(text).size(), 1u);
 }
 
