@@ -10,9 +10,9 @@
 // on an arena of the call's own. If the handler can answer without blocking (a verified token
 // and every reference in the caches), it does so on the queue thread; otherwise the call goes to
 // the WorkerPool, so blocking work (store I/O, signature checks, a JWKS fetch) never runs on a
-// queue thread. Either way it finishes with the handler's status
-// mapped one-to-one. A full pool answers RESOURCE_EXHAUSTED at once. When a call is done, the
-// secret values in its response message are wiped.
+// queue thread. Either way it finishes with the handler's status mapped one-to-one. A full pool
+// answers RESOURCE_EXHAUSTED at once. When a call is done, the secret values in its response
+// message are wiped.
 //
 // Thread safety: Register, Start and Stop from one thread, in that order. Calls are served on
 // the queue threads and the pool's threads.

@@ -179,8 +179,7 @@ std::optional<absl::Status> ResolveHandler::DecryptSecureValues(
     absl::Time deadline, decryptv1beta1::SecureValueDecryptResponseCollection* response,
     bool may_block) {
   // Grafana's secure value names are one-segment secret names and valid ref keys, so each
-  // name is its own ref key.
-  // A name asked for twice is answered once.
+  // name is its own ref key; a name asked for twice is answered once.
   std::vector<absl::string_view> names(request.names().begin(), request.names().end());
   std::sort(names.begin(), names.end());
   names.erase(std::unique(names.begin(), names.end()), names.end());

@@ -173,8 +173,6 @@ class TokenVerifier {
 
   // The full checks. On success fills `entry`.
   TokenVerification VerifyUncached(absl::string_view token, CacheEntry* entry);
-  // Answers from the cache if it can. nullopt means "not cached (any more)", or, without
-  // `may_load`, that confirming the token's key would need a JWKS reload.
   // Tokens are credentials: compared in constant time (for their length), like SecretBytes.
   struct TokenEq {
     bool operator()(absl::string_view a, absl::string_view b) const;
@@ -189,6 +187,8 @@ class TokenVerifier {
   using TokenCache =
       absl::flat_hash_map<absl::string_view, std::unique_ptr<CacheEntry>, TokenHash, TokenEq>;
 
+  // Answers from the cache if it can. nullopt means "not cached (any more)", or, without
+  // `may_load`, that confirming the token's key would need a JWKS reload.
   std::optional<TokenVerification> CheckCached(absl::string_view token, bool may_load);
   void Insert(absl::string_view token, CacheEntry entry);
   void EraseLocked(TokenCache::iterator it);

@@ -52,6 +52,19 @@ std::vector<Json> ParseLines(const std::string& text) {
   return objects;
 }
 
+// The text of the file at `path`, read through a stream of its own (not the logger's FILE),
+// once it holds at least `at_least` bytes or `limit` has passed.
+std::string WaitForFileText(const std::string& path, size_t at_least, absl::Duration limit) {
+  std::string text;
+  const absl::Time give_up = absl::Now() + limit;
+  while (text.size() < at_least && absl::Now() < give_up) {
+    absl::SleepFor(absl::Milliseconds(10));
+    std::ifstream in(path);
+    text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  return text;
+}
+
 class JsonLogTest : public ::testing::Test {
  protected:
   JsonLoggerOptions Options() {
@@ -366,12 +379,8 @@ TEST_F(JsonLogTest, BufferedLinesAreWrittenWithinTheInterval) {
   {
     JsonLogger logger(file, options);
     logger.Info("soon");
-    // Read through a file of its own: no Flush(), so only the writer thread can have written it.
-    for (int i = 0; i < 100 && text.empty(); ++i) {
-      absl::SleepFor(absl::Milliseconds(10));
-      std::ifstream in(path);
-      text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-    }
+    // No Flush(): only the writer thread can have written it.
+    text = WaitForFileText(path, 1, absl::Seconds(1));
   }
   std::fclose(file);
   EXPECT_EQ(ParseLines(text).size(), 1u);
@@ -394,12 +403,8 @@ TEST_F(JsonLogTest, AChunkOfLinesIsWrittenWithoutWaitingForTheInterval) {
     // Two chunks' worth of lines (each is over 100 bytes), well below the 4 MiB bound.
     for (size_t i = 0; i < 2 * kWriteChunkBytes / 100; ++i) logger.LogAudit(record);
     // Only the writer thread can write them before the interval: wait for a whole chunk (a
-    // write may be seen part done), for at most 10 s.
-    for (int i = 0; i < 1000 && text.size() < kWriteChunkBytes; ++i) {
-      absl::SleepFor(absl::Milliseconds(10));
-      std::ifstream in(path);
-      text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-    }
+    // write may be seen part done).
+    text = WaitForFileText(path, kWriteChunkBytes, absl::Seconds(10));
   }
   std::fclose(file);
   EXPECT_GE(text.size(), kWriteChunkBytes);
