@@ -9,32 +9,14 @@
 #include <string>
 #include <utility>
 
-#include <openssl/crypto.h>
+#include <grpcpp/support/proto_buffer_reader.h>
 
+#include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "server/status_mapping.h"
 
 namespace secret_resolver {
 namespace {
-
-using decryptv1beta1::SecureValueDecryptResponseCollection;
-using secretresolver::v1::ResolveSecretsResponse;
-
-void Wipe(std::string* bytes) {
-  if (!bytes->empty()) OPENSSL_cleanse(bytes->data(), bytes->size());
-}
-
-void WipeValues(ResolveSecretsResponse* response) {
-  for (auto& [key, result] : *response->mutable_results()) {
-    if (result.has_secret()) Wipe(result.mutable_secret()->mutable_value());
-  }
-}
-
-void WipeValues(SecureValueDecryptResponseCollection* response) {
-  for (auto& [name, result] : *response->mutable_decrypted_values()) {
-    if (result.has_value()) Wipe(result.mutable_value());
-  }
-}
 
 // Sets `*slot` to `value`, or flags a conflict if it already holds a different one.
 void SetOnce(std::optional<absl::string_view>* slot, grpc::string_ref value, bool* conflicting) {
@@ -57,16 +39,15 @@ CallCredentials CredentialsOf(const grpc::ServerContext& context) {
   return credentials;
 }
 
-// One method's types and handler entry points.
+// One method's request type and name. Both methods are registered raw: the call parses its
+// request itself, and the handler answers with the response's wire bytes.
 struct ResolveMethod {
   using Request = secretresolver::v1::ResolveSecretsRequest;
-  using Response = ResolveSecretsResponse;
   static constexpr absl::string_view kName = "ResolveSecrets";
 };
 
 struct DecryptMethod {
   using Request = decryptv1beta1::SecureValueDecryptRequest;
-  using Response = SecureValueDecryptResponseCollection;
   static constexpr absl::string_view kName = "DecryptSecureValues";
 };
 
@@ -91,38 +72,42 @@ struct GrpcServices::Shared {
     return !draining.load(std::memory_order_relaxed) && pool->TrySchedule(std::move(task));
   }
   bool IsDraining() const { return draining.load(std::memory_order_acquire); }
-  secretresolver::v1::SecretResolver::AsyncService resolver;
-  decryptv1beta1::SecureValueDecrypter::AsyncService decrypter;
+  secretresolver::v1::SecretResolver::WithRawMethod_ResolveSecrets<
+      secretresolver::v1::SecretResolver::Service>
+      resolver;
+  decryptv1beta1::SecureValueDecrypter::WithRawMethod_DecryptSecureValues<
+      decryptv1beta1::SecureValueDecrypter::Service>
+      decrypter;
 
-  void RequestCall(ResolveMethod, grpc::ServerContext* context, ResolveMethod::Request* request,
-                   grpc::ServerAsyncResponseWriter<ResolveMethod::Response>* responder,
+  void RequestCall(ResolveMethod, grpc::ServerContext* context, grpc::ByteBuffer* request,
+                   grpc::ServerAsyncResponseWriter<grpc::ByteBuffer>* responder,
                    grpc::ServerCompletionQueue* queue, void* tag) {
     resolver.RequestResolveSecrets(context, request, responder, queue, queue, tag);
   }
-  void RequestCall(DecryptMethod, grpc::ServerContext* context, DecryptMethod::Request* request,
-                   grpc::ServerAsyncResponseWriter<DecryptMethod::Response>* responder,
+  void RequestCall(DecryptMethod, grpc::ServerContext* context, grpc::ByteBuffer* request,
+                   grpc::ServerAsyncResponseWriter<grpc::ByteBuffer>* responder,
                    grpc::ServerCompletionQueue* queue, void* tag) {
     decrypter.RequestDecryptSecureValues(context, request, responder, queue, queue, tag);
   }
   std::optional<absl::Status> TryHere(ResolveMethod, const CallCredentials& credentials,
                                       const ResolveMethod::Request& request, absl::Time deadline,
-                                      ResolveMethod::Response* response) {
+                                      grpc::ByteBuffer* response) {
     return handler->TryResolveSecretsWithoutBlocking(credentials, request, deadline, response);
   }
   std::optional<absl::Status> TryHere(DecryptMethod, const CallCredentials& credentials,
                                       const DecryptMethod::Request& request, absl::Time deadline,
-                                      DecryptMethod::Response* response) {
+                                      grpc::ByteBuffer* response) {
     return handler->TryDecryptSecureValuesWithoutBlocking(credentials, request, deadline,
                                                           response);
   }
   absl::Status Work(ResolveMethod, const CallCredentials& credentials,
                     const ResolveMethod::Request& request, absl::Time deadline,
-                    ResolveMethod::Response* response) {
+                    grpc::ByteBuffer* response) {
     return handler->ResolveSecrets(credentials, request, deadline, response);
   }
   absl::Status Work(DecryptMethod, const CallCredentials& credentials,
                     const DecryptMethod::Request& request, absl::Time deadline,
-                    DecryptMethod::Response* response) {
+                    grpc::ByteBuffer* response) {
     return handler->DecryptSecureValues(credentials, request, deadline, response);
   }
 };
@@ -145,14 +130,14 @@ class UnaryCall final : public QueueTag {
   // Asks the queue for the next call of `Method`.
   static void Request(GrpcServices::Shared* shared, grpc::ServerCompletionQueue* queue) {
     auto* call = new UnaryCall(shared, queue);
-    shared->RequestCall(Method(), &call->context_, call->request_, &call->responder_, queue,
-                        call);
+    shared->RequestCall(Method(), &call->context_, &call->request_bytes_, &call->responder_,
+                        queue, call);
   }
 
   void Proceed(bool ok) override {
     if (finishing_ || !ok) {
-      // Finished (the response is sent or the call died), or the server is shutting down.
-      WipeValues(response_);
+      // Finished (the response is sent or the call died), or the server is shutting down. The
+      // response's buffer is wiped once gRPC has let go of it too.
       delete this;
       return;
     }
@@ -164,10 +149,15 @@ class UnaryCall final : public QueueTag {
       return;
     }
     Request(shared_, queue_);  // keep a call of this kind requested
+    if (!ParseRequest()) {
+      Finish(absl::InvalidArgumentError(absl::StrCat(
+          "the request is not a valid ", Method::Request::descriptor()->full_name(), " message")));
+      return;
+    }
     const absl::Time deadline = absl::FromChrono(context_.deadline());
     CallCredentials credentials = CredentialsOf(context_);
     if (std::optional<absl::Status> answered =
-            shared_->TryHere(Method(), credentials, *request_, deadline, response_)) {
+            shared_->TryHere(Method(), credentials, *request_, deadline, &response_)) {
       Finish(*answered);
       return;
     }
@@ -179,7 +169,7 @@ class UnaryCall final : public QueueTag {
             Finish(absl::UnavailableError("the sidecar is shutting down"));
             return;
           }
-          Finish(shared_->Work(Method(), credentials, *request_, deadline, response_));
+          Finish(shared_->Work(Method(), credentials, *request_, deadline, &response_));
         });
     if (!accepted) {
       Finish(shared_->IsDraining()
@@ -201,29 +191,37 @@ class UnaryCall final : public QueueTag {
         queue_(queue),
         arena_(arena_block_, sizeof(arena_block_)),
         request_(google::protobuf::Arena::CreateMessage<typename Method::Request>(&arena_)),
-        response_(google::protobuf::Arena::CreateMessage<typename Method::Response>(&arena_)),
         responder_(&context_) {
     shared_->live_calls.fetch_add(1, std::memory_order_relaxed);
+  }
+
+  // Parses the request's bytes into the arena's message, and lets go of them.
+  bool ParseRequest() {
+    grpc::ProtoBufferReader reader(&request_bytes_);
+    const bool parsed = reader.status().ok() && request_->ParseFromZeroCopyStream(&reader);
+    request_bytes_.Clear();
+    return parsed;
   }
 
   // Sends the response (or only the status, when it is not OK); the queue returns this call's
   // tag once that is done.
   void Finish(const absl::Status& status) {
     if (shared_->observer) shared_->observer(Method::kName, status.code(), absl::Now() - start_);
-    responder_.Finish(*response_, ToGrpcStatus(status), this);
+    responder_.Finish(response_, ToGrpcStatus(status), this);
   }
 
   GrpcServices::Shared* const shared_;
   grpc::ServerCompletionQueue* const queue_;
   grpc::ServerContext context_;
-  // The request and response live on the call's arena, whose first block is part of this
-  // object (about 2 KB without it, an allocation of that class anyway): a call with a few
-  // references parses and builds its messages without allocating any of them.
+  grpc::ByteBuffer request_bytes_;  // as received; cleared once parsed
+  // The request is parsed onto the call's arena, whose first block is part of this object
+  // (about 2 KB without it, an allocation of that class anyway): a call with a few references
+  // parses its request without allocating any of it.
   alignas(8) char arena_block_[2048];
   google::protobuf::Arena arena_;
   typename Method::Request* const request_;
-  typename Method::Response* const response_;
-  grpc::ServerAsyncResponseWriter<typename Method::Response> responder_;
+  grpc::ByteBuffer response_;  // the handler's wire bytes
+  grpc::ServerAsyncResponseWriter<grpc::ByteBuffer> responder_;
   bool finishing_ = false;
   absl::Time start_;
 };

@@ -6,13 +6,14 @@
 // handler it served 1.14-1.72x the calls of the callback API and 1.12-1.61x those of the sync
 // API over four runs, with the lowest p99.
 //
-// Each call views its credential metadata and takes its deadline; its request and response live
-// on an arena of the call's own. If the handler can answer without blocking (a verified token
-// and every reference in the caches), it does so on the queue thread; otherwise the call goes to
-// the WorkerPool, so blocking work (store I/O, signature checks, a JWKS fetch) never runs on a
-// queue thread. Either way it finishes with the handler's status mapped one-to-one. A full pool
-// answers RESOURCE_EXHAUSTED at once. When a call is done, the secret values in its response
-// message are wiped.
+// Both methods are registered raw. Each call views its credential metadata, takes its deadline
+// and parses its request onto an arena of its own (bytes that do not parse are INVALID_ARGUMENT).
+// If the handler can answer without blocking (a verified token and every reference in the
+// caches), it does so on the queue thread; otherwise the call goes to the WorkerPool, so blocking
+// work (store I/O, signature checks, a JWKS fetch) never runs on a queue thread. Either way it
+// finishes with the handler's status mapped one-to-one and, when OK, the handler's response
+// bytes, whose buffer is wiped once gRPC has sent it (server/wire_response.h). A full pool
+// answers RESOURCE_EXHAUSTED at once.
 //
 // Thread safety: Register, Start and Stop from one thread, in that order. Calls are served on
 // the queue threads and the pool's threads.

@@ -4,16 +4,19 @@
 #include <utility>
 #include <vector>
 
+#include <openssl/crypto.h>
+
 #include "absl/container/inlined_vector.h"
 #include "absl/strings/str_cat.h"
 #include "resolver/secret_uri.h"
 #include "server/status_mapping.h"
+#include "server/wire_response.h"
 
 namespace secret_resolver {
 namespace {
 
+using decryptv1beta1::SecureValueDecryptResponseCollection;
 using secretresolver::v1::ResolveSecretsRequest;
-using secretresolver::v1::ResolveSecretsResponse;
 
 // Grafana's per-name error strings (pkg/registry/apis/secret/contracts/decrypt.go).
 constexpr absl::string_view kGrafanaNotFound = "not found";
@@ -118,32 +121,32 @@ std::optional<absl::StatusOr<ResolveResults>> ResolveHandler::Resolve(
 absl::Status ResolveHandler::ResolveSecrets(const CallCredentials& credentials,
                                             const ResolveSecretsRequest& request,
                                             absl::Time deadline,
-                                            ResolveSecretsResponse* response) {
+                                            grpc::ByteBuffer* response) {
   return *ResolveSecrets(credentials, request, deadline, response, /*may_block=*/true);
 }
 
 std::optional<absl::Status> ResolveHandler::TryResolveSecretsWithoutBlocking(
     const CallCredentials& credentials, const ResolveSecretsRequest& request,
-    absl::Time deadline, ResolveSecretsResponse* response) {
+    absl::Time deadline, grpc::ByteBuffer* response) {
   return ResolveSecrets(credentials, request, deadline, response, /*may_block=*/false);
 }
 
 absl::Status ResolveHandler::DecryptSecureValues(
     const CallCredentials& credentials, const decryptv1beta1::SecureValueDecryptRequest& request,
-    absl::Time deadline, decryptv1beta1::SecureValueDecryptResponseCollection* response) {
+    absl::Time deadline, grpc::ByteBuffer* response) {
   return *DecryptSecureValues(credentials, request, deadline, response, /*may_block=*/true);
 }
 
 std::optional<absl::Status> ResolveHandler::TryDecryptSecureValuesWithoutBlocking(
     const CallCredentials& credentials, const decryptv1beta1::SecureValueDecryptRequest& request,
-    absl::Time deadline, decryptv1beta1::SecureValueDecryptResponseCollection* response) {
+    absl::Time deadline, grpc::ByteBuffer* response) {
   return DecryptSecureValues(credentials, request, deadline, response, /*may_block=*/false);
 }
 
 std::optional<absl::Status> ResolveHandler::ResolveSecrets(const CallCredentials& credentials,
                                                            const ResolveSecretsRequest& request,
                                                            absl::Time deadline,
-                                                           ResolveSecretsResponse* response,
+                                                           grpc::ByteBuffer* response,
                                                            bool may_block) {
   ResolveRequest domain;
   domain.stack = request.stack();
@@ -152,31 +155,13 @@ std::optional<absl::Status> ResolveHandler::ResolveSecrets(const CallCredentials
       Resolve(credentials, domain, deadline, may_block);
   if (!results.has_value()) return std::nullopt;
   if (!results->ok()) return results->status();
-  for (RefResult& result : **results) {
-    secretresolver::v1::SecretResult& out =
-        (*response->mutable_results())[std::string(result.key)];
-    if (!result.status.ok()) {
-      out.mutable_error()->set_code(RpcCodeNumber(result.status.code()));
-      out.mutable_error()->set_message(std::string(result.status.message()));
-      continue;
-    }
-    secretresolver::v1::ResolvedSecret* secret = out.mutable_secret();
-    // Straight into the response: set_value() would pass the value through a temporary
-    // string that is freed without being wiped.
-    const absl::string_view value = result.value->value.reveal();
-    secret->mutable_value()->assign(value.data(), value.size());
-    secret->set_name(result.name.data(), result.name.size());
-    secret->set_version(result.value->version);
-    secret->set_stale(result.stale);
-    secret->mutable_redaction()->set_placeholder(std::move(result.placeholder));
-    secret->mutable_redaction()->set_fingerprint(std::move(result.fingerprint));
-  }
+  *response = EncodeResolveSecretsResponse(**results);
   return absl::OkStatus();
 }
 
 std::optional<absl::Status> ResolveHandler::DecryptSecureValues(
     const CallCredentials& credentials, const decryptv1beta1::SecureValueDecryptRequest& request,
-    absl::Time deadline, decryptv1beta1::SecureValueDecryptResponseCollection* response,
+    absl::Time deadline, grpc::ByteBuffer* response,
     bool may_block) {
   // Grafana's secure value names are one-segment secret names and valid ref keys, so each
   // name is its own ref key; a name asked for twice is answered once.
@@ -194,15 +179,22 @@ std::optional<absl::Status> ResolveHandler::DecryptSecureValues(
       Resolve(credentials, domain, deadline, may_block);
   if (!results.has_value()) return std::nullopt;
   if (!results->ok()) return results->status();
+  SecureValueDecryptResponseCollection collection;
   for (const RefResult& result : **results) {
     decryptv1beta1::Result& out =
-        (*response->mutable_decrypted_values())[std::string(result.key)];
+        (*collection.mutable_decrypted_values())[std::string(result.key)];
     if (result.status.ok()) {
+      // Straight into the message: set_value() would pass the value through a temporary string
+      // that is freed without being wiped.
       const absl::string_view value = result.value->value.reveal();
       out.mutable_value()->assign(value.data(), value.size());
     } else {
       out.set_error_message(std::string(GrafanaError(result.status.code())));
     }
+  }
+  *response = SerializeToWipedBuffer(collection);
+  for (auto& [name, out] : *collection.mutable_decrypted_values()) {
+    if (out.has_value()) OPENSSL_cleanse(out.mutable_value()->data(), out.value().size());
   }
   return absl::OkStatus();
 }

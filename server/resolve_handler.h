@@ -1,6 +1,7 @@
 // ResolveHandler: the body of both gRPC methods, with no gRPC server types in it, so that it is
 // testable directly. It authenticates the caller, applies the per-stack rate limit, runs the
-// Resolver and converts between the protos and the domain types:
+// Resolver and converts between the protos and the domain types. Responses come out as the wire
+// bytes gRPC sends, in buffers that are wiped when gRPC releases them (server/wire_response.h):
 //   - secretresolver.v1.SecretResolver/ResolveSecrets (CONTRACT.md section 2);
 //   - decryptv1beta1.SecureValueDecrypter/DecryptSecureValues, Grafana's API, whose per-name
 //     errors are Grafana's strings "not found", "not authorized" and "decryption failed".
@@ -19,6 +20,8 @@
 #include <functional>
 #include <optional>
 #include <string>
+
+#include <grpcpp/support/byte_buffer.h>
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
@@ -77,20 +80,19 @@ class ResolveHandler {
   ResolveHandler(auth::TokenVerifier* verifier, const Resolver* resolver,
                  ResolveHandlerOptions options);
 
-  // Fills `response` with one result per ref key. Errors: UNAUTHENTICATED (credential),
-  // PERMISSION_DENIED and INVALID_ARGUMENT (from the Resolver), RESOURCE_EXHAUSTED (rate
-  // limit), DEADLINE_EXCEEDED (`deadline` passed before the work started).
+  // Sets `response` to the ResolveSecretsResponse, one result per ref key. Errors:
+  // UNAUTHENTICATED (credential), PERMISSION_DENIED and INVALID_ARGUMENT (from the Resolver),
+  // RESOURCE_EXHAUSTED (rate limit), DEADLINE_EXCEEDED (`deadline` passed before the work
+  // started).
   absl::Status ResolveSecrets(const CallCredentials& credentials,
                               const secretresolver::v1::ResolveSecretsRequest& request,
-                              absl::Time deadline,
-                              secretresolver::v1::ResolveSecretsResponse* response);
+                              absl::Time deadline, grpc::ByteBuffer* response);
 
-  // Grafana's decrypt API over the same checks: one entry per requested name. Errors as
-  // ResolveSecrets.
+  // Grafana's decrypt API over the same checks: `response` is set to the
+  // SecureValueDecryptResponseCollection, one entry per requested name. Errors as ResolveSecrets.
   absl::Status DecryptSecureValues(const CallCredentials& credentials,
                                    const decryptv1beta1::SecureValueDecryptRequest& request,
-                                   absl::Time deadline,
-                                   decryptv1beta1::SecureValueDecryptResponseCollection* response);
+                                   absl::Time deadline, grpc::ByteBuffer* response);
 
   // The two methods, if the call can be answered without blocking: the token is in the
   // verifier's cache with no key reload due, and every reference is answered by the secret
@@ -100,21 +102,21 @@ class ResolveHandler {
   std::optional<absl::Status> TryResolveSecretsWithoutBlocking(
       const CallCredentials& credentials,
       const secretresolver::v1::ResolveSecretsRequest& request, absl::Time deadline,
-      secretresolver::v1::ResolveSecretsResponse* response);
+      grpc::ByteBuffer* response);
   std::optional<absl::Status> TryDecryptSecureValuesWithoutBlocking(
       const CallCredentials& credentials,
       const decryptv1beta1::SecureValueDecryptRequest& request, absl::Time deadline,
-      decryptv1beta1::SecureValueDecryptResponseCollection* response);
+      grpc::ByteBuffer* response);
 
  private:
   std::optional<absl::Status> ResolveSecrets(
       const CallCredentials& credentials,
       const secretresolver::v1::ResolveSecretsRequest& request, absl::Time deadline,
-      secretresolver::v1::ResolveSecretsResponse* response, bool may_block);
+      grpc::ByteBuffer* response, bool may_block);
   std::optional<absl::Status> DecryptSecureValues(
       const CallCredentials& credentials,
       const decryptv1beta1::SecureValueDecryptRequest& request, absl::Time deadline,
-      decryptv1beta1::SecureValueDecryptResponseCollection* response, bool may_block);
+      grpc::ByteBuffer* response, bool may_block);
   // Authentication, rate limit and resolution shared by both methods; nullopt only without
   // `may_block`, when blocking would be needed.
   std::optional<absl::StatusOr<ResolveResults>> Resolve(const CallCredentials& credentials,

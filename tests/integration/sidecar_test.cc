@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <future>
 #include <memory>
 #include <string>
 #include <thread>
@@ -13,6 +14,7 @@
 
 #include <gmock/gmock.h>
 #include <httplib.h>
+#include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
@@ -82,6 +84,21 @@ class SidecarTest : public ::testing::Test {
     return stub_->ResolveSecrets(&context, request, response);
   }
 
+  // Sends `bytes` as the request message, past the stub's serializer.
+  grpc::Status ResolveRaw(const std::string& bytes, const std::string& token) {
+    grpc::GenericStub stub(channel_);
+    grpc::ClientContext context;
+    context.AddMetadata("authorization", "Bearer " + token);
+    grpc::Slice slice(bytes);
+    const grpc::ByteBuffer request(&slice, 1);
+    grpc::ByteBuffer response;
+    std::promise<grpc::Status> done;
+    stub.UnaryCall(&context, "/secretresolver.v1.SecretResolver/ResolveSecrets",
+                   grpc::StubOptions(), &request, &response,
+                   [&done](grpc::Status status) { done.set_value(std::move(status)); });
+    return done.get_future().get();
+  }
+
   ResolveSecretsRequest Request(std::map<std::string, std::string> refs,
                                 const std::string& stack = kStack) {
     ResolveSecretsRequest request;
@@ -145,6 +162,15 @@ TEST_F(SidecarTest, WholeCallErrors) {
   both.AddMetadata("x-access-token", state_->Token(kStack, "other-service"));
   EXPECT_EQ(stub_->ResolveSecrets(&both, one, &response).error_code(),
             grpc::StatusCode::UNAUTHENTICATED);
+
+  // Bytes that are no ResolveSecretsRequest: a field cut short, and a stack that is not UTF-8.
+  for (const std::string& bytes :
+       {std::string("\x0a\x05sta", 5), std::string("\x0a\x02\xc3\x28", 4)}) {
+    const grpc::Status status = ResolveRaw(bytes, GoodToken());
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_EQ(status.error_message(),
+              "the request is not a valid secretresolver.v1.ResolveSecretsRequest message");
+  }
 }
 
 TEST_F(SidecarTest, PerReferenceErrors) {

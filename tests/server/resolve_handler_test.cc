@@ -23,12 +23,27 @@ namespace {
 
 using ::testing::HasSubstr;
 using ::testing::Not;
+using secretresolver::v1::ResolveSecretsResponse;
 
 constexpr char kIssuer[] = "https://auth.example.test";
 constexpr char kAudience[] = "secret-resolver";
 constexpr char kStack[] = "stacks-7";
 constexpr char kValue[] = "planted-handler-value-51c3";
 constexpr int64_t kNow = 1'800'000'000;
+
+// The message a handler's response bytes encode.
+template <typename Message>
+Message Decode(const grpc::ByteBuffer& bytes) {
+  std::vector<grpc::Slice> slices;
+  EXPECT_TRUE(bytes.Dump(&slices).ok());
+  std::string wire;
+  for (const grpc::Slice& slice : slices) {
+    wire.append(reinterpret_cast<const char*>(slice.begin()), slice.size());
+  }
+  Message message;
+  EXPECT_TRUE(message.ParseFromString(wire));
+  return message;
+}
 
 nlohmann::json Claims(const std::string& ns, const std::string& service) {
   return {{"iss", kIssuer},
@@ -152,8 +167,9 @@ auth::testing::MintedTokens* ResolveHandlerTest::minted_ = nullptr;
 std::string* ResolveHandlerTest::jwks_path_ = nullptr;
 
 TEST_F(ResolveHandlerTest, ResolvesAndConvertsEveryReference) {
-  secretresolver::v1::ResolveSecretsResponse response;
-  ASSERT_TRUE(handler_->ResolveSecrets(Bearer("good"), Request(), Deadline(), &response).ok());
+  grpc::ByteBuffer bytes;
+  ASSERT_TRUE(handler_->ResolveSecrets(Bearer("good"), Request(), Deadline(), &bytes).ok());
+  const auto response = Decode<ResolveSecretsResponse>(bytes);
   ASSERT_EQ(response.results_size(), 3);
 
   const auto& ok = response.results().at("api-token");
@@ -185,22 +201,23 @@ TEST_F(ResolveHandlerTest, AnswersWithoutBlockingOnlyFromWarmCaches) {
   const secretresolver::v1::ResolveSecretsRequest request = OneRefRequest();
 
   // Cold: the token was never verified and the secret never fetched. Nothing happens.
-  secretresolver::v1::ResolveSecretsResponse response;
+  grpc::ByteBuffer response;
   EXPECT_FALSE(handler_->TryResolveSecretsWithoutBlocking(Bearer("good"), request, Deadline(),
                                                           &response)
                    .has_value());
-  EXPECT_EQ(response.results_size(), 0);
+  EXPECT_FALSE(response.Valid());
   EXPECT_EQ(store_.get_calls(), 0);
   EXPECT_TRUE(outcomes_.empty());
 
   // Warmed by a call that may block, the same call is answered at once, identically.
-  secretresolver::v1::ResolveSecretsResponse slow;
+  grpc::ByteBuffer slow;
   ASSERT_TRUE(handler_->ResolveSecrets(Bearer("good"), request, Deadline(), &slow).ok());
   std::optional<absl::Status> fast = handler_->TryResolveSecretsWithoutBlocking(
       Bearer("good"), request, Deadline(), &response);
   ASSERT_TRUE(fast.has_value());
   ASSERT_TRUE(fast->ok()) << *fast;
-  EXPECT_EQ(response.SerializeAsString(), slow.SerializeAsString());
+  EXPECT_EQ(Decode<ResolveSecretsResponse>(response).SerializeAsString(),
+            Decode<ResolveSecretsResponse>(slow).SerializeAsString());
   EXPECT_EQ(store_.get_calls(), 1);
   EXPECT_EQ(outcomes_.size(), 2u);  // audited like any call
 
@@ -224,7 +241,7 @@ TEST_F(ResolveHandlerTest, CallMovedToAWorkerSpendsOneRateToken) {
   RateLimiter limiter(/*rate=*/0.001, /*burst=*/1, &clock_);
   MakeHandler(&limiter);
   const secretresolver::v1::ResolveSecretsRequest request = OneRefRequest();
-  secretresolver::v1::ResolveSecretsResponse response;
+  grpc::ByteBuffer response;
   // Cold, so not answerable here: no token spent...
   EXPECT_FALSE(handler_->TryResolveSecretsWithoutBlocking(Bearer("good"), request, Deadline(),
                                                           &response)
@@ -238,7 +255,7 @@ TEST_F(ResolveHandlerTest, CallMovedToAWorkerSpendsOneRateToken) {
 }
 
 TEST_F(ResolveHandlerTest, RejectsCredentialsWithReasons) {
-  secretresolver::v1::ResolveSecretsResponse response;
+  grpc::ByteBuffer response;
   EXPECT_EQ(handler_->ResolveSecrets({}, Request(), Deadline(), &response).code(),
             absl::StatusCode::kUnauthenticated);
   EXPECT_EQ(handler_->ResolveSecrets(Bearer("forged"), Request(), Deadline(), &response).code(),
@@ -249,19 +266,19 @@ TEST_F(ResolveHandlerTest, RejectsCredentialsWithReasons) {
             absl::StatusCode::kUnauthenticated);
   EXPECT_THAT(auth_failures_, ::testing::ElementsAre("missing_credential", "bad_signature",
                                                      "conflicting_credentials"));
-  EXPECT_EQ(response.results_size(), 0);
+  EXPECT_FALSE(response.Valid());
   EXPECT_EQ(store_.get_calls(), 0);
 }
 
 TEST_F(ResolveHandlerTest, OtherStackIsPermissionDenied) {
-  secretresolver::v1::ResolveSecretsResponse response;
+  grpc::ByteBuffer response;
   EXPECT_EQ(
       handler_->ResolveSecrets(Bearer("other_stack"), Request(), Deadline(), &response).code(),
       absl::StatusCode::kPermissionDenied);
 }
 
 TEST_F(ResolveHandlerTest, PassedDeadlineIsDeadlineExceeded) {
-  secretresolver::v1::ResolveSecretsResponse response;
+  grpc::ByteBuffer response;
   EXPECT_EQ(handler_->ResolveSecrets(Bearer("good"), Request(), clock_.Now(), &response).code(),
             absl::StatusCode::kDeadlineExceeded);
 }
@@ -269,7 +286,7 @@ TEST_F(ResolveHandlerTest, PassedDeadlineIsDeadlineExceeded) {
 TEST_F(ResolveHandlerTest, RateLimitIsResourceExhaustedPerStack) {
   RateLimiter limiter(/*rate=*/1, /*burst=*/2, &clock_);
   MakeHandler(&limiter);
-  secretresolver::v1::ResolveSecretsResponse response;
+  grpc::ByteBuffer response;
   EXPECT_TRUE(handler_->ResolveSecrets(Bearer("good"), Request(), Deadline(), &response).ok());
   EXPECT_TRUE(handler_->ResolveSecrets(Bearer("good"), Request(), Deadline(), &response).ok());
   EXPECT_EQ(handler_->ResolveSecrets(Bearer("good"), Request(), Deadline(), &response).code(),
@@ -296,9 +313,9 @@ TEST_F(ResolveHandlerTest, GrafanaDecryptUsesGrafanaErrorStrings) {
   request.add_names("nope");
   request.add_names("k6-only");
   request.add_names("db-password");  // asked twice: answered once, not refused
-  decryptv1beta1::SecureValueDecryptResponseCollection response;
-  ASSERT_TRUE(
-      handler_->DecryptSecureValues(Bearer("good"), request, Deadline(), &response).ok());
+  grpc::ByteBuffer bytes;
+  ASSERT_TRUE(handler_->DecryptSecureValues(Bearer("good"), request, Deadline(), &bytes).ok());
+  auto response = Decode<decryptv1beta1::SecureValueDecryptResponseCollection>(bytes);
   EXPECT_EQ(response.decrypted_values().at("db-password").value(), "db-secret-value-9");
   EXPECT_EQ(response.decrypted_values().at("nope").error_message(), "not found");
   EXPECT_EQ(response.decrypted_values().at("k6-only").error_message(), "not authorized");
@@ -308,14 +325,15 @@ TEST_F(ResolveHandlerTest, GrafanaDecryptUsesGrafanaErrorStrings) {
   cache_->InvalidateAll();
   request.clear_names();
   request.add_names("db-password");
-  ASSERT_TRUE(
-      handler_->DecryptSecureValues(Bearer("good"), request, Deadline(), &response).ok());
+  ASSERT_TRUE(handler_->DecryptSecureValues(Bearer("good"), request, Deadline(), &bytes).ok());
+  response = Decode<decryptv1beta1::SecureValueDecryptResponseCollection>(bytes);
   EXPECT_EQ(response.decrypted_values().at("db-password").error_message(), "decryption failed");
 }
 
 TEST_F(ResolveHandlerTest, DecrypterCheckFailsForAnotherService) {
-  secretresolver::v1::ResolveSecretsResponse response;
-  ASSERT_TRUE(handler_->ResolveSecrets(Bearer("intruder"), Request(), Deadline(), &response).ok());
+  grpc::ByteBuffer bytes;
+  ASSERT_TRUE(handler_->ResolveSecrets(Bearer("intruder"), Request(), Deadline(), &bytes).ok());
+  const auto response = Decode<ResolveSecretsResponse>(bytes);
   const auto& denied = response.results().at("api-token");
   ASSERT_TRUE(denied.has_error());
   EXPECT_EQ(denied.error().code(), 7);  // PERMISSION_DENIED

@@ -1,0 +1,164 @@
+#include "server/wire_response.h"
+
+#include <cstdint>
+
+#include <google/protobuf/io/coded_stream.h>
+#include <grpc/slice.h>
+#include <grpcpp/support/slice.h>
+#include <openssl/crypto.h>
+
+#include "absl/container/inlined_vector.h"
+#include "absl/strings/string_view.h"
+#include "secretresolver/v1/resolver.pb.h"
+#include "server/status_mapping.h"
+
+namespace secret_resolver {
+namespace {
+
+using google::protobuf::io::CodedOutputStream;
+using secretresolver::v1::Redaction;
+using secretresolver::v1::ResolvedSecret;
+using secretresolver::v1::ResolveSecretsResponse;
+using secretresolver::v1::SecretError;
+using secretresolver::v1::SecretResult;
+
+// Protobuf's wire types, and the field numbers of a map entry.
+constexpr uint32_t kVarint = 0;
+constexpr uint32_t kLengthDelimited = 2;
+constexpr int kMapKey = 1;
+constexpr int kMapValue = 2;
+
+constexpr uint32_t Tag(int field, uint32_t wire_type) {
+  return (static_cast<uint32_t>(field) << 3) | wire_type;
+}
+
+size_t TagSize(int field) { return CodedOutputStream::VarintSize32(Tag(field, kVarint)); }
+
+// A length-delimited field of `size` bytes, written even when empty.
+size_t FieldSize(int field, size_t size) {
+  return TagSize(field) + CodedOutputStream::VarintSize64(size) + size;
+}
+
+// A proto3 string or bytes field: absent when empty, as protobuf writes it.
+size_t StringSize(int field, absl::string_view s) {
+  return s.empty() ? 0 : FieldSize(field, s.size());
+}
+
+uint8_t* PutLengthDelimited(int field, size_t size, uint8_t* out) {
+  out = CodedOutputStream::WriteVarint32ToArray(Tag(field, kLengthDelimited), out);
+  return CodedOutputStream::WriteVarint64ToArray(size, out);
+}
+
+uint8_t* PutBytes(int field, absl::string_view s, uint8_t* out) {
+  out = PutLengthDelimited(field, s.size(), out);
+  return CodedOutputStream::WriteRawToArray(s.data(), static_cast<int>(s.size()), out);
+}
+
+uint8_t* PutString(int field, absl::string_view s, uint8_t* out) {
+  return s.empty() ? out : PutBytes(field, s, out);
+}
+
+uint8_t* PutVarint(int field, uint64_t value, uint8_t* out) {
+  out = CodedOutputStream::WriteVarint32ToArray(Tag(field, kVarint), out);
+  return CodedOutputStream::WriteVarint64ToArray(value, out);
+}
+
+void WipeAndFree(void* bytes, size_t size) {
+  OPENSSL_cleanse(bytes, size);
+  delete[] static_cast<uint8_t*>(bytes);
+}
+
+// A buffer of `size` bytes, filled by `fill(uint8_t*)`, that gRPC wipes as it releases it.
+template <typename Fill>
+grpc::ByteBuffer WipedBuffer(size_t size, Fill fill) {
+  auto* bytes = new uint8_t[size];
+  fill(bytes);
+  grpc::Slice slice(grpc_slice_new_with_len(bytes, size, WipeAndFree), grpc::Slice::STEAL_REF);
+  return grpc::ByteBuffer(&slice, 1);
+}
+
+// The sizes of one entry's nested messages: computed once, then written as length prefixes.
+struct EntrySizes {
+  size_t redaction = 0;  // Redaction (OK results)
+  size_t outcome = 0;    // ResolvedSecret or SecretError
+  size_t result = 0;     // SecretResult
+  size_t entry = 0;      // the map entry
+};
+
+EntrySizes SizesOf(const RefResult& result) {
+  EntrySizes sizes;
+  if (result.status.ok()) {
+    sizes.redaction = StringSize(Redaction::kPlaceholderFieldNumber, result.placeholder) +
+                      StringSize(Redaction::kFingerprintFieldNumber, result.fingerprint);
+    const int64_t version = result.value->version;
+    sizes.outcome =
+        StringSize(ResolvedSecret::kValueFieldNumber, result.value->value.reveal()) +
+        StringSize(ResolvedSecret::kNameFieldNumber, result.name) +
+        (version != 0 ? TagSize(ResolvedSecret::kVersionFieldNumber) +
+                            CodedOutputStream::VarintSize64(static_cast<uint64_t>(version))
+                      : 0) +
+        FieldSize(ResolvedSecret::kRedactionFieldNumber, sizes.redaction) +
+        (result.stale ? TagSize(ResolvedSecret::kStaleFieldNumber) + 1 : 0);
+    sizes.result = FieldSize(SecretResult::kSecretFieldNumber, sizes.outcome);
+  } else {
+    const int code = RpcCodeNumber(result.status.code());
+    sizes.outcome =
+        (code != 0 ? TagSize(SecretError::kCodeFieldNumber) +
+                         CodedOutputStream::VarintSize32SignExtended(code)
+                   : 0) +
+        StringSize(SecretError::kMessageFieldNumber, result.status.message());
+    sizes.result = FieldSize(SecretResult::kErrorFieldNumber, sizes.outcome);
+  }
+  // A map entry always carries its key and its value, even empty ones.
+  sizes.entry = FieldSize(kMapKey, result.key.size()) + FieldSize(kMapValue, sizes.result);
+  return sizes;
+}
+
+uint8_t* PutEntry(const RefResult& result, const EntrySizes& sizes, uint8_t* out) {
+  out = PutLengthDelimited(ResolveSecretsResponse::kResultsFieldNumber, sizes.entry, out);
+  out = PutBytes(kMapKey, result.key, out);
+  out = PutLengthDelimited(kMapValue, sizes.result, out);
+  if (result.status.ok()) {
+    out = PutLengthDelimited(SecretResult::kSecretFieldNumber, sizes.outcome, out);
+    out = PutString(ResolvedSecret::kValueFieldNumber, result.value->value.reveal(), out);
+    out = PutString(ResolvedSecret::kNameFieldNumber, result.name, out);
+    if (const int64_t version = result.value->version; version != 0) {
+      out = PutVarint(ResolvedSecret::kVersionFieldNumber, static_cast<uint64_t>(version), out);
+    }
+    out = PutLengthDelimited(ResolvedSecret::kRedactionFieldNumber, sizes.redaction, out);
+    out = PutString(Redaction::kPlaceholderFieldNumber, result.placeholder, out);
+    out = PutString(Redaction::kFingerprintFieldNumber, result.fingerprint, out);
+    if (result.stale) out = PutVarint(ResolvedSecret::kStaleFieldNumber, 1, out);
+  } else {
+    out = PutLengthDelimited(SecretResult::kErrorFieldNumber, sizes.outcome, out);
+    if (const int code = RpcCodeNumber(result.status.code()); code != 0) {
+      // int32 negatives are sign-extended to ten bytes, as protobuf writes them.
+      out = PutVarint(SecretError::kCodeFieldNumber,
+                      static_cast<uint64_t>(static_cast<int64_t>(code)), out);
+    }
+    out = PutString(SecretError::kMessageFieldNumber, result.status.message(), out);
+  }
+  return out;
+}
+
+}  // namespace
+
+grpc::ByteBuffer EncodeResolveSecretsResponse(absl::Span<const RefResult> results) {
+  absl::InlinedVector<EntrySizes, 8> sizes;
+  sizes.reserve(results.size());
+  size_t total = 0;
+  for (const RefResult& result : results) {
+    sizes.push_back(SizesOf(result));
+    total += FieldSize(ResolveSecretsResponse::kResultsFieldNumber, sizes.back().entry);
+  }
+  return WipedBuffer(total, [&](uint8_t* out) {
+    for (size_t i = 0; i < results.size(); ++i) out = PutEntry(results[i], sizes[i], out);
+  });
+}
+
+grpc::ByteBuffer SerializeToWipedBuffer(const google::protobuf::MessageLite& message) {
+  const size_t size = message.ByteSizeLong();
+  return WipedBuffer(size, [&](uint8_t* out) { message.SerializeWithCachedSizesToArray(out); });
+}
+
+}  // namespace secret_resolver
