@@ -10,8 +10,8 @@
 #
 #   tests/bench/sidecar/run.sh            (or: tools/dev bench)
 #
-# Each transport is measured in ROUNDS rounds, alternating which server goes first, and the
-# median ratio is the figure: single runs on this 2-core VM vary by up to 25%.
+# Each round measures both transports, alternating which server goes first; after ROUNDS rounds
+# the median ratio per transport is the figure: single runs on this 2-core VM vary by up to 25%.
 #
 # Environment: DURATION (s, default 10), WARMUP (s, 2), ROUNDS (5), CLIENTS (8), STREAMS (streams
 # per client, 4), SECRETS (cached for the RSS figure, 100000), BAZEL_FLAGS (extra flags for bazel).
@@ -188,16 +188,18 @@ echo "== sidecar vs empty handler: h2load -c $CLIENTS -m $STREAMS -t 1 -D $DURAT
 empty_port=$(free_port)
 # The sidecar serves on the async API with one completion queue per core: so does its baseline.
 run_empty async "$empty_port"
-for transport in unix tcp; do
-  if [[ $transport == unix ]]; then
-    empty_base="unix:$work/empty.sock"; sidecar_base="unix:$state/resolver.sock"
-  else
-    empty_base="http://127.0.0.1:$empty_port"; sidecar_base="http://127.0.0.1:$sidecar_port"
-  fi
-  ratios="$work/ratios-$transport"
-  : >"$ratios"
-  for round in $(seq 1 "$ROUNDS"); do
-    # Alternate which goes first, so a drift in the machine's speed does not favour either.
+: >"$work/ratios-unix"
+: >"$work/ratios-tcp"
+for round in $(seq 1 "$ROUNDS"); do
+  # Both transports in every round, so a drift in the machine's speed over the run (its load,
+  # the page cache filling with the audit log) does not favour either.
+  for transport in unix tcp; do
+    if [[ $transport == unix ]]; then
+      empty_base="unix:$work/empty.sock"; sidecar_base="unix:$state/resolver.sock"
+    else
+      empty_base="http://127.0.0.1:$empty_port"; sidecar_base="http://127.0.0.1:$sidecar_port"
+    fi
+    # Alternate which server goes first, so such a drift does not favour either of them.
     if ((round % 2 == 1)); then
       empty=$(drive "$empty_base" "$token" "$empty_size")
       sidecar=$(drive "$sidecar_base" "$token" "$sidecar_size")
@@ -205,10 +207,10 @@ for transport in unix tcp; do
       sidecar=$(drive "$sidecar_base" "$token" "$sidecar_size")
       empty=$(drive "$empty_base" "$token" "$empty_size")
     fi
-    report_pair "$transport" "$empty" "$sidecar" "$ratios"
+    report_pair "$transport" "$empty" "$sidecar" "$work/ratios-$transport"
   done
-  report_median "$transport" "$ratios"
 done
+for transport in unix tcp; do report_median "$transport" "$work/ratios-$transport"; done
 stop_empty
 
 echo "== gRPC C++ API, empty handler over the Unix socket (same h2load flags)"
