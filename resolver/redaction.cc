@@ -21,7 +21,6 @@ namespace secret_resolver {
 namespace {
 
 constexpr absl::string_view kFingerprintPrefix = "hmac-sha256:";
-constexpr size_t kFingerprintBytes = 16;
 
 // Length of the control character or line break that starts at s[i], or 0 if there is none.
 // Beyond ASCII controls this covers the C1 controls (NEL, U+0085, among them) and U+2028/U+2029,
@@ -57,17 +56,24 @@ bool IsOneLine(absl::string_view s) {
   return true;
 }
 
-// `s` with every control character and line break replaced by '?'.
-std::string OneLine(absl::string_view s) {
-  std::string out;
-  out.reserve(s.size());
+// The length of `s` with every control character and line break replaced by '?'.
+size_t OneLineSize(absl::string_view s) {
+  if (IsOneLine(s)) return s.size();
+  size_t size = 0;
+  for (size_t i = 0; i < s.size(); ++size) i += std::max<size_t>(1, ControlSequenceLength(s, i));
+  return size;
+}
+
+// `s` with every control character and line break replaced by '?', written at `out`; returns
+// the end.
+char* PutOneLine(absl::string_view s, char* out) {
+  if (IsOneLine(s)) return std::copy(s.begin(), s.end(), out);
   for (size_t i = 0; i < s.size();) {
     if (const size_t n = ControlSequenceLength(s, i); n > 0) {
-      out.push_back('?');
+      *out++ = '?';
       i += n;
     } else {
-      out.push_back(s[i]);
-      ++i;
+      *out++ = s[i++];
     }
   }
   return out;
@@ -129,7 +135,7 @@ struct MacCtxDeleter {
   void operator()(EVP_MAC_CTX* ctx) const { EVP_MAC_CTX_free(ctx); }
 };
 
-// HMAC-SHA256(key, stack || 0x00 || value) truncated to kFingerprintBytes (raw bytes), or "" if
+// HMAC-SHA256(key, stack || 0x00 || value) truncated to kFingerprintDigestBytes (raw bytes), or "" if
 // OpenSSL fails. Streamed through EVP_MAC so the value is never copied into an unwiped buffer.
 std::string TruncatedHmac(absl::string_view key, absl::string_view stack,
                           absl::string_view value) {
@@ -158,9 +164,9 @@ std::string TruncatedHmac(absl::string_view key, absl::string_view stack,
                    params) == 1 &&
       update(stack) && update(absl::string_view("\0", 1)) && update(value) &&
       EVP_MAC_final(ctx.get(), mac, &mac_size, sizeof(mac)) == 1 &&
-      mac_size >= kFingerprintBytes;
+      mac_size >= kFingerprintDigestBytes;
   if (!ok) return "";
-  return std::string(reinterpret_cast<const char*>(mac), kFingerprintBytes);
+  return std::string(reinterpret_cast<const char*>(mac), kFingerprintDigestBytes);
 }
 
 }  // namespace
@@ -198,24 +204,28 @@ RedactionTokens::RedactionTokens(std::vector<Segment> placeholder, SecretBytes f
 }
 
 std::string RedactionTokens::Placeholder(absl::string_view key, absl::string_view name) const {
-  // Keys and names that reach here are usually validated already: copy only when a byte must
-  // change, since this runs for every resolved reference.
-  std::string key_buffer;
-  std::string name_buffer;
-  if (key_uses_ > 0 && !IsOneLine(key)) key = key_buffer = OneLine(key);
-  if (name_uses_ > 0 && !IsOneLine(name)) name = name_buffer = OneLine(name);
-  std::string out;
-  out.reserve(literal_bytes_ + key_uses_ * key.size() + name_uses_ * name.size());
+  std::string out(PlaceholderSize(key, name), '\0');
+  WritePlaceholder(key, name, out.data());
+  return out;
+}
+
+size_t RedactionTokens::PlaceholderSize(absl::string_view key, absl::string_view name) const {
+  return literal_bytes_ + (key_uses_ > 0 ? key_uses_ * OneLineSize(key) : 0) +
+         (name_uses_ > 0 ? name_uses_ * OneLineSize(name) : 0);
+}
+
+char* RedactionTokens::WritePlaceholder(absl::string_view key, absl::string_view name,
+                                        char* out) const {
   for (const Segment& segment : placeholder_) {
     switch (segment.field) {
       case Field::kLiteral:
-        out += segment.literal;
+        out = std::copy(segment.literal.begin(), segment.literal.end(), out);
         break;
       case Field::kKey:
-        out.append(key.data(), key.size());
+        out = PutOneLine(key, out);
         break;
       case Field::kName:
-        out.append(name.data(), name.size());
+        out = PutOneLine(name, out);
         break;
     }
   }
@@ -235,8 +245,18 @@ std::string RedactionTokens::FingerprintDigest(absl::string_view stack,
 }
 
 std::string RedactionTokens::FormatFingerprint(absl::string_view digest) {
-  if (digest.empty()) return "";
-  // Formatted for every resolved reference, so straight into the result, two digits at a time.
+  std::string out(FingerprintSize(digest), '\0');
+  WriteFingerprint(digest, out.data());
+  return out;
+}
+
+size_t RedactionTokens::FingerprintSize(absl::string_view digest) {
+  return digest.empty() ? 0 : kFingerprintPrefix.size() + 2 * digest.size();
+}
+
+char* RedactionTokens::WriteFingerprint(absl::string_view digest, char* out) {
+  if (digest.empty()) return out;
+  // Written for every resolved reference, so two digits at a time.
   static constexpr auto kHexPairs = [] {
     constexpr char kHex[] = "0123456789abcdef";
     std::array<char, 512> pairs{};
@@ -246,11 +266,10 @@ std::string RedactionTokens::FormatFingerprint(absl::string_view digest) {
     }
     return pairs;
   }();
-  std::string out(kFingerprintPrefix.size() + 2 * digest.size(), '\0');
-  char* p = std::copy(kFingerprintPrefix.begin(), kFingerprintPrefix.end(), out.data());
+  out = std::copy(kFingerprintPrefix.begin(), kFingerprintPrefix.end(), out);
   for (char c : digest) {
-    std::memcpy(p, &kHexPairs[2 * static_cast<unsigned char>(c)], 2);
-    p += 2;
+    std::memcpy(out, &kHexPairs[2 * static_cast<unsigned char>(c)], 2);
+    out += 2;
   }
   return out;
 }

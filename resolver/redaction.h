@@ -21,6 +21,8 @@ namespace secret_resolver {
 
 inline constexpr absl::string_view kDefaultPlaceholderFormat = "***SECRET_REDACTED:{key}***";
 inline constexpr size_t kMinFingerprintKeyBytes = 32;
+// The fingerprint's digest: the first 16 bytes of the HMAC.
+inline constexpr size_t kFingerprintDigestBytes = 16;
 
 class RedactionTokens {
  public:
@@ -35,15 +37,25 @@ class RedactionTokens {
   // in either are replaced by '?', so a placeholder is always one line.
   std::string Placeholder(absl::string_view key, absl::string_view name) const;
 
+  // The placeholder's length, and the placeholder written at `out` (which must have room for
+  // PlaceholderSize bytes), returning the end: for callers that write it straight into a buffer
+  // of their own, such as a response's wire bytes.
+  size_t PlaceholderSize(absl::string_view key, absl::string_view name) const;
+  char* WritePlaceholder(absl::string_view key, absl::string_view name, char* out) const;
+
   // The fingerprint of `value` in `stack`: FormatFingerprint(FingerprintDigest(...)).
   std::string Fingerprint(absl::string_view stack, const SecretBytes& value) const;
 
-  // The fingerprint's 16 raw bytes, for callers that keep many (the cache): 16 bytes fit in
-  // std::string's inline buffer, the 44-byte text form does not. Empty if OpenSSL failed.
+  // The fingerprint's kFingerprintDigestBytes raw bytes, for callers that keep many (the
+  // cache): a third of the 44-byte text form. Empty if OpenSSL failed.
   std::string FingerprintDigest(absl::string_view stack, const SecretBytes& value) const;
 
   // "hmac-sha256:" + lowercase hex of `digest`; "" for an empty digest.
   static std::string FormatFingerprint(absl::string_view digest);
+
+  // FormatFingerprint's length, and its text written at `out`, returning the end.
+  static size_t FingerprintSize(absl::string_view digest);
+  static char* WriteFingerprint(absl::string_view digest, char* out);
 
  private:
   // The placeholder format, parsed once: literal text and the fields between it.

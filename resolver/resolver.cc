@@ -41,10 +41,13 @@ void Resolver::Complete(const Caller& caller, absl::string_view stack,
     return;
   }
   result.stale = found->outcome == CacheOutcome::kStale;
-  result.placeholder = tokens_->Placeholder(result.key, result.name);
-  result.fingerprint = secret.fingerprint.empty()
-                           ? tokens_->Fingerprint(stack, secret.value)
-                           : RedactionTokens::FormatFingerprint(secret.fingerprint);
+  result.tokens = tokens_;
+  const std::string computed =
+      secret.fingerprint.empty() ? tokens_->FingerprintDigest(stack, secret.value) : "";
+  const absl::string_view digest = secret.fingerprint.empty() ? computed : secret.fingerprint;
+  result.fingerprint_digest_size = std::min(digest.size(), result.fingerprint_digest_bytes.size());
+  std::copy_n(digest.begin(), result.fingerprint_digest_size,
+              result.fingerprint_digest_bytes.begin());
   result.value = last_use ? std::move(found->value) : found->value;
 }
 

@@ -10,6 +10,7 @@
 #ifndef SECRET_RESOLVER_RESOLVER_RESOLVER_H_
 #define SECRET_RESOLVER_RESOLVER_RESOLVER_H_
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -53,11 +54,27 @@ struct RefResult {
   // How the cache answered, when the cache was consulted.
   std::optional<CacheOutcome> cache_outcome;
   // Set when `status` is OK: the secret (shared with the cache, value wiped when released),
-  // whether it is stale, and its redaction tokens.
+  // whether it is stale, the resolver's redaction tokens and the fingerprint's raw digest.
   std::shared_ptr<const CachedValue> value;
   bool stale = false;
-  std::string placeholder;
-  std::string fingerprint;
+  const RedactionTokens* tokens = nullptr;
+  // The fingerprint's digest, kept inline (std::string would allocate for 16 bytes): the first
+  // `fingerprint_digest_size` bytes; none if OpenSSL failed.
+  std::array<char, kFingerprintDigestBytes> fingerprint_digest_bytes{};
+  size_t fingerprint_digest_size = 0;
+
+  absl::string_view fingerprint_digest() const {
+    return absl::string_view(fingerprint_digest_bytes.data(), fingerprint_digest_size);
+  }
+
+  // The redaction tokens as text, empty unless `status` is OK. (A caller that writes them into
+  // a buffer of its own uses `tokens` and fingerprint_digest(), as the response encoder does.)
+  std::string placeholder() const {
+    return tokens == nullptr ? std::string() : tokens->Placeholder(key, name);
+  }
+  std::string fingerprint() const {
+    return RedactionTokens::FormatFingerprint(fingerprint_digest());
+  }
 };
 
 // One result per ref key of the request, in key order. The results view the request's

@@ -39,10 +39,8 @@ size_t FieldSize(int field, size_t size) {
   return TagSize(field) + CodedOutputStream::VarintSize64(size) + size;
 }
 
-// A proto3 string or bytes field: absent when empty, as protobuf writes it.
-size_t StringSize(int field, absl::string_view s) {
-  return s.empty() ? 0 : FieldSize(field, s.size());
-}
+// A proto3 string or bytes field of `size` bytes: absent when empty, as protobuf writes it.
+size_t StringSize(int field, size_t size) { return size == 0 ? 0 : FieldSize(field, size); }
 
 uint8_t* PutLengthDelimited(int field, size_t size, uint8_t* out) {
   out = CodedOutputStream::WriteVarint32ToArray(Tag(field, kLengthDelimited), out);
@@ -56,6 +54,14 @@ uint8_t* PutBytes(int field, absl::string_view s, uint8_t* out) {
 
 uint8_t* PutString(int field, absl::string_view s, uint8_t* out) {
   return s.empty() ? out : PutBytes(field, s, out);
+}
+
+// A string field of `size` bytes that `write(char*)` writes in place, returning the end.
+template <typename Write>
+uint8_t* PutWritten(int field, size_t size, Write write, uint8_t* out) {
+  if (size == 0) return out;
+  out = PutLengthDelimited(field, size, out);
+  return reinterpret_cast<uint8_t*>(write(reinterpret_cast<char*>(out)));
 }
 
 uint8_t* PutVarint(int field, uint64_t value, uint8_t* out) {
@@ -79,7 +85,9 @@ grpc::ByteBuffer WipedBuffer(size_t size, Fill fill) {
 
 // The sizes of one entry's nested messages: computed once, then written as length prefixes.
 struct EntrySizes {
-  size_t redaction = 0;  // Redaction (OK results)
+  size_t placeholder = 0;  // the redaction tokens' text (OK results)
+  size_t fingerprint = 0;
+  size_t redaction = 0;    // Redaction (OK results)
   size_t outcome = 0;    // ResolvedSecret or SecretError
   size_t result = 0;     // SecretResult
   size_t entry = 0;      // the map entry
@@ -88,12 +96,14 @@ struct EntrySizes {
 EntrySizes SizesOf(const RefResult& result) {
   EntrySizes sizes;
   if (result.status.ok()) {
-    sizes.redaction = StringSize(Redaction::kPlaceholderFieldNumber, result.placeholder) +
-                      StringSize(Redaction::kFingerprintFieldNumber, result.fingerprint);
+    sizes.placeholder = result.tokens->PlaceholderSize(result.key, result.name);
+    sizes.fingerprint = RedactionTokens::FingerprintSize(result.fingerprint_digest());
+    sizes.redaction = StringSize(Redaction::kPlaceholderFieldNumber, sizes.placeholder) +
+                      StringSize(Redaction::kFingerprintFieldNumber, sizes.fingerprint);
     const int64_t version = result.value->version;
     sizes.outcome =
-        StringSize(ResolvedSecret::kValueFieldNumber, result.value->value.reveal()) +
-        StringSize(ResolvedSecret::kNameFieldNumber, result.name) +
+        StringSize(ResolvedSecret::kValueFieldNumber, result.value->value.size()) +
+        StringSize(ResolvedSecret::kNameFieldNumber, result.name.size()) +
         (version != 0 ? TagSize(ResolvedSecret::kVersionFieldNumber) +
                             CodedOutputStream::VarintSize64(static_cast<uint64_t>(version))
                       : 0) +
@@ -106,7 +116,7 @@ EntrySizes SizesOf(const RefResult& result) {
         (code != 0 ? TagSize(SecretError::kCodeFieldNumber) +
                          CodedOutputStream::VarintSize32SignExtended(code)
                    : 0) +
-        StringSize(SecretError::kMessageFieldNumber, result.status.message());
+        StringSize(SecretError::kMessageFieldNumber, result.status.message().size());
     sizes.result = FieldSize(SecretResult::kErrorFieldNumber, sizes.outcome);
   }
   // A map entry always carries its key and its value, even empty ones.
@@ -126,8 +136,14 @@ uint8_t* PutEntry(const RefResult& result, const EntrySizes& sizes, uint8_t* out
       out = PutVarint(ResolvedSecret::kVersionFieldNumber, static_cast<uint64_t>(version), out);
     }
     out = PutLengthDelimited(ResolvedSecret::kRedactionFieldNumber, sizes.redaction, out);
-    out = PutString(Redaction::kPlaceholderFieldNumber, result.placeholder, out);
-    out = PutString(Redaction::kFingerprintFieldNumber, result.fingerprint, out);
+    out = PutWritten(
+        Redaction::kPlaceholderFieldNumber, sizes.placeholder,
+        [&](char* at) { return result.tokens->WritePlaceholder(result.key, result.name, at); },
+        out);
+    const absl::string_view digest = result.fingerprint_digest();
+    out = PutWritten(
+        Redaction::kFingerprintFieldNumber, sizes.fingerprint,
+        [&](char* at) { return RedactionTokens::WriteFingerprint(digest, at); }, out);
     if (result.stale) out = PutVarint(ResolvedSecret::kStaleFieldNumber, 1, out);
   } else {
     out = PutLengthDelimited(SecretResult::kErrorFieldNumber, sizes.outcome, out);

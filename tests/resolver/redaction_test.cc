@@ -155,6 +155,12 @@ TEST_P(RedactionPlaceholderTest, Expands) {
   const std::unique_ptr<RedactionTokens> tokens = MakeTokens(c.format, KeyA());
   ASSERT_NE(tokens, nullptr);
   EXPECT_EQ(tokens->Placeholder(c.key, c.name), c.expected);
+  // Written in place: exactly PlaceholderSize bytes, and nothing past them.
+  ASSERT_EQ(tokens->PlaceholderSize(c.key, c.name), c.expected.size());
+  std::string buffer(c.expected.size() + 4, '#');
+  EXPECT_EQ(tokens->WritePlaceholder(c.key, c.name, buffer.data()),
+            buffer.data() + c.expected.size());
+  EXPECT_EQ(buffer, c.expected + "####");
 }
 
 INSTANTIATE_TEST_SUITE_P(
@@ -203,6 +209,18 @@ TEST(RedactionFingerprintTest, MatchesIndependentlyComputedVectors) {
             kVector4);
   EXPECT_EQ(b->Fingerprint("org-2", BigValue()), kVector5);
   EXPECT_EQ(c->Fingerprint("", SecretBytes("x")), kVector6);
+}
+
+TEST(RedactionFingerprintTest, WrittenInPlaceAsFormatted) {
+  const std::string digest("\x00\x7f\x80\xff", 4);
+  EXPECT_EQ(RedactionTokens::FormatFingerprint(digest), "hmac-sha256:007f80ff");
+  ASSERT_EQ(RedactionTokens::FingerprintSize(digest), 20u);
+  std::string buffer(24, '#');
+  EXPECT_EQ(RedactionTokens::WriteFingerprint(digest, buffer.data()), buffer.data() + 20);
+  EXPECT_EQ(buffer, "hmac-sha256:007f80ff####");
+  // No digest (OpenSSL failed): no text.
+  EXPECT_EQ(RedactionTokens::FingerprintSize(""), 0u);
+  EXPECT_EQ(RedactionTokens::FormatFingerprint(""), "");
 }
 
 TEST(RedactionFingerprintTest, HasPrefixAnd32LowercaseHexDigits) {

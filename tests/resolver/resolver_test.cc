@@ -131,8 +131,8 @@ TEST_F(ResolverTest, ResolvesValuesWithRedactionTokens) {
   EXPECT_EQ(api.name, "workflows/http/auth-token");
   EXPECT_EQ(api.value->version, 1);
   EXPECT_FALSE(api.stale);
-  EXPECT_EQ(api.placeholder, "***SECRET_REDACTED:api-token***");
-  EXPECT_EQ(api.fingerprint, tokens_->Fingerprint(kStack, SecretBytes(kValue)));
+  EXPECT_EQ(api.placeholder(), "***SECRET_REDACTED:api-token***");
+  EXPECT_EQ(api.fingerprint(), tokens_->Fingerprint(kStack, SecretBytes(kValue)));
   EXPECT_EQ(api.cache_outcome, CacheOutcome::kMiss);
 
   const RefResult& db = Of(*results, "db_password");
@@ -163,8 +163,8 @@ TEST_F(ResolverTest, TwoKeysNamingOneSecretCostOneFetch) {
   ASSERT_TRUE(results.ok());
   EXPECT_TRUE(Of(*results, "a").status.ok());
   EXPECT_TRUE(Of(*results, "b").status.ok());
-  EXPECT_EQ(Of(*results, "a").placeholder, "***SECRET_REDACTED:a***");
-  EXPECT_EQ(Of(*results, "b").placeholder, "***SECRET_REDACTED:b***");
+  EXPECT_EQ(Of(*results, "a").placeholder(), "***SECRET_REDACTED:a***");
+  EXPECT_EQ(Of(*results, "b").placeholder(), "***SECRET_REDACTED:b***");
   EXPECT_EQ(store_.get_calls(), 1);
 }
 
@@ -257,7 +257,7 @@ TEST_F(ResolverTest, StackSpellingsShareOneEntryAndFingerprint) {
   ASSERT_TRUE(alias.ok()) << alias.status();
   ASSERT_TRUE(Of(*alias, "k").status.ok()) << Of(*alias, "k").status;
   EXPECT_EQ(Of(*alias, "k").cache_outcome, CacheOutcome::kHit);
-  EXPECT_EQ(Of(*alias, "k").fingerprint, Of(*canonical, "k").fingerprint);
+  EXPECT_EQ(Of(*alias, "k").fingerprint(), Of(*canonical, "k").fingerprint());
   EXPECT_EQ(store_.get_calls(), 1);
 }
 
@@ -400,8 +400,8 @@ TEST_F(ResolverTest, NoMessageContainsTheValue) {
     for (const RefResult& result : *set) {
       const absl::string_view key = result.key;
       EXPECT_THAT(std::string(result.status.message()), Not(HasSubstr(kValue))) << key;
-      EXPECT_THAT(result.placeholder, Not(HasSubstr(kValue))) << key;
-      EXPECT_THAT(result.fingerprint, Not(HasSubstr(kValue))) << key;
+      EXPECT_THAT(result.placeholder(), Not(HasSubstr(kValue))) << key;
+      EXPECT_THAT(result.fingerprint(), Not(HasSubstr(kValue))) << key;
     }
   }
 }

@@ -3,6 +3,7 @@
 // results describe, and parse back to it.
 #include "server/wire_response.h"
 
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -57,15 +58,34 @@ ResolveSecretsResponse Expected(const std::vector<RefResult>& results) {
     secret->set_name(std::string(result.name));
     secret->set_version(result.value->version);
     secret->set_stale(result.stale);
-    secret->mutable_redaction()->set_placeholder(result.placeholder);
-    secret->mutable_redaction()->set_fingerprint(result.fingerprint);
+    secret->mutable_redaction()->set_placeholder(result.placeholder());
+    secret->mutable_redaction()->set_fingerprint(result.fingerprint());
   }
   return response;
 }
 
+// Redaction tokens whose placeholder is `format` with the key and name filled in.
+const RedactionTokens* Tokens(absl::string_view format) {
+  static auto* const made = new std::map<std::string, std::unique_ptr<RedactionTokens>>();
+  std::unique_ptr<RedactionTokens>& tokens = (*made)[std::string(format)];
+  if (tokens == nullptr) {
+    tokens =
+        *RedactionTokens::Create(format, SecretBytes(std::string(kMinFingerprintKeyBytes, 'k')));
+  }
+  return tokens.get();
+}
+
+const RedactionTokens* DefaultTokens() { return Tokens(kDefaultPlaceholderFormat); }
+
+// A 16-byte digest, with a NUL and bytes above 0x7f. ("" stands for a fingerprint OpenSSL
+// could not compute.)
+std::string Digest() {
+  return std::string("\x00\x11\x22\x33\x44\x55\x66\x77\x88\x99\xaa\xbb\xcc\xdd\xee\xff", 16);
+}
+
 RefResult Resolved(absl::string_view key, absl::string_view name, std::string value,
-                   int64_t version, bool stale, std::string placeholder,
-                   std::string fingerprint) {
+                   int64_t version, bool stale, const RedactionTokens* tokens,
+                   std::string digest) {
   auto cached = std::make_shared<CachedValue>();
   cached->version = version;
   cached->value = SecretBytes(value);
@@ -74,8 +94,9 @@ RefResult Resolved(absl::string_view key, absl::string_view name, std::string va
   result.name = name;
   result.value = std::move(cached);
   result.stale = stale;
-  result.placeholder = std::move(placeholder);
-  result.fingerprint = std::move(fingerprint);
+  result.tokens = tokens;
+  result.fingerprint_digest_size = digest.size();
+  std::copy(digest.begin(), digest.end(), result.fingerprint_digest_bytes.begin());
   return result;
 }
 
@@ -99,33 +120,33 @@ void ExpectSameAsProtobuf(const std::vector<RefResult>& results) {
 
 TEST(WireResponseTest, ResolvedSecretsMatchProtobuf) {
   ExpectSameAsProtobuf({Resolved("api-token", "workflows/http/auth", std::string(32, 'v'), 3,
-                                 false, "***SECRET_REDACTED:api-token***",
-                                 "hmac-sha256:00112233445566778899aabbccddeeff")});
+                                 false, DefaultTokens(), Digest())});
 }
 
 TEST(WireResponseTest, DefaultFieldsAreLeftOutAsProtobufDoes) {
   // Version 0, not stale, empty value, name and tokens: every optional field absent, yet the
   // entry, its secret and its (empty) redaction are there.
-  ExpectSameAsProtobuf({Resolved("k", "", "", 0, false, "", "")});
+  ExpectSameAsProtobuf({Resolved("k", "", "", 0, false, Tokens("{name}"), "")});
 }
 
 TEST(WireResponseTest, StaleAndLargeOrNegativeVersions) {
-  ExpectSameAsProtobuf({Resolved("a", "n", "x", 1, true, "p", "f"),
-                        Resolved("b", "n", "x", int64_t{1} << 40, false, "p", "f"),
-                        Resolved("c", "n", "x", -5, true, "p", "f")});
+  ExpectSameAsProtobuf({Resolved("a", "n", "x", 1, true, DefaultTokens(), Digest()),
+                        Resolved("b", "n", "x", int64_t{1} << 40, false, DefaultTokens(), Digest()),
+                        Resolved("c", "n", "x", -5, true, DefaultTokens(), Digest())});
 }
 
 TEST(WireResponseTest, LengthsOfEveryVarintWidth) {
   // 127 and 128 bytes straddle the one-byte length; 16,384 needs three bytes; a megabyte four.
+  // The placeholder is the name, so it takes those lengths too.
   std::vector<RefResult> results;
   const std::vector<std::string> keys = {"k1", "k2", "k3", "k4", "k5"};
   const size_t sizes[] = {126, 127, 128, 16'384, 1 << 20};
   std::vector<std::string> names;  // results view their names
-  for (size_t size : sizes) names.push_back(std::string(size % 300, 'n'));
+  for (size_t size : sizes) names.push_back(std::string(size, 'n'));
   for (size_t i = 0; i < keys.size(); ++i) {
     results.push_back(Resolved(keys[i], names[i],
                                std::string(sizes[i], static_cast<char>('a' + i)), 7, false,
-                               std::string(sizes[i] % 200, 'p'), "hmac-sha256:ff"));
+                               Tokens("{name}"), Digest()));
   }
   ExpectSameAsProtobuf(results);
 }
@@ -146,15 +167,19 @@ TEST(WireResponseTest, ErrorWithEmptyMessage) {
 }
 
 TEST(WireResponseTest, MixedResultsInKeyOrder) {
-  ExpectSameAsProtobuf({Resolved("a-key", "team/one", "value-one", 2, false, "ph-a", "fp-a"),
+  ExpectSameAsProtobuf({Resolved("a-key", "team/one", "value-one", 2, false, DefaultTokens(),
+                                 Digest()),
                         Failed("b-key", absl::PermissionDeniedError("not authorized")),
-                        Resolved("c-key", "team/three", "value-three", 9, true, "ph-c", "fp-c"),
+                        Resolved("c-key", "team/three", "value-three", 9, true,
+                                 Tokens("{{{name}}} {key} {name}"), "\x01"),
                         Failed("d-key", absl::InvalidArgumentError("secret URI: byte 9: bad"))});
 }
 
 TEST(WireResponseTest, NonAsciiBytesAreCopiedVerbatim) {
   const std::string value("\x00\xff\x80\n\"\\\0", 7);
-  ExpectSameAsProtobuf({Resolved("k", "caf\xc3\xa9/\xe2\x80\xa8", value, 1, false, "p", "f")});
+  // The line separator in the name becomes '?' in the placeholder.
+  ExpectSameAsProtobuf(
+      {Resolved("k", "caf\xc3\xa9/\xe2\x80\xa8", value, 1, false, Tokens("<{name}>"), Digest())});
 }
 
 TEST(WireResponseTest, NoResultsIsAnEmptyMessage) {
