@@ -135,8 +135,9 @@ struct MacCtxDeleter {
   void operator()(EVP_MAC_CTX* ctx) const { EVP_MAC_CTX_free(ctx); }
 };
 
-// HMAC-SHA256(key, stack || 0x00 || value) truncated to kFingerprintDigestBytes (raw bytes), or "" if
-// OpenSSL fails. Streamed through EVP_MAC so the value is never copied into an unwiped buffer.
+// HMAC-SHA256(key, stack || 0x00 || value) truncated to kFingerprintDigestBytes (raw bytes), or
+// "" if OpenSSL fails. Streamed through EVP_MAC so the value is never copied into an unwiped
+// buffer.
 std::string TruncatedHmac(absl::string_view key, absl::string_view stack,
                           absl::string_view value) {
   // Fetched once: the fetch searches the provider tables, the costly step. EVP_MAC is

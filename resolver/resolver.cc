@@ -42,12 +42,13 @@ void Resolver::Complete(const Caller& caller, absl::string_view stack,
   }
   result.stale = found->outcome == CacheOutcome::kStale;
   result.tokens = tokens_;
-  const std::string computed =
-      secret.fingerprint.empty() ? tokens_->FingerprintDigest(stack, secret.value) : "";
-  const absl::string_view digest = secret.fingerprint.empty() ? computed : secret.fingerprint;
-  result.fingerprint_digest_size = std::min(digest.size(), result.fingerprint_digest_bytes.size());
-  std::copy_n(digest.begin(), result.fingerprint_digest_size,
-              result.fingerprint_digest_bytes.begin());
+  // The cache's digest when it holds one of ours; otherwise computed here.
+  const bool cached = !secret.fingerprint.empty() &&
+                      secret.fingerprint.size() <= result.fingerprint_digest_bytes.size();
+  const std::string computed = cached ? "" : tokens_->FingerprintDigest(stack, secret.value);
+  const absl::string_view digest = cached ? secret.fingerprint : computed;
+  result.fingerprint_digest_size = digest.size();
+  std::copy(digest.begin(), digest.end(), result.fingerprint_digest_bytes.begin());
   result.value = last_use ? std::move(found->value) : found->value;
 }
 

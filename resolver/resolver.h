@@ -3,7 +3,8 @@
 // For a verified caller and a request it checks the request's shape (whole-call errors), then
 // for each ref key: parses the `secret://` URI, checks the decrypt permission, fetches the
 // secret through the cache (two keys naming one secret cost one fetch), applies the decrypter
-// check (on every resolution, cache hits included) and builds the redaction tokens.
+// check (on every resolution, cache hits included) and attaches what the redaction tokens are
+// made from (RefResult::tokens and the fingerprint's digest).
 //
 // Thread safety: Resolve() may be called concurrently. It blocks on store I/O on cache misses,
 // so it must not run on a gRPC thread (ResolveWithoutBlocking may).
@@ -88,9 +89,10 @@ struct ResolverOptions {
 
 class Resolver {
  public:
-  // `cache` and `tokens` must outlive the resolver. Give the cache FingerprintFunction(tokens)
-  // so that fingerprints are computed once per cached version; without it they are computed on
-  // every resolution.
+  // `cache` and `tokens` must outlive the resolver, and `tokens` the results too (they point
+  // at it). Give the cache FingerprintFunction(tokens) so that fingerprints are computed once
+  // per cached version; without it (or with a function whose digests are longer than
+  // kFingerprintDigestBytes) they are computed on every resolution.
   Resolver(SecretCache* cache, const RedactionTokens* tokens, ResolverOptions options);
 
   // Resolves `request` for `caller`. Whole-call errors:
@@ -112,7 +114,8 @@ class Resolver {
       const Caller& caller, const ResolveRequest& request) const;
 
   // A CacheOptions::fingerprint that computes `tokens`' fingerprint digest (RedactionTokens::
-  // FingerprintDigest; Resolve formats it). `tokens` must outlive it.
+  // FingerprintDigest, formatted later by RedactionTokens::WriteFingerprint). `tokens` must
+  // outlive it.
   static std::function<std::string(const StoredSecret&)> FingerprintFunction(
       const RedactionTokens* tokens);
 

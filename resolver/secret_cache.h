@@ -87,8 +87,8 @@ struct CachedValue {
   // The allowed decrypters; never null.
   std::shared_ptr<const std::vector<std::string>> decrypters;
   // CacheOptions::fingerprint applied to the stored secret; empty when no function was given.
-  // (The resolver's function returns a 16-byte digest: one past what libstdc++'s std::string
-  // keeps inline, so it takes a 32-byte heap block.)
+  // (The resolver's function returns a 16-byte digest, kFingerprintDigestBytes: one past what
+  // libstdc++'s std::string keeps inline, so it takes a 32-byte heap block.)
   std::string fingerprint;
 };
 

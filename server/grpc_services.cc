@@ -197,8 +197,11 @@ class UnaryCall final : public QueueTag {
 
   // Parses the request's bytes into the arena's message, and lets go of them.
   bool ParseRequest() {
-    grpc::ProtoBufferReader reader(&request_bytes_);
-    const bool parsed = reader.status().ok() && request_->ParseFromZeroCopyStream(&reader);
+    bool parsed = false;
+    {
+      grpc::ProtoBufferReader reader(&request_bytes_);  // gone before the bytes are
+      parsed = reader.status().ok() && request_->ParseFromZeroCopyStream(&reader);
+    }
     request_bytes_.Clear();
     return parsed;
   }

@@ -9,7 +9,6 @@
 #include "absl/container/inlined_vector.h"
 #include "absl/strings/str_cat.h"
 #include "resolver/secret_uri.h"
-#include "server/status_mapping.h"
 #include "server/wire_response.h"
 
 namespace secret_resolver {
@@ -120,8 +119,7 @@ std::optional<absl::StatusOr<ResolveResults>> ResolveHandler::Resolve(
 
 absl::Status ResolveHandler::ResolveSecrets(const CallCredentials& credentials,
                                             const ResolveSecretsRequest& request,
-                                            absl::Time deadline,
-                                            grpc::ByteBuffer* response) {
+                                            absl::Time deadline, grpc::ByteBuffer* response) {
   return *ResolveSecrets(credentials, request, deadline, response, /*may_block=*/true);
 }
 
@@ -161,8 +159,7 @@ std::optional<absl::Status> ResolveHandler::ResolveSecrets(const CallCredentials
 
 std::optional<absl::Status> ResolveHandler::DecryptSecureValues(
     const CallCredentials& credentials, const decryptv1beta1::SecureValueDecryptRequest& request,
-    absl::Time deadline, grpc::ByteBuffer* response,
-    bool may_block) {
+    absl::Time deadline, grpc::ByteBuffer* response, bool may_block) {
   // Grafana's secure value names are one-segment secret names and valid ref keys, so each
   // name is its own ref key; a name asked for twice is answered once.
   std::vector<absl::string_view> names(request.names().begin(), request.names().end());

@@ -1,6 +1,8 @@
 #include "server/wire_response.h"
 
 #include <cstdint>
+#include <cstdlib>
+#include <cstring>
 
 #include <google/protobuf/io/coded_stream.h>
 #include <grpc/slice.h>
@@ -49,7 +51,8 @@ uint8_t* PutLengthDelimited(int field, size_t size, uint8_t* out) {
 
 uint8_t* PutBytes(int field, absl::string_view s, uint8_t* out) {
   out = PutLengthDelimited(field, s.size(), out);
-  return CodedOutputStream::WriteRawToArray(s.data(), static_cast<int>(s.size()), out);
+  if (!s.empty()) std::memcpy(out, s.data(), s.size());
+  return out + s.size();
 }
 
 uint8_t* PutString(int field, absl::string_view s, uint8_t* out) {
@@ -74,11 +77,14 @@ void WipeAndFree(void* bytes, size_t size) {
   delete[] static_cast<uint8_t*>(bytes);
 }
 
-// A buffer of `size` bytes, filled by `fill(uint8_t*)`, that gRPC wipes as it releases it.
+// A buffer of `size` bytes, filled by `fill(uint8_t*)` (which returns the end of what it wrote),
+// that gRPC wipes as it releases it.
 template <typename Fill>
 grpc::ByteBuffer WipedBuffer(size_t size, Fill fill) {
   auto* bytes = new uint8_t[size];
-  fill(bytes);
+  // The sizes are computed in one pass and written in another: if they ever disagreed, the
+  // buffer would be overrun or carry uninitialised heap bytes to the client. Stop instead.
+  if (fill(bytes) != bytes + size) std::abort();
   grpc::Slice slice(grpc_slice_new_with_len(bytes, size, WipeAndFree), grpc::Slice::STEAL_REF);
   return grpc::ByteBuffer(&slice, 1);
 }
@@ -87,7 +93,7 @@ grpc::ByteBuffer WipedBuffer(size_t size, Fill fill) {
 struct EntrySizes {
   size_t placeholder = 0;  // the redaction tokens' text (OK results)
   size_t fingerprint = 0;
-  size_t redaction = 0;    // Redaction (OK results)
+  size_t redaction = 0;  // Redaction (OK results)
   size_t outcome = 0;    // ResolvedSecret or SecretError
   size_t result = 0;     // SecretResult
   size_t entry = 0;      // the map entry
@@ -96,7 +102,9 @@ struct EntrySizes {
 EntrySizes SizesOf(const RefResult& result) {
   EntrySizes sizes;
   if (result.status.ok()) {
-    sizes.placeholder = result.tokens->PlaceholderSize(result.key, result.name);
+    // (An OK result without tokens, which the Resolver never makes, gets no placeholder.)
+    sizes.placeholder =
+        result.tokens == nullptr ? 0 : result.tokens->PlaceholderSize(result.key, result.name);
     sizes.fingerprint = RedactionTokens::FingerprintSize(result.fingerprint_digest());
     sizes.redaction = StringSize(Redaction::kPlaceholderFieldNumber, sizes.placeholder) +
                       StringSize(Redaction::kFingerprintFieldNumber, sizes.fingerprint);
@@ -169,12 +177,14 @@ grpc::ByteBuffer EncodeResolveSecretsResponse(absl::Span<const RefResult> result
   }
   return WipedBuffer(total, [&](uint8_t* out) {
     for (size_t i = 0; i < results.size(); ++i) out = PutEntry(results[i], sizes[i], out);
+    return out;
   });
 }
 
 grpc::ByteBuffer SerializeToWipedBuffer(const google::protobuf::MessageLite& message) {
   const size_t size = message.ByteSizeLong();
-  return WipedBuffer(size, [&](uint8_t* out) { message.SerializeWithCachedSizesToArray(out); });
+  return WipedBuffer(size,
+                     [&](uint8_t* out) { return message.SerializeWithCachedSizesToArray(out); });
 }
 
 }  // namespace secret_resolver

@@ -5,8 +5,9 @@
 // costs a map entry, three messages and five strings per reference, a copy of every value in
 // the message and another in the buffer protobuf serializes it into, which gRPC frees without
 // wiping. EncodeResolveSecretsResponse instead writes the wire bytes straight from the
-// resolver's results with protobuf's encoding primitives (io::CodedOutputStream): every value is
-// copied once, into the buffer gRPC sends, and that buffer is wiped when gRPC releases it. Both
+// resolver's results with protobuf's encoding primitives (io::CodedOutputStream): the only copy
+// of a value the sidecar makes for a response is the buffer it hands to gRPC, and that buffer is
+// wiped when gRPC releases it. (The transport may still copy bytes of its own: TLS records, small frames.) Both
 // services answer through such buffers; the methods are registered raw (grpc_services.cc).
 //
 // The field numbers come from the generated classes; the encoding is protobuf's (tag = field

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <future>
 #include <memory>
 #include <string>
@@ -84,17 +85,18 @@ class SidecarTest : public ::testing::Test {
     return stub_->ResolveSecrets(&context, request, response);
   }
 
-  // Sends `bytes` as the request message, past the stub's serializer.
-  grpc::Status ResolveRaw(const std::string& bytes, const std::string& token) {
+  // Sends `bytes` as the request message of `method`, past the stub's serializer.
+  grpc::Status CallRaw(const std::string& method, const std::string& bytes,
+                       const std::string& token) {
     grpc::GenericStub stub(channel_);
     grpc::ClientContext context;
     context.AddMetadata("authorization", "Bearer " + token);
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
     grpc::Slice slice(bytes);
     const grpc::ByteBuffer request(&slice, 1);
     grpc::ByteBuffer response;
     std::promise<grpc::Status> done;
-    stub.UnaryCall(&context, "/secretresolver.v1.SecretResolver/ResolveSecrets",
-                   grpc::StubOptions(), &request, &response,
+    stub.UnaryCall(&context, method, grpc::StubOptions(), &request, &response,
                    [&done](grpc::Status status) { done.set_value(std::move(status)); });
     return done.get_future().get();
   }
@@ -163,13 +165,19 @@ TEST_F(SidecarTest, WholeCallErrors) {
   EXPECT_EQ(stub_->ResolveSecrets(&both, one, &response).error_code(),
             grpc::StatusCode::UNAUTHENTICATED);
 
-  // Bytes that are no ResolveSecretsRequest: a field cut short, and a stack that is not UTF-8.
+  // Bytes that are no request message: a field cut short, and a string that is not UTF-8.
   for (const std::string& bytes :
        {std::string("\x0a\x05sta", 5), std::string("\x0a\x02\xc3\x28", 4)}) {
-    const grpc::Status status = ResolveRaw(bytes, GoodToken());
+    grpc::Status status =
+        CallRaw("/secretresolver.v1.SecretResolver/ResolveSecrets", bytes, GoodToken());
     EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
     EXPECT_EQ(status.error_message(),
               "the request is not a valid secretresolver.v1.ResolveSecretsRequest message");
+    status = CallRaw("/decryptv1beta1.SecureValueDecrypter/DecryptSecureValues", bytes,
+                     GoodToken());
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_EQ(status.error_message(),
+              "the request is not a valid decryptv1beta1.SecureValueDecryptRequest message");
   }
 }
 

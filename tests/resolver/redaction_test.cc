@@ -181,6 +181,8 @@ INSTANTIATE_TEST_SUITE_P(
         PlaceholderCase{"KeyHoldingAField", "<{key}>", "{name}", "n", "<{name}>"},
         PlaceholderCase{"NewlineInKey", "<{key}>", "a\nb", "n", "<a?b>"},
         PlaceholderCase{"CrLfInName", "<{name}>", "k", "a\r\nb", "<a??b>"},
+        PlaceholderCase{"KeyTwiceWithLineSeparator", "{key}|{key}", "a\xe2\x80\xa8" "b", "n",
+                        "a?b|a?b"},
         PlaceholderCase{"EscapeSequenceInKey", "<{key}>", "\x1b[31m", "n", "<?[31m>"},
         PlaceholderCase{"NulAndDelInKey", "<{key}>", std::string("a\0b\x7f", 4), "n",
                         "<a?b?>"},

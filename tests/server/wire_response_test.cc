@@ -3,6 +3,7 @@
 // results describe, and parse back to it.
 #include "server/wire_response.h"
 
+#include <algorithm>
 #include <map>
 #include <memory>
 #include <string>
@@ -136,11 +137,12 @@ TEST(WireResponseTest, StaleAndLargeOrNegativeVersions) {
 }
 
 TEST(WireResponseTest, LengthsOfEveryVarintWidth) {
-  // 127 and 128 bytes straddle the one-byte length; 16,384 needs three bytes; a megabyte four.
+  // 127 and 128 bytes straddle the one-byte length; 16,384 needs three bytes; four megabytes
+  // four (and the entries around them too).
   // The placeholder is the name, so it takes those lengths too.
   std::vector<RefResult> results;
   const std::vector<std::string> keys = {"k1", "k2", "k3", "k4", "k5"};
-  const size_t sizes[] = {126, 127, 128, 16'384, 1 << 20};
+  const size_t sizes[] = {126, 127, 128, 16'384, 4 << 20};
   std::vector<std::string> names;  // results view their names
   for (size_t size : sizes) names.push_back(std::string(size, 'n'));
   for (size_t i = 0; i < keys.size(); ++i) {
