@@ -94,6 +94,9 @@ drive() {
   local flags=(-B "$base" -c "$CLIENTS" -m "$STREAMS" -t 1 -d "$work/request.bin"
     -H "content-type: application/grpc" -H "te: trailers" -H "authorization: Bearer $token"
     http://localhost/secretresolver.v1.SecretResolver/ResolveSecrets)
+  # The sidecar's audit log grows by tens of megabytes a second on the disk. Written back by
+  # the kernel about 30 s later, it would cost CPU in whichever run came then: flush it first.
+  sync
   # A separate warm-up run: h2load's own --warm-up-time leaves the warm-up's bytes in its
   # traffic totals, which would spoil the count of real successes.
   h2load -D "$WARMUP" "${flags[@]}" >/dev/null 2>&1
