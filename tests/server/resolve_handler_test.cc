@@ -17,6 +17,7 @@
 #include "tests/fakes/fake_clock.h"
 #include "tests/fakes/fake_secret_store.h"
 #include "tests/server/auth/token_minter.h"
+#include "tests/server/wire_bytes.h"
 
 namespace secret_resolver {
 namespace {
@@ -31,21 +32,11 @@ constexpr char kStack[] = "stacks-7";
 constexpr char kValue[] = "planted-handler-value-51c3";
 constexpr int64_t kNow = 1'800'000'000;
 
-// A handler's response bytes, and the message they encode.
-std::string Wire(const grpc::ByteBuffer& bytes) {
-  std::vector<grpc::Slice> slices;
-  EXPECT_TRUE(bytes.Dump(&slices).ok());
-  std::string wire;
-  for (const grpc::Slice& slice : slices) {
-    wire.append(reinterpret_cast<const char*>(slice.begin()), slice.size());
-  }
-  return wire;
-}
-
+// The message a handler's response bytes encode.
 template <typename Message>
 Message Decode(const grpc::ByteBuffer& bytes) {
   Message message;
-  EXPECT_TRUE(message.ParseFromString(Wire(bytes)));
+  EXPECT_TRUE(message.ParseFromString(testing::WireBytes(bytes)));
   return message;
 }
 
@@ -220,7 +211,8 @@ TEST_F(ResolveHandlerTest, AnswersWithoutBlockingOnlyFromWarmCaches) {
       Bearer("good"), request, Deadline(), &response);
   ASSERT_TRUE(fast.has_value());
   ASSERT_TRUE(fast->ok()) << *fast;
-  EXPECT_TRUE(Wire(response) == Wire(slow));  // not printed: the bytes hold the value
+  // Compared without printing: the bytes hold the value.
+  EXPECT_TRUE(testing::WireBytes(response) == testing::WireBytes(slow));
   EXPECT_EQ(store_.get_calls(), 1);
   EXPECT_EQ(outcomes_.size(), 2u);  // audited like any call
 

@@ -18,21 +18,13 @@
 #include "decrypt/v1beta1/decrypt.pb.h"
 #include "secretresolver/v1/resolver.pb.h"
 #include "server/status_mapping.h"
+#include "tests/server/wire_bytes.h"
 
 namespace secret_resolver {
 namespace {
 
 using secretresolver::v1::ResolveSecretsResponse;
-
-std::string Bytes(const grpc::ByteBuffer& buffer) {
-  std::vector<grpc::Slice> slices;
-  EXPECT_TRUE(buffer.Dump(&slices).ok());
-  std::string bytes;
-  for (const grpc::Slice& slice : slices) {
-    bytes.append(reinterpret_cast<const char*>(slice.begin()), slice.size());
-  }
-  return bytes;
-}
+using testing::WireBytes;
 
 std::string Deterministic(const google::protobuf::MessageLite& message) {
   std::string bytes;
@@ -110,7 +102,7 @@ RefResult Failed(absl::string_view key, absl::Status status) {
 
 void ExpectSameAsProtobuf(const std::vector<RefResult>& results) {
   const ResolveSecretsResponse expected = Expected(results);
-  const std::string encoded = Bytes(EncodeResolveSecretsResponse(results));
+  const std::string encoded = WireBytes(EncodeResolveSecretsResponse(results));
   EXPECT_TRUE(encoded == Deterministic(expected))
       << "the encoded bytes differ from protobuf's (" << encoded.size() << " against "
       << Deterministic(expected).size() << " bytes)";
@@ -185,7 +177,7 @@ TEST(WireResponseTest, NonAsciiBytesAreCopiedVerbatim) {
 }
 
 TEST(WireResponseTest, NoResultsIsAnEmptyMessage) {
-  EXPECT_EQ(Bytes(EncodeResolveSecretsResponse({})), "");
+  EXPECT_EQ(WireBytes(EncodeResolveSecretsResponse({})), "");
 }
 
 TEST(WireResponseTest, SerializedMessagesAreProtobufsBytes) {
@@ -193,7 +185,7 @@ TEST(WireResponseTest, SerializedMessagesAreProtobufsBytes) {
   (*collection.mutable_decrypted_values())["db"].set_value("db-value");
   (*collection.mutable_decrypted_values())["gone"].set_error_message("not found");
   decryptv1beta1::SecureValueDecryptResponseCollection parsed;
-  ASSERT_TRUE(parsed.ParseFromString(Bytes(SerializeToWipedBuffer(collection))));
+  ASSERT_TRUE(parsed.ParseFromString(WireBytes(SerializeToWipedBuffer(collection))));
   EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(parsed, collection));
 }
 
