@@ -34,6 +34,7 @@
 #include "server/admin_server.h"
 #include "server/grpc_services.h"
 #include "server/json_log.h"
+#include "server/library_logs.h"
 #include "server/metrics.h"
 #include "server/rate_limiter.h"
 #include "server/resolve_handler.h"
@@ -253,6 +254,7 @@ struct Sidecar::Parts {
   std::unique_ptr<ReferenceCounter> reference_counter;
   std::unique_ptr<CallMetrics> call_metrics;
   std::unique_ptr<JsonLogger> log;
+  std::unique_ptr<LibraryLogRoute> library_logs;  // unrouted before the logger goes
   KeyRing key_ring;
   std::unique_ptr<SecretStore> store;
   std::unique_ptr<RedactionTokens> tokens;
@@ -370,6 +372,7 @@ absl::StatusOr<std::unique_ptr<Sidecar>> Sidecar::Start(const Config& config) {
   // throughput. Shutdown flushes, so only a crash can lose the last interval's lines.
   log_options.flush_interval = absl::Milliseconds(50);
   p.log = std::make_unique<JsonLogger>(stderr, log_options);
+  p.library_logs = std::make_unique<LibraryLogRoute>(p.log.get());
   Counter* calls = m.AddCounter("secret_resolver_calls_total", "Finished gRPC calls.",
                                 {"method", "code"});
   Histogram* call_seconds =

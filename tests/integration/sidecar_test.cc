@@ -20,9 +20,11 @@
 #include <gtest/gtest.h>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "decrypt/v1beta1/decrypt.grpc.pb.h"
 #include "grpc/health/v1/health.grpc.pb.h"
+#include "nlohmann/json.hpp"
 #include "resolver/sqlite/sqlite_secret_store.h"
 #include "secretresolver/v1/resolver.grpc.pb.h"
 #include "tests/integration/sidecar_process.h"
@@ -178,6 +180,13 @@ TEST_F(SidecarTest, WholeCallErrors) {
     EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
     EXPECT_EQ(status.error_message(),
               "the request is not a valid decryptv1beta1.SecureValueDecryptRequest message");
+  }
+  // Protobuf's complaint about the non-UTF-8 string comes out as a JSON line like any other.
+  sidecar_->Terminate();
+  const std::string log = sidecar_->Log();
+  EXPECT_THAT(log, HasSubstr("\"source\":\"protobuf\""));
+  for (absl::string_view line : absl::StrSplit(log, '\n', absl::SkipEmpty())) {
+    EXPECT_TRUE(nlohmann::json::accept(line)) << "not a JSON line: " << line;
   }
 }
 
