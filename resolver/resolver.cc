@@ -27,6 +27,9 @@ absl::Status PerReferenceError(const absl::Status& status, absl::string_view nam
 
 }  // namespace
 
+// The cache keeps our fingerprint digests inline.
+static_assert(kFingerprintDigestBytes <= kMaxCachedFingerprintBytes);
+
 void Resolver::Complete(const Caller& caller, absl::string_view stack,
                         absl::StatusOr<CachedSecret>& found, bool last_use,
                         RefResult& result) const {
@@ -43,10 +46,11 @@ void Resolver::Complete(const Caller& caller, absl::string_view stack,
   result.stale = found->outcome == CacheOutcome::kStale;
   result.tokens = tokens_;
   // The cache's digest when it holds one of ours; otherwise computed here.
-  const bool cached = !secret.fingerprint.empty() &&
-                      secret.fingerprint.size() <= result.fingerprint_digest_bytes.size();
+  const absl::string_view in_cache = secret.fingerprint();
+  const bool cached =
+      !in_cache.empty() && in_cache.size() <= result.fingerprint_digest_bytes.size();
   const std::string computed = cached ? "" : tokens_->FingerprintDigest(stack, secret.value);
-  const absl::string_view digest = cached ? secret.fingerprint : computed;
+  const absl::string_view digest = cached ? in_cache : computed;
   result.fingerprint_digest_size = digest.size();
   std::copy(digest.begin(), digest.end(), result.fingerprint_digest_bytes.begin());
   result.value = last_use ? std::move(found->value) : found->value;

@@ -232,7 +232,7 @@ void SetError(Flight& flight, const absl::Status& status) {
 // Decrypter lists are shared, so they are not charged to each entry.
 size_t EntryBytes(absl::string_view stack, absl::string_view name, const CachedValue* value) {
   size_t bytes = kEntryOverheadBytes + stack.size() + name.size();
-  if (value != nullptr) bytes += value->value.size() + value->fingerprint.size();
+  if (value != nullptr) bytes += value->value.size() + value->fingerprint_size;
   return bytes;
 }
 
@@ -582,7 +582,13 @@ void SecretCache::Impl::Fetch(std::shared_ptr<Flight> flight) {
   double jitter = 0.0;
   if (fetched.ok()) {
     auto built = std::make_shared<CachedValue>();
-    if (options_.fingerprint) built->fingerprint = options_.fingerprint(*fetched);
+    if (options_.fingerprint) {
+      const std::string fingerprint = options_.fingerprint(*fetched);
+      if (fingerprint.size() <= built->fingerprint_bytes.size()) {
+        std::copy(fingerprint.begin(), fingerprint.end(), built->fingerprint_bytes.begin());
+        built->fingerprint_size = static_cast<uint8_t>(fingerprint.size());
+      }
+    }
     built->version = fetched->version;
     built->value = std::move(fetched->value);
     built->decrypters = Intern(std::move(fetched->decrypters));

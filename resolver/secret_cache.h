@@ -22,6 +22,7 @@
 #ifndef SECRET_RESOLVER_RESOLVER_SECRET_CACHE_H_
 #define SECRET_RESOLVER_RESOLVER_SECRET_CACHE_H_
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -72,10 +73,14 @@ struct CacheOptions {
   // Called after every store fetch with its latency and outcome (e.g. for a histogram), on the
   // fetch thread. May be null.
   std::function<void(absl::Duration latency, absl::StatusCode code)> on_store_fetch;
-  // Computes CachedValue::fingerprint once per fetched value, outside the cache's lock (an
-  // HMAC is too costly for every hit). Null: fingerprints stay empty.
+  // Computes CachedValue's fingerprint once per fetched value, outside the cache's lock (an
+  // HMAC is too costly for every hit). Null: fingerprints stay empty. One longer than
+  // kMaxCachedFingerprintBytes is not kept.
   std::function<std::string(const StoredSecret&)> fingerprint;
 };
+
+// The longest CacheOptions::fingerprint result a CachedValue keeps.
+inline constexpr size_t kMaxCachedFingerprintBytes = 16;
 
 // A cached secret version: what the resolver needs of a StoredSecret, and what is derived from
 // it once per fetched version rather than once per call. Kept compact (no copy of the stack and
@@ -86,10 +91,15 @@ struct CachedValue {
   SecretBytes value;
   // The allowed decrypters; never null.
   std::shared_ptr<const std::vector<std::string>> decrypters;
-  // CacheOptions::fingerprint applied to the stored secret; empty when no function was given.
-  // (The resolver's function returns a 16-byte digest, kFingerprintDigestBytes: one past what
-  // libstdc++'s std::string keeps inline, so it takes a 32-byte heap block.)
-  std::string fingerprint;
+  // CacheOptions::fingerprint applied to the stored secret, kept inline: a 16-byte digest (the
+  // resolver's) is one byte past what libstdc++'s std::string keeps inline, and a heap block
+  // per entry came to 3 MiB at 100k entries. Empty when no function was given.
+  std::array<char, kMaxCachedFingerprintBytes> fingerprint_bytes{};
+  uint8_t fingerprint_size = 0;
+
+  absl::string_view fingerprint() const {
+    return absl::string_view(fingerprint_bytes.data(), fingerprint_size);
+  }
 };
 
 // A lookup's answer. `value` is shared with the cache: it stays valid (and unwiped) for as long

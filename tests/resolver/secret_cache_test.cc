@@ -950,9 +950,27 @@ TEST_F(SecretCacheTest, FingerprintIsComputedOncePerFetchedVersion) {
   for (int i = 0; i < 3; ++i) {
     absl::StatusOr<CachedSecret> result = cache.Get(kStack, kName);
     ASSERT_TRUE(result.ok());
-    EXPECT_EQ(result->value->fingerprint, "fp-api-token-1");
+    EXPECT_EQ(result->value->fingerprint(), "fp-api-token-1");
   }
   EXPECT_EQ(fingerprint_calls, 1);
+}
+
+TEST_F(SecretCacheTest, FingerprintsUpToTheInlineLimitAreKept) {
+  std::string fingerprint;
+  CacheOptions options = Options();
+  options.fingerprint = [&fingerprint](const StoredSecret&) { return fingerprint; };
+  Put(kStack, kName);
+  SecretCache cache(&store_, options);
+  fingerprint = std::string(kMaxCachedFingerprintBytes, '\xab');  // high bytes and a NUL
+  fingerprint[3] = '\0';
+  absl::StatusOr<CachedSecret> kept = cache.Get(kStack, kName);
+  ASSERT_TRUE(kept.ok());
+  EXPECT_EQ(kept->value->fingerprint(), fingerprint);
+  cache.InvalidateAll();
+  fingerprint += 'x';  // one byte too many: not kept, so the resolver computes its own
+  absl::StatusOr<CachedSecret> dropped = cache.Get(kStack, kName);
+  ASSERT_TRUE(dropped.ok());
+  EXPECT_EQ(dropped->value->fingerprint(), "");
 }
 
 TEST_F(SecretCacheTest, StatsCountEveryOutcome) {
