@@ -3,12 +3,14 @@
 // Both libraries write free text to stderr by default: gRPC its errors, protobuf its complaint
 // about a request string that is not UTF-8, which any caller can provoke. That would break the
 // sidecar's one JSON object per line. While a LibraryLogRoute exists, their messages go to its
-// JsonLogger instead, as {"level", "msg", "source": "grpc" or "protobuf", "file", "line"}. The
-// libraries' messages name fields, peers and errors; the sidecar never hands them a secret value
-// to log, and their verbose tracing (GRPC_TRACE) stays off unless an operator turns it on.
+// JsonLogger instead, as {"level", "msg", "source": "grpc" or "protobuf", "file", "line"}. A
+// message the process dies after (a failed gRPC assertion, protobuf's FATAL) is marked "fatal"
+// and written before the call returns, not left in the logger's buffer. The libraries' messages
+// name fields, peers and errors; the sidecar never hands them a secret value to log. (gRPC's
+// tracing, GRPC_TRACE, prints request headers when an operator turns it on.)
 //
-// Thread safety: the libraries may log from any thread at any time; construct and destroy the
-// route on one thread, one route at a time.
+// Thread safety: the libraries may log from any thread; construct the route before the gRPC
+// servers start and destroy it after they are gone, one route at a time.
 #ifndef SECRET_RESOLVER_SERVER_LIBRARY_LOGS_H_
 #define SECRET_RESOLVER_SERVER_LIBRARY_LOGS_H_
 
@@ -20,8 +22,7 @@ class LibraryLogRoute {
  public:
   // Routes both libraries' messages to `log`, which must outlive the route.
   explicit LibraryLogRoute(JsonLogger* log);
-  // Back to text on stderr: protobuf's own handler, and gRPC's format (gRPC's default function
-  // is not public, so the route's function stays installed and writes text).
+  // Back to both libraries' own text on stderr.
   ~LibraryLogRoute();
 
   LibraryLogRoute(const LibraryLogRoute&) = delete;

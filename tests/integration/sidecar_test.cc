@@ -182,7 +182,7 @@ TEST_F(SidecarTest, WholeCallErrors) {
               "the request is not a valid decryptv1beta1.SecureValueDecryptRequest message");
   }
   // Protobuf's complaint about the non-UTF-8 string comes out as a JSON line like any other.
-  sidecar_->Terminate();
+  EXPECT_EQ(sidecar_->Terminate(), 0);
   const std::string log = sidecar_->Log();
   EXPECT_THAT(log, HasSubstr("\"source\":\"protobuf\""));
   for (absl::string_view line : absl::StrSplit(log, '\n', absl::SkipEmpty())) {

@@ -53,13 +53,34 @@ TEST_F(LibraryLogRouteTest, BothLibrariesWriteJsonLinesWhileRouted) {
   EXPECT_EQ(lines[2]["level"], "warning");
 }
 
-TEST_F(LibraryLogRouteTest, NothingReachesTheLoggerOnceUnrouted) {
+TEST_F(LibraryLogRouteTest, AMessageBeforeDyingIsWrittenAtOnce) {
+  // A logger that would otherwise hold its lines for an hour.
+  JsonLoggerOptions options;
+  options.flush_interval = absl::Hours(1);
+  std::ostringstream out;
+  JsonLogger log(&out, options);
+  LibraryLogRoute route(&log);
+  gpr_log(GPR_ERROR, "an ordinary error");
+  gpr_log(GPR_ERROR, "assertion failed: what GPR_ASSERT logs before it aborts");
+  // Written by now (the writer is idle until the hour is up, so `out` may be read).
+  const std::vector<nlohmann::json> lines = Lines(out.str());
+  ASSERT_EQ(lines.size(), 2u) << out.str();
+  EXPECT_FALSE(lines[0].contains("fatal"));
+  EXPECT_EQ(lines[1]["fatal"], true);
+}
+
+TEST_F(LibraryLogRouteTest, BothLibrariesWriteTheirOwnTextOnceUnrouted) {
   std::ostringstream out;
   JsonLogger log(&out);
   { LibraryLogRoute route(&log); }
-  gpr_log(GPR_ERROR, "after the route");
-  GOOGLE_LOG(ERROR) << "after the route";
+  ::testing::internal::CaptureStderr();
+  gpr_log(GPR_ERROR, "grpc after the route");
+  GOOGLE_LOG(ERROR) << "protobuf after the route";
+  const std::string text = ::testing::internal::GetCapturedStderr();
   EXPECT_EQ(out.str(), "");
+  EXPECT_NE(text.find("grpc after the route"), std::string::npos) << text;
+  EXPECT_NE(text.find("protobuf after the route"), std::string::npos) << text;
+  EXPECT_EQ(text.find("\"source\""), std::string::npos) << text;
 }
 
 }  // namespace
