@@ -27,8 +27,8 @@ absl::Status PerReferenceError(const absl::Status& status, absl::string_view nam
 
 }  // namespace
 
-// The cache keeps our fingerprint digests inline.
-static_assert(kFingerprintDigestBytes <= kMaxCachedFingerprintBytes);
+// The cache keeps our fingerprint digests inline, and any digest it keeps fits a RefResult.
+static_assert(kFingerprintDigestBytes == kMaxCachedFingerprintBytes);
 
 void Resolver::Complete(const Caller& caller, absl::string_view stack,
                         absl::StatusOr<CachedSecret>& found, bool last_use,
@@ -45,12 +45,11 @@ void Resolver::Complete(const Caller& caller, absl::string_view stack,
   }
   result.stale = found->outcome == CacheOutcome::kStale;
   result.tokens = tokens_;
-  // The cache's digest when it holds one of ours; otherwise computed here.
+  // The cache's digest when it holds one; otherwise computed here.
   const absl::string_view in_cache = secret.fingerprint();
-  const bool cached =
-      !in_cache.empty() && in_cache.size() <= result.fingerprint_digest_bytes.size();
-  const std::string computed = cached ? "" : tokens_->FingerprintDigest(stack, secret.value);
-  const absl::string_view digest = cached ? in_cache : computed;
+  const std::string computed =
+      in_cache.empty() ? tokens_->FingerprintDigest(stack, secret.value) : "";
+  const absl::string_view digest = in_cache.empty() ? computed : in_cache;
   result.fingerprint_digest_size = digest.size();
   std::copy(digest.begin(), digest.end(), result.fingerprint_digest_bytes.begin());
   result.value = last_use ? std::move(found->value) : found->value;

@@ -10,6 +10,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/string_view.h"
+#include "absl/types/span.h"
 
 namespace secret_resolver {
 namespace {
@@ -33,15 +34,10 @@ void Write(LogLevel level, bool fatal, const char* source, const char* file, int
                  static_cast<int>(message.size()), message.data());
     return;
   }
-  if (fatal) {
-    route_log->Log(level, message,
-                   {LogField("source", source), LogField("file", file), LogField("line", line),
-                    LogField("fatal", true)});
-    route_log->Flush();
-    return;
-  }
-  route_log->Log(level, message,
-                 {LogField("source", source), LogField("file", file), LogField("line", line)});
+  const LogField fields[] = {LogField("source", source), LogField("file", file),
+                             LogField("line", line), LogField("fatal", true)};
+  route_log->Log(level, message, absl::MakeConstSpan(fields, fatal ? 4 : 3));
+  if (fatal) route_log->Flush();
 }
 
 void FromGrpc(gpr_log_func_args* args) {
