@@ -137,6 +137,7 @@ class SecretCache::Impl {
                       absl::Span<absl::StatusOr<CachedSecret>> found);
   void Invalidate(absl::string_view stack, absl::string_view name);
   void InvalidateAll();
+  void SetChangeFeedHealthy(bool healthy);
   CacheStats stats() const;
 
  private:
@@ -182,6 +183,9 @@ class SecretCache::Impl {
 
   mutable std::mutex mu_;
   CacheEntries entries_;
+  // False while the store's change feed is down: values older than unconfirmed_grace are then
+  // re-read before use (HitLocked).
+  bool feed_healthy_ = true;
   // The fetches in flight, by the key they fetch (single flight).
   absl::flat_hash_map<KeyView, std::shared_ptr<Flight>> flights_;
   // Every counter but those CacheEntries keeps (evictions, bytes, entries).
@@ -265,6 +269,12 @@ std::optional<absl::StatusOr<CachedSecret>> SecretCache::Impl::HitLocked(
     const KeyView& key, absl::Time now, std::shared_ptr<Flight>* refresh) {
   Entry* found = entries_.Find(key);
   if (found == nullptr || now >= found->expires_at) return std::nullopt;
+  // Without the change feed, a value may have been revoked since it was fetched (expires_at -
+  // ttl, so that entries need no field for it): past the grace it is read again.
+  if (!feed_healthy_ && found->value != nullptr &&
+      now - (found->expires_at - options_.ttl) > options_.unconfirmed_grace) {
+    return std::nullopt;
+  }
   Entry& entry = *found;
   entries_.Touch(entry);
   if (entry.value == nullptr) {
@@ -489,6 +499,11 @@ void SecretCache::Impl::InvalidateAll() {
   flights_.clear();
 }
 
+void SecretCache::Impl::SetChangeFeedHealthy(bool healthy) {
+  std::lock_guard<std::mutex> lock(mu_);
+  feed_healthy_ = healthy;
+}
+
 CacheStats SecretCache::Impl::stats() const {
   std::lock_guard<std::mutex> lock(mu_);
   CacheStats out = stats_;
@@ -538,6 +553,8 @@ void SecretCache::Invalidate(absl::string_view stack, absl::string_view name) {
 }
 
 void SecretCache::InvalidateAll() { impl_->InvalidateAll(); }
+
+void SecretCache::SetChangeFeedHealthy(bool healthy) { impl_->SetChangeFeedHealthy(healthy); }
 
 CacheStats SecretCache::stats() const { return impl_->stats(); }
 

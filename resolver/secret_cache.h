@@ -15,6 +15,8 @@
 //     most `max_stale` ago, that entry is served with outcome kStale. Any other error (DATA_LOSS,
 //     FAILED_PRECONDITION, INTERNAL, ...) goes to the caller: it is the store's answer about the
 //     secret, and an old value must not paper over, say, a tampered row.
+//   - While the store's change feed is reported down, values older than `unconfirmed_grace`
+//     are re-read before use, so a revocation is not hidden by the cache for longer than that.
 //   - Entries are bounded in bytes (`max_bytes`); a stack may hold at most `per_stack_share` of
 //     that, so one stack cannot evict the others. Least recently used entries go first.
 //   - Evicted, replaced and invalidated values are wiped (SecretBytes) once the last reader
@@ -62,6 +64,9 @@ struct CacheOptions {
   absl::Duration refresh_jitter = absl::Seconds(15);
   absl::Duration negative_ttl = absl::Seconds(5);
   absl::Duration max_stale = absl::Minutes(15);
+  // While the store's change feed is down (SetChangeFeedHealthy(false)), a cached value fetched
+  // longer ago than this is re-read from the store before it is used.
+  absl::Duration unconfirmed_grace = absl::Seconds(2);
   size_t max_bytes = size_t{64} << 20;
   // The fraction of max_bytes one stack may occupy, in (0, 1].
   double per_stack_share = 0.25;
@@ -135,6 +140,15 @@ class SecretCache {
 
   // Drops every entry, e.g. when change notifications may have been missed.
   void InvalidateAll();
+
+  // Says whether the store's change notifications are known to arrive (the cache starts out
+  // assuming they do). While they are not, a cached value older than `unconfirmed_grace` is not
+  // trusted: Get re-reads it from the store (single flight, as for a miss; GetAllIfCached
+  // answers false), and if the store cannot answer, stale-if-error applies (the old value with
+  // outcome kStale, within `max_stale` of its expiry). Cached NOT_FOUNDs are used as before:
+  // a revocation never hides in one. Call with true only once the feed is back and whatever it
+  // may have missed has been dropped (InvalidateAll).
+  void SetChangeFeedHealthy(bool healthy);
 
   CacheStats stats() const;
 

@@ -192,6 +192,7 @@ void ValidateCache(const Config& config, Problems* problems) {
   problems->CheckDuration("cache.refresh_jitter", cache.refresh_jitter());
   problems->CheckDuration("cache.negative_ttl", cache.negative_ttl());
   problems->CheckDuration("cache.max_stale", cache.max_stale());
+  problems->CheckDuration("cache.unconfirmed_grace", cache.unconfirmed_grace());
   // Zero means the default; anything else must be a fraction in (0, 1]. NaN fails both tests.
   const double share = cache.per_stack_share();
   if (share != 0 && !(share > 0 && share <= 1)) {

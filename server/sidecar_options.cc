@@ -24,6 +24,7 @@ CacheOptions CacheOptionsFromConfig(const Config& config) {
   options.refresh_jitter = ToDuration(c.refresh_jitter());
   options.negative_ttl = ToDuration(c.negative_ttl());
   options.max_stale = ToDuration(c.max_stale());
+  options.unconfirmed_grace = ToDuration(c.unconfirmed_grace());
   options.max_bytes = c.max_bytes();
   options.per_stack_share = c.per_stack_share();
   options.max_concurrent_fetches = config.limits().max_concurrent_fetches();

@@ -755,6 +755,75 @@ TEST_F(SecretCacheTest, DeletedSecretIsNotServedStale) {
   EXPECT_EQ(cache.stats().stale_serves, 0u);
 }
 
+TEST_F(SecretCacheTest, FeedDownRereadsValuesOlderThanTheGrace) {
+  CacheOptions options = Options();
+  options.unconfirmed_grace = absl::Seconds(2);
+  Put(kStack, kName);
+  SecretCache cache(&store_, options);
+  ExpectSecret(cache.Get(kStack, kName), kName, 1, CacheOutcome::kMiss);
+  cache.SetChangeFeedHealthy(false);
+  Put(kStack, kName);  // a change the cache is not told about
+
+  clock_.Advance(options.unconfirmed_grace);  // at the grace: still trusted
+  ExpectSecret(cache.Get(kStack, kName), kName, 1, CacheOutcome::kHit);
+  clock_.Advance(absl::Nanoseconds(1));
+  std::vector<absl::string_view> names = {kName};
+  std::vector<absl::StatusOr<CachedSecret>> found(1);
+  EXPECT_FALSE(cache.GetAllIfCached(kStack, names, absl::MakeSpan(found)));
+  ExpectSecret(cache.Get(kStack, kName), kName, 2, CacheOutcome::kMiss);
+  ExpectSecret(cache.Get(kStack, kName), kName, 2, CacheOutcome::kHit);  // fetched just now
+  EXPECT_EQ(store_.get_calls(), 2);
+
+  // A secret deleted meanwhile stops resolving once its value is past the grace.
+  ASSERT_TRUE(store_.Delete(kStack, kName, "test").ok());
+  clock_.Advance(options.unconfirmed_grace + absl::Nanoseconds(1));
+  EXPECT_EQ(CodeOf(cache.Get(kStack, kName)), absl::StatusCode::kNotFound);
+}
+
+TEST_F(SecretCacheTest, FeedDownAndStoreDownServesStale) {
+  CacheOptions options = Options();
+  options.refresh_ahead = absl::ZeroDuration();
+  Put(kStack, kName);
+  SecretCache cache(&store_, options);
+  ExpectSecret(cache.Get(kStack, kName), kName, 1, CacheOutcome::kMiss);
+  cache.SetChangeFeedHealthy(false);
+  clock_.Advance(options.unconfirmed_grace + absl::Nanoseconds(1));
+  store_.set_next_error(absl::UnavailableError("down"));
+  ExpectSecret(cache.Get(kStack, kName), kName, 1, CacheOutcome::kStale);
+  // An error that is the store's answer is not papered over.
+  store_.set_next_error(absl::DataLossError("tampered"));
+  EXPECT_EQ(CodeOf(cache.Get(kStack, kName)), absl::StatusCode::kDataLoss);
+  // Past max_stale from expiry, nothing is served.
+  store_.set_error(absl::UnavailableError("down"));
+  clock_.Advance(options.ttl + options.max_stale);
+  EXPECT_EQ(CodeOf(cache.Get(kStack, kName)), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(cache.stats().stale_serves, 1u);
+}
+
+TEST_F(SecretCacheTest, FeedBackUpTrustsValuesForTheirTtl) {
+  CacheOptions options = Options();
+  options.refresh_ahead = absl::ZeroDuration();
+  Put(kStack, kName);
+  SecretCache cache(&store_, options);
+  cache.SetChangeFeedHealthy(false);
+  ExpectSecret(cache.Get(kStack, kName), kName, 1, CacheOutcome::kMiss);
+  cache.SetChangeFeedHealthy(true);
+  clock_.Advance(options.ttl - absl::Nanoseconds(1));
+  ExpectSecret(cache.Get(kStack, kName), kName, 1, CacheOutcome::kHit);
+  EXPECT_EQ(store_.get_calls(), 1);
+}
+
+TEST_F(SecretCacheTest, FeedDownKeepsCachedNotFoundForNegativeTtl) {
+  CacheOptions options = Options();
+  options.unconfirmed_grace = absl::Seconds(1);
+  SecretCache cache(&store_, options);
+  EXPECT_EQ(CodeOf(cache.Get(kStack, kName)), absl::StatusCode::kNotFound);
+  cache.SetChangeFeedHealthy(false);
+  clock_.Advance(options.negative_ttl - absl::Nanoseconds(1));
+  EXPECT_EQ(CodeOf(cache.Get(kStack, kName)), absl::StatusCode::kNotFound);
+  EXPECT_EQ(store_.get_calls(), 1);
+}
+
 TEST_F(SecretCacheTest, ReplacedValueIsReleased) {
   CacheOptions options = Options();
   options.refresh_ahead = absl::ZeroDuration();

@@ -122,6 +122,7 @@ TEST(ConfigTest, EveryDefaultIsApplied) {
   EXPECT_EQ(config.cache().refresh_jitter().seconds(), 15);
   EXPECT_EQ(config.cache().negative_ttl().seconds(), 5);
   EXPECT_EQ(config.cache().max_stale().seconds(), 900);
+  EXPECT_EQ(config.cache().unconfirmed_grace().seconds(), 2);
   EXPECT_EQ(config.cache().max_bytes(), 67108864u);
   EXPECT_DOUBLE_EQ(config.cache().per_stack_share(), 0.25);
   EXPECT_EQ(config.redaction().placeholder_format(), "***SECRET_REDACTED:{key}***");

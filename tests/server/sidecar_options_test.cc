@@ -38,6 +38,7 @@ cache:
   refresh_jitter: 1.5s
   negative_ttl: 2s
   max_stale: 60s
+  unconfirmed_grace: 750ms
   max_bytes: 12345
   per_stack_share: 0.5
 limits:
@@ -84,6 +85,7 @@ TEST(SidecarOptionsTest, CacheOptions) {
   EXPECT_EQ(options.refresh_jitter, absl::Milliseconds(1500));
   EXPECT_EQ(options.negative_ttl, absl::Seconds(2));
   EXPECT_EQ(options.max_stale, absl::Seconds(60));
+  EXPECT_EQ(options.unconfirmed_grace, absl::Milliseconds(750));
   EXPECT_EQ(options.max_bytes, 12345u);
   EXPECT_DOUBLE_EQ(options.per_stack_share, 0.5);
   EXPECT_EQ(options.max_concurrent_fetches, 5u);
