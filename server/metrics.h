@@ -1,7 +1,9 @@
-// A small Prometheus registry that renders the text exposition format, version 0.0.4
-// (https://prometheus.io/docs/instrumenting/exposition_formats/). The sidecar needs only
-// counters, histograms and callback gauges. Debian 12 ships prometheus-cpp 1.0.1: measured
-// against it, and why this registry is still here, in docs/BENCHMARKS.md ("Metrics").
+// The sidecar's Prometheus registry: counters, histograms and callback gauges, rendered in the
+// text exposition format 0.0.4 (https://prometheus.io/docs/instrumenting/exposition_formats/).
+// Built on Debian's prometheus-cpp 1.0.1 core library (prometheus::Registry, Family<Counter>,
+// Family<Histogram>, TextSerializer); this layer keeps the project's calling conventions
+// (cached series, label values in declared order, abort on programming errors) on top. Why the
+// library and what it costs per call: docs/BENCHMARKS.md ("Metrics").
 //
 //   MetricsRegistry registry;
 //   Counter* calls = registry.AddCounter("secret_resolver_grpc_calls_total",
@@ -16,15 +18,17 @@
 //
 // Metric and label names are constants in the code, so a bad or duplicate name, or the wrong
 // number of label values, is a programming error: the process aborts with a message (like a
-// failed CHECK) rather than returning a status at every call site.
+// failed CHECK) rather than returning a status at every call site. Everything is checked here
+// before the library sees it, so the library never throws.
 //
-// Thread safety: every method is safe to call from any thread. Counters and histograms are
-// updated under a short per-series lock (std::mutex, which ThreadSanitizer understands); the
-// registry's lock is not held while gauge callbacks run, so a callback may take its own locks.
+// Thread safety: every method is safe to call from any thread. A counter series is an atomic
+// double; a histogram series takes its own short std::mutex per observation (the library's; both
+// are visible to ThreadSanitizer). The registry's locks are not held while gauge callbacks run,
+// so a callback may take its own locks or update other metrics.
 #ifndef SECRET_RESOLVER_SERVER_METRICS_H_
 #define SECRET_RESOLVER_SERVER_METRICS_H_
 
-#include <atomic>
+#include <cmath>
 #include <cstdint>
 #include <functional>
 #include <initializer_list>
@@ -36,6 +40,10 @@
 #include <vector>
 
 #include "absl/strings/string_view.h"
+#include "prometheus/counter.h"
+#include "prometheus/family.h"
+#include "prometheus/histogram.h"
+#include "prometheus/registry.h"
 
 namespace secret_resolver {
 
@@ -48,11 +56,14 @@ class Counter {
   // One series. Stable for the life of the registry; cache it on hot paths.
   class Series {
    public:
-    void Increment(uint64_t by = 1) { value_.fetch_add(by, std::memory_order_relaxed); }
-    uint64_t value() const { return value_.load(std::memory_order_relaxed); }
+    // Counts are exact up to 2^53 (the library keeps a double).
+    void Increment(uint64_t by = 1) { counter_->Increment(static_cast<double>(by)); }
+    uint64_t value() const { return static_cast<uint64_t>(counter_->Value()); }
 
    private:
-    std::atomic<uint64_t> value_{0};
+    friend class Counter;
+    explicit Series(prometheus::Counter* counter) : counter_(counter) {}
+    prometheus::Counter* const counter_;  // owned by the library's family
   };
 
   Counter(const Counter&) = delete;
@@ -71,13 +82,12 @@ class Counter {
 
  private:
   friend class MetricsRegistry;
-  Counter(std::string name, std::vector<std::string> label_names);
-  void Render(std::string* out);
+  Counter(prometheus::Family<prometheus::Counter>* family, std::vector<std::string> label_names);
 
-  const std::string name_;
+  prometheus::Family<prometheus::Counter>* const family_;
   const std::vector<std::string> label_names_;
   std::mutex mu_;
-  // Keyed by label values; std::map keeps the output order stable and the Series addresses fixed.
+  // By label values, so a lookup builds no prometheus::Labels map; the Series addresses are fixed.
   std::map<std::vector<std::string>, std::unique_ptr<Series>> series_;
 };
 
@@ -87,21 +97,16 @@ class Histogram {
   // One series. Stable for the life of the registry; cache it on hot paths.
   class Series {
    public:
-    // Records one observation, e.g. a latency in seconds. NaN is ignored.
-    void Observe(double value);
+    // Records one observation, e.g. a latency in seconds. NaN is ignored (the library would
+    // count it in the first bucket and make the sum NaN).
+    void Observe(double value) {
+      if (!std::isnan(value)) histogram_->Observe(value);
+    }
 
    private:
     friend class Histogram;
-    explicit Series(const std::vector<double>* bounds)
-        : bounds_(bounds), counts_(new std::atomic<uint64_t>[bounds->size() + 1]()) {}
-
-    const std::vector<double>* const bounds_;  // the family's
-    // Atomics rather than a lock: every call observes its latency, from every queue thread.
-    // A scrape may see an observation's count without its sum (or the reverse), as with other
-    // Prometheus clients.
-    const std::unique_ptr<std::atomic<uint64_t>[]> counts_;  // per bucket, not cumulative;
-                                                             // the last one is +Inf
-    std::atomic<double> sum_{0};
+    explicit Series(prometheus::Histogram* histogram) : histogram_(histogram) {}
+    prometheus::Histogram* const histogram_;  // owned by the library's family
   };
 
   Histogram(const Histogram&) = delete;
@@ -116,10 +121,10 @@ class Histogram {
 
  private:
   friend class MetricsRegistry;
-  Histogram(std::string name, std::vector<std::string> label_names, std::vector<double> bounds);
-  void Render(std::string* out);
+  Histogram(prometheus::Family<prometheus::Histogram>* family,
+            std::vector<std::string> label_names, std::vector<double> bounds);
 
-  const std::string name_;
+  prometheus::Family<prometheus::Histogram>* const family_;
   const std::vector<std::string> label_names_;
   const std::vector<double> bounds_;  // upper bounds, strictly increasing, finite
   std::mutex mu_;
@@ -134,9 +139,9 @@ class MetricsRegistry {
   MetricsRegistry& operator=(const MetricsRegistry&) = delete;
 
   // Registers a counter family. By convention the name ends in "_total". Names match
-  // [a-zA-Z_:][a-zA-Z0-9_:]*, label names [a-zA-Z_][a-zA-Z0-9_]* without a leading "__". A family
-  // without labels shows its single series (at 0) from the start. The pointer lives as long as
-  // the registry.
+  // [a-zA-Z_:][a-zA-Z0-9_:]*, label names [a-zA-Z_][a-zA-Z0-9_]*, neither with a leading "__".
+  // A family without labels shows its single series (at 0) from the start. The pointer lives as
+  // long as the registry.
   Counter* AddCounter(absl::string_view name, absl::string_view help,
                       std::vector<std::string> label_names = {});
 
@@ -147,28 +152,33 @@ class MetricsRegistry {
 
   // Registers a gauge whose value `read` returns at every Render (cache size, token cache size),
   // with constant labels such as {{"version", "1.2.0"}} for an info metric (value 1). `read`
-  // runs on the thread that calls Render, without the registry's lock held.
+  // runs on the thread that calls Render, without the registry's locks held.
   void AddGauge(absl::string_view name, absl::string_view help, std::function<double()> read,
                 std::vector<std::pair<std::string, std::string>> const_labels = {});
 
-  // Every family in registration order, in the text format 0.0.4: "# HELP" and "# TYPE" lines,
-  // then one line per series; histograms as _bucket{le="..."} (cumulative, ending in +Inf),
-  // _sum and _count. Ends with a newline.
+  // Every family that has a series, in registration order, in the text format 0.0.4 as
+  // prometheus::TextSerializer writes it: "# HELP" and "# TYPE" lines, then one line per series,
+  // sorted by label values, labels in the order they were declared; histograms as _count, _sum
+  // and _bucket{le="..."} (cumulative, ending in +Inf). A labelled family with no series yet is
+  // left out. Ends with a newline, or is empty while no family has a series.
   std::string Render() const;
 
  private:
-  struct Family;
-  void Register(std::unique_ptr<Family> family);
+  class CallbackGauges;
+  // Checks the name and label names and that the name is new; aborts otherwise.
+  void Reserve(absl::string_view name, const std::vector<std::string>& label_names);
 
+  const std::unique_ptr<prometheus::Registry> registry_;  // counters and histograms
+  const std::unique_ptr<CallbackGauges> gauges_;
   mutable std::mutex mu_;
-  std::vector<std::unique_ptr<Family>> families_;
+  // Every family's registration index and declared label names, by name.
+  std::map<std::string, std::pair<size_t, std::vector<std::string>>> families_;
+  std::vector<std::unique_ptr<Counter>> counters_;
+  std::vector<std::unique_ptr<Histogram>> histograms_;
 };
 
 // Bucket bounds in seconds for latencies from 0.5 ms to 10 s.
 std::vector<double> LatencyBucketsSeconds();
-
-// Escapes a label value for the text format: backslash, double quote and newline.
-std::string EscapeLabelValue(absl::string_view value);
 
 }  // namespace secret_resolver
 
