@@ -22,9 +22,10 @@
 // before the library sees it, so the library never throws.
 //
 // Thread safety: every method is safe to call from any thread. A counter series is an atomic
-// double; a histogram series takes its own short std::mutex per observation (the library's; both
-// are visible to ThreadSanitizer). The registry's locks are not held while gauge callbacks run,
-// so a callback may take its own locks or update other metrics.
+// double; a histogram series takes its own short std::mutex per observation. The library is not
+// built with ThreadSanitizer, which sees its mutexes (intercepted pthread calls) but not its
+// atomics. The registry's locks are not held while gauge callbacks run, so a callback may take
+// its own locks or update other metrics.
 #ifndef SECRET_RESOLVER_SERVER_METRICS_H_
 #define SECRET_RESOLVER_SERVER_METRICS_H_
 
