@@ -4,10 +4,9 @@
 // relaxed atomic increments, the least any lock-free counting of the same call could cost.
 //
 // BM_WarmCallMetricsCount runs exactly 1,000,000 calls, for counting instructions with callgrind
-// (docs/BENCHMARKS.md, "Metrics"):
-//   valgrind --tool=callgrind --toggle-collect='*BM_WarmCallMetricsCount*' \
-//     metrics_bench --benchmark_filter=Count
-// then instructions per call = the "Collected" total / 1,000,000.
+// (docs/BENCHMARKS.md, "Metrics"): run `metrics_bench --benchmark_filter=Count` under
+// `valgrind --tool=callgrind --toggle-collect='*BM_WarmCallMetricsCount*'`; instructions per
+// call = the "Collected" total / 1,000,000.
 #include <atomic>
 #include <cstdint>
 
