@@ -11,6 +11,7 @@
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/resource_quota.h>
 #include <grpcpp/security/tls_certificate_provider.h>
 #include <grpcpp/security/tls_credentials_options.h>
 #include <openssl/crypto.h>
@@ -34,6 +35,7 @@
 #include "server/grpc_services.h"
 #include "server/json_log.h"
 #include "server/library_logs.h"
+#include "server/memory_trimmer.h"
 #include "server/metrics.h"
 #include "server/rate_limiter.h"
 #include "server/resolve_handler.h"
@@ -130,6 +132,24 @@ class InvalidationTarget {
   SecretCache* cache_;
 };
 
+// What one client may hold of the server (docs/deploy.md, "Connection limits"). gRPC 1.51
+// has no bound on the number of connections: they are bounded by the memory quota (each one's
+// buffers and calls are charged to it; near it gRPC shrinks windows, then closes connections),
+// the idle timeout and the process's file-descriptor limit.
+void ApplyLimits(const GrpcServerLimits& limits, grpc::ResourceQuota* quota,
+                 grpc::ServerBuilder* builder) {
+  builder->SetMaxReceiveMessageSize(limits.max_message_bytes);
+  builder->SetResourceQuota(*quota);
+  builder->AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, limits.max_concurrent_streams);
+  builder->AddChannelArgument(GRPC_ARG_MAX_CONNECTION_IDLE_MS, limits.max_connection_idle_ms);
+  builder->AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS, limits.max_connection_age_ms);
+  builder->AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS,
+                              limits.max_connection_age_grace_ms);
+  builder->AddChannelArgument(GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS, limits.handshake_timeout_ms);
+  builder->AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, limits.keepalive_time_ms);
+  builder->AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, limits.keepalive_timeout_ms);
+}
+
 // CPUs in this process's affinity mask (a container's cpuset), at least 1.
 int UsableCpus() {
   cpu_set_t set;
@@ -157,6 +177,7 @@ struct Sidecar::Parts {
   absl::Status StartHealthServer();
   absl::Status StartServer();
   absl::Status StartAdmin();
+  void StartMemoryTrimmer();
 
   Config config;
   std::unique_ptr<MetricsRegistry> metrics;
@@ -176,9 +197,11 @@ struct Sidecar::Parts {
   std::unique_ptr<ResolveHandler> handler;
   std::unique_ptr<ThreadPool> pool;
   std::unique_ptr<GrpcServices> services;
+  std::unique_ptr<grpc::ResourceQuota> quota;  // shared by both servers
   std::unique_ptr<grpc::Server> server;
   std::unique_ptr<grpc::Server> health_server;
   std::unique_ptr<AdminServer> admin;
+  std::unique_ptr<MemoryTrimmer> trimmer;
   std::string unix_path;
   std::string unix_target;
   std::string tcp_target;
@@ -211,6 +234,7 @@ absl::StatusOr<std::unique_ptr<Sidecar>> Sidecar::Start(const Config& config) {
   if (absl::Status s = p.StartHealthServer(); !s.ok()) return s;
   if (absl::Status s = p.StartServer(); !s.ok()) return s;
   if (absl::Status s = p.StartAdmin(); !s.ok()) return s;
+  p.StartMemoryTrimmer();
   return absl::WrapUnique(new Sidecar(std::move(parts)));
 }
 
@@ -311,9 +335,12 @@ void Sidecar::Parts::BuildServices() {
 // server built afterwards.
 absl::Status Sidecar::Parts::StartHealthServer() {
   grpc::EnableDefaultHealthCheckService(true);
+  quota = std::make_unique<grpc::ResourceQuota>("secret-resolver");
+  quota->Resize(GrpcServerLimitsFromConfig(config).memory_bytes);
   const std::string& address = config.listen().health_address();
   if (address.empty()) return absl::OkStatus();
   grpc::ServerBuilder builder;
+  ApplyLimits(GrpcServerLimitsFromConfig(config), quota.get(), &builder);
   int port = 0;
   builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &port);
   health_server = builder.BuildAndStart();
@@ -332,7 +359,7 @@ absl::Status Sidecar::Parts::StartServer() {
   const auto& listen = config.listen();
   if (config.reflection()) grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
-  builder.SetMaxReceiveMessageSize(static_cast<int>(config.limits().max_message_bytes()));
+  ApplyLimits(GrpcServerLimitsFromConfig(config), quota.get(), &builder);
   unsigned socket_mode = 0;
   if (!listen.unix_socket().empty()) {
     absl::StatusOr<unsigned> mode = ParseSocketMode(listen.unix_socket_mode());
@@ -392,6 +419,18 @@ absl::Status Sidecar::Parts::StartAdmin() {
   admin = *std::move(started);
   admin_target = admin->address();
   return absl::OkStatus();
+}
+
+// Gives the heap's free memory back after a burst (server/memory_trimmer.h).
+void Sidecar::Parts::StartMemoryTrimmer() {
+  MemoryTrimmerOptions options;
+  JsonLogger* logger = log.get();
+  options.on_trim = [logger](uint64_t before, uint64_t after) {
+    logger->Debug("returned free heap memory to the system",
+                  {LogField("resident_before_bytes", before),
+                   LogField("resident_after_bytes", after)});
+  };
+  trimmer = std::make_unique<MemoryTrimmer>(std::move(options));
 }
 
 Sidecar::Sidecar(std::unique_ptr<Parts> parts) : parts_(std::move(parts)) {}
