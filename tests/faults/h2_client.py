@@ -11,8 +11,8 @@ Every subcommand prints JSON objects, one a line, on stdout, which the C++ test 
           until the server closes every connection or --hold seconds pass, and prints
           {"event": "done", ...}: streams refused (RST_STREAM REFUSED_STREAM), other resets,
           GOAWAYs, and when the server closed each connection. With --hold 0 the client closes
-          at once after "sent" (the burst case). Waits for a line on stdin before closing
-          when --wait-stdin is given, so that the test can measure the server meanwhile.
+          at once after "sent" (the burst case). With --wait-file PATH it first waits (at most
+          --hold seconds) until PATH exists, so that the test can measure the server meanwhile.
   idle    --connections connections that send the preface and SETTINGS (nothing at all with
           --no-preface) and then nothing;
           prints {"event": "done", "closed_after_s": [...]} (null for one still open after
@@ -27,6 +27,7 @@ Addresses: --unix PATH or --tcp HOST:PORT.
 """
 import argparse
 import json
+import os
 import select
 import socket
 import struct
@@ -185,9 +186,13 @@ def flood(args):
     emit({"event": "sent", "written": written, "refused": refused,
           "goaways": sum(len(c.goaways) for c in connections),
           "closed": sum(1 for c in connections if c.closed)})
-    if args.wait_stdin:
-        sys.stdin.readline()
     deadline = time.monotonic() + args.hold
+    while args.wait_file and not os.path.exists(args.wait_file) and time.monotonic() < deadline:
+        for c in connections:
+            c.pump(0)
+        time.sleep(0.05)
+    if args.wait_file:
+        deadline = time.monotonic()
     while time.monotonic() < deadline and not all(c.closed for c in connections):
         for c in connections:
             c.pump(0.05 if len(connections) < 20 else 0)
@@ -258,7 +263,7 @@ def main():
     parser.add_argument("--connections", type=int, default=1)
     parser.add_argument("--streams", type=int, default=10000)
     parser.add_argument("--hold", type=float, default=10.0)
-    parser.add_argument("--wait-stdin", action="store_true")
+    parser.add_argument("--wait-file")
     parser.add_argument("--header", action="append", default=[])
     parser.add_argument("--message", default="")
     parser.add_argument("--compressed-flag", action="store_true")
