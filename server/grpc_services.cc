@@ -7,6 +7,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <unordered_set>
 #include <utility>
 
 #include <grpcpp/support/proto_buffer_reader.h>
@@ -69,6 +70,30 @@ struct DecryptV1Method {
   static constexpr absl::string_view kRequestType = "decryptv1.SecureValueDecryptRequest";
 };
 
+// What a completion-queue tag points to.
+class QueueTag {
+ public:
+  virtual ~QueueTag() = default;
+  // The queue returned this tag; `ok` is the operation's outcome.
+  virtual void Proceed(bool ok) = 0;
+};
+
+// A call handed to the worker pool, which shutdown may have to answer without its worker.
+class PooledCall {
+ public:
+  virtual ~PooledCall() = default;
+  // Answers UNAVAILABLE now, unless answered already; the worker's answer, if it ever comes,
+  // is dropped. The call stays in memory until its worker returns.
+  virtual void AnswerUnavailable() = 0;
+};
+
+// After a drain begins, calls that gRPC has received but not yet handed to the services keep
+// being matched and answered UNAVAILABLE; once none has arrived for this long they are taken
+// to be all answered (at most kMaxSettle after the drain began), and the server may shut down
+// without cancelling any.
+constexpr absl::Duration kQuietForSettle = absl::Milliseconds(100);
+constexpr absl::Duration kMaxSettle = absl::Seconds(1);
+
 }  // namespace
 
 struct GrpcServices::Shared {
@@ -82,12 +107,31 @@ struct GrpcServices::Shared {
   std::mutex mu;
   std::condition_variable calls_gone;  // notified under `mu` when live_calls reaches 0
   std::atomic<bool> draining{false};
-  std::atomic<int> live_calls{0};  // UnaryCall objects in existence
+  std::atomic<int> live_calls{0};  // calls requested or running, not yet over
+  std::atomic<int64_t> last_match_ns{0};  // when a call was last matched (Unix nanoseconds)
+  absl::Time drain_began;  // guarded by mu
+  std::unordered_set<PooledCall*> on_pool;  // guarded by mu: handed to the pool, not returned
 
-  // Hands `task` to the pool unless draining; false when not taken.
-  bool Dispatch(std::function<void()> task) {
+  // Hands `task`, which runs `call`, to the pool unless draining; false when not taken.
+  bool Dispatch(PooledCall* call, std::function<void()> task) {
     std::lock_guard<std::mutex> lock(mu);
-    return !draining.load(std::memory_order_relaxed) && pool->TrySchedule(std::move(task));
+    if (draining.load(std::memory_order_relaxed)) return false;
+    on_pool.insert(call);
+    if (pool->TrySchedule(std::move(task))) return true;
+    on_pool.erase(call);
+    return false;
+  }
+  // The pool's task for `call` has returned.
+  void LeavePool(PooledCall* call) {
+    std::lock_guard<std::mutex> lock(mu);
+    on_pool.erase(call);
+  }
+  // A call is over: its last event is through, or it was never matched.
+  void CallOver() {
+    if (live_calls.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      std::lock_guard<std::mutex> lock(mu);
+      calls_gone.notify_all();
+    }
   }
   bool IsDraining() const { return draining.load(std::memory_order_acquire); }
   secretresolver::v1::SecretResolver::WithRawMethod_ResolveSecrets<
@@ -142,18 +186,10 @@ struct GrpcServices::Shared {
 
 namespace {
 
-// What a completion-queue tag points to.
-class QueueTag {
- public:
-  virtual ~QueueTag() = default;
-  // The queue returned this tag; `ok` is the operation's outcome.
-  virtual void Proceed(bool ok) = 0;
-};
-
 // One call of `Method`: requested from the queue, answered (here or on the pool), finished,
 // deleted. While it is requested, exactly one more of its kind is requested on its queue.
 template <typename Method>
-class UnaryCall final : public QueueTag {
+class UnaryCall final : public QueueTag, public PooledCall {
  public:
   // Asks the queue for the next call of `Method`.
   static void Request(GrpcServices::Shared* shared, grpc::ServerCompletionQueue* queue) {
@@ -172,17 +208,20 @@ class UnaryCall final : public QueueTag {
     }
     if (!ok) {
       // The server is shutting down and this call was never matched: no done tag comes.
-      delete this;
+      shared_->CallOver();
+      Release();
       return;
     }
     matched_ = true;
     start_ = absl::Now();
+    shared_->last_match_ns.store(absl::ToUnixNanos(start_), std::memory_order_relaxed);
+    // Keep a call of this kind requested, during a drain too: a call gRPC has received but not
+    // matched when the server shuts down would be cancelled.
+    Request(shared_, queue_);
     if (shared_->IsDraining()) {
-      // Matched just before the server shut down: answer, and request no more.
       Finish(absl::UnavailableError("the sidecar is shutting down"));
       return;
     }
-    Request(shared_, queue_);  // keep a call of this kind requested
     if (!ParseRequest()) {
       Finish(absl::InvalidArgumentError(
           absl::StrCat("the request is not a valid ", Method::kRequestType, " message")));
@@ -195,28 +234,29 @@ class UnaryCall final : public QueueTag {
       Finish(*answered);
       return;
     }
+    holders_.fetch_add(1, std::memory_order_relaxed);  // the pool's task
     const bool accepted =
-        shared_->Dispatch([this, credentials = std::move(credentials), deadline] {
+        shared_->Dispatch(this, [this, credentials = std::move(credentials), deadline] {
           // Calls still queued when shutdown began are not worked on. (One whose deadline has
           // passed is refused by the handler before any work.)
           if (shared_->IsDraining()) {
             Finish(absl::UnavailableError("the sidecar is shutting down"));
-            return;
+          } else {
+            Finish(shared_->Work(Method(), credentials, *request_, deadline, &response_));
           }
-          Finish(shared_->Work(Method(), credentials, *request_, deadline, &response_));
+          shared_->LeavePool(this);
+          Release();
         });
     if (!accepted) {
+      holders_.fetch_sub(1, std::memory_order_relaxed);
       Finish(shared_->IsDraining()
                  ? absl::UnavailableError("the sidecar is shutting down")
                  : absl::ResourceExhaustedError("the sidecar is overloaded; retry with backoff"));
     }
   }
 
-  ~UnaryCall() override {
-    if (shared_->live_calls.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-      std::lock_guard<std::mutex> lock(shared_->mu);
-      shared_->calls_gone.notify_all();
-    }
+  void AnswerUnavailable() override {
+    Finish(absl::UnavailableError("the sidecar is shutting down"));
   }
 
  private:
@@ -255,7 +295,15 @@ class UnaryCall final : public QueueTag {
     if (shared_->observer) {
       shared_->observer(Method::kName, OutcomeForCaller(), absl::Now() - start_);
     }
-    delete this;
+    shared_->CallOver();
+    Release();
+  }
+
+  // Drops a holder's reference; the last one deletes the call. The holders are the queue (until
+  // the call is over) and the pool's task (until it returns), so a call answered by shutdown
+  // while its worker is blocked stays valid for that worker.
+  void Release() {
+    if (holders_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
   }
 
   // The status the caller saw: ours if it was sent before the deadline (a caller's library
@@ -281,8 +329,10 @@ class UnaryCall final : public QueueTag {
   }
 
   // Sends the response (or only the status, when it is not OK); the queue returns this call's
-  // tag once that is done.
+  // tag once that is done. Only the first answer counts: the worker and shutdown may both
+  // answer (AnswerUnavailable), and gRPC takes one Finish per call.
   void Finish(const absl::Status& status) {
+    if (answered_.exchange(true, std::memory_order_acq_rel)) return;
     sent_code_ = status.code();
     finished_at_ = absl::Now();
     responder_.Finish(response_, ToGrpcStatus(status), this);
@@ -301,6 +351,8 @@ class UnaryCall final : public QueueTag {
   grpc::ByteBuffer response_;  // the handler's wire bytes
   grpc::ServerAsyncResponseWriter<grpc::ByteBuffer> responder_;
   DoneTag done_tag_;
+  std::atomic<bool> answered_{false};  // Finish has been called
+  std::atomic<int> holders_{1};        // see Release()
   // Set and read on the call's queue thread only, except `sent_code_` and `finished_at_`, which
   // Finish sets before the finish tag can come back.
   bool matched_ = false;
@@ -348,7 +400,29 @@ void GrpcServices::Start() {
 
 void GrpcServices::BeginDrain() {
   std::lock_guard<std::mutex> lock(shared_->mu);
+  if (!shared_->draining.load(std::memory_order_relaxed)) shared_->drain_began = absl::Now();
   shared_->draining.store(true, std::memory_order_release);
+}
+
+bool GrpcServices::AwaitDrained(absl::Time deadline) {
+  for (;;) {
+    const absl::Time now = absl::Now();
+    {
+      std::lock_guard<std::mutex> lock(shared_->mu);
+      const absl::Time last_match = absl::FromUnixNanos(
+          shared_->last_match_ns.load(std::memory_order_relaxed));
+      const bool settled = now - last_match >= kQuietForSettle ||
+                           now - shared_->drain_began >= kMaxSettle;
+      if (shared_->on_pool.empty() && settled) return true;
+      if (now >= deadline) return shared_->on_pool.empty();
+    }
+    absl::SleepFor(std::min(absl::Milliseconds(10), deadline - now));
+  }
+}
+
+void GrpcServices::AbandonWork() {
+  std::lock_guard<std::mutex> lock(shared_->mu);
+  for (PooledCall* call : shared_->on_pool) call->AnswerUnavailable();
 }
 
 void GrpcServices::Stop() {

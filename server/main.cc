@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -105,7 +106,17 @@ int Main() {
     break;
   }
   const auto& grace = config->shutdown_grace();
-  (*sidecar)->Shutdown(absl::Seconds(grace.seconds()) + absl::Nanoseconds(grace.nanos()));
+  const bool clean =
+      (*sidecar)->Shutdown(absl::Seconds(grace.seconds()) + absl::Nanoseconds(grace.nanos()));
+  if (!clean) {
+    // Workers are still blocked (a hung store) in parts that must not be destroyed under them:
+    // exit now, within the grace, without running destructors.
+    std::fprintf(stderr,
+                 "{\"level\":\"warning\",\"msg\":\"stopped with calls still blocked after the "
+                 "grace; they were answered UNAVAILABLE\"}\n");
+    std::fflush(stderr);
+    std::_Exit(0);
+  }
   std::fprintf(stderr, "{\"level\":\"info\",\"msg\":\"stopped\"}\n");
   return 0;
 }

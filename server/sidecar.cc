@@ -208,6 +208,7 @@ struct Sidecar::Parts {
   std::string health_target;
   std::string admin_target;
   bool shut_down = false;
+  bool abandoned = false;  // Shutdown left workers blocked: the parts must outlive them
 };
 
 absl::StatusOr<std::unique_ptr<Sidecar>> Sidecar::Start(const Config& config) {
@@ -435,29 +436,55 @@ void Sidecar::Parts::StartMemoryTrimmer() {
 
 Sidecar::Sidecar(std::unique_ptr<Parts> parts) : parts_(std::move(parts)) {}
 
-Sidecar::~Sidecar() { Shutdown(absl::ZeroDuration()); }
+Sidecar::~Sidecar() {
+  Shutdown(absl::ZeroDuration());
+  // Workers the shutdown gave up on may still be blocked in the parts they use.
+  if (parts_->abandoned) (void)parts_.release();
+}
 
-void Sidecar::Shutdown(absl::Duration grace) {
+bool Sidecar::Shutdown(absl::Duration grace) {
   Parts& p = *parts_;
-  if (p.shut_down) return;
+  if (p.shut_down) return !p.abandoned;
   p.shut_down = true;
+  const absl::Time deadline = absl::Now() + grace;
   // Probes see NOT_SERVING from here on, while calls in flight drain.
   if (p.health_server != nullptr) p.health_server->GetHealthCheckService()->Shutdown();
-  // Stops accepting, waits up to `grace` for in-flight calls, then cancels what is left.
-  // The queue threads keep completing calls meanwhile.
-  p.server->Shutdown(std::chrono::system_clock::now() + absl::ToChronoNanoseconds(grace));
-  p.services->BeginDrain();  // nothing more reaches the pool...
-  p.pool.reset();  // ...which finishes what it holds: cancelled calls without working on them
+  // While the server still runs: calls that arrive, and those queued for the pool, are
+  // answered UNAVAILABLE (which clients retry); calls being worked on finish, until the grace.
+  // gRPC's own Shutdown would cancel the calls it has received but not handed over, and those
+  // still running at its deadline: by then there are none.
+  p.services->BeginDrain();
+  // The end of the grace is kept for closing (up to a quarter of it, at most 250 ms).
+  const bool drained =
+      p.services->AwaitDrained(deadline - std::min(grace / 4, absl::Milliseconds(250)));
+  // A worker still busy at the grace is blocked (a hung store): its call is answered
+  // UNAVAILABLE, and the worker and what it uses are left to the process's exit.
+  if (!drained) p.services->AbandonWork();
+  p.abandoned = !drained;
+  // Stops listening and sends GOAWAY. Every call is answered already; gRPC's Shutdown then
+  // waits for the clients to close their connections, which many never do, so it gets the
+  // time for the last answers to reach the sockets (at most a second of what is left of the
+  // grace) and closes the rest.
+  const absl::Duration close_within =
+      std::clamp(deadline - absl::Now(), absl::Milliseconds(100), absl::Seconds(1));
+  p.server->Shutdown(std::chrono::system_clock::now() +
+                     absl::ToChronoNanoseconds(close_within));
+  if (drained) p.pool.reset();  // joins the idle workers
   p.services->Stop();  // then the queues, once every call's last event is through
-  // After the drain: the admin server's Stop waits for a readiness check in progress, which a
-  // hung store can hold until the store's own timeout, and that must not delay the drain.
-  if (p.admin != nullptr) p.admin->Stop();
-  p.server.reset();
   if (p.health_server != nullptr) p.health_server->Shutdown();
-  p.invalidation->Detach();
-  p.cache.reset();  // wipes every cached value
+  if (drained) {
+    // After the drain: the admin server's Stop waits for a readiness check in progress, which
+    // a hung store can hold until the store's own timeout.
+    if (p.admin != nullptr) p.admin->Stop();
+    p.server.reset();
+    p.invalidation->Detach();
+    p.cache.reset();  // wipes every cached value
+  } else {
+    p.cache->InvalidateAll();  // wipes every value no blocked worker holds
+  }
   if (!p.unix_path.empty()) unlink(p.unix_path.c_str());
   p.log->Flush();
+  return drained;
 }
 
 void Sidecar::Reload() {
