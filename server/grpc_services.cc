@@ -10,11 +10,18 @@
 #include <unordered_set>
 #include <utility>
 
+#include <grpc/byte_buffer.h>
+#include <grpc/grpc.h>
+#include <grpcpp/impl/codegen/completion_queue_tag.h>
 #include <grpcpp/support/proto_buffer_reader.h>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "server/status_mapping.h"
+
+// Exported by gRPC 1.51's core (see CheckMessageFraming).
+uint32_t grpc_call_test_only_get_message_flags(grpc_call* call);
+grpc_compression_algorithm grpc_call_test_only_get_compression_algorithm(grpc_call* call);
 
 namespace secret_resolver {
 namespace {
@@ -186,6 +193,27 @@ struct GrpcServices::Shared {
 
 namespace {
 
+// The compressed flag of a gRPC message (its first byte) as gRPC's core keeps it in a
+// message's flags (src/core/lib/transport/transport.h), and the flag a decompressing filter
+// leaves in its place.
+constexpr uint32_t kMessageCompressed = 0x80000000u;
+constexpr uint32_t kMessageWasCompressed = 0x40000000u;
+
+// A request message whose compressed flag is set without a compression algorithm (no
+// `grpc-encoding`, or `identity`) is refused INTERNAL, as gRPC's Go server does: gRPC 1.51
+// would read the bytes as uncompressed. It keeps the flags of the last message received and
+// the call's algorithm in the core call only, readable through these two exported functions
+// (declared in its uninstalled call_test_only.h; a gRPC without them fails to link).
+absl::Status CheckMessageFraming(grpc_call* call) {
+  const uint32_t flags = grpc_call_test_only_get_message_flags(call);
+  if ((flags & (kMessageCompressed | kMessageWasCompressed)) != 0 &&
+      grpc_call_test_only_get_compression_algorithm(call) == GRPC_COMPRESS_NONE) {
+    return absl::InternalError(
+        "the request message is flagged compressed but the call names no grpc-encoding");
+  }
+  return absl::OkStatus();
+}
+
 // One call of `Method`: requested from the queue, answered (here or on the pool), finished,
 // deleted. While it is requested, exactly one more of its kind is requested on its queue.
 template <typename Method>
@@ -195,7 +223,7 @@ class UnaryCall final : public QueueTag, public PooledCall {
   static void Request(GrpcServices::Shared* shared, grpc::ServerCompletionQueue* queue) {
     auto* call = new UnaryCall(shared, queue);
     shared->RequestCall(Method(), &call->context_, &call->request_bytes_, &call->responder_,
-                        queue, call);
+                        queue, static_cast<QueueTag*>(call));
   }
 
   void Proceed(bool ok) override {
@@ -222,6 +250,48 @@ class UnaryCall final : public QueueTag, public PooledCall {
       Finish(absl::UnavailableError("the sidecar is shutting down"));
       return;
     }
+    if (absl::Status framing = CheckMessageFraming(context_.c_call()); !framing.ok()) {
+      Finish(framing);
+      return;
+    }
+    // A unary request is one message: read on to the end of the request, and answer once it
+    // is there (as gRPC's Java and Go servers do).
+    grpc_op op{};
+    op.op = GRPC_OP_RECV_MESSAGE;
+    op.data.recv_message.recv_message = &extra_message_;
+    if (grpc_call_start_batch(context_.c_call(), &op, 1, static_cast<void*>(&end_tag_),
+                              nullptr) != GRPC_CALL_OK) {
+      Finish(absl::InternalError("cannot read the end of the request"));
+    }
+  }
+
+  ~UnaryCall() override {
+    if (extra_message_ != nullptr) grpc_byte_buffer_destroy(extra_message_);
+  }
+
+  void AnswerUnavailable() override {
+    Finish(absl::UnavailableError("the sidecar is shutting down"));
+  }
+
+ private:
+  // The request's end has been read (`ok`), or the call has died.
+  void OnRequestEnd(bool ok) {
+    if (!ok) {
+      Finish(absl::CancelledError("the call ended before its request did"));
+      return;
+    }
+    if (extra_message_ != nullptr) {
+      grpc_byte_buffer_destroy(extra_message_);
+      extra_message_ = nullptr;
+      Finish(absl::InternalError("more than one request message in a unary call"));
+      return;
+    }
+    Serve();
+  }
+
+  // Parses the request and answers it: here when the handler can without blocking, otherwise
+  // on the pool.
+  void Serve() {
     if (!ParseRequest()) {
       Finish(absl::InvalidArgumentError(
           absl::StrCat("the request is not a valid ", Method::kRequestType, " message")));
@@ -255,23 +325,34 @@ class UnaryCall final : public QueueTag, public PooledCall {
     }
   }
 
-  void AnswerUnavailable() override {
-    Finish(absl::UnavailableError("the sidecar is shutting down"));
-  }
-
- private:
   UnaryCall(GrpcServices::Shared* shared, grpc::ServerCompletionQueue* queue)
       : shared_(shared),
         queue_(queue),
         arena_(arena_block_, sizeof(arena_block_)),
         request_(google::protobuf::Arena::CreateMessage<typename Method::Request>(&arena_)),
         responder_(&context_),
-        done_tag_(this) {
+        done_tag_(this),
+        end_tag_(this) {
     shared_->live_calls.fetch_add(1, std::memory_order_relaxed);
     // Before the call is requested, as gRPC requires. The tag comes back once a matched call
     // is over (answered or cancelled), and never for a call that was not matched.
     context_.AsyncNotifyWhenDone(&done_tag_);
   }
+
+  // The tag of the read of the request's end, a batch started on the core call: the queue
+  // hands it to FinalizeResult, which gives the queue loop this QueueTag.
+  class EndTag final : public grpc::internal::CompletionQueueTag, public QueueTag {
+   public:
+    explicit EndTag(UnaryCall* call) : call_(call) {}
+    bool FinalizeResult(void** tag, bool*) override {
+      *tag = static_cast<QueueTag*>(this);
+      return true;
+    }
+    void Proceed(bool ok) override { call_->OnRequestEnd(ok); }
+
+   private:
+    UnaryCall* const call_;
+  };
 
   // Returned by the queue once the call is over, whatever became of it.
   class DoneTag final : public QueueTag {
@@ -335,7 +416,7 @@ class UnaryCall final : public QueueTag, public PooledCall {
     if (answered_.exchange(true, std::memory_order_acq_rel)) return;
     sent_code_ = status.code();
     finished_at_ = absl::Now();
-    responder_.Finish(response_, ToGrpcStatus(status), this);
+    responder_.Finish(response_, ToGrpcStatus(status), static_cast<QueueTag*>(this));
   }
 
   GrpcServices::Shared* const shared_;
@@ -351,6 +432,8 @@ class UnaryCall final : public QueueTag, public PooledCall {
   grpc::ByteBuffer response_;  // the handler's wire bytes
   grpc::ServerAsyncResponseWriter<grpc::ByteBuffer> responder_;
   DoneTag done_tag_;
+  EndTag end_tag_;
+  grpc_byte_buffer* extra_message_ = nullptr;  // a second request message, if one came
   std::atomic<bool> answered_{false};  // Finish has been called
   std::atomic<int> holders_{1};        // see Release()
   // Set and read on the call's queue thread only, except `sent_code_` and `finished_at_`, which

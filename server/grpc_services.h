@@ -6,8 +6,11 @@
 // The async API was chosen by measurement against the callback and sync APIs (figures in
 // docs/server.md).
 //
-// Every method is registered raw. Each call views its credential metadata, takes its deadline
-// and parses its request onto an arena of its own (bytes that do not parse are INVALID_ARGUMENT).
+// Every method is registered raw. A request message flagged compressed on a call that names no
+// compression algorithm, and a second request message, are refused INTERNAL (as gRPC's Go and
+// Java servers do): each call reads on to the end of its request before it is served. Each call
+// views its credential metadata, takes its deadline and parses its request onto an arena of its
+// own (bytes that do not parse are INVALID_ARGUMENT).
 // If the handler can answer without blocking (a verified token and every reference in the
 // caches), it does so on the queue thread; otherwise the call goes to the worker ThreadPool, so
 // blocking work (store I/O, signature checks, a JWKS fetch) never runs on a queue thread. Either
