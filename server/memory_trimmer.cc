@@ -41,7 +41,8 @@ int64_t MemoryTrimmer::ResidentBeyondHeapInUse() {
 void MemoryTrimmer::Run() {
   std::unique_lock<std::mutex> lock(mu_);
   for (;;) {
-    wake_.wait_for(lock, absl::ToChronoNanoseconds(options_.interval), [this] { return stopping_; });
+    wake_.wait_for(lock, absl::ToChronoNanoseconds(options_.interval),
+                   [this] { return stopping_; });
     if (stopping_) return;
     if (ResidentBeyondHeapInUse() - baseline_ < static_cast<int64_t>(options_.min_free_bytes)) {
       continue;

@@ -51,7 +51,9 @@ struct Outcomes {
   std::string Describe() {
     std::lock_guard<std::mutex> lock(mu);
     std::string text;
-    for (const auto& [code, count] : by_code) absl::StrAppend(&text, "code ", code, ": ", count, "; ");
+    for (const auto& [code, count] : by_code) {
+      absl::StrAppend(&text, "code ", code, ": ", count, "; ");
+    }
     return absl::StrCat(text, "broken: ", broken);
   }
 };
@@ -63,7 +65,10 @@ class Caller {
  public:
   Caller(const std::string& target, std::string token, int index, absl::Duration timeout,
          std::atomic<bool>* stop, Outcomes* outcomes)
-      : token_(std::move(token)), index_(index), timeout_(timeout), stop_(stop),
+      : token_(std::move(token)),
+        index_(index),
+        timeout_(timeout),
+        stop_(stop),
         outcomes_(outcomes) {
     grpc::ChannelArguments args;
     args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);  // a connection per caller
@@ -89,8 +94,7 @@ class Caller {
     ResolveSecretsRequest request;
     request.set_stack(kStack);
     (*request.mutable_refs())["token"] = absl::StrCat("secret://", kName);
-    (*request.mutable_refs())["miss"] =
-        absl::StrCat("secret://unknown/c", index_, "-", next_++);
+    (*request.mutable_refs())["miss"] = absl::StrCat("secret://unknown/c", index_, "-", next_++);
     call->reader = stub_->AsyncResolveSecrets(&call->context, request, &queue_);
     call->reader->Finish(&call->response, &call->status, call);
   }

@@ -94,8 +94,7 @@ class WireFaultsTest : public ::testing::Test {
 
   // Starts the raw HTTP/2 client on the sidecar's socket with `args`.
   std::unique_ptr<ChildProcess> StartClient(std::vector<std::string> args) {
-    std::vector<std::string> argv = {"/usr/bin/python3",
-                                     RunfilePath("tests/faults/h2_client.py")};
+    std::vector<std::string> argv = {"/usr/bin/python3", RunfilePath("tests/faults/h2_client.py")};
     argv.insert(argv.end(), args.begin(), args.end());
     argv.push_back("--unix");
     argv.push_back(state_->socket_path);
@@ -159,8 +158,8 @@ TEST_F(WireFaultsTest, StreamFloodIsBoundedAndMemoryComesBack) {
   const uint64_t start = Rss();
 
   json flood = RunClient({"flood", "--streams", "10000", "--hold", "0"});
-  const bool refused = flood.at("refused") > 0 || flood.at("goaways") > 0 ||
-                       flood.at("closed_by_server") > 0;
+  const bool refused =
+      flood.at("refused") > 0 || flood.at("goaways") > 0 || flood.at("closed_by_server") > 0;
   EXPECT_TRUE(refused) << "10,000 streams on one connection were all accepted: " << flood;
   const uint64_t after_one_connection = Rss();
   EXPECT_LT(after_one_connection, kManifestMemoryLimit);
@@ -187,8 +186,8 @@ TEST_F(WireFaultsTest, StreamFloodIsBoundedAndMemoryComesBack) {
   std::cout << "10,000 streams on one connection: " << flood << "; RSS then "
             << after_one_connection / kMiB << " MiB\n";
   std::cout << "stream flood RSS: start " << start / kMiB << " MiB, peak " << peak / kMiB
-            << " MiB (" << sent.at("written") << " streams written), after "
-            << after / kMiB << " MiB\n";
+            << " MiB (" << sent.at("written") << " streams written), after " << after / kMiB
+            << " MiB\n";
   EXPECT_LE(after, near_start) << "RSS did not come back after the burst";
   const grpc::Status status = ResolveOnce();
   EXPECT_TRUE(status.ok()) << status.error_message();
@@ -203,8 +202,7 @@ TEST_F(WireFaultsTest, IdleHalfOpenAndUnfinishedConnectionsAreClosed) {
       "  max_connection_age: 3s\n"
       "  max_connection_age_grace: 1s\n"
       "  handshake_timeout: 2s\n");
-  std::unique_ptr<ChildProcess> idle =
-      StartClient({"idle", "--connections", "20", "--hold", "10"});
+  std::unique_ptr<ChildProcess> idle = StartClient({"idle", "--connections", "20", "--hold", "10"});
   std::unique_ptr<ChildProcess> silent =
       StartClient({"idle", "--no-preface", "--connections", "20", "--hold", "10"});
   std::unique_ptr<ChildProcess> unfinished =
