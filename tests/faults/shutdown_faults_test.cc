@@ -237,5 +237,30 @@ TEST_F(ShutdownFaultsTest, ExitsWithinTheGraceWhileTheStoreHangs) {
   }
 }
 
+// The store hangs, and the calls that reached it have given up (their deadlines passed): no call
+// is in flight at SIGTERM, but the cache's fetches are still blocked in the store. Tearing the
+// cache and the store down would wait for them; the sidecar exits 0 within the grace anyway.
+TEST_F(ShutdownFaultsTest, ExitsWithinTheGraceWhileOnlyStoreFetchesHang) {
+  Start("shutdown_grace: 2s\n");
+  const std::string shm = state_->store_path + "-shm";
+  const int locker = open(shm.c_str(), O_RDWR | O_CLOEXEC);
+  ASSERT_GE(locker, 0) << shm;
+  struct flock shm_lock {};
+  shm_lock.l_type = F_WRLCK;
+  shm_lock.l_whence = SEEK_SET;
+  shm_lock.l_start = 123;  // WAL_READ_LOCK(0..4), as above
+  shm_lock.l_len = 5;
+  ASSERT_EQ(fcntl(locker, F_SETLK, &shm_lock), 0) << "cannot lock " << shm;
+  stop_ = true;  // one round of calls each
+  StartCallers(absl::Milliseconds(300)).clear();  // waits until every call has ended
+  const int status = sidecar_->Terminate(absl::Seconds(3));
+  close(locker);
+  ASSERT_NE(status, -1) << "no exit within shutdown_grace with fetches blocked in the store";
+  ASSERT_TRUE(WIFEXITED(status)) << status;
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+  std::lock_guard<std::mutex> lock(outcomes_.mu);
+  EXPECT_GT(outcomes_.by_code[grpc::StatusCode::DEADLINE_EXCEEDED], 0);
+}
+
 }  // namespace
 }  // namespace secret_resolver
