@@ -74,6 +74,14 @@ void ApplyDefaults(Config* config) {
   }
   if (limits->max_concurrent_fetches() == 0) limits->set_max_concurrent_fetches(16);
   if (limits->worker_threads() == 0) limits->set_worker_threads(4);
+  if (limits->max_concurrent_streams() == 0) limits->set_max_concurrent_streams(100);
+  SetIfZero(limits->mutable_max_connection_idle(), 300);
+  SetIfZero(limits->mutable_max_connection_age(), 600);
+  SetIfZero(limits->mutable_max_connection_age_grace(), 10);
+  SetIfZero(limits->mutable_handshake_timeout(), 10);
+  SetIfZero(limits->mutable_keepalive_time(), 60);
+  SetIfZero(limits->mutable_keepalive_timeout(), 20);
+  if (limits->grpc_memory_bytes() == 0) limits->set_grpc_memory_bytes(uint64_t{64} << 20);
 
   auto* admin = config->mutable_admin();
   if (!admin->has_enabled()) admin->set_enabled(true);

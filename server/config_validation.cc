@@ -3,7 +3,9 @@
 #include <google/protobuf/duration.pb.h>
 
 #include <cmath>
+#include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -21,6 +23,11 @@ namespace {
 using config_internal::kMaxDurationSeconds;
 using config_internal::Quote;
 using secretresolver::config::v1::Config;
+
+// The connection limits (limits.max_connection_idle and the rest) go to gRPC as int
+// milliseconds: at most 24 days fits; a day is already far more than any of them needs.
+constexpr int64_t kMaxConnectionLimitSeconds = 86400;
+constexpr uint64_t kMinGrpcMemoryBytes = uint64_t{4} << 20;
 
 // Collects the problems ValidateConfig finds.
 class Problems {
@@ -200,6 +207,35 @@ void ValidateCache(const Config& config, Problems* problems) {
   }
 }
 
+// The connection limits become gRPC channel arguments, which are ints of milliseconds.
+void ValidateLimits(const Config& config, Problems* problems) {
+  const auto& limits = config.limits();
+  const double rate = limits.per_stack_rate();
+  if (!(rate >= 0) || !std::isfinite(rate)) {
+    problems->Add("limits.per_stack_rate", "must be a finite number >= 0");
+  }
+  const std::pair<absl::string_view, const google::protobuf::Duration*> durations[] = {
+      {"limits.max_connection_idle", &limits.max_connection_idle()},
+      {"limits.max_connection_age", &limits.max_connection_age()},
+      {"limits.max_connection_age_grace", &limits.max_connection_age_grace()},
+      {"limits.handshake_timeout", &limits.handshake_timeout()},
+      {"limits.keepalive_time", &limits.keepalive_time()},
+      {"limits.keepalive_timeout", &limits.keepalive_timeout()},
+  };
+  for (const auto& [path, duration] : durations) {
+    problems->CheckDuration(path, *duration);
+    if (duration->seconds() > kMaxConnectionLimitSeconds) {
+      problems->Add(path, absl::StrCat("must be at most ", kMaxConnectionLimitSeconds, "s"));
+    }
+  }
+  // Below this gRPC could not hold one connection's buffers.
+  if (limits.grpc_memory_bytes() != 0 && limits.grpc_memory_bytes() < kMinGrpcMemoryBytes) {
+    problems->Add("limits.grpc_memory_bytes",
+                  absl::StrCat("must be at least ", kMinGrpcMemoryBytes, " (4 MiB), got ",
+                               limits.grpc_memory_bytes()));
+  }
+}
+
 }  // namespace
 
 absl::Status ValidateConfig(const Config& config) {
@@ -215,10 +251,7 @@ absl::Status ValidateConfig(const Config& config) {
                  "exactly one of fingerprint_key_file and fingerprint_key_env must be set");
   }
 
-  const double rate = config.limits().per_stack_rate();
-  if (!(rate >= 0) || !std::isfinite(rate)) {
-    problems.Add("limits.per_stack_rate", "must be a finite number >= 0");
-  }
+  ValidateLimits(config, &problems);
 
   const auto& admin = config.admin();
   if (!admin.has_enabled() || admin.enabled()) {

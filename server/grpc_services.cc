@@ -7,13 +7,21 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <unordered_set>
 #include <utility>
 
+#include <grpc/byte_buffer.h>
+#include <grpc/grpc.h>
+#include <grpcpp/impl/codegen/completion_queue_tag.h>
 #include <grpcpp/support/proto_buffer_reader.h>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "server/status_mapping.h"
+
+// Exported by gRPC 1.51's core (see CheckMessageFraming).
+uint32_t grpc_call_test_only_get_message_flags(grpc_call* call);
+grpc_compression_algorithm grpc_call_test_only_get_compression_algorithm(grpc_call* call);
 
 namespace secret_resolver {
 namespace {
@@ -69,6 +77,30 @@ struct DecryptV1Method {
   static constexpr absl::string_view kRequestType = "decryptv1.SecureValueDecryptRequest";
 };
 
+// What a completion-queue tag points to.
+class QueueTag {
+ public:
+  virtual ~QueueTag() = default;
+  // The queue returned this tag; `ok` is the operation's outcome.
+  virtual void Proceed(bool ok) = 0;
+};
+
+// A call handed to the worker pool, which shutdown may have to answer without its worker.
+class PooledCall {
+ public:
+  virtual ~PooledCall() = default;
+  // Answers UNAVAILABLE now, unless answered already; the worker's answer, if it ever comes,
+  // is dropped. The call stays in memory until its worker returns.
+  virtual void AnswerUnavailable() = 0;
+};
+
+// After a drain begins, calls that gRPC has received but not yet handed to the services keep
+// being matched and answered UNAVAILABLE; once none has arrived for this long they are taken
+// to be all answered (at most kMaxSettle after the drain began), and the server may shut down
+// without cancelling any.
+constexpr absl::Duration kQuietForSettle = absl::Milliseconds(100);
+constexpr absl::Duration kMaxSettle = absl::Seconds(1);
+
 }  // namespace
 
 struct GrpcServices::Shared {
@@ -82,12 +114,31 @@ struct GrpcServices::Shared {
   std::mutex mu;
   std::condition_variable calls_gone;  // notified under `mu` when live_calls reaches 0
   std::atomic<bool> draining{false};
-  std::atomic<int> live_calls{0};  // UnaryCall objects in existence
+  std::atomic<int> live_calls{0};  // calls requested or running, not yet over
+  std::atomic<int64_t> last_match_ns{0};  // when a call was last matched (Unix nanoseconds)
+  absl::Time drain_began;  // guarded by mu
+  std::unordered_set<PooledCall*> on_pool;  // guarded by mu: handed to the pool, not returned
 
-  // Hands `task` to the pool unless draining; false when not taken.
-  bool Dispatch(std::function<void()> task) {
+  // Hands `task`, which runs `call`, to the pool unless draining; false when not taken.
+  bool Dispatch(PooledCall* call, std::function<void()> task) {
     std::lock_guard<std::mutex> lock(mu);
-    return !draining.load(std::memory_order_relaxed) && pool->TrySchedule(std::move(task));
+    if (draining.load(std::memory_order_relaxed)) return false;
+    on_pool.insert(call);
+    if (pool->TrySchedule(std::move(task))) return true;
+    on_pool.erase(call);
+    return false;
+  }
+  // The pool's task for `call` has returned.
+  void LeavePool(PooledCall* call) {
+    std::lock_guard<std::mutex> lock(mu);
+    on_pool.erase(call);
+  }
+  // A call is over: its last event is through, or it was never matched.
+  void CallOver() {
+    if (live_calls.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      std::lock_guard<std::mutex> lock(mu);
+      calls_gone.notify_all();
+    }
   }
   bool IsDraining() const { return draining.load(std::memory_order_acquire); }
   secretresolver::v1::SecretResolver::WithRawMethod_ResolveSecrets<
@@ -142,24 +193,37 @@ struct GrpcServices::Shared {
 
 namespace {
 
-// What a completion-queue tag points to.
-class QueueTag {
- public:
-  virtual ~QueueTag() = default;
-  // The queue returned this tag; `ok` is the operation's outcome.
-  virtual void Proceed(bool ok) = 0;
-};
+// The compressed flag of a gRPC message (its first byte) as gRPC's core keeps it in a
+// message's flags (src/core/lib/transport/transport.h), and the flag a decompressing filter
+// leaves in its place.
+constexpr uint32_t kMessageCompressed = 0x80000000u;
+constexpr uint32_t kMessageWasCompressed = 0x40000000u;
+
+// A request message whose compressed flag is set without a compression algorithm (no
+// `grpc-encoding`, or `identity`) is refused INTERNAL, as gRPC's Go server does: gRPC 1.51
+// would read the bytes as uncompressed. It keeps the flags of the last message received and
+// the call's algorithm in the core call only, readable through these two exported functions
+// (declared in its uninstalled call_test_only.h; a gRPC without them fails to link).
+absl::Status CheckMessageFraming(grpc_call* call) {
+  const uint32_t flags = grpc_call_test_only_get_message_flags(call);
+  if ((flags & (kMessageCompressed | kMessageWasCompressed)) != 0 &&
+      grpc_call_test_only_get_compression_algorithm(call) == GRPC_COMPRESS_NONE) {
+    return absl::InternalError(
+        "the request message is flagged compressed but the call names no grpc-encoding");
+  }
+  return absl::OkStatus();
+}
 
 // One call of `Method`: requested from the queue, answered (here or on the pool), finished,
 // deleted. While it is requested, exactly one more of its kind is requested on its queue.
 template <typename Method>
-class UnaryCall final : public QueueTag {
+class UnaryCall final : public QueueTag, public PooledCall {
  public:
   // Asks the queue for the next call of `Method`.
   static void Request(GrpcServices::Shared* shared, grpc::ServerCompletionQueue* queue) {
     auto* call = new UnaryCall(shared, queue);
     shared->RequestCall(Method(), &call->context_, &call->request_bytes_, &call->responder_,
-                        queue, call);
+                        queue, static_cast<QueueTag*>(call));
   }
 
   void Proceed(bool ok) override {
@@ -172,17 +236,62 @@ class UnaryCall final : public QueueTag {
     }
     if (!ok) {
       // The server is shutting down and this call was never matched: no done tag comes.
-      delete this;
+      shared_->CallOver();
+      Release();
       return;
     }
     matched_ = true;
     start_ = absl::Now();
+    shared_->last_match_ns.store(absl::ToUnixNanos(start_), std::memory_order_relaxed);
+    // Keep a call of this kind requested, during a drain too: a call gRPC has received but not
+    // matched when the server shuts down would be cancelled.
+    Request(shared_, queue_);
     if (shared_->IsDraining()) {
-      // Matched just before the server shut down: answer, and request no more.
       Finish(absl::UnavailableError("the sidecar is shutting down"));
       return;
     }
-    Request(shared_, queue_);  // keep a call of this kind requested
+    if (absl::Status framing = CheckMessageFraming(context_.c_call()); !framing.ok()) {
+      Finish(framing);
+      return;
+    }
+    // A unary request is one message: read on to the end of the request, and answer once it
+    // is there (as gRPC's Java and Go servers do).
+    grpc_op op{};
+    op.op = GRPC_OP_RECV_MESSAGE;
+    op.data.recv_message.recv_message = &extra_message_;
+    if (grpc_call_start_batch(context_.c_call(), &op, 1, static_cast<void*>(&end_tag_),
+                              nullptr) != GRPC_CALL_OK) {
+      Finish(absl::InternalError("cannot read the end of the request"));
+    }
+  }
+
+  ~UnaryCall() override {
+    if (extra_message_ != nullptr) grpc_byte_buffer_destroy(extra_message_);
+  }
+
+  void AnswerUnavailable() override {
+    Finish(absl::UnavailableError("the sidecar is shutting down"));
+  }
+
+ private:
+  // The request's end has been read (`ok`), or the call has died.
+  void OnRequestEnd(bool ok) {
+    if (!ok) {
+      Finish(absl::CancelledError("the call ended before its request did"));
+      return;
+    }
+    if (extra_message_ != nullptr) {
+      grpc_byte_buffer_destroy(extra_message_);
+      extra_message_ = nullptr;
+      Finish(absl::InternalError("more than one request message in a unary call"));
+      return;
+    }
+    Serve();
+  }
+
+  // Parses the request and answers it: here when the handler can without blocking, otherwise
+  // on the pool.
+  void Serve() {
     if (!ParseRequest()) {
       Finish(absl::InvalidArgumentError(
           absl::StrCat("the request is not a valid ", Method::kRequestType, " message")));
@@ -195,43 +304,55 @@ class UnaryCall final : public QueueTag {
       Finish(*answered);
       return;
     }
+    holders_.fetch_add(1, std::memory_order_relaxed);  // the pool's task
     const bool accepted =
-        shared_->Dispatch([this, credentials = std::move(credentials), deadline] {
+        shared_->Dispatch(this, [this, credentials = std::move(credentials), deadline] {
           // Calls still queued when shutdown began are not worked on. (One whose deadline has
           // passed is refused by the handler before any work.)
           if (shared_->IsDraining()) {
             Finish(absl::UnavailableError("the sidecar is shutting down"));
-            return;
+          } else {
+            Finish(shared_->Work(Method(), credentials, *request_, deadline, &response_));
           }
-          Finish(shared_->Work(Method(), credentials, *request_, deadline, &response_));
+          shared_->LeavePool(this);
+          Release();
         });
     if (!accepted) {
+      holders_.fetch_sub(1, std::memory_order_relaxed);
       Finish(shared_->IsDraining()
                  ? absl::UnavailableError("the sidecar is shutting down")
                  : absl::ResourceExhaustedError("the sidecar is overloaded; retry with backoff"));
     }
   }
 
-  ~UnaryCall() override {
-    if (shared_->live_calls.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-      std::lock_guard<std::mutex> lock(shared_->mu);
-      shared_->calls_gone.notify_all();
-    }
-  }
-
- private:
   UnaryCall(GrpcServices::Shared* shared, grpc::ServerCompletionQueue* queue)
       : shared_(shared),
         queue_(queue),
         arena_(arena_block_, sizeof(arena_block_)),
         request_(google::protobuf::Arena::CreateMessage<typename Method::Request>(&arena_)),
         responder_(&context_),
-        done_tag_(this) {
+        done_tag_(this),
+        end_tag_(this) {
     shared_->live_calls.fetch_add(1, std::memory_order_relaxed);
     // Before the call is requested, as gRPC requires. The tag comes back once a matched call
     // is over (answered or cancelled), and never for a call that was not matched.
     context_.AsyncNotifyWhenDone(&done_tag_);
   }
+
+  // The tag of the read of the request's end, a batch started on the core call: the queue
+  // hands it to FinalizeResult, which gives the queue loop this QueueTag.
+  class EndTag final : public grpc::internal::CompletionQueueTag, public QueueTag {
+   public:
+    explicit EndTag(UnaryCall* call) : call_(call) {}
+    bool FinalizeResult(void** tag, bool*) override {
+      *tag = static_cast<QueueTag*>(this);
+      return true;
+    }
+    void Proceed(bool ok) override { call_->OnRequestEnd(ok); }
+
+   private:
+    UnaryCall* const call_;
+  };
 
   // Returned by the queue once the call is over, whatever became of it.
   class DoneTag final : public QueueTag {
@@ -255,7 +376,15 @@ class UnaryCall final : public QueueTag {
     if (shared_->observer) {
       shared_->observer(Method::kName, OutcomeForCaller(), absl::Now() - start_);
     }
-    delete this;
+    shared_->CallOver();
+    Release();
+  }
+
+  // Drops a holder's reference; the last one deletes the call. The holders are the queue (until
+  // the call is over) and the pool's task (until it returns), so a call answered by shutdown
+  // while its worker is blocked stays valid for that worker.
+  void Release() {
+    if (holders_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
   }
 
   // The status the caller saw: ours if it was sent before the deadline (a caller's library
@@ -281,11 +410,13 @@ class UnaryCall final : public QueueTag {
   }
 
   // Sends the response (or only the status, when it is not OK); the queue returns this call's
-  // tag once that is done.
+  // tag once that is done. Only the first answer counts: the worker and shutdown may both
+  // answer (AnswerUnavailable), and gRPC takes one Finish per call.
   void Finish(const absl::Status& status) {
+    if (answered_.exchange(true, std::memory_order_acq_rel)) return;
     sent_code_ = status.code();
     finished_at_ = absl::Now();
-    responder_.Finish(response_, ToGrpcStatus(status), this);
+    responder_.Finish(response_, ToGrpcStatus(status), static_cast<QueueTag*>(this));
   }
 
   GrpcServices::Shared* const shared_;
@@ -301,6 +432,10 @@ class UnaryCall final : public QueueTag {
   grpc::ByteBuffer response_;  // the handler's wire bytes
   grpc::ServerAsyncResponseWriter<grpc::ByteBuffer> responder_;
   DoneTag done_tag_;
+  EndTag end_tag_;
+  grpc_byte_buffer* extra_message_ = nullptr;  // a second request message, if one came
+  std::atomic<bool> answered_{false};  // Finish has been called
+  std::atomic<int> holders_{1};        // see Release()
   // Set and read on the call's queue thread only, except `sent_code_` and `finished_at_`, which
   // Finish sets before the finish tag can come back.
   bool matched_ = false;
@@ -348,7 +483,29 @@ void GrpcServices::Start() {
 
 void GrpcServices::BeginDrain() {
   std::lock_guard<std::mutex> lock(shared_->mu);
+  if (!shared_->draining.load(std::memory_order_relaxed)) shared_->drain_began = absl::Now();
   shared_->draining.store(true, std::memory_order_release);
+}
+
+bool GrpcServices::AwaitDrained(absl::Time deadline) {
+  for (;;) {
+    const absl::Time now = absl::Now();
+    {
+      std::lock_guard<std::mutex> lock(shared_->mu);
+      const absl::Time last_match = absl::FromUnixNanos(
+          shared_->last_match_ns.load(std::memory_order_relaxed));
+      const bool settled = now - last_match >= kQuietForSettle ||
+                           now - shared_->drain_began >= kMaxSettle;
+      if (shared_->on_pool.empty() && settled) return true;
+      if (now >= deadline) return shared_->on_pool.empty();
+    }
+    absl::SleepFor(std::min(absl::Milliseconds(10), deadline - now));
+  }
+}
+
+void GrpcServices::AbandonWork() {
+  std::lock_guard<std::mutex> lock(shared_->mu);
+  for (PooledCall* call : shared_->on_pool) call->AnswerUnavailable();
 }
 
 void GrpcServices::Stop() {

@@ -6,8 +6,11 @@
 // The async API was chosen by measurement against the callback and sync APIs (figures in
 // docs/server.md).
 //
-// Every method is registered raw. Each call views its credential metadata, takes its deadline
-// and parses its request onto an arena of its own (bytes that do not parse are INVALID_ARGUMENT).
+// Every method is registered raw. A request message flagged compressed on a call that names no
+// compression algorithm, and a second request message, are refused INTERNAL (as gRPC's Go and
+// Java servers do): each call reads on to the end of its request before it is served. Each call
+// views its credential metadata, takes its deadline and parses its request onto an arena of its
+// own (bytes that do not parse are INVALID_ARGUMENT).
 // If the handler can answer without blocking (a verified token and every reference in the
 // caches), it does so on the queue thread; otherwise the call goes to the worker ThreadPool, so
 // blocking work (store I/O, signature checks, a JWKS fetch) never runs on a queue thread. Either
@@ -63,9 +66,21 @@ class GrpcServices {
   // Starts serving on the queues. After BuildAndStart() succeeded.
   void Start();
 
-  // From now on calls are not handed to the pool, and calls that arrive are answered
-  // UNAVAILABLE. Call right after the server's Shutdown(), before the pool is destroyed.
+  // From now on calls are not handed to the pool (those queued there are answered without
+  // being worked on), and calls that arrive are answered UNAVAILABLE: the first step of a
+  // shutdown, while the server still runs, so that gRPC cancels none of them.
   void BeginDrain();
+
+  // After BeginDrain(): waits until every call handed to the pool has been answered and the
+  // calls gRPC had received but not yet handed over are answered too (none matched for 100 ms,
+  // or 1 s since BeginDrain), or until `deadline`. True when no call is left on the pool.
+  bool AwaitDrained(absl::Time deadline);
+
+  // Answers UNAVAILABLE every call still on the pool (its worker blocked, e.g. on a hung
+  // store); a worker's answer that comes later is dropped. The pool's threads and everything
+  // they use (handler, resolver, cache, store, these services) must then be left alive: the
+  // process exits without waiting for them.
+  void AbandonWork();
 
   // BeginDrain(), waits until every call has finished (at most 30 s), then shuts the queues
   // down, drains them and joins their threads. Call after the server's Shutdown() and after the

@@ -3,13 +3,16 @@
 //   secret-resolver --config=/etc/secret-resolver/config.yaml
 //   secret-resolver --config=config.yaml --check-config   (dashes or underscores in flag names)
 //
-// Flags override the most common settings of the file. SIGTERM or SIGINT: drain and exit 0;
+// Flags override the most common settings of the file. SIGTERM or SIGINT: drain and exit 0
+// within shutdown_grace (server/sidecar.h, Sidecar::Shutdown);
 // SIGHUP: reload the JWKS and certificates.
 #include <signal.h>
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/flags/flag.h"
@@ -19,6 +22,8 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "resolver/process_hygiene.h"
 #include "server/config.h"
 #include "server/sidecar.h"
@@ -34,6 +39,9 @@ namespace secret_resolver {
 namespace {
 
 using secretresolver::config::v1::Config;
+
+// With shutdown_grace 0s the drain still gets this long to answer the calls in flight.
+constexpr absl::Duration kLeastShutdownTime = absl::Milliseconds(200);
 
 absl::StatusOr<Config> LoadConfig() {
   const std::string path = absl::GetFlag(FLAGS_config);
@@ -104,8 +112,28 @@ int Main() {
     }
     break;
   }
-  const auto& grace = config->shutdown_grace();
-  (*sidecar)->Shutdown(absl::Seconds(grace.seconds()) + absl::Nanoseconds(grace.nanos()));
+  const absl::Duration grace = absl::Seconds(config->shutdown_grace().seconds()) +
+                               absl::Nanoseconds(config->shutdown_grace().nanos());
+  // Whatever still holds the exit when the grace is over (a store call that hangs under a
+  // thread being joined, a readiness check) does not hold it longer.
+  std::thread([grace] {
+    absl::SleepFor(std::max(grace, kLeastShutdownTime));
+    std::fprintf(stderr,
+                 "{\"level\":\"warning\",\"msg\":\"shutdown_grace is over; exiting before "
+                 "the clean-up finished\"}\n");
+    std::fflush(stderr);
+    std::_Exit(0);
+  }).detach();
+  const bool clean = (*sidecar)->Shutdown(grace);
+  if (!clean) {
+    // Workers are still blocked (a hung store) in parts that must not be destroyed under them:
+    // exit now, within the grace, without running destructors.
+    std::fprintf(stderr,
+                 "{\"level\":\"warning\",\"msg\":\"stopped with calls still blocked after the "
+                 "grace; they were answered UNAVAILABLE\"}\n");
+    std::fflush(stderr);
+    std::_Exit(0);
+  }
   std::fprintf(stderr, "{\"level\":\"info\",\"msg\":\"stopped\"}\n");
   return 0;
 }

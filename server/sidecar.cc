@@ -11,6 +11,7 @@
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/resource_quota.h>
 #include <grpcpp/security/tls_certificate_provider.h>
 #include <grpcpp/security/tls_credentials_options.h>
 #include <openssl/crypto.h>
@@ -34,6 +35,7 @@
 #include "server/grpc_services.h"
 #include "server/json_log.h"
 #include "server/library_logs.h"
+#include "server/memory_trimmer.h"
 #include "server/metrics.h"
 #include "server/rate_limiter.h"
 #include "server/resolve_handler.h"
@@ -130,6 +132,24 @@ class InvalidationTarget {
   SecretCache* cache_;
 };
 
+// What one client may hold of the server (docs/deploy.md, "Connection limits"). gRPC 1.51
+// has no bound on the number of connections: they are bounded by the memory quota (each one's
+// buffers and calls are charged to it; near it gRPC shrinks windows, then closes connections),
+// the idle timeout and the process's file-descriptor limit.
+void ApplyLimits(const GrpcServerLimits& limits, grpc::ResourceQuota* quota,
+                 grpc::ServerBuilder* builder) {
+  builder->SetMaxReceiveMessageSize(limits.max_message_bytes);
+  builder->SetResourceQuota(*quota);
+  builder->AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, limits.max_concurrent_streams);
+  builder->AddChannelArgument(GRPC_ARG_MAX_CONNECTION_IDLE_MS, limits.max_connection_idle_ms);
+  builder->AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS, limits.max_connection_age_ms);
+  builder->AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS,
+                              limits.max_connection_age_grace_ms);
+  builder->AddChannelArgument(GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS, limits.handshake_timeout_ms);
+  builder->AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, limits.keepalive_time_ms);
+  builder->AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, limits.keepalive_timeout_ms);
+}
+
 // CPUs in this process's affinity mask (a container's cpuset), at least 1.
 int UsableCpus() {
   cpu_set_t set;
@@ -157,6 +177,7 @@ struct Sidecar::Parts {
   absl::Status StartHealthServer();
   absl::Status StartServer();
   absl::Status StartAdmin();
+  void StartMemoryTrimmer();
 
   Config config;
   std::unique_ptr<MetricsRegistry> metrics;
@@ -176,15 +197,18 @@ struct Sidecar::Parts {
   std::unique_ptr<ResolveHandler> handler;
   std::unique_ptr<ThreadPool> pool;
   std::unique_ptr<GrpcServices> services;
+  std::unique_ptr<grpc::ResourceQuota> quota;  // shared by both servers
   std::unique_ptr<grpc::Server> server;
   std::unique_ptr<grpc::Server> health_server;
   std::unique_ptr<AdminServer> admin;
+  std::unique_ptr<MemoryTrimmer> trimmer;
   std::string unix_path;
   std::string unix_target;
   std::string tcp_target;
   std::string health_target;
   std::string admin_target;
   bool shut_down = false;
+  bool abandoned = false;  // Shutdown left workers blocked: the parts must outlive them
 };
 
 absl::StatusOr<std::unique_ptr<Sidecar>> Sidecar::Start(const Config& config) {
@@ -211,6 +235,7 @@ absl::StatusOr<std::unique_ptr<Sidecar>> Sidecar::Start(const Config& config) {
   if (absl::Status s = p.StartHealthServer(); !s.ok()) return s;
   if (absl::Status s = p.StartServer(); !s.ok()) return s;
   if (absl::Status s = p.StartAdmin(); !s.ok()) return s;
+  p.StartMemoryTrimmer();
   return absl::WrapUnique(new Sidecar(std::move(parts)));
 }
 
@@ -311,9 +336,12 @@ void Sidecar::Parts::BuildServices() {
 // server built afterwards.
 absl::Status Sidecar::Parts::StartHealthServer() {
   grpc::EnableDefaultHealthCheckService(true);
+  quota = std::make_unique<grpc::ResourceQuota>("secret-resolver");
+  quota->Resize(GrpcServerLimitsFromConfig(config).memory_bytes);
   const std::string& address = config.listen().health_address();
   if (address.empty()) return absl::OkStatus();
   grpc::ServerBuilder builder;
+  ApplyLimits(GrpcServerLimitsFromConfig(config), quota.get(), &builder);
   int port = 0;
   builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &port);
   health_server = builder.BuildAndStart();
@@ -332,7 +360,7 @@ absl::Status Sidecar::Parts::StartServer() {
   const auto& listen = config.listen();
   if (config.reflection()) grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
-  builder.SetMaxReceiveMessageSize(static_cast<int>(config.limits().max_message_bytes()));
+  ApplyLimits(GrpcServerLimitsFromConfig(config), quota.get(), &builder);
   unsigned socket_mode = 0;
   if (!listen.unix_socket().empty()) {
     absl::StatusOr<unsigned> mode = ParseSocketMode(listen.unix_socket_mode());
@@ -394,31 +422,69 @@ absl::Status Sidecar::Parts::StartAdmin() {
   return absl::OkStatus();
 }
 
+// Gives the heap's free memory back after a burst (server/memory_trimmer.h).
+void Sidecar::Parts::StartMemoryTrimmer() {
+  MemoryTrimmerOptions options;
+  JsonLogger* logger = log.get();
+  options.on_trim = [logger](uint64_t before, uint64_t after) {
+    logger->Debug("returned free heap memory to the system",
+                  {LogField("resident_before_bytes", before),
+                   LogField("resident_after_bytes", after)});
+  };
+  trimmer = std::make_unique<MemoryTrimmer>(std::move(options));
+}
+
 Sidecar::Sidecar(std::unique_ptr<Parts> parts) : parts_(std::move(parts)) {}
 
-Sidecar::~Sidecar() { Shutdown(absl::ZeroDuration()); }
+Sidecar::~Sidecar() {
+  Shutdown(absl::ZeroDuration());
+  // Workers the shutdown gave up on may still be blocked in the parts they use.
+  if (parts_->abandoned) (void)parts_.release();
+}
 
-void Sidecar::Shutdown(absl::Duration grace) {
+bool Sidecar::Shutdown(absl::Duration grace) {
   Parts& p = *parts_;
-  if (p.shut_down) return;
+  if (p.shut_down) return !p.abandoned;
   p.shut_down = true;
+  const absl::Time deadline = absl::Now() + grace;
   // Probes see NOT_SERVING from here on, while calls in flight drain.
   if (p.health_server != nullptr) p.health_server->GetHealthCheckService()->Shutdown();
-  // Stops accepting, waits up to `grace` for in-flight calls, then cancels what is left.
-  // The queue threads keep completing calls meanwhile.
-  p.server->Shutdown(std::chrono::system_clock::now() + absl::ToChronoNanoseconds(grace));
-  p.services->BeginDrain();  // nothing more reaches the pool...
-  p.pool.reset();  // ...which finishes what it holds: cancelled calls without working on them
+  // While the server still runs: calls that arrive, and those queued for the pool, are
+  // answered UNAVAILABLE (which clients retry); calls being worked on finish, until the grace.
+  // gRPC's own Shutdown would cancel the calls it has received but not handed over, and those
+  // still running at its deadline: by then there are none.
+  p.services->BeginDrain();
+  // The end of the grace is kept for closing (up to a quarter of it, at most 250 ms).
+  const bool drained =
+      p.services->AwaitDrained(deadline - std::min(grace / 4, absl::Milliseconds(250)));
+  // A worker still busy at the grace is blocked (a hung store): its call is answered
+  // UNAVAILABLE, and the worker and what it uses are left to the process's exit.
+  if (!drained) p.services->AbandonWork();
+  p.abandoned = !drained;
+  // Stops listening and sends GOAWAY. Every call is answered already; gRPC's Shutdown then
+  // waits for the clients to close their connections, which many never do, so it gets the
+  // time for the last answers to reach the sockets (at most a second of what is left of the
+  // grace) and closes the rest.
+  const absl::Duration close_within =
+      std::clamp(deadline - absl::Now(), absl::Milliseconds(100), absl::Seconds(1));
+  p.server->Shutdown(std::chrono::system_clock::now() +
+                     absl::ToChronoNanoseconds(close_within));
+  if (drained) p.pool.reset();  // joins the idle workers
   p.services->Stop();  // then the queues, once every call's last event is through
-  // After the drain: the admin server's Stop waits for a readiness check in progress, which a
-  // hung store can hold until the store's own timeout, and that must not delay the drain.
-  if (p.admin != nullptr) p.admin->Stop();
-  p.server.reset();
   if (p.health_server != nullptr) p.health_server->Shutdown();
-  p.invalidation->Detach();
-  p.cache.reset();  // wipes every cached value
+  if (drained) {
+    // After the drain: the admin server's Stop waits for a readiness check in progress, which
+    // a hung store can hold until the store's own timeout.
+    if (p.admin != nullptr) p.admin->Stop();
+    p.server.reset();
+    p.invalidation->Detach();
+    p.cache.reset();  // wipes every cached value
+  } else {
+    p.cache->InvalidateAll();  // wipes every value no blocked worker holds
+  }
   if (!p.unix_path.empty()) unlink(p.unix_path.c_str());
   p.log->Flush();
+  return drained;
 }
 
 void Sidecar::Reload() {

@@ -27,9 +27,14 @@ class Sidecar {
 
   ~Sidecar();
 
-  // Stops accepting calls, lets in-flight calls finish for up to `grace`, cancels the rest,
-  // wipes the cache and removes the Unix socket. Idempotent.
-  void Shutdown(absl::Duration grace);
+  // Stops accepting calls: calls that arrive, and those still queued for a worker, are answered
+  // UNAVAILABLE (which clients retry), never CANCELLED; calls being worked on finish within
+  // `grace`. Wipes the cache and removes the Unix socket. Returns true when every worker
+  // finished; false when some were still blocked at the end of the grace (a hung store): their
+  // calls were answered UNAVAILABLE and the workers left running, so the process must exit
+  // without further clean-up (main uses _Exit), and the destructor leaks the parts they use.
+  // Idempotent (later calls return the first's result).
+  bool Shutdown(absl::Duration grace);
 
   // Re-reads the JWKS file or refetches the JWKS URL now (SIGHUP). A failure is logged as a
   // warning and the previous keys stay. (TLS certificates are re-read on their own interval,

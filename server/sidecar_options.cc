@@ -74,6 +74,24 @@ std::optional<RateLimiterOptions> RateLimiterOptionsFromConfig(const Config& con
   return options;
 }
 
+GrpcServerLimits GrpcServerLimitsFromConfig(const Config& config) {
+  const auto& l = config.limits();
+  const auto ms = [](const google::protobuf::Duration& d) {
+    return static_cast<int>(absl::ToInt64Milliseconds(ToDuration(d)));
+  };
+  GrpcServerLimits limits;
+  limits.max_message_bytes = static_cast<int>(l.max_message_bytes());
+  limits.max_concurrent_streams = static_cast<int>(l.max_concurrent_streams());
+  limits.max_connection_idle_ms = ms(l.max_connection_idle());
+  limits.max_connection_age_ms = ms(l.max_connection_age());
+  limits.max_connection_age_grace_ms = ms(l.max_connection_age_grace());
+  limits.handshake_timeout_ms = ms(l.handshake_timeout());
+  limits.keepalive_time_ms = ms(l.keepalive_time());
+  limits.keepalive_timeout_ms = ms(l.keepalive_timeout());
+  limits.memory_bytes = static_cast<size_t>(l.grpc_memory_bytes());
+  return limits;
+}
+
 AdminServerOptions AdminOptionsFromConfig(const Config& config) {
   AdminServerOptions options;
   options.address = config.admin().address();

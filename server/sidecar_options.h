@@ -51,6 +51,25 @@ JsonLoggerOptions LoggerOptionsFromConfig(const secretresolver::config::v1::Conf
 std::optional<RateLimiterOptions> RateLimiterOptionsFromConfig(
     const secretresolver::config::v1::Config& config);
 
+// What one client may hold of a gRPC listener (limits.max_concurrent_streams and the
+// connection limits after it), as gRPC's channel arguments take them; and the request size.
+struct GrpcServerLimits {
+  int max_message_bytes = 0;
+  int max_concurrent_streams = 0;
+  int max_connection_idle_ms = 0;
+  int max_connection_age_ms = 0;
+  int max_connection_age_grace_ms = 0;
+  int handshake_timeout_ms = 0;
+  int keepalive_time_ms = 0;
+  int keepalive_timeout_ms = 0;
+  size_t memory_bytes = 0;  // gRPC's ResourceQuota
+};
+
+// limits.max_message_bytes, max_concurrent_streams, max_connection_idle, max_connection_age,
+// max_connection_age_grace, handshake_timeout, keepalive_time, keepalive_timeout and
+// grpc_memory_bytes (validated: every duration fits an int of milliseconds).
+GrpcServerLimits GrpcServerLimitsFromConfig(const secretresolver::config::v1::Config& config);
+
 // admin.address and admin.allow_non_loopback; no metrics or readiness yet.
 AdminServerOptions AdminOptionsFromConfig(const secretresolver::config::v1::Config& config);
 

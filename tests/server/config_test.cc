@@ -132,6 +132,14 @@ TEST(ConfigTest, EveryDefaultIsApplied) {
   EXPECT_EQ(config.limits().per_stack_burst(), 1u);
   EXPECT_EQ(config.limits().max_concurrent_fetches(), 16u);
   EXPECT_EQ(config.limits().worker_threads(), 4u);
+  EXPECT_EQ(config.limits().max_concurrent_streams(), 100u);
+  EXPECT_EQ(config.limits().max_connection_idle().seconds(), 300);
+  EXPECT_EQ(config.limits().max_connection_age().seconds(), 600);
+  EXPECT_EQ(config.limits().max_connection_age_grace().seconds(), 10);
+  EXPECT_EQ(config.limits().handshake_timeout().seconds(), 10);
+  EXPECT_EQ(config.limits().keepalive_time().seconds(), 60);
+  EXPECT_EQ(config.limits().keepalive_timeout().seconds(), 20);
+  EXPECT_EQ(config.limits().grpc_memory_bytes(), 67108864u);
   EXPECT_TRUE(config.admin().has_enabled());
   EXPECT_TRUE(config.admin().enabled());
   EXPECT_EQ(config.admin().address(), "127.0.0.1:9464");
@@ -578,6 +586,19 @@ INSTANTIATE_TEST_SUITE_P(
         // Limits.
         RuleCase{"NegativeRate", [](Config* c) { c->mutable_limits()->set_per_stack_rate(-1); },
                  "limits.per_stack_rate: must be a finite number >= 0"},
+        RuleCase{"IdleTooLong",
+                 [](Config* c) {
+                   c->mutable_limits()->mutable_max_connection_idle()->set_seconds(86401);
+                 },
+                 "limits.max_connection_idle: must be at most 86400s"},
+        RuleCase{"NegativeHandshakeTimeout",
+                 [](Config* c) {
+                   c->mutable_limits()->mutable_handshake_timeout()->set_seconds(-1);
+                 },
+                 "limits.handshake_timeout: must not be negative"},
+        RuleCase{"TinyGrpcMemory",
+                 [](Config* c) { c->mutable_limits()->set_grpc_memory_bytes(1024); },
+                 "limits.grpc_memory_bytes: must be at least 4194304 (4 MiB), got 1024"},
         // Admin.
         RuleCase{"AdminAnyAddress",
                  [](Config* c) { c->mutable_admin()->set_address("0.0.0.0:9464"); },

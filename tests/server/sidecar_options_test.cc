@@ -46,6 +46,15 @@ limits:
   max_concurrent_fetches: 5
   per_stack_rate: 2.5
   per_stack_burst: 6
+  max_message_bytes: 4096
+  max_concurrent_streams: 7
+  max_connection_idle: 1.5s
+  max_connection_age: 2s
+  max_connection_age_grace: 250ms
+  handshake_timeout: 3s
+  keepalive_time: 4s
+  keepalive_timeout: 500ms
+  grpc_memory_bytes: 8388608
 logging:
   level: warning
   audit: false
@@ -131,6 +140,19 @@ TEST(SidecarOptionsTest, RateLimiterOptions) {
   Config unlimited = TestConfig();
   unlimited.mutable_limits()->set_per_stack_rate(0);
   EXPECT_FALSE(RateLimiterOptionsFromConfig(unlimited).has_value());
+}
+
+TEST(SidecarOptionsTest, GrpcServerLimits) {
+  const GrpcServerLimits limits = GrpcServerLimitsFromConfig(TestConfig());
+  EXPECT_EQ(limits.max_message_bytes, 4096);
+  EXPECT_EQ(limits.max_concurrent_streams, 7);
+  EXPECT_EQ(limits.max_connection_idle_ms, 1500);
+  EXPECT_EQ(limits.max_connection_age_ms, 2000);
+  EXPECT_EQ(limits.max_connection_age_grace_ms, 250);
+  EXPECT_EQ(limits.handshake_timeout_ms, 3000);
+  EXPECT_EQ(limits.keepalive_time_ms, 4000);
+  EXPECT_EQ(limits.keepalive_timeout_ms, 500);
+  EXPECT_EQ(limits.memory_bytes, size_t{8} << 20);
 }
 
 TEST(SidecarOptionsTest, AdminOptions) {
