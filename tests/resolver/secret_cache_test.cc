@@ -805,15 +805,16 @@ TEST_F(SecretCacheTest, GetAllFetchesEveryMissBeforeWaitingForAny) {
   // Each fetch waits (up to a bound, so that a failure cannot hang) until both are in the store.
   std::mutex mu;
   std::condition_variable cv;
-  int entered = 0;
+  int in_store = 0;
   bool overlapped = false;
   store_.set_get_hook([&] {
     std::unique_lock<std::mutex> lock(mu);
-    ++entered;
+    ++in_store;
     cv.notify_all();
-    if (cv.wait_for(lock, std::chrono::seconds(2), [&] { return entered >= 2; })) {
+    if (cv.wait_for(lock, std::chrono::seconds(2), [&] { return in_store >= 2; })) {
       overlapped = true;
     }
+    --in_store;
   });
   std::vector<absl::string_view> names = {"first", "second"};
   std::vector<absl::StatusOr<CachedSecret>> found(2);
