@@ -74,9 +74,7 @@ absl::StatusOr<ResolveResults> Resolver::Resolve(const Caller& caller,
                       [this, deadline](absl::string_view stack,
                                        absl::Span<const absl::string_view> names,
                                        absl::Span<absl::StatusOr<CachedSecret>> found) {
-                        for (size_t i = 0; i < names.size(); ++i) {
-                          found[i] = cache_->Get(stack, names[i], deadline);
-                        }
+                        cache_->GetAll(stack, names, found, deadline);
                         return true;
                       });
 }

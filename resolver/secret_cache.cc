@@ -48,10 +48,16 @@ struct Flight {
 
   const std::string stack;
   const std::string name;
+  // When the fetch was asked for (real time): callers holding an older value wait for it only
+  // until stale_after past this, however late they joined.
+  const absl::Time started = absl::Now();
   // The rest is guarded by Impl::mu_.
   // Set when Invalidate/InvalidateAll detached this flight from the map: its result still goes
   // to the callers that joined it, but is not cached, and later callers start a new flight.
   bool invalidated = false;
+  // Set when a caller had an older value to fall back on: the fetch then runs even if every
+  // caller has left (been served stale), since it is what brings the entry up to date.
+  bool updates_entry = false;
   bool done = false;
   // When not kOk, the callers' error. Kept as parts, not as an absl::Status, so that each
   // caller gets a Status of its own (see StatusFor).
@@ -131,8 +137,8 @@ class SecretCache::Impl {
   Impl(SecretStore* store, CacheOptions options);
   ~Impl();
 
-  absl::StatusOr<CachedSecret> Get(absl::string_view stack, absl::string_view name,
-                                   absl::Time deadline);
+  void GetAll(absl::string_view stack, absl::Span<const absl::string_view> names,
+              absl::Span<absl::StatusOr<CachedSecret>> found, absl::Time deadline);
   bool GetAllIfCached(absl::string_view stack, absl::Span<const absl::string_view> names,
                       absl::Span<absl::StatusOr<CachedSecret>> found);
   void Invalidate(absl::string_view stack, absl::string_view name);
@@ -160,9 +166,16 @@ class SecretCache::Impl {
   // Returns the flight's value when this was the last reference, for the caller to release
   // after unlocking (releasing it may wipe a secret, which is not done under the lock).
   std::shared_ptr<const CachedValue> FinishLocked(std::shared_ptr<Flight> flight);
-  // Waits for `flight` until `deadline` (real time) and returns its result.
+  // The value to serve stale for `key` if its fetch is slow: an entry's value that expired at
+  // most max_stale ago (or has not expired but is unconfirmed), else null.
+  std::shared_ptr<const CachedValue> FallbackLocked(const KeyView& key, absl::Time now) const;
+  // Waits for `flight` until `deadline` (real time) and returns its result. With a `fallback`,
+  // waits only until the flight is stale_after old or `stale_by`, whichever is first, and then
+  // returns the fallback with outcome kStale.
   absl::StatusOr<CachedSecret> WaitLocked(std::unique_lock<std::mutex>& lock, Flight& flight,
-                                          absl::Time deadline);
+                                          absl::Time deadline,
+                                          const std::shared_ptr<const CachedValue>& fallback,
+                                          absl::Time stale_by);
   absl::StatusOr<CachedSecret> ResultLocked(const Flight& flight);
   // Marks `entry` as refreshing and returns the refresh's flight, or null when there is
   // nothing to schedule.
@@ -293,50 +306,105 @@ void SecretCache::Impl::ScheduleRefresh(std::shared_ptr<Flight> refresh) {
   });
 }
 
-absl::StatusOr<CachedSecret> SecretCache::Impl::Get(absl::string_view stack, absl::string_view name,
-                                                    absl::Time deadline) {
-  const absl::Time now = clock_->Now();
-  const KeyView key{stack, name};
-  std::shared_ptr<Flight> flight;
-  {
-    std::unique_lock<std::mutex> lock(mu_);
-    std::shared_ptr<Flight> refresh;
-    if (std::optional<absl::StatusOr<CachedSecret>> hit = HitLocked(key, now, &refresh)) {
-      lock.unlock();
-      ScheduleRefresh(std::move(refresh));
-      return *std::move(hit);
-    }
-
-    // Counted before waiting, so stats().misses includes callers still waiting for a fetch.
-    ++stats_.misses;
-    auto fit = flights_.find(key);
-    if (fit != flights_.end()) {
-      flight = fit->second;  // keeps the flight alive while this caller waits
-      return WaitLocked(lock, *flight, deadline);
-    }
-    flight = std::make_shared<Flight>(stack, name);
-    flights_.emplace(flight->key(), flight);
+void SecretCache::Impl::GetAll(absl::string_view stack, absl::Span<const absl::string_view> names,
+                               absl::Span<absl::StatusOr<CachedSecret>> found,
+                               absl::Time deadline) {
+  if (found.size() < names.size()) {
+    std::fprintf(stderr, "secret cache: GetAll given %zu slots for %zu names\n", found.size(),
+                 names.size());
+    std::abort();
   }
-  // The fetch runs on a fetch worker, so this caller, like any other, stops waiting at its
-  // deadline; the fetch itself completes (a store call cannot be abandoned half way) and its
-  // result is cached for the next caller.
-  fetchers_->Schedule([this, flight]() mutable { RunFetch(std::move(flight), false); });
+  // Deadlines come from callers (gRPC), so waits are in real time, not clock_ time. A caller
+  // holding an older value gives up on the store halfway to its deadline at the latest, so that
+  // the stale answer still reaches it in time.
+  const absl::Time called = absl::Now();
+  const absl::Time stale_by =
+      called + std::max(absl::ZeroDuration(), std::min(options_.stale_after,
+                                                       (deadline - called) / 2));
+  const absl::Time now = clock_->Now();
+  // Declared before the lock: flights and values are released after it (see GetAllIfCached).
+  struct Pending {
+    std::shared_ptr<Flight> flight;
+    std::shared_ptr<const CachedValue> fallback;
+  };
+  absl::InlinedVector<Pending, 4> pending(names.size());
+  absl::InlinedVector<std::shared_ptr<Flight>, 2> refreshes;
+  absl::InlinedVector<std::shared_ptr<Flight>, 4> started;
+  for (absl::StatusOr<CachedSecret>& slot : found) slot = absl::StatusOr<CachedSecret>();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (size_t i = 0; i < names.size(); ++i) {
+      const KeyView key{stack, names[i]};
+      std::shared_ptr<Flight> refresh;
+      std::optional<absl::StatusOr<CachedSecret>> hit = HitLocked(key, now, &refresh);
+      if (refresh != nullptr) refreshes.push_back(std::move(refresh));
+      if (hit.has_value()) {
+        found[i] = *std::move(hit);
+        continue;
+      }
+      // Counted before waiting, so stats().misses includes callers still waiting for a fetch.
+      ++stats_.misses;
+      pending[i].fallback = FallbackLocked(key, now);
+      if (auto fit = flights_.find(key); fit != flights_.end()) {
+        pending[i].flight = fit->second;  // keeps the flight alive while this caller waits
+        continue;
+      }
+      pending[i].flight = std::make_shared<Flight>(stack, names[i]);
+      flights_.emplace(pending[i].flight->key(), pending[i].flight);
+      started.push_back(pending[i].flight);
+    }
+    for (const Pending& p : pending) {
+      if (p.fallback != nullptr) p.flight->updates_entry = true;
+    }
+  }
+  for (std::shared_ptr<Flight>& refresh : refreshes) ScheduleRefresh(std::move(refresh));
+  // Every fetch is under way before this caller waits for any, so the names are fetched in
+  // parallel. The fetches run on fetch workers, so this caller, like any other, stops waiting at
+  // its deadline; a fetch that has begun completes (a store call cannot be abandoned half way)
+  // and its result is cached for the next caller.
+  for (std::shared_ptr<Flight>& flight : started) {
+    fetchers_->Schedule([this, flight = std::move(flight)]() mutable {
+      RunFetch(std::move(flight), false);
+    });
+  }
   std::unique_lock<std::mutex> lock(mu_);
-  return WaitLocked(lock, *flight, deadline);
+  for (size_t i = 0; i < names.size(); ++i) {
+    if (pending[i].flight == nullptr) continue;
+    found[i] = WaitLocked(lock, *pending[i].flight, deadline, pending[i].fallback, stale_by);
+  }
 }
 
-absl::StatusOr<CachedSecret> SecretCache::Impl::WaitLocked(std::unique_lock<std::mutex>& lock,
-                                                           Flight& flight, absl::Time deadline) {
+std::shared_ptr<const CachedValue> SecretCache::Impl::FallbackLocked(const KeyView& key,
+                                                                     absl::Time now) const {
+  const Entry* entry = entries_.Find(key);
+  if (entry == nullptr || entry->value == nullptr) return nullptr;
+  if (now - entry->expires_at > options_.max_stale) return nullptr;
+  return entry->value;
+}
+
+absl::StatusOr<CachedSecret> SecretCache::Impl::WaitLocked(
+    std::unique_lock<std::mutex>& lock, Flight& flight, absl::Time deadline,
+    const std::shared_ptr<const CachedValue>& fallback, absl::Time stale_by) {
   auto done = [&flight] { return flight.done; };
-  // Deadlines come from callers (gRPC), so they are real time, not clock_ time.
-  const absl::Duration left = deadline - absl::Now();
+  const absl::Time until =
+      fallback != nullptr ? std::min({deadline, stale_by, flight.started + options_.stale_after})
+                          : deadline;
+  const absl::Duration left = until - absl::Now();
   if (left > kLongestTimedWait) {
     flight.cv.wait(lock, done);
   } else if (left <= absl::ZeroDuration() ||
-             !flight.cv.wait_until(lock, absl::ToChronoTime(deadline), done)) {
-    return absl::DeadlineExceededError(
-        absl::StrCat("deadline passed while waiting for the store to return secret \"", flight.name,
-                     "\" of stack \"", flight.stack, "\""));
+             !flight.cv.wait_until(lock, absl::ToChronoTime(until), done)) {
+    if (!flight.done && fallback != nullptr) {
+      // The store is slow to answer: the older value now, the fetch goes on and updates the
+      // entry when it answers.
+      ++stats_.stale_serves;
+      return CachedSecret{fallback, CacheOutcome::kStale};
+    }
+    if (!flight.done) {
+      return absl::DeadlineExceededError(absl::StrCat(
+          "deadline passed while waiting for the store to return secret \"", flight.name,
+          "\" of stack \"", flight.stack, "\""));
+    }
   }
   return ResultLocked(flight);
 }
@@ -365,8 +433,10 @@ void SecretCache::Impl::RunFetch(std::shared_ptr<Flight> flight, bool refresh) {
     std::lock_guard<std::mutex> lock(mu_);
     // A miss whose callers have all given up (only the map and this task hold the flight) is
     // not fetched: under a slow store such fetches would pile up and add to its load. Waiters
-    // join under this lock, so the count cannot be too low.
-    const bool abandoned = !refresh && !flight->invalidated && flight.use_count() <= 2;
+    // join under this lock, so the count cannot be too low. A refetch of a value served stale
+    // meanwhile runs regardless (at most one per cached key).
+    const bool abandoned = !refresh && !flight->updates_entry && !flight->invalidated &&
+                           flight.use_count() <= 2;
     if (shutting_down_ || abandoned) {
       if (!flight->invalidated) flights_.erase(flight->key());
       flight->error_code = absl::StatusCode::kCancelled;
@@ -540,7 +610,14 @@ SecretCache::~SecretCache() = default;
 
 absl::StatusOr<CachedSecret> SecretCache::Get(absl::string_view stack, absl::string_view name,
                                               absl::Time deadline) {
-  return impl_->Get(stack, name, deadline);
+  absl::StatusOr<CachedSecret> found;
+  impl_->GetAll(stack, absl::MakeConstSpan(&name, 1), absl::MakeSpan(&found, 1), deadline);
+  return found;
+}
+
+void SecretCache::GetAll(absl::string_view stack, absl::Span<const absl::string_view> names,
+                         absl::Span<absl::StatusOr<CachedSecret>> found, absl::Time deadline) {
+  impl_->GetAll(stack, names, found, deadline);
 }
 
 bool SecretCache::GetAllIfCached(absl::string_view stack, absl::Span<const absl::string_view> names,

@@ -15,6 +15,11 @@
 //     most `max_stale` ago, that entry is served with outcome kStale. Any other error (DATA_LOSS,
 //     FAILED_PRECONDITION, INTERNAL, ...) goes to the caller: it is the store's answer about the
 //     secret, and an old value must not paper over, say, a tampered row.
+//   - A store that does not answer at all (hung) is treated the same way, without waiting for
+//     its own timeout: a caller holding such an entry waits for the refetch only until the
+//     refetch is `stale_after` old, or until half its own time to the deadline is used up,
+//     whichever is first, and then gets the entry with outcome kStale. The refetch goes on (one
+//     per key, single flight) and updates the entry when the store answers.
 //   - While the store's change feed is reported down, values older than `unconfirmed_grace`
 //     are re-read before use, so a revocation is not hidden by the cache for longer than that.
 //   - Entries are bounded in bytes (`max_bytes`); a stack may hold at most `per_stack_share` of
@@ -67,6 +72,10 @@ struct CacheOptions {
   // While the store's change feed is down (SetChangeFeedHealthy(false)), a cached value fetched
   // longer ago than this is re-read from the store before it is used.
   absl::Duration unconfirmed_grace = absl::Seconds(2);
+  // How long (real time) a refetch may go unanswered before callers holding an expired entry
+  // within max_stale (or an unconfirmed one) are given that entry, flagged stale, instead of
+  // waiting for the store. Zero: at once, while the refetch runs in the background.
+  absl::Duration stale_after = absl::Milliseconds(250);
   size_t max_bytes = size_t{64} << 20;
   // The fraction of max_bytes one stack may occupy, in (0, 1].
   double per_stack_share = 0.25;
@@ -118,12 +127,23 @@ class SecretCache {
   SecretCache(const SecretCache&) = delete;
   SecretCache& operator=(const SecretCache&) = delete;
 
-  // Returns the newest version of (stack, name) from the cache or the store.
+  // Returns the newest version of (stack, name) from the cache or the store, or the entry
+  // with outcome kStale when the store could not answer, or did not within `stale_after` (see
+  // the file comment). `deadline` is real time (absl::Now()).
   // Errors: NOT_FOUND (possibly cached); the store's error (UNAVAILABLE or DEADLINE_EXCEEDED
   // when no stale value is usable; DATA_LOSS, FAILED_PRECONDITION and the like always);
-  // DEADLINE_EXCEEDED when `deadline` passes while waiting for the store.
+  // DEADLINE_EXCEEDED when `deadline` passes while waiting for the store and no stale value
+  // is usable.
   absl::StatusOr<CachedSecret> Get(absl::string_view stack, absl::string_view name,
                                    absl::Time deadline = absl::InfiniteFuture());
+
+  // Get for each of `names` in `stack`, with `found[i]` the answer for `names[i]` (`found` must
+  // have a slot per name; a program that gives fewer aborts). Every fetch needed is started
+  // before any is waited for, so a call's misses are fetched in parallel and the call waits
+  // about as long as its slowest name, not their sum.
+  void GetAll(absl::string_view stack, absl::Span<const absl::string_view> names,
+              absl::Span<absl::StatusOr<CachedSecret>> found,
+              absl::Time deadline = absl::InfiniteFuture());
 
   // Get for each of `names` in `stack`, answered from fresh entries alone (a hit or a cached
   // NOT_FOUND, counted as Get counts them, refresh-ahead scheduled as Get schedules it), under

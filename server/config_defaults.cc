@@ -23,8 +23,11 @@ void SetIfZero(google::protobuf::Duration* d, int64_t seconds) {
 // only when the key is absent, so an explicit "0s" stays zero.
 template <typename Message>
 void SetIfAbsent(Message* parent, bool (Message::*has)() const,
-                 google::protobuf::Duration* (Message::*mutable_field)(), int64_t seconds) {
-  if (!(parent->*has)()) (parent->*mutable_field)()->set_seconds(seconds);
+                 google::protobuf::Duration* (Message::*mutable_field)(), int64_t seconds,
+                 int32_t nanos = 0) {
+  if ((parent->*has)()) return;
+  (parent->*mutable_field)()->set_seconds(seconds);
+  (parent->*mutable_field)()->set_nanos(nanos);
 }
 
 }  // namespace
@@ -34,8 +37,14 @@ void ApplyDefaults(Config* config) {
   if (listen->unix_socket_mode().empty()) listen->set_unix_socket_mode("0660");
   if (listen->has_tls()) SetIfZero(listen->mutable_tls()->mutable_reload_interval(), 60);
 
-  if (config->store().has_postgres() && config->store().postgres().max_connections() == 0) {
-    config->mutable_store()->mutable_postgres()->set_max_connections(8);
+  if (config->store().has_postgres()) {
+    auto* postgres = config->mutable_store()->mutable_postgres();
+    if (postgres->max_connections() == 0) postgres->set_max_connections(8);
+    SetIfZero(postgres->mutable_connect_timeout(), 2);
+    SetIfZero(postgres->mutable_statement_timeout(), 2);
+  }
+  if (config->store().has_sqlite()) {
+    SetIfZero(config->mutable_store()->mutable_sqlite()->mutable_busy_timeout(), 2);
   }
 
   auto* auth = config->mutable_auth();
@@ -51,6 +60,7 @@ void ApplyDefaults(Config* config) {
   SetIfAbsent(cache, &Cache::has_negative_ttl, &Cache::mutable_negative_ttl, 5);
   SetIfAbsent(cache, &Cache::has_max_stale, &Cache::mutable_max_stale, 900);
   SetIfZero(cache->mutable_unconfirmed_grace(), 2);
+  SetIfAbsent(cache, &Cache::has_stale_after, &Cache::mutable_stale_after, 0, 250000000);
   if (cache->max_bytes() == 0) cache->set_max_bytes(uint64_t{64} << 20);
   if (cache->per_stack_share() == 0) cache->set_per_stack_share(0.25);
 

@@ -21,6 +21,10 @@ namespace secret_resolver {
 namespace {
 
 using config_internal::kMaxDurationSeconds;
+
+// SQLite takes its busy timeout in milliseconds as an int; a day is far more than any lock
+// should be waited for.
+constexpr int64_t kMaxBusyTimeoutSeconds = 86400;
 using config_internal::Quote;
 using secretresolver::config::v1::Config;
 
@@ -135,6 +139,11 @@ void ValidateStore(const Config& config, Problems* problems) {
   switch (store.backend_case()) {
     case secretresolver::config::v1::Store::kSqlite:
       if (store.sqlite().path().empty()) problems->Add("store.sqlite.path", "is required");
+      problems->CheckDuration("store.sqlite.busy_timeout", store.sqlite().busy_timeout());
+      if (store.sqlite().busy_timeout().seconds() > kMaxBusyTimeoutSeconds) {
+        problems->Add("store.sqlite.busy_timeout",
+                      absl::StrCat("must be at most ", kMaxBusyTimeoutSeconds, "s"));
+      }
       break;
     case secretresolver::config::v1::Store::kPostgres:
       if (store.postgres().dsn().empty() == store.postgres().dsn_env().empty()) {
@@ -148,6 +157,9 @@ void ValidateStore(const Config& config, Problems* problems) {
                                      : dsn.status();
         if (!transport.ok()) problems->Add("store.postgres.dsn", transport.message());
       }
+      problems->CheckDuration("store.postgres.connect_timeout", store.postgres().connect_timeout());
+      problems->CheckDuration("store.postgres.statement_timeout",
+                              store.postgres().statement_timeout());
       break;
     default:
       problems->Add("store", "exactly one backend must be set: sqlite or postgres");
@@ -200,6 +212,7 @@ void ValidateCache(const Config& config, Problems* problems) {
   problems->CheckDuration("cache.negative_ttl", cache.negative_ttl());
   problems->CheckDuration("cache.max_stale", cache.max_stale());
   problems->CheckDuration("cache.unconfirmed_grace", cache.unconfirmed_grace());
+  problems->CheckDuration("cache.stale_after", cache.stale_after());
   // Zero means the default; anything else must be a fraction in (0, 1]. NaN fails both tests.
   const double share = cache.per_stack_share();
   if (share != 0 && !(share > 0 && share <= 1)) {

@@ -31,6 +31,7 @@
 #include "server/auth/jwks_source.h"
 #include "server/auth/token_verifier.h"
 #include "server/auth/url_jwks_source.h"
+#include "server/jwks_health.h"
 #include "server/call_reporting.h"
 #include "server/grpc_services.h"
 #include "server/json_log.h"
@@ -190,6 +191,7 @@ struct Sidecar::Parts {
   std::unique_ptr<SecretCache> cache;
   std::shared_ptr<InvalidationTarget> invalidation;
   std::unique_ptr<Resolver> resolver;
+  std::unique_ptr<JwksHealth> jwks_health;
   std::unique_ptr<auth::JwksSource> jwks;
   std::unique_ptr<auth::TokenVerifier> verifier;
   std::unique_ptr<RateLimiter> rate_limiter;
@@ -279,12 +281,18 @@ absl::Status Sidecar::Parts::BuildTokenVerifier() {
   const auth::SkippedKeyHook skipped_key = [logger](absl::string_view reason) {
     logger->Warning("skipped an unusable token signing key", {LogField("reason", reason)});
   };
+  jwks_health = std::make_unique<JwksHealth>(sidecar_metrics.get(), log.get());
+  JwksHealth* health = jwks_health.get();
+  const auth::LoadHook on_load = [health](const absl::Status& status, size_t skipped_keys) {
+    health->Record(status, skipped_keys);
+  };
   absl::StatusOr<std::unique_ptr<auth::JwksSource>> source;
   if (!a.jwks_file().empty()) {
     auth::JwksFileOptions options;
     options.path = a.jwks_file();
     options.clock = Clock::Real();
     options.on_skipped_key = skipped_key;
+    options.on_load = on_load;
     source = auth::FileJwksSource::Create(options);
   } else {
     auth::JwksUrlOptions options;
@@ -292,10 +300,16 @@ absl::Status Sidecar::Parts::BuildTokenVerifier() {
     options.clock = Clock::Real();
     options.refresh_interval = ToDuration(a.jwks_refresh_interval());
     options.on_skipped_key = skipped_key;
+    options.on_load = on_load;
     source = auth::UrlJwksSource::Create(options);
   }
   if (!source.ok()) return source.status();
   jwks = *std::move(source);
+  auth::JwksSource* keys = jwks.get();
+  sidecar_metrics->AddJwksGauges(
+      [health] { return health->up() ? 1.0 : 0.0; },
+      [keys] { return static_cast<double>(keys->Current()->size()); },
+      [health] { return static_cast<double>(health->skipped_keys()); });
   absl::StatusOr<std::unique_ptr<auth::TokenVerifier>> created =
       auth::TokenVerifier::Create(TokenVerifierOptionsFromConfig(config), jwks.get());
   if (!created.ok()) return created.status();
@@ -407,7 +421,9 @@ absl::Status Sidecar::Parts::StartAdmin() {
   options.metrics = metrics.get();
   SecretStore* s = store.get();
   auth::JwksSource* keys = jwks.get();
-  // Ready once the store answers and signing keys are loaded.
+  // Ready once the store answers and signing keys are loaded. A key source that stops loading
+  // keeps its previous keys and so stays ready (JwksHealth reports the trouble): only having no
+  // usable key at all stops serving.
   options.readiness = [s, keys]() -> absl::Status {
     if (absl::StatusOr<std::vector<SecretMetadata>> probe = s->List("default"); !probe.ok()) {
       return absl::UnavailableError(absl::StrCat("store: ", probe.status().message()));

@@ -33,7 +33,10 @@ SidecarMetrics::SidecarMetrics(MetricsRegistry* registry)
       // named only in a request, which would let any caller add series.
       rate_limited_(registry->AddCounter(
           "secret_resolver_rate_limited_total",
-          "Calls refused by the per-stack rate limit, by the caller's stack.", {"stack"})) {
+          "Calls refused by the per-stack rate limit, by the caller's stack.", {"stack"})),
+      jwks_failures_(registry->AddCounter(
+          "secret_resolver_jwks_refresh_failures_total",
+          "Failed loads of the token signing keys (JWKS file or URL), by reason.", {"reason"})) {
   registry->AddGauge("secret_resolver_build_info", "Build information.", [] { return 1.0; },
                      {{"version", "0.1.0"}});
   // The series the alerts (deploy/kubernetes/monitoring/alerts.yaml) watch start at zero:
@@ -41,6 +44,9 @@ SidecarMetrics::SidecarMetrics(MetricsRegistry* registry)
   // alert on increase() or rate() would miss a single DATA_LOSS.
   for (absl::StatusCode code : {absl::StatusCode::kUnavailable, absl::StatusCode::kDataLoss}) {
     for (size_t o = 0; o < kCacheOutcomes; ++o) ReferenceSeries(CodeIndex(code), o);
+  }
+  for (absl::string_view reason : {"missing", "unreadable", "invalid", "unreachable", "other"}) {
+    jwks_failures_->WithLabels({reason});
   }
   for (size_t m = 0; m < kMethods.size(); ++m) {
     CallSecondsSeries(m);
@@ -136,6 +142,22 @@ void SidecarMetrics::AddCacheGauges(SecretCache* cache) {
 void SidecarMetrics::AddTokenCacheGauge(std::function<double()> size) {
   registry_->AddGauge("secret_resolver_token_cache_size", "Verified tokens cached.",
                       std::move(size));
+}
+
+void SidecarMetrics::RecordJwksFailure(absl::string_view reason) {
+  jwks_failures_->Increment({reason});
+}
+
+void SidecarMetrics::AddJwksGauges(std::function<double()> up, std::function<double()> keys,
+                                   std::function<double()> skipped_keys) {
+  registry_->AddGauge("secret_resolver_jwks_up",
+                      "1 while the latest load of the token signing keys succeeded, else 0.",
+                      std::move(up));
+  registry_->AddGauge("secret_resolver_jwks_keys", "Usable token signing keys in use.",
+                      std::move(keys));
+  registry_->AddGauge("secret_resolver_jwks_skipped_keys",
+                      "Unusable keys skipped in the signing key document in use.",
+                      std::move(skipped_keys));
 }
 
 }  // namespace secret_resolver

@@ -73,6 +73,14 @@ class SidecarMetrics {
   void AddCacheGauges(SecretCache* cache);
   // secret_resolver_token_cache_size, read from `size` at every scrape.
   void AddTokenCacheGauge(std::function<double()> size);
+  // secret_resolver_jwks_refresh_failures_total{reason}: failed loads of the token signing keys
+  // (reasons in server/jwks_health.h; each starts at zero).
+  void RecordJwksFailure(absl::string_view reason);
+  // secret_resolver_jwks_up (1 while the latest load of the signing keys succeeded, else 0),
+  // secret_resolver_jwks_keys (usable keys in use) and secret_resolver_jwks_skipped_keys
+  // (unusable keys skipped in the document in use), read at every scrape.
+  void AddJwksGauges(std::function<double()> up, std::function<double()> keys,
+                     std::function<double()> skipped_keys);
 
  private:
   // absl::StatusCode 0 (OK) to 16 (UNAUTHENTICATED) as an index; anything else as UNKNOWN.
@@ -97,6 +105,7 @@ class SidecarMetrics {
   Counter* const suppressed_audit_lines_;
   Counter* const backend_errors_;
   Counter* const rate_limited_;
+  Counter* const jwks_failures_;
   std::array<std::array<CachedSeries<Counter::Series>, kCacheOutcomes>, kStatusCodes>
       reference_series_;
   std::array<std::array<CachedSeries<Counter::Series>, kStatusCodes>, kMethods.size()>

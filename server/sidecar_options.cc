@@ -25,6 +25,7 @@ CacheOptions CacheOptionsFromConfig(const Config& config) {
   options.negative_ttl = ToDuration(c.negative_ttl());
   options.max_stale = ToDuration(c.max_stale());
   options.unconfirmed_grace = ToDuration(c.unconfirmed_grace());
+  options.stale_after = ToDuration(c.stale_after());
   options.max_bytes = c.max_bytes();
   options.per_stack_share = c.per_stack_share();
   options.max_concurrent_fetches = config.limits().max_concurrent_fetches();

@@ -1,6 +1,17 @@
 #include "server/store_config.h"
 
+#include <google/protobuf/duration.pb.h>
+
+#include "absl/time/time.h"
+
 namespace secret_resolver {
+namespace {
+
+absl::Duration ToDuration(const google::protobuf::Duration& d) {
+  return absl::Seconds(d.seconds()) + absl::Nanoseconds(d.nanos());
+}
+
+}  // namespace
 
 StoreConfig StoreConfigFromProto(const secretresolver::config::v1::Store& store) {
   if (store.has_postgres()) {
@@ -9,6 +20,12 @@ StoreConfig StoreConfigFromProto(const secretresolver::config::v1::Store& store)
     postgres.dsn = proto.dsn();
     postgres.dsn_env = proto.dsn_env();
     postgres.options.allow_insecure = proto.allow_insecure();
+    if (ToDuration(proto.connect_timeout()) > absl::ZeroDuration()) {
+      postgres.options.timeouts.connect = ToDuration(proto.connect_timeout());
+    }
+    if (ToDuration(proto.statement_timeout()) > absl::ZeroDuration()) {
+      postgres.options.timeouts.statement = ToDuration(proto.statement_timeout());
+    }
     if (proto.max_connections() > 0) {
       postgres.max_connections = static_cast<int>(proto.max_connections());
     }
@@ -16,6 +33,9 @@ StoreConfig StoreConfigFromProto(const secretresolver::config::v1::Store& store)
   }
   SqliteStoreConfig sqlite;
   sqlite.path = store.sqlite().path();
+  if (ToDuration(store.sqlite().busy_timeout()) > absl::ZeroDuration()) {
+    sqlite.options.busy_timeout = ToDuration(store.sqlite().busy_timeout());
+  }
   return StoreConfig{std::move(sqlite)};
 }
 

@@ -117,12 +117,12 @@ std::string PostgresSecretStore::Message(absl::string_view what, absl::string_vi
 
 absl::Status PostgresSecretStore::WithSession(
     const std::function<absl::Status(PostgresSession&)>& body) {
-  return WithPostgresSession(*pool_, dsn_, options_.operation_timeout, body);
+  return WithPostgresSession(*pool_, dsn_, options_.timeouts, body);
 }
 
 absl::Status PostgresSecretStore::InTransaction(
     const std::function<absl::Status(PostgresSession&)>& body) {
-  return InPostgresTransaction(*pool_, dsn_, options_.operation_timeout, body);
+  return InPostgresTransaction(*pool_, dsn_, options_.timeouts, body);
 }
 
 absl::StatusOr<StoredSecret> PostgresSecretStore::Get(absl::string_view stack,

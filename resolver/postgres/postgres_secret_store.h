@@ -19,9 +19,10 @@
 // Failures. A statement that fails because the connection broke (server restart, network
 // failure, terminated backend) is retried once, on a fresh connection, when that is safe: always
 // for reads, and for writes unless the connection broke while committing (the outcome is then
-// unknown and the write returns UNAVAILABLE saying so). Every statement is bounded by
-// options.operation_timeout; after that its connection is closed (which rolls the transaction
-// back) and the operation fails without a retry.
+// unknown and the write returns UNAVAILABLE saying so). Waiting for a connection is bounded by
+// options.timeouts.connect and every statement by options.timeouts.statement; after the latter
+// its connection is closed (which rolls the transaction back) and the operation fails without a
+// retry.
 //
 // Watch: a PostgresListener on a dedicated connection LISTENs on options.channel. Each
 // notification becomes a SecretChange; after the listener reconnects (changes may have been
@@ -82,7 +83,8 @@ class PostgresSecretStore : public EncryptedSecretStore {
   //   - FAILED_PRECONDITION from Get and Put when the KEK that wraps the stack's data key is not
   //     loaded or is the wrong key (the message names the KEK id);
   //   - UNAVAILABLE when the server is unreachable, a connection broke twice, a statement
-  //     outlived operation_timeout, or no pooled connection came free in time;
+  //     outlived timeouts.statement, or no connection came (free or new) within
+  //     timeouts.connect;
   //   - ABORTED when PostgreSQL gave up on the transaction (deadlock, serialization failure,
   //     a constraint violated by a writer that does not follow the locking protocol): retry.
   absl::StatusOr<StoredSecret> Get(absl::string_view stack, absl::string_view name) override;

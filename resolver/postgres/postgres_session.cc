@@ -140,7 +140,7 @@ absl::StatusOr<PostgresResult> PostgresSession::Exec(absl::string_view what, con
                         formats.data(), /*resultFormat=*/1) == 0) {
     return Broke(what);
   }
-  const absl::Time deadline = absl::Now() + operation_timeout_;
+  const absl::Time deadline = absl::Now() + statement_timeout_;
   std::unique_ptr<PGresult, PGresultDeleter> kept;
   while (true) {
     while (PQisBusy(conn)) {
@@ -199,22 +199,22 @@ absl::Status PostgresSession::TimedOut(absl::string_view what) {
   // when the server is unreachable. The server notices the closed connection when it next
   // writes to it (or sooner with client_connection_check_interval).
   MarkBroken();
-  return Error(what, absl::StrCat("no answer within ", absl::FormatDuration(operation_timeout_)));
+  return Error(what, absl::StrCat("no answer within ", absl::FormatDuration(statement_timeout_)));
 }
 
 absl::Status WithPostgresSession(PostgresPool& pool, const PostgresDsn& dsn,
-                                 absl::Duration operation_timeout,
+                                 const PostgresTimeouts& timeouts,
                                  const std::function<absl::Status(PostgresSession&)>& body) {
   absl::Status status;
   for (int attempt = 0; attempt < 2; ++attempt) {
-    absl::StatusOr<PostgresPool::Lease> lease = pool.Acquire(absl::Now() + operation_timeout);
+    absl::StatusOr<PostgresPool::Lease> lease = pool.Acquire(absl::Now() + timeouts.connect);
     if (!lease.ok()) {
       // Whatever kept us from a connection (refused, not established in time, all pooled
       // connections busy until the deadline), the backend is unavailable to this caller now.
       return absl::UnavailableError(
           dsn.Redact(absl::StrCat("postgres store: ", lease.status().message())));
     }
-    PostgresSession session(*std::move(lease), dsn, operation_timeout);
+    PostgresSession session(*std::move(lease), dsn, timeouts.statement);
     status = body(session);
     if (status.ok() || !session.retryable()) return status;
     // The connection broke before anything was committed: the server rolled the attempt back,
@@ -224,10 +224,10 @@ absl::Status WithPostgresSession(PostgresPool& pool, const PostgresDsn& dsn,
 }
 
 absl::Status InPostgresTransaction(PostgresPool& pool, const PostgresDsn& dsn,
-                                   absl::Duration operation_timeout,
+                                   const PostgresTimeouts& timeouts,
                                    const std::function<absl::Status(PostgresSession&)>& body) {
   return WithPostgresSession(
-      pool, dsn, operation_timeout, [&](PostgresSession& session) -> absl::Status {
+      pool, dsn, timeouts, [&](PostgresSession& session) -> absl::Status {
         // Explicit, so that a database default of REPEATABLE READ or SERIALIZABLE cannot make a
         // writer read a snapshot older than the lock it just took.
         if (absl::StatusOr<PostgresResult> r =

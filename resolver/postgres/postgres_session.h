@@ -82,14 +82,23 @@ std::string PostgresStoreName(const PostgresDsn& dsn);
 std::string PostgresStoreMessage(const PostgresDsn& dsn, absl::string_view what,
                                  absl::string_view detail);
 
+// How long one operation waits for the server.
+struct PostgresTimeouts {
+  // For a connection from the pool: a free one, or a new one established (TCP, TLS, startup).
+  absl::Duration connect = absl::Seconds(2);
+  // For the answer to each statement, measured by the client: a server that stopped answering
+  // (hung, or a network that drops packets) is given up on after this, not only a slow query.
+  absl::Duration statement = absl::Seconds(2);
+};
+
 // One leased connection for one attempt of an operation: runs statements with a deadline and
 // remembers whether the connection broke (then it goes back to the pool marked broken).
 class PostgresSession {
  public:
   // `dsn` must outlive the session.
   PostgresSession(PostgresPool::Lease lease, const PostgresDsn& dsn,
-                  absl::Duration operation_timeout)
-      : lease_(std::move(lease)), dsn_(dsn), operation_timeout_(operation_timeout) {}
+                  absl::Duration statement_timeout)
+      : lease_(std::move(lease)), dsn_(dsn), statement_timeout_(statement_timeout) {}
 
   PostgresSession(const PostgresSession&) = delete;
   PostgresSession& operator=(const PostgresSession&) = delete;
@@ -100,7 +109,7 @@ class PostgresSession {
   // constraint violated), INVALID_ARGUMENT (data exceptions), FAILED_PRECONDITION (the schema
   // or the role's privileges are not what the store needs), DATA_LOSS (data corrupted),
   // INTERNAL otherwise; UNAVAILABLE also
-  // when the connection broke or the statement outlived the operation timeout (its connection
+  // when the connection broke or the statement outlived the statement timeout (its connection
   // is then closed).
   absl::StatusOr<PostgresResult> Exec(absl::string_view what, const char* sql,
                                       const PostgresParams& params = PostgresParams());
@@ -133,25 +142,26 @@ class PostgresSession {
 
   PostgresPool::Lease lease_;
   const PostgresDsn& dsn_;
-  const absl::Duration operation_timeout_;
+  const absl::Duration statement_timeout_;
   bool broken_ = false;
   bool lost_ = false;
   bool committing_ = false;
 };
 
-// Runs `body` on a connection from `pool`, waiting at most `operation_timeout` for one. If the
+// Runs `body` on a connection from `pool`, waiting at most `timeouts.connect` for one and
+// `timeouts.statement` for each statement's answer. If the
 // connection broke and `body` did not leave the outcome in doubt, runs it once more on a fresh
 // connection. Returns what `body` returned; UNAVAILABLE when no connection came (refused, not
 // established in time, all pooled connections busy until the deadline).
 absl::Status WithPostgresSession(PostgresPool& pool, const PostgresDsn& dsn,
-                                 absl::Duration operation_timeout,
+                                 const PostgresTimeouts& timeouts,
                                  const std::function<absl::Status(PostgresSession&)>& body);
 
 // As WithPostgresSession, with `body` between BEGIN ISOLATION LEVEL READ COMMITTED and COMMIT;
 // rolls back when `body` fails. Errors besides those: UNAVAILABLE saying that the change may or
 // may not have been applied when the connection failed while committing.
 absl::Status InPostgresTransaction(PostgresPool& pool, const PostgresDsn& dsn,
-                                   absl::Duration operation_timeout,
+                                   const PostgresTimeouts& timeouts,
                                    const std::function<absl::Status(PostgresSession&)>& body);
 
 }  // namespace secret_resolver

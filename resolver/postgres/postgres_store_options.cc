@@ -23,7 +23,8 @@ absl::Status ValidatePostgresStoreOptions(const PostgresStoreOptions& options) {
                                                    options.channel.size(), " bytes"));
   }
   for (const auto& [name, value] :
-       {std::make_pair("operation_timeout", options.operation_timeout),
+       {std::make_pair("connect_timeout", options.timeouts.connect),
+        std::make_pair("statement_timeout", options.timeouts.statement),
         std::make_pair("watch_connect_timeout", options.watch_connect_timeout),
         std::make_pair("watch_initial_backoff", options.watch_initial_backoff),
         std::make_pair("watch_max_backoff", options.watch_max_backoff),

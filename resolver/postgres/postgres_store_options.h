@@ -12,6 +12,7 @@
 #include "absl/time/time.h"
 #include "resolver/clock.h"
 #include "resolver/postgres/postgres_connection.h"
+#include "resolver/postgres/postgres_session.h"
 
 namespace secret_resolver {
 
@@ -22,8 +23,10 @@ struct PostgresStoreOptions {
   // The NOTIFY channel (1-63 bytes, case-sensitive). Every process sharing the database must use
   // the same one; stores in separate schemas of one database should use separate channels.
   std::string channel = kDefaultChangeChannel;
-  // Bound on one operation's wait for a connection and on each statement it runs.
-  absl::Duration operation_timeout = absl::Seconds(10);
+  // Bounds on one operation's wait for a connection (connect) and for each statement's answer
+  // (statement). The defaults stay well below callers' usual 5 s deadline, so that a hung
+  // server is reported as UNAVAILABLE while callers still wait.
+  PostgresTimeouts timeouts;
   // Bound on Watch's first LISTEN (connecting included).
   absl::Duration watch_connect_timeout = absl::Seconds(10);
   // The listener's reconnection backoff: starts at the first, doubles up to the second.

@@ -90,16 +90,20 @@ void FileJwksSource::RecordLoad(absl::StatusOr<ParsedJwks> parsed) {
   if (parsed.ok() && options_.on_skipped_key) {
     for (const std::string& reason : parsed->skipped) options_.on_skipped_key(reason);
   }
-  std::lock_guard<std::mutex> lock(mu_);
-  if (parsed.ok()) {
-    keys_ = std::make_shared<const KeySet>(std::move(parsed->keys));
-    stats_.skipped_keys += parsed->skipped_count;
-    ++stats_.loads;
-    stats_.last_error.clear();
-  } else {
-    ++stats_.load_failures;
-    stats_.last_error = std::string(parsed.status().message());
+  const size_t skipped = parsed.ok() ? parsed->skipped_count : 0;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (parsed.ok()) {
+      keys_ = std::make_shared<const KeySet>(std::move(parsed->keys));
+      stats_.skipped_keys += parsed->skipped_count;
+      ++stats_.loads;
+      stats_.last_error.clear();
+    } else {
+      ++stats_.load_failures;
+      stats_.last_error = std::string(parsed.status().message());
+    }
   }
+  if (options_.on_load) options_.on_load(parsed.status(), skipped);
 }
 
 absl::Status FileJwksSource::Fail(absl::Status status) {

@@ -40,6 +40,8 @@ struct JwksFileOptions {
   size_t max_document_bytes = 1 << 20;
   // Optional: told of each unusable key a loaded document held.
   SkippedKeyHook on_skipped_key;
+  // Optional: told of every load's outcome, the first one (in Create) included.
+  LoadHook on_load;
 };
 
 class FileJwksSource : public JwksSource {

@@ -38,6 +38,12 @@ struct JwksSourceStats {
 // key material. For logging. May be called on any thread, with no lock of the source held.
 using SkippedKeyHook = std::function<void(absl::string_view reason)>;
 
+// Called after every load (read or fetch) with its outcome: OK with the number of unusable keys
+// the new document held (its usable keys are then the current set), or the load's error (the
+// previous keys stay). For health logging and metrics. May be called on any thread, with no
+// lock of the source held; loads of one source are serialized, so calls are too.
+using LoadHook = std::function<void(const absl::Status& status, size_t skipped_keys)>;
+
 class JwksSource {
  public:
   virtual ~JwksSource() = default;

@@ -141,18 +141,22 @@ absl::Status UrlJwksSource::FetchLocked() {
   if (status.ok() && options_.on_skipped_key) {
     for (const std::string& reason : parsed->skipped) options_.on_skipped_key(reason);
   }
-  std::lock_guard<std::mutex> lock(mu_);
-  if (status.ok()) {
-    keys_ = std::make_shared<const KeySet>(std::move(parsed->keys));
-    stats_.skipped_keys += parsed->skipped_count;
-    ++stats_.loads;
-    stats_.last_error.clear();
-  } else {
-    ++stats_.load_failures;
-    stats_.last_error = std::string(status.message());
+  const size_t skipped = status.ok() ? parsed->skipped_count : 0;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (status.ok()) {
+      keys_ = std::make_shared<const KeySet>(std::move(parsed->keys));
+      stats_.skipped_keys += parsed->skipped_count;
+      ++stats_.loads;
+      stats_.last_error.clear();
+    } else {
+      ++stats_.load_failures;
+      stats_.last_error = std::string(status.message());
+    }
+    next_refresh_ = options_.clock->Now() +
+                    (status.ok() ? options_.refresh_interval : options_.min_refetch_interval);
   }
-  next_refresh_ = options_.clock->Now() +
-                  (status.ok() ? options_.refresh_interval : options_.min_refetch_interval);
+  if (options_.on_load) options_.on_load(status, skipped);
   return status;
 }
 

@@ -57,6 +57,8 @@ struct JwksUrlOptions {
   HttpFetcher* fetcher = nullptr;
   // Optional: told of each unusable key a loaded document held.
   SkippedKeyHook on_skipped_key;
+  // Optional: told of every fetch's outcome, the first one (in Create) included.
+  LoadHook on_load;
 };
 
 class UrlJwksSource : public JwksSource {

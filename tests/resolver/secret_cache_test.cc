@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -16,6 +17,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
@@ -691,6 +693,137 @@ TEST_F(SecretCacheTest, ServesStaleWithinMaxStaleThenTheStoreError) {
   store_.set_error(absl::OkStatus());
   ExpectSecret(cache.Get(kStack, kName), kName, 1, CacheOutcome::kMiss);
   EXPECT_EQ(cache.stats().stale_serves, 2u);
+}
+
+TEST_F(SecretCacheTest, HungStoreServesExpiredEntryStaleAndTheRefetchUpdatesIt) {
+  CacheOptions options = Options();
+  options.refresh_ahead = absl::ZeroDuration();
+  options.stale_after = absl::Milliseconds(50);
+  Put(kStack, kName);
+  // Declared before the cache and released before it goes: its fetch threads must not
+  // outlive the latches, nor wait on them forever when an assertion fails.
+  Latch entered;
+  Latch release;
+  SecretCache cache(&store_, options);
+  absl::Cleanup release_on_exit = [&] { release.Notify(); };
+  absl::StatusOr<CachedSecret> fresh = cache.Get(kStack, kName);
+  ExpectSecret(fresh, kName, 1, CacheOutcome::kMiss);
+  clock_.Advance(options.ttl);
+
+  // The store hangs (no error, no timeout of its own): callers with seconds to spare get the
+  // expired value instead of waiting for it.
+  store_.set_get_hook([&] {
+    entered.Notify();
+    release.Wait();
+  });
+  absl::StatusOr<CachedSecret> stale = cache.Get(kStack, kName, absl::Now() + absl::Seconds(10));
+  ExpectSecret(stale, kName, 1, CacheOutcome::kStale);
+  ASSERT_TRUE(stale.ok());
+  EXPECT_EQ(stale->value, fresh->value);
+  ExpectSecret(cache.Get(kStack, kName, absl::Now() + absl::Seconds(10)), kName, 1,
+               CacheOutcome::kStale);
+  entered.Wait();
+  EXPECT_EQ(store_.get_calls(), 2);  // the first fetch, and one refetch still running
+  EXPECT_EQ(cache.stats().stale_serves, 2u);
+
+  // The refetch answers later with a newer version, which replaces the entry.
+  Put(kStack, kName);
+  release.Notify();
+  while (cache.stats().store_fetches < 2) std::this_thread::yield();
+  store_.set_get_hook(nullptr);
+  ExpectSecret(cache.Get(kStack, kName), kName, 2, CacheOutcome::kHit);
+  EXPECT_EQ(store_.get_calls(), 2);
+}
+
+TEST_F(SecretCacheTest, HungStoreServesStaleBeforeTheCallersDeadline) {
+  CacheOptions options = Options();
+  options.refresh_ahead = absl::ZeroDuration();
+  options.stale_after = absl::Hours(1);  // the caller's deadline comes first
+  Put(kStack, kName);
+  // Declared before the cache, released before it goes (see above).
+  Latch release;
+  SecretCache cache(&store_, options);
+  absl::Cleanup release_on_exit = [&] { release.Notify(); };
+  ExpectSecret(cache.Get(kStack, kName), kName, 1, CacheOutcome::kMiss);
+  clock_.Advance(options.ttl);
+  store_.set_get_hook([&] { release.Wait(); });
+  ExpectSecret(cache.Get(kStack, kName, absl::Now() + absl::Milliseconds(200)), kName, 1,
+               CacheOutcome::kStale);
+  // Past max_stale nothing may be served: the caller waits for the store until its deadline.
+  clock_.Advance(options.max_stale + absl::Nanoseconds(1));
+  EXPECT_EQ(CodeOf(cache.Get(kStack, kName, absl::Now() + absl::Milliseconds(100))),
+            absl::StatusCode::kDeadlineExceeded);
+  release.Notify();
+  store_.set_get_hook(nullptr);
+}
+
+TEST_F(SecretCacheTest, ZeroStaleAfterServesStaleAtOnceAndRefetchesInTheBackground) {
+  CacheOptions options = Options();
+  options.refresh_ahead = absl::ZeroDuration();
+  options.stale_after = absl::ZeroDuration();
+  Put(kStack, kName);
+  // Declared before the cache, released before it goes (see above).
+  Latch release;
+  SecretCache cache(&store_, options);
+  absl::Cleanup release_on_exit = [&] { release.Notify(); };
+  ExpectSecret(cache.Get(kStack, kName), kName, 1, CacheOutcome::kMiss);
+  clock_.Advance(options.ttl);
+  store_.set_get_hook([&] { release.Wait(); });
+  // The caller does not wait for the hung store at all.
+  ExpectSecret(cache.Get(kStack, kName, absl::Now() + absl::Seconds(10)), kName, 1,
+               CacheOutcome::kStale);
+  release.Notify();
+  while (cache.stats().store_fetches < 2) std::this_thread::yield();
+  store_.set_get_hook(nullptr);
+  ExpectSecret(cache.Get(kStack, kName), kName, 1, CacheOutcome::kHit);
+}
+
+TEST_F(SecretCacheTest, FeedDownAndHungStoreServesUnconfirmedValueStale) {
+  CacheOptions options = Options();
+  options.refresh_ahead = absl::ZeroDuration();
+  options.stale_after = absl::Milliseconds(50);
+  Put(kStack, kName);
+  // Declared before the cache, released before it goes (see above).
+  Latch release;
+  SecretCache cache(&store_, options);
+  absl::Cleanup release_on_exit = [&] { release.Notify(); };
+  ExpectSecret(cache.Get(kStack, kName), kName, 1, CacheOutcome::kMiss);
+  cache.SetChangeFeedHealthy(false);
+  clock_.Advance(options.unconfirmed_grace + absl::Nanoseconds(1));
+  store_.set_get_hook([&] { release.Wait(); });
+  ExpectSecret(cache.Get(kStack, kName, absl::Now() + absl::Seconds(10)), kName, 1,
+               CacheOutcome::kStale);
+  release.Notify();
+  while (cache.stats().store_fetches < 2) std::this_thread::yield();
+  store_.set_get_hook(nullptr);
+}
+
+TEST_F(SecretCacheTest, GetAllFetchesEveryMissBeforeWaitingForAny) {
+  Put(kStack, "first");
+  Put(kStack, "second");
+  SecretCache cache(&store_, Options());
+  // Each fetch waits (up to a bound, so that a failure cannot hang) until both are in the store.
+  std::mutex mu;
+  std::condition_variable cv;
+  int in_store = 0;
+  bool overlapped = false;
+  store_.set_get_hook([&] {
+    std::unique_lock<std::mutex> lock(mu);
+    ++in_store;
+    cv.notify_all();
+    if (cv.wait_for(lock, std::chrono::seconds(2), [&] { return in_store >= 2; })) {
+      overlapped = true;
+    }
+    --in_store;
+  });
+  std::vector<absl::string_view> names = {"first", "second"};
+  std::vector<absl::StatusOr<CachedSecret>> found(2);
+  cache.GetAll(kStack, names, absl::MakeSpan(found), absl::Now() + absl::Seconds(30));
+  store_.set_get_hook(nullptr);
+  ExpectSecret(found[0], "first", 1, CacheOutcome::kMiss);
+  ExpectSecret(found[1], "second", 1, CacheOutcome::kMiss);
+  std::lock_guard<std::mutex> lock(mu);
+  EXPECT_TRUE(overlapped);
 }
 
 TEST_F(SecretCacheTest, StaleServedOnlyWhenTheStoreCouldNotAnswer) {

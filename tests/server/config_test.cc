@@ -112,6 +112,8 @@ TEST(ConfigTest, EveryDefaultIsApplied) {
   EXPECT_EQ(config.listen().unix_socket_mode(), "0660");
   EXPECT_EQ(config.listen().tls().reload_interval().seconds(), 60);
   EXPECT_EQ(config.store().postgres().max_connections(), 8u);
+  EXPECT_EQ(config.store().postgres().connect_timeout().seconds(), 2);
+  EXPECT_EQ(config.store().postgres().statement_timeout().seconds(), 2);
   EXPECT_EQ(config.auth().jwks_refresh_interval().seconds(), 300);
   EXPECT_EQ(config.auth().leeway().seconds(), 60);
   EXPECT_EQ(config.auth().token_cache_size(), 10000u);
@@ -123,6 +125,8 @@ TEST(ConfigTest, EveryDefaultIsApplied) {
   EXPECT_EQ(config.cache().negative_ttl().seconds(), 5);
   EXPECT_EQ(config.cache().max_stale().seconds(), 900);
   EXPECT_EQ(config.cache().unconfirmed_grace().seconds(), 2);
+  EXPECT_EQ(config.cache().stale_after().seconds(), 0);
+  EXPECT_EQ(config.cache().stale_after().nanos(), 250000000);
   EXPECT_EQ(config.cache().max_bytes(), 67108864u);
   EXPECT_DOUBLE_EQ(config.cache().per_stack_share(), 0.25);
   EXPECT_EQ(config.redaction().placeholder_format(), "***SECRET_REDACTED:{key}***");
@@ -148,6 +152,13 @@ TEST(ConfigTest, EveryDefaultIsApplied) {
   EXPECT_TRUE(config.logging().audit());
   EXPECT_FALSE(config.reflection());
   EXPECT_EQ(config.shutdown_grace().seconds(), 10);
+}
+
+TEST(ConfigTest, TheSqliteBusyTimeoutDefaultsBelowCallersDeadline) {
+  Config config;
+  config.mutable_store()->mutable_sqlite()->set_path("/a");
+  ApplyDefaults(&config);
+  EXPECT_EQ(config.store().sqlite().busy_timeout().seconds(), 2);
 }
 
 TEST(ConfigTest, DefaultsDoNotCreateOptionalParts) {
@@ -185,7 +196,8 @@ logging: {level: debug, audit: false}
 TEST(ConfigTest, ExplicitZeroDurationsStayZeroWhereZeroMeansSomething) {
   absl::StatusOr<Config> config = ParseConfigYaml(R"(
 auth: {leeway: 0s}
-cache: {ttl: 0s, refresh_ahead: 0s, refresh_jitter: 0s, negative_ttl: 0s, max_stale: 0s}
+cache: {ttl: 0s, refresh_ahead: 0s, refresh_jitter: 0s, negative_ttl: 0s, max_stale: 0s,
+        stale_after: 0s}
 shutdown_grace: 0s
 )",
                                                   "t.yaml");
@@ -196,6 +208,8 @@ shutdown_grace: 0s
   EXPECT_EQ(config->cache().refresh_jitter().seconds(), 0);
   EXPECT_EQ(config->cache().negative_ttl().seconds(), 0);
   EXPECT_EQ(config->cache().max_stale().seconds(), 0);
+  EXPECT_EQ(config->cache().stale_after().seconds(), 0);
+  EXPECT_EQ(config->cache().stale_after().nanos(), 0);
   EXPECT_EQ(config->shutdown_grace().seconds(), 0);
   EXPECT_EQ(config->cache().ttl().seconds(), 300);  // a zero TTL would mean no cache: default
 }
@@ -505,6 +519,35 @@ INSTANTIATE_TEST_SUITE_P(
         // Store.
         RuleCase{"NoBackend", [](Config* c) { c->mutable_store()->clear_backend(); },
                  "store: exactly one backend must be set"},
+        RuleCase{"NegativeSqliteBusyTimeout",
+                 [](Config* c) {
+                   c->mutable_store()->mutable_sqlite()->mutable_busy_timeout()->set_seconds(-1);
+                 },
+                 "store.sqlite.busy_timeout: must not be negative"},
+        RuleCase{"HugeSqliteBusyTimeout",
+                 [](Config* c) {
+                   c->mutable_store()->mutable_sqlite()->mutable_busy_timeout()->set_seconds(
+                       86401);
+                 },
+                 "store.sqlite.busy_timeout: must be at most 86400s"},
+        RuleCase{"NegativePostgresTimeouts",
+                 [](Config* c) {
+                   auto* postgres = c->mutable_store()->mutable_postgres();
+                   postgres->set_dsn_env("PGDSN");
+                   postgres->mutable_connect_timeout()->set_seconds(-1);
+                   postgres->mutable_statement_timeout()->set_nanos(-1);
+                 },
+                 "store.postgres.connect_timeout: must not be negative"},
+        RuleCase{"NegativePostgresStatementTimeout",
+                 [](Config* c) {
+                   auto* postgres = c->mutable_store()->mutable_postgres();
+                   postgres->set_dsn_env("PGDSN");
+                   postgres->mutable_statement_timeout()->set_nanos(-1);
+                 },
+                 "store.postgres.statement_timeout: must not be negative"},
+        RuleCase{"NegativeStaleAfter",
+                 [](Config* c) { c->mutable_cache()->mutable_stale_after()->set_seconds(-1); },
+                 "cache.stale_after: must not be negative"},
         RuleCase{"SqliteWithoutPath",
                  [](Config* c) { c->mutable_store()->mutable_sqlite()->clear_path(); },
                  "store.sqlite.path: is required"},

@@ -39,6 +39,7 @@ cache:
   negative_ttl: 2s
   max_stale: 60s
   unconfirmed_grace: 750ms
+  stale_after: 80ms
   max_bytes: 12345
   per_stack_share: 0.5
 limits:
@@ -95,6 +96,7 @@ TEST(SidecarOptionsTest, CacheOptions) {
   EXPECT_EQ(options.negative_ttl, absl::Seconds(2));
   EXPECT_EQ(options.max_stale, absl::Seconds(60));
   EXPECT_EQ(options.unconfirmed_grace, absl::Milliseconds(750));
+  EXPECT_EQ(options.stale_after, absl::Milliseconds(80));
   EXPECT_EQ(options.max_bytes, 12345u);
   EXPECT_DOUBLE_EQ(options.per_stack_share, 0.5);
   EXPECT_EQ(options.max_concurrent_fetches, 5u);

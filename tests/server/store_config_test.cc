@@ -48,15 +48,19 @@ SecretWrite Write(absl::string_view name) {
 TEST(StoreConfigFromProtoTest, MapsEveryField) {
   Store sqlite;
   sqlite.mutable_sqlite()->set_path("/var/lib/secret-resolver/secrets.db");
+  sqlite.mutable_sqlite()->mutable_busy_timeout()->set_seconds(3);
   StoreConfig config = StoreConfigFromProto(sqlite);
   ASSERT_TRUE(std::holds_alternative<SqliteStoreConfig>(config.backend));
   EXPECT_EQ(std::get<SqliteStoreConfig>(config.backend).path,
             "/var/lib/secret-resolver/secrets.db");
+  EXPECT_EQ(std::get<SqliteStoreConfig>(config.backend).options.busy_timeout, absl::Seconds(3));
 
   Store postgres;
   postgres.mutable_postgres()->set_dsn("host=db dbname=secrets");
   postgres.mutable_postgres()->set_max_connections(4);
   postgres.mutable_postgres()->set_allow_insecure(true);
+  postgres.mutable_postgres()->mutable_connect_timeout()->set_seconds(1);
+  postgres.mutable_postgres()->mutable_statement_timeout()->set_nanos(700000000);
   config = StoreConfigFromProto(postgres);
   ASSERT_TRUE(std::holds_alternative<PostgresStoreConfig>(config.backend));
   const PostgresStoreConfig& mapped = std::get<PostgresStoreConfig>(config.backend);
@@ -64,6 +68,8 @@ TEST(StoreConfigFromProtoTest, MapsEveryField) {
   EXPECT_EQ(mapped.dsn_env, "");
   EXPECT_EQ(mapped.max_connections, 4);
   EXPECT_TRUE(mapped.options.allow_insecure);
+  EXPECT_EQ(mapped.options.timeouts.connect, absl::Seconds(1));
+  EXPECT_EQ(mapped.options.timeouts.statement, absl::Milliseconds(700));
 
   Store from_env;
   from_env.mutable_postgres()->set_dsn_env("SECRET_RESOLVER_DSN");
@@ -73,6 +79,7 @@ TEST(StoreConfigFromProtoTest, MapsEveryField) {
   EXPECT_EQ(env_mapped.dsn_env, "SECRET_RESOLVER_DSN");
   EXPECT_EQ(env_mapped.max_connections, PostgresStoreConfig().max_connections);
   EXPECT_FALSE(env_mapped.options.allow_insecure);
+  EXPECT_EQ(env_mapped.options.timeouts.statement, PostgresTimeouts().statement);
 }
 
 TEST(StoreConfigFromProtoTest, TheSqliteStoreIsOpenedAtTheConfiguredPath) {

@@ -444,7 +444,7 @@ TEST_F(PostgresSecretStoreTest, AConnectionKilledMidStatementIsRetriedOnceOnAFre
 
 TEST_F(PostgresSecretStoreTest, AStatementOverTheTimeoutIsAbandonedAndNotRepeated) {
   PostgresStoreOptions options;
-  options.operation_timeout = absl::Milliseconds(300);
+  options.timeouts.statement = absl::Milliseconds(300);
   std::unique_ptr<PostgresSecretStore> store = MustOpenPostgres(nullptr, options);
   ASSERT_NE(store, nullptr);
   ASSERT_TRUE(store->Put(TestWrite("slow", "v1")).ok());

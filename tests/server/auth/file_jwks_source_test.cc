@@ -3,6 +3,7 @@
 
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -119,6 +120,30 @@ TEST_F(JwksTest, OneBadKeyDoesNotBlockARotation) {
   EXPECT_EQ(stats.key_count, 1u);
   ASSERT_EQ(logged.size(), 1u);
   EXPECT_EQ(logged[0], "keys[1].x: not 32 bytes");
+}
+
+TEST_F(JwksTest, EveryFileLoadOutcomeReachesTheLoadHook) {
+  nlohmann::json bad = Jwk("ed");
+  bad["x"] = "AAAA";
+  ASSERT_TRUE(WriteFileAtomically(path_, Doc({Jwk("ec"), bad})).ok());
+  std::vector<std::pair<absl::StatusCode, size_t>> seen;
+  JwksFileOptions options;
+  options.path = path_;
+  options.clock = &clock_;
+  options.on_load = [&seen](const absl::Status& status, size_t skipped_keys) {
+    seen.emplace_back(status.code(), skipped_keys);
+  };
+  auto source = FileJwksSource::Create(options);
+  ASSERT_TRUE(source.ok()) << source.status();
+  ASSERT_TRUE(WriteFileAtomically(path_, "{").ok());
+  clock_.Advance(absl::Seconds(1));
+  EXPECT_TRUE((*source)->Lookup("ec").ok());
+  ASSERT_TRUE(WriteFileAtomically(path_, JwksDocument(*minted_, {"ec"})).ok());
+  clock_.Advance(absl::Seconds(1));
+  EXPECT_TRUE((*source)->Lookup("ec").ok());
+  EXPECT_THAT(seen, ElementsAre(std::make_pair(absl::StatusCode::kOk, size_t{1}),
+                                std::make_pair(absl::StatusCode::kInvalidArgument, size_t{0}),
+                                std::make_pair(absl::StatusCode::kOk, size_t{0})));
 }
 
 TEST_F(JwksTest, FileSourceKeepsOldKeysWhenTheNewFileIsBroken) {

@@ -4,6 +4,7 @@
 
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -150,6 +151,29 @@ TEST_F(JwksUrlTest, KeepsOldKeysWhenAFetchFails) {
   EXPECT_TRUE(source->Reload().ok());
   EXPECT_TRUE(source->Lookup("ed").ok());
   EXPECT_TRUE(source->stats().last_error.empty());
+}
+
+TEST_F(JwksUrlTest, EveryFetchOutcomeReachesTheLoadHook) {
+  std::vector<std::pair<absl::StatusCode, size_t>> seen;
+  JwksUrlOptions options = Options();
+  options.on_load = [&seen](const absl::Status& status, size_t skipped_keys) {
+    seen.emplace_back(status.code(), skipped_keys);
+  };
+  nlohmann::json bad = Jwk("ed");
+  bad["x"] = "AAAA";
+  server_.SetResponse(200, Doc({Jwk("ec"), bad}));
+  auto source = UrlSource(options);
+  ASSERT_NE(source, nullptr);
+  server_.SetResponse(503, "");
+  EXPECT_EQ(source->Reload().code(), absl::StatusCode::kUnavailable);
+  server_.SetResponse(200, "not json");
+  EXPECT_EQ(source->Reload().code(), absl::StatusCode::kInvalidArgument);
+  server_.SetResponse(200, JwksDocument(*minted_, {"ec"}));
+  EXPECT_TRUE(source->Reload().ok());
+  EXPECT_THAT(seen, ElementsAre(std::make_pair(absl::StatusCode::kOk, size_t{1}),
+                                std::make_pair(absl::StatusCode::kUnavailable, size_t{0}),
+                                std::make_pair(absl::StatusCode::kInvalidArgument, size_t{0}),
+                                std::make_pair(absl::StatusCode::kOk, size_t{0})));
 }
 
 TEST_F(JwksUrlTest, StartsEmptyWhenTheFirstFetchFailsAndRetriesLater) {

@@ -1,0 +1,72 @@
+// Tests of JwksHealth: one log line when the signing keys stop loading and one when they load
+// again, every failure counted by reason, the gauges' inputs.
+#include "server/jwks_health.h"
+
+#include <sstream>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_split.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "server/json_log.h"
+#include "server/metrics.h"
+#include "server/sidecar_metrics.h"
+
+namespace secret_resolver {
+namespace {
+
+using ::testing::HasSubstr;
+
+int LinesWith(const std::string& log, absl::string_view text) {
+  int n = 0;
+  for (absl::string_view line : absl::StrSplit(log, '\n')) n += absl::StrContains(line, text);
+  return n;
+}
+
+TEST(JwksFailureReasonTest, NamesEachKindOfFailure) {
+  EXPECT_EQ(JwksFailureReason(absl::StatusCode::kNotFound), "missing");
+  EXPECT_EQ(JwksFailureReason(absl::StatusCode::kFailedPrecondition), "unreadable");
+  EXPECT_EQ(JwksFailureReason(absl::StatusCode::kPermissionDenied), "unreadable");
+  EXPECT_EQ(JwksFailureReason(absl::StatusCode::kInvalidArgument), "invalid");
+  EXPECT_EQ(JwksFailureReason(absl::StatusCode::kUnavailable), "unreachable");
+  EXPECT_EQ(JwksFailureReason(absl::StatusCode::kDeadlineExceeded), "unreachable");
+  EXPECT_EQ(JwksFailureReason(absl::StatusCode::kInternal), "other");
+}
+
+TEST(JwksHealthTest, LogsTheStartAndTheEndOfTroubleOnceAndCountsEveryFailure) {
+  MetricsRegistry registry;
+  SidecarMetrics metrics(&registry);
+  std::ostringstream out;
+  JsonLogger log(&out);
+  JwksHealth health(&metrics, &log);
+  EXPECT_TRUE(health.up());
+
+  health.Record(absl::OkStatus(), 2);
+  EXPECT_EQ(health.skipped_keys(), 2u);
+  for (int i = 0; i < 3; ++i) {
+    health.Record(absl::InvalidArgumentError("jwks file /etc/jwks.json: jwks: not valid JSON"), 0);
+  }
+  health.Record(absl::UnavailableError("jwks fetch https://issuer/jwks: HTTP status 503"), 0);
+  EXPECT_FALSE(health.up());
+  EXPECT_EQ(health.skipped_keys(), 2u) << "the document in use is still the last good one";
+  health.Record(absl::OkStatus(), 0);
+  health.Record(absl::OkStatus(), 0);
+  EXPECT_TRUE(health.up());
+  EXPECT_EQ(health.skipped_keys(), 0u);
+
+  log.Flush();
+  const std::string text = out.str();
+  EXPECT_EQ(LinesWith(text, "the token signing keys stopped loading"), 1) << text;
+  EXPECT_EQ(LinesWith(text, "the token signing keys load again"), 1) << text;
+  EXPECT_THAT(text, HasSubstr("\"reason\":\"invalid\""));
+  const std::string rendered = registry.Render();
+  EXPECT_THAT(rendered, HasSubstr("secret_resolver_jwks_refresh_failures_total{reason=\"invalid\"} 3"));
+  EXPECT_THAT(rendered,
+              HasSubstr("secret_resolver_jwks_refresh_failures_total{reason=\"unreachable\"} 1"));
+  EXPECT_THAT(rendered, HasSubstr("secret_resolver_jwks_refresh_failures_total{reason=\"missing\"} 0"));
+}
+
+}  // namespace
+}  // namespace secret_resolver
