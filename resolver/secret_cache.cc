@@ -43,11 +43,12 @@ constexpr absl::Duration kLongestTimedWait = absl::Hours(24 * 365);
 
 // One store fetch and the callers waiting for it (single flight).
 struct Flight {
-  Flight(absl::string_view s, absl::string_view n) : stack(s), name(n) {}
-  KeyView key() const { return KeyView{stack, name}; }
+  Flight(absl::string_view s, absl::string_view n, int64_t v) : stack(s), name(n), version(v) {}
+  KeyView key() const { return KeyView{stack, name, version}; }
 
   const std::string stack;
   const std::string name;
+  const int64_t version;  // 0: the newest
   // The rest is guarded by Impl::mu_.
   // Set when Invalidate/InvalidateAll detached this flight from the map: its result still goes
   // to the callers that joined it, but is not cached, and later callers start a new flight.
@@ -131,9 +132,9 @@ class SecretCache::Impl {
   Impl(SecretStore* store, CacheOptions options);
   ~Impl();
 
-  absl::StatusOr<CachedSecret> Get(absl::string_view stack, absl::string_view name,
-                                   absl::Time deadline);
+  absl::StatusOr<CachedSecret> Get(const KeyView& key, absl::Time deadline);
   bool GetAllIfCached(absl::string_view stack, absl::Span<const absl::string_view> names,
+                      absl::Span<const int64_t> versions,
                       absl::Span<absl::StatusOr<CachedSecret>> found);
   void Invalidate(absl::string_view stack, absl::string_view name);
   void InvalidateAll();
@@ -235,8 +236,9 @@ SecretCache::Impl::~Impl() {
 
 bool SecretCache::Impl::GetAllIfCached(absl::string_view stack,
                                        absl::Span<const absl::string_view> names,
+                                       absl::Span<const int64_t> versions,
                                        absl::Span<absl::StatusOr<CachedSecret>> found) {
-  if (found.size() < names.size()) {
+  if (found.size() < names.size() || (!versions.empty() && versions.size() < names.size())) {
     std::fprintf(stderr, "secret cache: GetAllIfCached given %zu slots for %zu names\n",
                  found.size(), names.size());
     std::abort();
@@ -252,7 +254,7 @@ bool SecretCache::Impl::GetAllIfCached(absl::string_view stack,
     for (size_t i = 0; i < names.size(); ++i) {
       std::shared_ptr<Flight> refresh;
       std::optional<absl::StatusOr<CachedSecret>> hit =
-          HitLocked(KeyView{stack, names[i]}, now, &refresh);
+          HitLocked(KeyView{stack, names[i], versions.empty() ? 0 : versions[i]}, now, &refresh);
       if (refresh != nullptr) refreshes.push_back(std::move(refresh));
       if (!hit.has_value()) {
         all = false;
@@ -293,10 +295,8 @@ void SecretCache::Impl::ScheduleRefresh(std::shared_ptr<Flight> refresh) {
   });
 }
 
-absl::StatusOr<CachedSecret> SecretCache::Impl::Get(absl::string_view stack, absl::string_view name,
-                                                    absl::Time deadline) {
+absl::StatusOr<CachedSecret> SecretCache::Impl::Get(const KeyView& key, absl::Time deadline) {
   const absl::Time now = clock_->Now();
-  const KeyView key{stack, name};
   std::shared_ptr<Flight> flight;
   {
     std::unique_lock<std::mutex> lock(mu_);
@@ -314,7 +314,7 @@ absl::StatusOr<CachedSecret> SecretCache::Impl::Get(absl::string_view stack, abs
       flight = fit->second;  // keeps the flight alive while this caller waits
       return WaitLocked(lock, *flight, deadline);
     }
-    flight = std::make_shared<Flight>(stack, name);
+    flight = std::make_shared<Flight>(key.stack, key.name, key.version);
     flights_.emplace(flight->key(), flight);
   }
   // The fetch runs on a fetch worker, so this caller, like any other, stops waiting at its
@@ -352,7 +352,7 @@ absl::StatusOr<CachedSecret> SecretCache::Impl::ResultLocked(const Flight& fligh
 std::shared_ptr<Flight> SecretCache::Impl::StartRefreshLocked(Entry& entry) {
   entry.refresh_scheduled = true;
   if (shutting_down_ || flights_.contains(entry.key())) return nullptr;
-  auto flight = std::make_shared<Flight>(entry.stack, entry.name);
+  auto flight = std::make_shared<Flight>(entry.stack, entry.name, entry.version);
   flights_.emplace(flight->key(), flight);
   ++pending_refreshes_;
   ++stats_.refreshes;
@@ -397,7 +397,9 @@ std::shared_ptr<const CachedValue> SecretCache::Impl::FinishLocked(
 
 void SecretCache::Impl::Fetch(std::shared_ptr<Flight> flight) {
   const absl::Time started = absl::Now();
-  absl::StatusOr<StoredSecret> fetched = store_->Get(flight->stack, flight->name);
+  absl::StatusOr<StoredSecret> fetched =
+      flight->version == 0 ? store_->Get(flight->stack, flight->name)
+                           : store_->GetVersion(flight->stack, flight->name, flight->version);
   if (options_.on_store_fetch) {
     options_.on_store_fetch(absl::Now() - started, fetched.status().code());
   }
@@ -433,11 +435,12 @@ void SecretCache::Impl::Fetch(std::shared_ptr<Flight> flight) {
       flight->value = value;
       flight->outcome = CacheOutcome::kMiss;
       if (cacheable && options_.ttl > absl::ZeroDuration()) {
-        auto entry = std::make_unique<Entry>(flight->stack, flight->name);
+        auto entry = std::make_unique<Entry>(flight->stack, flight->name, flight->version);
         entry->value = std::move(value);
         entry->expires_at = now + options_.ttl;
         const absl::Duration ahead = options_.refresh_ahead + options_.refresh_jitter * jitter;
-        if (ahead > absl::ZeroDuration()) {
+        // A pinned version never changes: nothing to refresh ahead of time.
+        if (ahead > absl::ZeroDuration() && flight->version == 0) {
           entry->refresh_at = std::max(now, entry->expires_at - ahead);
         }
         entries_.Insert(std::move(entry), now, dropped);
@@ -446,7 +449,7 @@ void SecretCache::Impl::Fetch(std::shared_ptr<Flight> flight) {
       SetError(*flight, fetched.status());
       if (cacheable) {
         if (options_.negative_ttl > absl::ZeroDuration()) {
-          auto entry = std::make_unique<Entry>(flight->stack, flight->name);
+          auto entry = std::make_unique<Entry>(flight->stack, flight->name, flight->version);
           entry->not_found_message =
               std::make_unique<const std::string>(fetched.status().message());
           entry->expires_at = now + options_.negative_ttl;
@@ -540,12 +543,27 @@ SecretCache::~SecretCache() = default;
 
 absl::StatusOr<CachedSecret> SecretCache::Get(absl::string_view stack, absl::string_view name,
                                               absl::Time deadline) {
-  return impl_->Get(stack, name, deadline);
+  return impl_->Get(KeyView{stack, name, 0}, deadline);
+}
+
+absl::StatusOr<CachedSecret> SecretCache::GetVersion(absl::string_view stack,
+                                                     absl::string_view name, int64_t version,
+                                                     absl::Time deadline) {
+  if (version < 1) {
+    return absl::InvalidArgumentError(absl::StrCat("version: must be at least 1, got ", version));
+  }
+  return impl_->Get(KeyView{stack, name, version}, deadline);
 }
 
 bool SecretCache::GetAllIfCached(absl::string_view stack, absl::Span<const absl::string_view> names,
                                  absl::Span<absl::StatusOr<CachedSecret>> found) {
-  return impl_->GetAllIfCached(stack, names, found);
+  return impl_->GetAllIfCached(stack, names, {}, found);
+}
+
+bool SecretCache::GetAllIfCached(absl::string_view stack, absl::Span<const absl::string_view> names,
+                                 absl::Span<const int64_t> versions,
+                                 absl::Span<absl::StatusOr<CachedSecret>> found) {
+  return impl_->GetAllIfCached(stack, names, versions, found);
 }
 
 void SecretCache::Invalidate(absl::string_view stack, absl::string_view name) {
