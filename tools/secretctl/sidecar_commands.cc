@@ -231,8 +231,9 @@ absl::Status RunRender(const ParsedFlags& flags, Io& io) {
 }
 
 // check --stack: whether the caller may resolve each of the workflow's references, from the
-// sidecar's CheckReferences. One line per reference on standard output; the failures also on
-// standard error, and the status that of the first failure (by ref key).
+// sidecar's CheckReferences. One line per reference: on standard output when all are ok;
+// otherwise on standard error (as resolve, a failing command prints nothing on standard output),
+// followed by each failure's message, and the status that of the first failure (by ref key).
 absl::Status CheckWithSidecar(const ParsedFlags& flags, const std::string& path,
                               const WorkflowFile& file, Io& io) {
   absl::StatusOr<std::string> stack = StackFromFlags(flags);
@@ -267,14 +268,15 @@ absl::Status CheckWithSidecar(const ParsedFlags& flags, const std::string& path,
                     absl::StatusCodeToString(result.status().code()), ": ",
                     result.status().message(), "\n");
   }
-  io.out = Table(rows);
-  if (failures > 0) {
-    return absl::Status(first_failure.code(),
-                        absl::StrCat(failures, " of ", results->size(),
-                                     " references would not resolve for stack \"", *stack,
-                                     "\" (listed above)"));
+  if (failures == 0) {
+    io.out = Table(rows);
+    return absl::OkStatus();
   }
-  return absl::OkStatus();
+  io.err = absl::StrCat(Table(rows), io.err);
+  return absl::Status(first_failure.code(),
+                      absl::StrCat(failures, " of ", results->size(),
+                                   " references would not resolve for stack \"", *stack,
+                                   "\" (listed above)"));
 }
 
 absl::Status RunCheck(const ParsedFlags& flags, Io& io) {

@@ -508,9 +508,11 @@ TEST_F(SecretctlSidecarTest, CheckWithAStackAsksTheSidecarPerReference) {
   SecretctlResult r = Run({"check", workflow, "--stack", kStack});
   // The first failure by ref key: gone (NOT_FOUND).
   EXPECT_EQ(r.exit_code, 3) << r.Describe(Hidden());
-  EXPECT_THAT(r.out, HasSubstr("workflows/http/auth-token"));
-  EXPECT_THAT(r.out, HasSubstr("PERMISSION_DENIED"));
-  EXPECT_THAT(r.out, HasSubstr("NOT_FOUND"));
+  // A failing command prints nothing on standard output: the table goes to standard error.
+  EXPECT_EQ(r.out, "");
+  EXPECT_THAT(r.err, HasSubstr("workflows/http/auth-token"));
+  EXPECT_THAT(r.err, HasSubstr("PERMISSION_DENIED"));
+  EXPECT_THAT(r.err, HasSubstr("NOT_FOUND"));
   EXPECT_THAT(r.err, HasSubstr("ref \"k6\": not authorized"));
   EXPECT_THAT(r.err, HasSubstr("2 of 3 references would not resolve"));
   ExpectNoValues(r.out);
@@ -525,7 +527,7 @@ TEST_F(SecretctlSidecarTest, CheckWithAStackAsksTheSidecarPerReference) {
   r = Run({"check", clean, "--stack", "stacks-43"});
   EXPECT_EQ(r.exit_code, 8) << r.Describe(Hidden());
 
-  // --address without --stack would silently not ask the sidecar: a usage error.
+  // A sidecar flag without --stack would silently not ask the sidecar: a usage error.
   r = Run({"check", clean}, /*with_token=*/false);
   EXPECT_EQ(r.exit_code, 2) << r.Describe(Hidden());
   EXPECT_THAT(r.err, HasSubstr("needs --stack"));
