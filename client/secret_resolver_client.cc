@@ -19,6 +19,8 @@ namespace secret_resolver {
 namespace client {
 namespace {
 
+using ::secretresolver::v1::CheckReferencesRequest;
+using ::secretresolver::v1::CheckReferencesResponse;
 using ::secretresolver::v1::ResolveSecretsRequest;
 using ::secretresolver::v1::ResolveSecretsResponse;
 using ::secretresolver::v1::SecretResult;
@@ -70,6 +72,7 @@ absl::StatusOr<ResolvedSecret> ConvertResult(absl::string_view key, SecretResult
       resolved.placeholder = secret->redaction().placeholder();
       resolved.fingerprint = secret->redaction().fingerprint();
       resolved.stale = secret->stale();
+      resolved.superseded = secret->superseded();
       return resolved;
     }
     case SecretResult::kError:
@@ -207,19 +210,82 @@ absl::Duration SecretResolverClient::Backoff(int retry) {
 
 absl::StatusOr<ResolvedSecrets> SecretResolverClient::ResolveSecrets(
     absl::string_view stack, const std::map<std::string, std::string>& refs) {
-  return ResolveSecrets(stack, refs, options_.deadline);
+  return ResolveSecrets(stack, refs, ResolveOptions());
 }
 
 absl::StatusOr<ResolvedSecrets> SecretResolverClient::ResolveSecrets(
     absl::string_view stack, const std::map<std::string, std::string>& refs,
     absl::Duration budget) {
-  if (budget <= absl::ZeroDuration()) {
-    return absl::InvalidArgumentError("deadline: must be positive");
-  }
+  ResolveOptions options;
+  options.deadline = budget;
+  return ResolveSecrets(stack, refs, options);
+}
+
+absl::StatusOr<ResolvedSecrets> SecretResolverClient::ResolveSecrets(
+    absl::string_view stack, const std::map<std::string, std::string>& refs,
+    const ResolveOptions& options) {
   ResolveSecretsRequest request;
   request.set_stack(std::string(stack));
   request.mutable_refs()->insert(refs.begin(), refs.end());
+  request.mutable_versions()->insert(options.versions.begin(), options.versions.end());
+  ResolveSecretsResponse response;
+  const ResponseWiper wiper(&response);
+  const absl::Status status = CallWithRetries(
+      options.deadline.value_or(options_.deadline), options.run,
+      [&](grpc::ClientContext* context) {
+        return stub_->get().ResolveSecrets(context, request, &response);
+      });
+  if (!status.ok()) return status;
+  ResolvedSecrets results;
+  auto& wire = *response.mutable_results();
+  for (const auto& [key, uri] : refs) {
+    auto it = wire.find(key);
+    if (it == wire.end()) {
+      results.emplace(key, absl::InternalError(
+                               absl::StrCat(RefPrefix(key), "the sidecar returned no result for it")));
+      continue;
+    }
+    results.emplace(key, ConvertResult(key, &it->second));
+  }
+  return results;
+}
 
+absl::StatusOr<CheckedReferences> SecretResolverClient::CheckReferences(
+    absl::string_view stack, const std::map<std::string, std::string>& refs,
+    const ResolveOptions& options) {
+  CheckReferencesRequest request;
+  request.set_stack(std::string(stack));
+  request.mutable_refs()->insert(refs.begin(), refs.end());
+  CheckReferencesResponse response;
+  const absl::Status status = CallWithRetries(
+      options.deadline.value_or(options_.deadline), options.run,
+      [&](grpc::ClientContext* context) {
+        return stub_->get().CheckReferences(context, request, &response);
+      });
+  if (!status.ok()) return status;
+  CheckedReferences results;
+  for (const auto& [key, uri] : refs) {
+    auto it = response.results().find(key);
+    if (it == response.results().end()) {
+      results.emplace(key, absl::InternalError(
+                               absl::StrCat(RefPrefix(key), "the sidecar returned no result for it")));
+    } else if (it->second.has_secret()) {
+      results.emplace(key, CheckedReference{it->second.secret().name(),
+                                            it->second.secret().version()});
+    } else {
+      results.emplace(key, absl::Status(PerReferenceCode(it->second.error().code()),
+                                        absl::StrCat(RefPrefix(key), it->second.error().message())));
+    }
+  }
+  return results;
+}
+
+absl::Status SecretResolverClient::CallWithRetries(
+    absl::Duration budget, const RunIds& run,
+    const std::function<grpc::Status(grpc::ClientContext*)>& attempt_call) {
+  if (budget <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("deadline: must be positive");
+  }
   Clock* const clock = options_.clock;
   const absl::Time deadline = clock->Now() + budget;
   for (int attempt = 1;; ++attempt) {
@@ -245,26 +311,11 @@ absl::StatusOr<ResolvedSecrets> SecretResolverClient::ResolveSecrets(
       context.AddMetadata("authorization", absl::StrCat("Bearer ", *token));
     }
     Wipe(&*token);
+    if (!run.run_id.empty()) context.AddMetadata("x-workflow-run-id", run.run_id);
+    if (!run.step_id.empty()) context.AddMetadata("x-workflow-step-id", run.step_id);
+    if (!run.traceparent.empty()) context.AddMetadata("traceparent", run.traceparent);
 
-    ResolveSecretsResponse response;
-    const ResponseWiper wiper(&response);
-    const grpc::Status grpc_status = stub_->get().ResolveSecrets(&context, request, &response);
-    if (grpc_status.ok()) {
-      ResolvedSecrets results;
-      auto& wire = *response.mutable_results();
-      for (const auto& [key, uri] : refs) {
-        auto it = wire.find(key);
-        if (it == wire.end()) {
-          results.emplace(key, absl::InternalError(absl::StrCat(
-                                   RefPrefix(key), "the sidecar returned no result for it")));
-          continue;
-        }
-        results.emplace(key, ConvertResult(key, &it->second));
-      }
-      return results;
-    }
-
-    const absl::Status status = FromGrpc(grpc_status);
+    const absl::Status status = FromGrpc(attempt_call(&context));
     if (!absl::IsUnavailable(status)) return status;
     if (attempt >= options_.retry.max_attempts) {
       return absl::UnavailableError(

@@ -10,7 +10,12 @@
 //
 // Values come back as SecretBytes; the response message's copies are wiped as soon as they are
 // copied out. A reference that failed comes back as an absl::Status whose message starts with
-// its ref key.
+// its ref key. CheckReferences is the same call as a dry run: no value is read anywhere.
+//
+// A call may carry its workflow run's identity (RunIds: `x-workflow-run-id`,
+// `x-workflow-step-id`, W3C `traceparent`), which the sidecar writes into its audit lines and
+// uses for nothing else, and pins (ResolveOptions::versions) that make a ref key resolve a
+// given version (contract.md section 2; RunSecrets in client/step_inputs.h keeps them per run).
 //
 // Thread safety: a SecretResolverClient may be used from many threads at once.
 #ifndef SECRET_RESOLVER_CLIENT_SECRET_RESOLVER_CLIENT_H_
@@ -34,6 +39,8 @@
 
 namespace grpc {
 class Channel;
+class ClientContext;
+class Status;
 }  // namespace grpc
 
 namespace secret_resolver {
@@ -89,6 +96,36 @@ struct ClientOptions {
   std::function<double()> uniform_random;
 };
 
+// Who a call is for, for the sidecar's audit log: each sent as metadata when not empty. Run
+// and step ids are 1-128 characters of [A-Za-z0-9._:-]; `traceparent` is a W3C trace context
+// header (`00-<trace id>-<span id>-<flags>`). The sidecar drops (and audits as dropped) a value
+// that breaks these rules; the call goes on.
+struct RunIds {
+  std::string run_id;
+  std::string step_id;
+  std::string traceparent;
+};
+
+// Options of one call.
+struct ResolveOptions {
+  // Unset: ClientOptions::deadline.
+  std::optional<absl::Duration> deadline;
+  // ResolveSecrets only: ref key -> the version that key must resolve to (each key one of the
+  // call's refs, each version at least 1).
+  std::map<std::string, int64_t> versions;
+  RunIds run;
+};
+
+// One reference that CheckReferences found the caller may resolve.
+struct CheckedReference {
+  std::string name;     // the secret's name (after `secret://`)
+  int64_t version = 0;  // its current version
+};
+
+// Ref key -> what the check found, or the error ResolveSecrets would give (message starting
+// `ref "KEY": `, as for ResolvedSecrets).
+using CheckedReferences = std::map<std::string, absl::StatusOr<CheckedReference>>;
+
 // One resolved reference. Move-only (it holds a SecretBytes).
 struct ResolvedSecret {
   SecretBytes value;
@@ -97,6 +134,7 @@ struct ResolvedSecret {
   std::string placeholder;  // what a logger writes instead of the value
   std::string fingerprint;  // "hmac-sha256:..."; stable across replicas, not reversible
   bool stale = false;       // served from cache past its TTL because the backend failed
+  bool superseded = false;  // pinned to a version older than the newest
 };
 
 // Ref key -> the secret or why it could not be resolved. The status message starts with
@@ -123,6 +161,18 @@ class SecretResolverClient {
   absl::StatusOr<ResolvedSecrets> ResolveSecrets(absl::string_view stack,
                                                  const std::map<std::string, std::string>& refs,
                                                  absl::Duration deadline);
+  // As above, with `options` (deadline, pinned versions, run ids).
+  absl::StatusOr<ResolvedSecrets> ResolveSecrets(absl::string_view stack,
+                                                 const std::map<std::string, std::string>& refs,
+                                                 const ResolveOptions& options);
+
+  // The sidecar's dry run of ResolveSecrets for `refs`: per ref key, the secret's name and
+  // current version if the caller may resolve it, otherwise the error ResolveSecrets would give;
+  // no value is read or decrypted. Whole-call errors and retries as ResolveSecrets.
+  // `options.versions` is not used.
+  absl::StatusOr<CheckedReferences> CheckReferences(
+      absl::string_view stack, const std::map<std::string, std::string>& refs,
+      const ResolveOptions& options = {});
 
   ~SecretResolverClient();
   SecretResolverClient(const SecretResolverClient&) = delete;
@@ -134,6 +184,12 @@ class SecretResolverClient {
 
   // The wait before retry `retry` (1-based), full jitter.
   absl::Duration Backoff(int retry);
+
+  // Runs `attempt` (one RPC on a context carrying the token and `run`'s metadata) until it
+  // succeeds, fails other than UNAVAILABLE, or the budget or max_attempts run out, as the file
+  // comment describes. Returns OK when an attempt succeeded.
+  absl::Status CallWithRetries(absl::Duration budget, const RunIds& run,
+                               const std::function<grpc::Status(grpc::ClientContext*)>& attempt);
 
   ClientOptions options_;
   std::shared_ptr<grpc::Channel> channel_;

@@ -1,5 +1,7 @@
 #include "client/step_inputs.h"
 
+#include <iterator>
+#include <mutex>
 #include <optional>
 #include <utility>
 #include <vector>
@@ -77,6 +79,13 @@ absl::StatusOr<RenderedStep> RenderStepInputs(
     SecretResolverClient& client, absl::string_view stack,
     const std::map<std::string, std::string>& workflow_secrets,
     const std::map<std::string, std::string>& inputs) {
+  return RenderStepInputs(client, stack, workflow_secrets, inputs, ResolveOptions());
+}
+
+absl::StatusOr<RenderedStep> RenderStepInputs(
+    SecretResolverClient& client, absl::string_view stack,
+    const std::map<std::string, std::string>& workflow_secrets,
+    const std::map<std::string, std::string>& inputs, const ResolveOptions& options) {
   absl::StatusOr<std::map<std::string, std::string>> used = KeysUsed(inputs);
   if (!used.ok()) return used.status();
   absl::StatusOr<std::map<std::string, std::string>> refs = RefsFor(*used, workflow_secrets);
@@ -84,7 +93,12 @@ absl::StatusOr<RenderedStep> RenderStepInputs(
 
   ResolvedSecrets resolved;
   if (!refs->empty()) {
-    absl::StatusOr<ResolvedSecrets> results = client.ResolveSecrets(stack, *refs);
+    ResolveOptions call = options;
+    // Only the keys this call sends may be pinned.
+    for (auto it = call.versions.begin(); it != call.versions.end();) {
+      it = refs->count(it->first) > 0 ? std::next(it) : call.versions.erase(it);
+    }
+    absl::StatusOr<ResolvedSecrets> results = client.ResolveSecrets(stack, *refs, call);
     if (!results.ok()) return results.status();
     resolved = *std::move(results);
   }
@@ -99,7 +113,8 @@ absl::StatusOr<RenderedStep> RenderStepInputs(
                                        InputLabel(used->at(key)), ")"));
     }
     step.secrets.emplace(key, StepSecret{result->name, result->version, result->placeholder,
-                                         result->fingerprint, result->stale});
+                                         result->fingerprint, result->stale,
+                                         result->superseded});
     redactions.push_back(RedactionSecret{result->value.Clone(), result->placeholder});
   }
 
@@ -120,6 +135,33 @@ absl::StatusOr<RenderedStep> RenderStepInputs(
 
   step.redactor = Redactor::Create(std::move(redactions));
   return step;
+}
+
+RunSecrets::RunSecrets(SecretResolverClient* client, std::string stack,
+                       std::map<std::string, std::string> workflow_secrets, std::string run_id)
+    : client_(client),
+      stack_(std::move(stack)),
+      workflow_secrets_(std::move(workflow_secrets)),
+      run_id_(std::move(run_id)) {}
+
+absl::StatusOr<RenderedStep> RunSecrets::RenderStep(
+    absl::string_view step_id, const std::map<std::string, std::string>& inputs,
+    absl::string_view traceparent) {
+  ResolveOptions options;
+  options.run = RunIds{run_id_, std::string(step_id), std::string(traceparent)};
+  options.versions = versions();
+  absl::StatusOr<RenderedStep> step =
+      RenderStepInputs(*client_, stack_, workflow_secrets_, inputs, options);
+  if (!step.ok()) return step.status();
+  std::lock_guard<std::mutex> lock(mu_);
+  // A key two steps resolved at once for the first time keeps the version recorded first.
+  for (const auto& [key, secret] : step->secrets) versions_.emplace(key, secret.version);
+  return step;
+}
+
+std::map<std::string, int64_t> RunSecrets::versions() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return versions_;
 }
 
 }  // namespace client

@@ -1,4 +1,4 @@
-// CacheEntries: the secret cache's entries, keyed by (stack, name), bounded in bytes overall
+// CacheEntries: the secret cache's entries, keyed by (stack, name, version), bounded in bytes overall
 // and per stack, least recently used out first; and the Entry record itself. SecretCache owns
 // one and decides what goes in (fetches, refreshes, single flight); this part only keeps and
 // accounts what it is given.
@@ -29,17 +29,19 @@ namespace secret_resolver {
 namespace cache_internal {
 
 // The cache key as views; the strings belong to the record the key is looked up for, so a
-// lookup builds no std::string and the key is stored only once.
+// lookup builds no std::string and the key is stored only once. `version` 0 is the newest
+// version; any other, that pinned version.
 struct KeyView {
   absl::string_view stack;
   absl::string_view name;
+  int64_t version = 0;
 
   friend bool operator==(const KeyView& a, const KeyView& b) {
-    return a.stack == b.stack && a.name == b.name;
+    return a.version == b.version && a.stack == b.stack && a.name == b.name;
   }
   template <typename H>
   friend H AbslHashValue(H h, const KeyView& k) {
-    return H::combine(std::move(h), k.stack, k.name);
+    return H::combine(std::move(h), k.stack, k.name, k.version);
   }
 };
 
@@ -53,17 +55,18 @@ struct LruLinks {
   Entry* next = nullptr;
 };
 
-// One cached answer for (stack, name): a value, or a NOT_FOUND.
+// One cached answer for (stack, name, version): a value, or a NOT_FOUND.
 struct Entry {
   // `s` must outlive the entry until CacheEntries::Insert, which points `stack` at its own copy.
-  Entry(absl::string_view s, absl::string_view n) : stack(s), name(n) {}
-  KeyView key() const { return KeyView{stack, name}; }
+  Entry(absl::string_view s, absl::string_view n, int64_t v = 0) : stack(s), name(n), version(v) {}
+  KeyView key() const { return KeyView{stack, name, version}; }
 
   // Until Insert, the caller's string; from then on the key of the entry's StackState (a node
   // map: keys do not move), which outlives the entry there. One copy of a stack's name for all
   // its entries.
   absl::string_view stack;
   const std::string name;
+  const int64_t version;
   // Null for a cached NOT_FOUND; `not_found_message` is then the store's message (out of line:
   // most entries are positive, and every byte here is paid once per cached secret).
   std::shared_ptr<const CachedValue> value;

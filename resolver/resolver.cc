@@ -39,12 +39,18 @@ void Resolver::Complete(const Caller& caller, absl::string_view stack,
     return;
   }
   result.cache_outcome = found->outcome;
-  const CachedValue& secret = *found->value;
-  if (!IsAllowedDecrypter(caller.service_identity, *secret.decrypters)) {
+  if (!IsAllowedDecrypter(caller.service_identity, *found->value->decrypters)) {
     result.status = absl::PermissionDeniedError(kNotAuthorized);
     return;
   }
-  result.stale = found->outcome == CacheOutcome::kStale;
+  SetValue(stack, *found, last_use, result);
+}
+
+void Resolver::SetValue(absl::string_view stack, CachedSecret& found, bool last_use,
+                        RefResult& result) const {
+  const CachedValue& secret = *found.value;
+  result.cache_outcome = found.outcome;
+  result.stale = found.outcome == CacheOutcome::kStale;
   result.tokens = tokens_;
   // The cache's digest when it holds one; otherwise computed here.
   const absl::string_view in_cache = secret.fingerprint();
@@ -53,7 +59,7 @@ void Resolver::Complete(const Caller& caller, absl::string_view stack,
   const absl::string_view digest = in_cache.empty() ? computed : in_cache;
   result.fingerprint_digest_size = digest.size();
   std::copy(digest.begin(), digest.end(), result.fingerprint_digest_bytes.begin());
-  result.value = last_use ? std::move(found->value) : found->value;
+  result.value = last_use ? std::move(found.value) : found.value;
 }
 
 Resolver::Resolver(SecretCache* cache, const RedactionTokens* tokens, ResolverOptions options)
@@ -70,38 +76,47 @@ absl::StatusOr<ResolveResults> Resolver::Resolve(const Caller& caller,
                                                  const ResolveRequest& request,
                                                  absl::Time deadline) const {
   // The lookup always answers, so ResolveWith does too.
-  return *ResolveWith(caller, request,
-                      [this, deadline](absl::string_view stack,
-                                       absl::Span<const absl::string_view> names,
-                                       absl::Span<absl::StatusOr<CachedSecret>> found) {
-                        cache_->GetAll(stack, names, found, deadline);
-                        return true;
-                      });
+  return *ResolveWith(
+      caller, request,
+      [this, deadline](absl::string_view stack, absl::Span<const absl::string_view> names,
+                       absl::Span<const int64_t> versions,
+                       absl::Span<absl::StatusOr<CachedSecret>> found) {
+        cache_->GetAll(stack, names, versions, found, deadline);
+        return true;
+      });
 }
 
 std::optional<absl::StatusOr<ResolveResults>> Resolver::ResolveWithoutBlocking(
     const Caller& caller, const ResolveRequest& request) const {
   return ResolveWith(caller, request,
                      [this](absl::string_view stack, absl::Span<const absl::string_view> names,
+                            absl::Span<const int64_t> versions,
                             absl::Span<absl::StatusOr<CachedSecret>> found) {
-                       return cache_->GetAllIfCached(stack, names, found);
+                       return cache_->GetAllIfCached(stack, names, versions, found);
                      });
 }
 
 std::optional<absl::StatusOr<ResolveResults>> Resolver::ResolveWith(
     const Caller& caller, const ResolveRequest& request, const Lookup& lookup) const {
   if (request.rules == RequestRules::kGrafanaDecrypt) return DecryptWith(caller, request, lookup);
-  if (request.stack.empty()) return absl::InvalidArgumentError("stack: must not be empty");
-  if (absl::Status status = ValidateStack(request.stack); !status.ok()) return status;
-  if (request.refs.empty()) return absl::InvalidArgumentError("refs: must not be empty");
-  if (request.refs.size() > options_.max_refs) {
-    return absl::InvalidArgumentError(absl::StrCat("refs: ", request.refs.size(),
-                                                   " references, more than the limit of ",
-                                                   options_.max_refs));
-  }
   // In key order: results come out sorted, and errors name keys by their sorted index.
   absl::InlinedVector<ResolveRequest::Ref, 8> refs = request.refs;
   std::sort(refs.begin(), refs.end());
+  if (absl::Status status = CheckWholeCall(caller, request, refs); !status.ok()) return status;
+  ResolveResults results(refs.size());
+  if (!ResolveEach(caller, request, refs, lookup, results)) return std::nullopt;
+  return results;
+}
+
+absl::Status Resolver::CheckWholeCall(const Caller& caller, const ResolveRequest& request,
+                                      absl::Span<const ResolveRequest::Ref> refs) const {
+  if (request.stack.empty()) return absl::InvalidArgumentError("stack: must not be empty");
+  if (absl::Status status = ValidateStack(request.stack); !status.ok()) return status;
+  if (refs.empty()) return absl::InvalidArgumentError("refs: must not be empty");
+  if (refs.size() > options_.max_refs) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "refs: ", refs.size(), " references, more than the limit of ", options_.max_refs));
+  }
   for (size_t index = 0; index < refs.size(); ++index) {
     if (absl::Status status = ValidateRefKey(refs[index].first); !status.ok()) {
       return absl::InvalidArgumentError(
@@ -112,6 +127,25 @@ std::optional<absl::StatusOr<ResolveResults>> Resolver::ResolveWith(
           absl::StrCat("refs: key #", index, " (in sorted order) is given twice"));
     }
   }
+  if (!request.versions.empty()) {
+    std::vector<ResolveRequest::Pin> pins = request.versions;
+    std::sort(pins.begin(), pins.end());
+    for (size_t index = 0; index < pins.size(); ++index) {
+      // Named by index: a key that is no ref key may be anything.
+      const bool known = std::binary_search(
+          refs.begin(), refs.end(), pins[index],
+          [](const auto& a, const auto& b) { return a.first < b.first; });
+      if (!known || (index > 0 && pins[index].first == pins[index - 1].first)) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "versions: key #", index, " (in sorted order) is not a key of refs"));
+      }
+      if (pins[index].second < 1) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("versions: the version of ref key \"", pins[index].first,
+                         "\" must be at least 1, not ", pins[index].second));
+      }
+    }
+  }
   if (absl::Status status = CheckStack(caller, request.stack, options_.access); !status.ok()) {
     return status;
   }
@@ -119,8 +153,35 @@ std::optional<absl::StatusOr<ResolveResults>> Resolver::ResolveWith(
     return absl::PermissionDeniedError(
         absl::StrCat("the access token holds no ", kDecryptAllPermission, " permission"));
   }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<ResolveResults> Resolver::Check(const Caller& caller,
+                                               const ResolveRequest& request) const {
+  if (options_.store == nullptr) {
+    return absl::FailedPreconditionError("the resolver has no store to check references in");
+  }
+  absl::InlinedVector<ResolveRequest::Ref, 8> refs = request.refs;
+  std::sort(refs.begin(), refs.end());
+  if (absl::Status status = CheckWholeCall(caller, request, refs); !status.ok()) return status;
+  const std::string stack = CanonicalStack(request.stack);
   ResolveResults results(refs.size());
-  if (!ResolveEach(caller, request.stack, refs, lookup, results)) return std::nullopt;
+  const Wanted wanted = ParseEach(caller, refs, results);
+  // One metadata read per distinct name: sorted by name, a name's keys are neighbours.
+  absl::StatusOr<SecretMetadata> meta;
+  for (size_t i = 0; i < wanted.size(); ++i) {
+    if (i == 0 || wanted[i].first != wanted[i - 1].first) {
+      meta = options_.store->GetMetadata(stack, wanted[i].first);
+    }
+    RefResult& result = *wanted[i].second;
+    if (!meta.ok()) {
+      result.status = PerReferenceError(meta.status(), result.name);
+    } else if (!IsAllowedDecrypter(caller.service_identity, meta->decrypters)) {
+      result.status = absl::PermissionDeniedError(kNotAuthorized);
+    } else {
+      result.checked_version = meta->version;
+    }
+  }
   return results;
 }
 
@@ -145,7 +206,7 @@ std::optional<absl::StatusOr<ResolveResults>> Resolver::DecryptWith(
     }
     return results;
   }
-  if (!ResolveEach(caller, request.stack, refs, lookup, results)) return std::nullopt;
+  if (!ResolveEach(caller, request, refs, lookup, results)) return std::nullopt;
   for (RefResult& result : results) {
     if (result.status.ok() && !IsValidUtf8(result.value->value.reveal())) {
       RefResult refused;
@@ -160,17 +221,10 @@ std::optional<absl::StatusOr<ResolveResults>> Resolver::DecryptWith(
   return results;
 }
 
-bool Resolver::ResolveEach(const Caller& caller, absl::string_view request_stack,
-                           absl::Span<const ResolveRequest::Ref> refs, const Lookup& lookup,
-                           ResolveResults& results) const {
-  // `stack-N` and `stacks-N` are one stack: one cache entry, one fingerprint.
-  const std::string stack = CanonicalStack(request_stack);
-  // The references that get as far as a lookup, by the name they ask for.
-  struct Wanted {
-    absl::string_view name;
-    RefResult* result;
-  };
-  absl::InlinedVector<Wanted, 8> wanted;
+Resolver::Wanted Resolver::ParseEach(const Caller& caller,
+                                     absl::Span<const ResolveRequest::Ref> refs,
+                                     ResolveResults& results) const {
+  Wanted wanted;
   for (size_t index = 0; index < refs.size(); ++index) {
     RefResult& result = results[index];
     result.key = refs[index].first;
@@ -184,23 +238,85 @@ bool Resolver::ResolveEach(const Caller& caller, absl::string_view request_stack
       result.status = absl::PermissionDeniedError(kNotAuthorized);
       continue;
     }
-    wanted.push_back({result.name, &result});
+    wanted.emplace_back(result.name, &result);
   }
+  std::sort(wanted.begin(), wanted.end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
+  return wanted;
+}
+
+bool Resolver::ResolveEach(const Caller& caller, const ResolveRequest& request,
+                           absl::Span<const ResolveRequest::Ref> refs, const Lookup& lookup,
+                           ResolveResults& results) const {
+  // `stack-N` and `stacks-N` are one stack: one cache entry, one fingerprint.
+  const std::string stack = CanonicalStack(request.stack);
+  const Wanted wanted = ParseEach(caller, refs, results);
   // One lookup per distinct name, however many keys name it: sorted by name, a name's keys
   // are neighbours.
-  std::sort(wanted.begin(), wanted.end(),
-            [](const Wanted& a, const Wanted& b) { return a.name < b.name; });
   absl::InlinedVector<absl::string_view, 8> names;
   for (size_t i = 0; i < wanted.size(); ++i) {
-    if (i == 0 || wanted[i].name != wanted[i - 1].name) names.push_back(wanted[i].name);
+    if (i == 0 || wanted[i].first != wanted[i - 1].first) names.push_back(wanted[i].first);
   }
   absl::InlinedVector<absl::StatusOr<CachedSecret>, 8> found(names.size());
-  if (!lookup(stack, names, absl::MakeSpan(found))) return false;
+  if (!lookup(stack, names, {}, absl::MakeSpan(found))) return false;
   for (size_t i = 0, name = 0; i < wanted.size(); ++i) {
-    if (wanted[i].name != names[name]) ++name;
+    if (wanted[i].first != names[name]) ++name;
     // The last result that uses a lookup takes its reference rather than another copy.
-    const bool last_use = i + 1 == wanted.size() || wanted[i + 1].name != names[name];
-    Complete(caller, stack, found[name], last_use, *wanted[i].result);
+    const bool last_use = i + 1 == wanted.size() || wanted[i + 1].first != names[name];
+    Complete(caller, stack, found[name], last_use, *wanted[i].second);
+  }
+  return request.versions.empty() || ApplyPins(request, stack, wanted, lookup);
+}
+
+bool Resolver::ApplyPins(const ResolveRequest& request, absl::string_view stack,
+                         const Wanted& wanted, const Lookup& lookup) const {
+  // The results that resolved the newest version of a secret the caller may decrypt, pinned to
+  // an older one.
+  absl::InlinedVector<std::pair<RefResult*, int64_t>, 8> older;
+  for (const auto& [name, result] : wanted) {
+    if (!result->status.ok()) continue;
+    auto pin = std::find_if(request.versions.begin(), request.versions.end(),
+                            [&](const ResolveRequest::Pin& p) { return p.first == result->key; });
+    if (pin == request.versions.end()) continue;
+    const int64_t newest = result->value->version;
+    if (pin->second == newest) continue;
+    RefResult refused;
+    refused.key = result->key;
+    refused.name = result->name;
+    refused.cache_outcome = result->cache_outcome;
+    if (pin->second > newest) {
+      refused.status = absl::NotFoundError(absl::StrCat("version ", pin->second, " of secret \"",
+                                                        result->name, "\" not found"));
+      *result = std::move(refused);
+      continue;
+    }
+    result->superseded = true;
+    older.emplace_back(result, pin->second);
+  }
+  if (older.empty()) return true;
+  absl::InlinedVector<absl::string_view, 8> names;
+  absl::InlinedVector<int64_t, 8> versions;
+  for (const auto& [result, version] : older) {
+    names.push_back(result->name);
+    versions.push_back(version);
+  }
+  absl::InlinedVector<absl::StatusOr<CachedSecret>, 8> found(names.size());
+  if (!lookup(stack, names, versions, absl::MakeSpan(found))) return false;
+  for (size_t i = 0; i < older.size(); ++i) {
+    RefResult& result = *older[i].first;
+    if (!found[i].ok()) {
+      RefResult refused;
+      refused.key = result.key;
+      refused.name = result.name;
+      refused.status =
+          absl::IsNotFound(found[i].status())
+              ? absl::NotFoundError(absl::StrCat("version ", older[i].second, " of secret \"",
+                                                 result.name, "\" not found"))
+              : found[i].status();
+      result = std::move(refused);
+      continue;
+    }
+    SetValue(stack, *found[i], /*last_use=*/true, result);
   }
   return true;
 }

@@ -1,11 +1,14 @@
 // Resolver: one ResolveSecrets request, or one of Grafana's DecryptSecureValues requests, end to
-// end, without gRPC (contract.md sections 1-4).
+// end, without gRPC (contract.md sections 1-4); and CheckReferences, ResolveSecrets' checks
+// without any value.
 //
 // For a verified caller and a request it checks the request's shape (whole-call errors; none
 // under Grafana's rules, where every outcome is per name), then for each ref key: parses the `secret://` URI, checks the decrypt permission, fetches the
 // secret through the cache (two keys naming one secret cost one fetch), applies the decrypter
 // check (on every resolution, cache hits included) and attaches what the redaction tokens are
-// made from (RefResult::tokens and the fingerprint's digest).
+// made from (RefResult::tokens and the fingerprint's digest). A ref pinned to a version
+// (ResolveRequest::versions) is judged on the newest version (existence, decrypter check) and
+// then answered with the pinned one, fetched through the cache under (stack, name, version).
 //
 // Thread safety: Resolve() may be called concurrently. It blocks on store I/O on cache misses,
 // so it must not run on a gRPC thread (ResolveWithoutBlocking may).
@@ -56,8 +59,13 @@ enum class RequestRules {
 // error.
 struct ResolveRequest {
   using Ref = std::pair<absl::string_view, absl::string_view>;
+  // (ref key, version): the version that key must resolve to.
+  using Pin = std::pair<absl::string_view, int64_t>;
   absl::string_view stack;
   absl::InlinedVector<Ref, 8> refs;
+  // Under kResolveSecrets only, in any order; each key must be a key of `refs`, given once, and
+  // each version at least 1 (whole-call INVALID_ARGUMENT otherwise).
+  std::vector<Pin> versions;
   RequestRules rules = RequestRules::kResolveSecrets;
 };
 
@@ -72,10 +80,14 @@ struct RefResult {
   absl::Status status;
   // How the cache answered, when the cache was consulted.
   std::optional<CacheOutcome> cache_outcome;
+  // Check only: the secret's current version when `status` is OK.
+  int64_t checked_version = 0;
   // Set when `status` is OK: the secret (shared with the cache, value wiped when released),
   // whether it is stale, the resolver's redaction tokens and the fingerprint's raw digest.
   std::shared_ptr<const CachedValue> value;
   bool stale = false;
+  // The ref was pinned to a version older than the newest.
+  bool superseded = false;
   const RedactionTokens* tokens = nullptr;
   // The fingerprint's digest, kept inline (std::string would allocate for 16 bytes): the first
   // `fingerprint_digest_size` bytes; none if OpenSSL failed.
@@ -103,6 +115,9 @@ using ResolveResults = std::vector<RefResult>;
 struct ResolverOptions {
   size_t max_refs = kDefaultMaxRefs;
   AccessPolicyOptions access;
+  // Where Check reads metadata; not owned, must outlive the resolver. Null: Check answers
+  // FAILED_PRECONDITION.
+  SecretStore* store = nullptr;
 };
 
 class Resolver {
@@ -132,6 +147,15 @@ class Resolver {
   std::optional<absl::StatusOr<ResolveResults>> ResolveWithoutBlocking(
       const Caller& caller, const ResolveRequest& request) const;
 
+  // CheckReferences: Resolve's whole-call errors and per-reference outcomes for `request`
+  // (whose rules must be kResolveSecrets and which pins nothing), judged on the store's metadata
+  // (SecretStore::GetMetadata) without reading, decrypting or caching any value: per ref key,
+  // OK with RefResult::checked_version, or the error Resolve would give (INVALID_ARGUMENT,
+  // NOT_FOUND, PERMISSION_DENIED "not authorized", the store's errors). `value` and `tokens`
+  // stay null. Blocks on the store. FAILED_PRECONDITION when no store was given.
+  absl::StatusOr<ResolveResults> Check(const Caller& caller,
+                                       const ResolveRequest& request) const;
+
   // A CacheOptions::fingerprint that computes `tokens`' fingerprint digest (RedactionTokens::
   // FingerprintDigest, formatted later by RedactionTokens::WriteFingerprint). `tokens` must
   // outlive it.
@@ -140,10 +164,24 @@ class Resolver {
 
  private:
   // Looks up distinct secret names of one stack: an answer per name into `found` (as many as
-  // `names`), or false to give up on the whole call.
-  using Lookup = std::function<bool(absl::string_view stack,
-                                    absl::Span<const absl::string_view> names,
-                                    absl::Span<absl::StatusOr<CachedSecret>> found)>;
+  // `names`), or false to give up on the whole call. `versions` is empty (every name's newest
+  // version) or as many as `names` (0: the newest; else that version).
+  using Lookup = std::function<bool(
+      absl::string_view stack, absl::Span<const absl::string_view> names,
+      absl::Span<const int64_t> versions, absl::Span<absl::StatusOr<CachedSecret>> found)>;
+  // The whole-call checks of kResolveSecrets, on `refs` (the request's, sorted by key).
+  absl::Status CheckWholeCall(const Caller& caller, const ResolveRequest& request,
+                              absl::Span<const ResolveRequest::Ref> refs) const;
+  // For each result of `refs` (sorted by key; `results` as many): its key, and its name once
+  // the URI parses and the per-name permission holds (otherwise its error). Returns the results
+  // that got that far, by name, as (name, result) pairs sorted by name.
+  using Wanted = absl::InlinedVector<std::pair<absl::string_view, RefResult*>, 8>;
+  Wanted ParseEach(const Caller& caller, absl::Span<const ResolveRequest::Ref> refs,
+                   ResolveResults& results) const;
+  // Replaces the values of the results in `wanted` that `request` pins to an older version by
+  // that version's (a second lookup); errors per reference. False when `lookup` gave up.
+  bool ApplyPins(const ResolveRequest& request, absl::string_view stack, const Wanted& wanted,
+                 const Lookup& lookup) const;
   std::optional<absl::StatusOr<ResolveResults>> ResolveWith(const Caller& caller,
                                                             const ResolveRequest& request,
                                                             const Lookup& lookup) const;
@@ -152,9 +190,9 @@ class Resolver {
                                                             const ResolveRequest& request,
                                                             const Lookup& lookup) const;
   // The per-reference work both rules share, for `refs` sorted by key and `results` as many:
-  // parses each URI, checks the per-name permission, looks each distinct name up once and
-  // completes the results. False when `lookup` gave up.
-  bool ResolveEach(const Caller& caller, absl::string_view request_stack,
+  // parses each URI, checks the per-name permission, looks each distinct name up once,
+  // completes the results and applies the request's pins. False when `lookup` gave up.
+  bool ResolveEach(const Caller& caller, const ResolveRequest& request,
                    absl::Span<const ResolveRequest::Ref> refs, const Lookup& lookup,
                    ResolveResults& results) const;
   // Fills `result` (its key and name set) from the lookup of its name: the per-reference
@@ -162,6 +200,9 @@ class Resolver {
   // will read `found`, which may then give up its value.
   void Complete(const Caller& caller, absl::string_view stack,
                 absl::StatusOr<CachedSecret>& found, bool last_use, RefResult& result) const;
+  // Sets `result`'s value, staleness and fingerprint from `found`, which holds a value.
+  void SetValue(absl::string_view stack, CachedSecret& found, bool last_use,
+                RefResult& result) const;
 
   SecretCache* cache_;
   const RedactionTokens* tokens_;

@@ -43,11 +43,12 @@ constexpr absl::Duration kLongestTimedWait = absl::Hours(24 * 365);
 
 // One store fetch and the callers waiting for it (single flight).
 struct Flight {
-  Flight(absl::string_view s, absl::string_view n) : stack(s), name(n) {}
-  KeyView key() const { return KeyView{stack, name}; }
+  Flight(absl::string_view s, absl::string_view n, int64_t v) : stack(s), name(n), version(v) {}
+  KeyView key() const { return KeyView{stack, name, version}; }
 
   const std::string stack;
   const std::string name;
+  const int64_t version;  // 0: the newest
   // When the fetch was asked for (real time): callers holding an older value wait for it only
   // until stale_after past this, however late they joined.
   const absl::Time started = absl::Now();
@@ -138,8 +139,10 @@ class SecretCache::Impl {
   ~Impl();
 
   void GetAll(absl::string_view stack, absl::Span<const absl::string_view> names,
+              absl::Span<const int64_t> versions,
               absl::Span<absl::StatusOr<CachedSecret>> found, absl::Time deadline);
   bool GetAllIfCached(absl::string_view stack, absl::Span<const absl::string_view> names,
+                      absl::Span<const int64_t> versions,
                       absl::Span<absl::StatusOr<CachedSecret>> found);
   void Invalidate(absl::string_view stack, absl::string_view name);
   void InvalidateAll();
@@ -248,8 +251,9 @@ SecretCache::Impl::~Impl() {
 
 bool SecretCache::Impl::GetAllIfCached(absl::string_view stack,
                                        absl::Span<const absl::string_view> names,
+                                       absl::Span<const int64_t> versions,
                                        absl::Span<absl::StatusOr<CachedSecret>> found) {
-  if (found.size() < names.size()) {
+  if (found.size() < names.size() || (!versions.empty() && versions.size() < names.size())) {
     std::fprintf(stderr, "secret cache: GetAllIfCached given %zu slots for %zu names\n",
                  found.size(), names.size());
     std::abort();
@@ -265,7 +269,7 @@ bool SecretCache::Impl::GetAllIfCached(absl::string_view stack,
     for (size_t i = 0; i < names.size(); ++i) {
       std::shared_ptr<Flight> refresh;
       std::optional<absl::StatusOr<CachedSecret>> hit =
-          HitLocked(KeyView{stack, names[i]}, now, &refresh);
+          HitLocked(KeyView{stack, names[i], versions.empty() ? 0 : versions[i]}, now, &refresh);
       if (refresh != nullptr) refreshes.push_back(std::move(refresh));
       if (!hit.has_value()) {
         all = false;
@@ -307,11 +311,12 @@ void SecretCache::Impl::ScheduleRefresh(std::shared_ptr<Flight> refresh) {
 }
 
 void SecretCache::Impl::GetAll(absl::string_view stack, absl::Span<const absl::string_view> names,
+                               absl::Span<const int64_t> versions,
                                absl::Span<absl::StatusOr<CachedSecret>> found,
                                absl::Time deadline) {
-  if (found.size() < names.size()) {
-    std::fprintf(stderr, "secret cache: GetAll given %zu slots for %zu names\n", found.size(),
-                 names.size());
+  if (found.size() < names.size() || (!versions.empty() && versions.size() < names.size())) {
+    std::fprintf(stderr, "secret cache: GetAll given %zu slots and %zu versions for %zu names\n",
+                 found.size(), versions.size(), names.size());
     std::abort();
   }
   // Deadlines come from callers (gRPC), so waits are in real time, not clock_ time. A caller
@@ -334,7 +339,7 @@ void SecretCache::Impl::GetAll(absl::string_view stack, absl::Span<const absl::s
   {
     std::lock_guard<std::mutex> lock(mu_);
     for (size_t i = 0; i < names.size(); ++i) {
-      const KeyView key{stack, names[i]};
+      const KeyView key{stack, names[i], versions.empty() ? 0 : versions[i]};
       std::shared_ptr<Flight> refresh;
       std::optional<absl::StatusOr<CachedSecret>> hit = HitLocked(key, now, &refresh);
       if (refresh != nullptr) refreshes.push_back(std::move(refresh));
@@ -349,7 +354,7 @@ void SecretCache::Impl::GetAll(absl::string_view stack, absl::Span<const absl::s
         pending[i].flight = fit->second;  // keeps the flight alive while this caller waits
         continue;
       }
-      pending[i].flight = std::make_shared<Flight>(stack, names[i]);
+      pending[i].flight = std::make_shared<Flight>(stack, names[i], key.version);
       flights_.emplace(pending[i].flight->key(), pending[i].flight);
       started.push_back(pending[i].flight);
     }
@@ -420,7 +425,7 @@ absl::StatusOr<CachedSecret> SecretCache::Impl::ResultLocked(const Flight& fligh
 std::shared_ptr<Flight> SecretCache::Impl::StartRefreshLocked(Entry& entry) {
   entry.refresh_scheduled = true;
   if (shutting_down_ || flights_.contains(entry.key())) return nullptr;
-  auto flight = std::make_shared<Flight>(entry.stack, entry.name);
+  auto flight = std::make_shared<Flight>(entry.stack, entry.name, entry.version);
   flights_.emplace(flight->key(), flight);
   ++pending_refreshes_;
   ++stats_.refreshes;
@@ -467,7 +472,9 @@ std::shared_ptr<const CachedValue> SecretCache::Impl::FinishLocked(
 
 void SecretCache::Impl::Fetch(std::shared_ptr<Flight> flight) {
   const absl::Time started = absl::Now();
-  absl::StatusOr<StoredSecret> fetched = store_->Get(flight->stack, flight->name);
+  absl::StatusOr<StoredSecret> fetched =
+      flight->version == 0 ? store_->Get(flight->stack, flight->name)
+                           : store_->GetVersion(flight->stack, flight->name, flight->version);
   if (options_.on_store_fetch) {
     options_.on_store_fetch(absl::Now() - started, fetched.status().code());
   }
@@ -503,11 +510,12 @@ void SecretCache::Impl::Fetch(std::shared_ptr<Flight> flight) {
       flight->value = value;
       flight->outcome = CacheOutcome::kMiss;
       if (cacheable && options_.ttl > absl::ZeroDuration()) {
-        auto entry = std::make_unique<Entry>(flight->stack, flight->name);
+        auto entry = std::make_unique<Entry>(flight->stack, flight->name, flight->version);
         entry->value = std::move(value);
         entry->expires_at = now + options_.ttl;
         const absl::Duration ahead = options_.refresh_ahead + options_.refresh_jitter * jitter;
-        if (ahead > absl::ZeroDuration()) {
+        // A pinned version never changes: nothing to refresh ahead of time.
+        if (ahead > absl::ZeroDuration() && flight->version == 0) {
           entry->refresh_at = std::max(now, entry->expires_at - ahead);
         }
         entries_.Insert(std::move(entry), now, dropped);
@@ -516,7 +524,7 @@ void SecretCache::Impl::Fetch(std::shared_ptr<Flight> flight) {
       SetError(*flight, fetched.status());
       if (cacheable) {
         if (options_.negative_ttl > absl::ZeroDuration()) {
-          auto entry = std::make_unique<Entry>(flight->stack, flight->name);
+          auto entry = std::make_unique<Entry>(flight->stack, flight->name, flight->version);
           entry->not_found_message =
               std::make_unique<const std::string>(fetched.status().message());
           entry->expires_at = now + options_.negative_ttl;
@@ -611,18 +619,37 @@ SecretCache::~SecretCache() = default;
 absl::StatusOr<CachedSecret> SecretCache::Get(absl::string_view stack, absl::string_view name,
                                               absl::Time deadline) {
   absl::StatusOr<CachedSecret> found;
-  impl_->GetAll(stack, absl::MakeConstSpan(&name, 1), absl::MakeSpan(&found, 1), deadline);
+  impl_->GetAll(stack, absl::MakeConstSpan(&name, 1), {}, absl::MakeSpan(&found, 1), deadline);
+  return found;
+}
+
+absl::StatusOr<CachedSecret> SecretCache::GetVersion(absl::string_view stack,
+                                                     absl::string_view name, int64_t version,
+                                                     absl::Time deadline) {
+  if (version < 1) {
+    return absl::InvalidArgumentError(absl::StrCat("version: must be at least 1, got ", version));
+  }
+  absl::StatusOr<CachedSecret> found;
+  impl_->GetAll(stack, absl::MakeConstSpan(&name, 1), absl::MakeConstSpan(&version, 1),
+                absl::MakeSpan(&found, 1), deadline);
   return found;
 }
 
 void SecretCache::GetAll(absl::string_view stack, absl::Span<const absl::string_view> names,
+                         absl::Span<const int64_t> versions,
                          absl::Span<absl::StatusOr<CachedSecret>> found, absl::Time deadline) {
-  impl_->GetAll(stack, names, found, deadline);
+  impl_->GetAll(stack, names, versions, found, deadline);
 }
 
 bool SecretCache::GetAllIfCached(absl::string_view stack, absl::Span<const absl::string_view> names,
                                  absl::Span<absl::StatusOr<CachedSecret>> found) {
-  return impl_->GetAllIfCached(stack, names, found);
+  return impl_->GetAllIfCached(stack, names, {}, found);
+}
+
+bool SecretCache::GetAllIfCached(absl::string_view stack, absl::Span<const absl::string_view> names,
+                                 absl::Span<const int64_t> versions,
+                                 absl::Span<absl::StatusOr<CachedSecret>> found) {
+  return impl_->GetAllIfCached(stack, names, versions, found);
 }
 
 void SecretCache::Invalidate(absl::string_view stack, absl::string_view name) {

@@ -1,6 +1,10 @@
 // SecretCache: decrypted secrets in memory, in front of a SecretStore (contract.md section 8).
 //
-// Keyed by (stack, name); an entry holds the value, its version and its decrypters.
+// Keyed by (stack, name, version); an entry holds the value, its version and its decrypters.
+// The newest version of a secret (Get) and a pinned one (GetVersion) are separate entries. A
+// pinned version never changes, so it is not refreshed ahead of expiry, and Invalidate leaves
+// it: callers check the newest version first (a deleted secret, a revoked decrypter), as the
+// Resolver does.
 //   - A fresh entry is served for `ttl`. Once it is within `refresh_ahead` (plus a random
 //     jitter of up to `refresh_jitter`, so replicas do not refresh in step) of expiry, the first
 //     hit schedules one background refresh and is still served from the cache.
@@ -137,12 +141,21 @@ class SecretCache {
   absl::StatusOr<CachedSecret> Get(absl::string_view stack, absl::string_view name,
                                    absl::Time deadline = absl::InfiniteFuture());
 
-  // Get for each of `names` in `stack`, with `found[i]` the answer for `names[i]` (`found` must
-  // have a slot per name; a program that gives fewer aborts). Every fetch needed is started
-  // before any is waited for, so a call's misses are fetched in parallel and the call waits
-  // about as long as its slowest name, not their sum.
+  // Returns version `version` (at least 1) of (stack, name), as Get does for the newest: the
+  // same single flight, negative caching, stale-if-error and errors, plus INVALID_ARGUMENT for
+  // a version below 1 and NOT_FOUND for a version never written or a deleted secret's.
+  absl::StatusOr<CachedSecret> GetVersion(absl::string_view stack, absl::string_view name,
+                                          int64_t version,
+                                          absl::Time deadline = absl::InfiniteFuture());
+
+  // Get or GetVersion for each of `names` in `stack`, `versions[i]` naming the version of
+  // `names[i]` (0: the newest; empty: all newest), with `found[i]` the answer for `names[i]`
+  // (`found` and a non-empty `versions` must have a slot per name; a program that gives fewer
+  // aborts). Every fetch needed is started before any is waited for, so a call's misses are
+  // fetched in parallel and the call waits about as long as its slowest name, not their sum.
+  // Versions must be at least 0 (the caller checks them).
   void GetAll(absl::string_view stack, absl::Span<const absl::string_view> names,
-              absl::Span<absl::StatusOr<CachedSecret>> found,
+              absl::Span<const int64_t> versions, absl::Span<absl::StatusOr<CachedSecret>> found,
               absl::Time deadline = absl::InfiniteFuture());
 
   // Get for each of `names` in `stack`, answered from fresh entries alone (a hit or a cached
@@ -153,8 +166,13 @@ class SecretCache {
   // on threads that must not.
   bool GetAllIfCached(absl::string_view stack, absl::Span<const absl::string_view> names,
                       absl::Span<absl::StatusOr<CachedSecret>> found);
+  // As above, `versions[i]` naming the version of `names[i]` (0: the newest; as many as
+  // `names`), as GetVersion.
+  bool GetAllIfCached(absl::string_view stack, absl::Span<const absl::string_view> names,
+                      absl::Span<const int64_t> versions,
+                      absl::Span<absl::StatusOr<CachedSecret>> found);
 
-  // Drops (and wipes) the entry for (stack, name), positive or negative. A fetch in flight for
+  // Drops (and wipes) the entry for the newest version of (stack, name), positive or negative. A fetch in flight for
   // it is not cached when it completes, so no caller sees a value older than the drop.
   void Invalidate(absl::string_view stack, absl::string_view name);
 

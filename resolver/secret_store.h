@@ -3,7 +3,8 @@
 // Implementations: the embedded SQLite store (default) and PostgreSQL, both EncryptedSecretStores
 // opened through OpenSecretStore (resolver/store/store_config.h), and an in-memory fake for tests
 // (tests/fakes/). Every update writes a new version; Get returns the newest active version,
-// already decrypted. Every store checks its input with resolver/storage_format/
+// already decrypted; GetVersion an older one; GetMetadata what Get would return, without the
+// value. Every store checks its input with resolver/storage_format/
 // secret_write_validation.h, so all accept and reject the same stacks, names and writes.
 //
 // Thread safety: implementations are safe for concurrent use from many threads. Calls block on
@@ -79,6 +80,19 @@ class SecretStore {
   // (ciphertext failed authentication); FAILED_PRECONDITION (the key to decrypt it is not
   // loaded).
   virtual absl::StatusOr<StoredSecret> Get(absl::string_view stack, absl::string_view name) = 0;
+
+  // Returns version `version` of (stack, name), decrypted, with the decrypters that version
+  // was written with, if the secret is not deleted (a deleted secret's versions stay stored for
+  // the audit trail but are not resolvable). Errors: as Get; INVALID_ARGUMENT also for a
+  // version below 1; NOT_FOUND also when no such version was ever written.
+  virtual absl::StatusOr<StoredSecret> GetVersion(absl::string_view stack,
+                                                  absl::string_view name, int64_t version) = 0;
+
+  // Returns the metadata of the version Get would return, without reading, decrypting or
+  // holding its value (so it needs no key and never fails on a damaged ciphertext). Errors:
+  // INVALID_ARGUMENT and NOT_FOUND as Get; UNAVAILABLE; DATA_LOSS (a damaged decrypter list).
+  virtual absl::StatusOr<SecretMetadata> GetMetadata(absl::string_view stack,
+                                                     absl::string_view name) = 0;
 
   // Validates and stores `write` as a new version and returns that version number (1 for a new
   // secret). Errors: INVALID_ARGUMENT (naming the field), UNAVAILABLE.

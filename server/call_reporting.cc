@@ -1,5 +1,7 @@
 #include "server/call_reporting.h"
 
+#include <utility>
+
 #include "absl/container/inlined_vector.h"
 
 namespace secret_resolver {
@@ -22,6 +24,12 @@ AuditRecord AuditRecordOf(const ReferenceOutcome& outcome, absl::Duration latenc
   record.stack = outcome.stack;
   record.caller = outcome.caller;
   record.reported_service = outcome.reported_service;
+  record.run_id = outcome.run.run_id;
+  record.step_id = outcome.run.step_id;
+  record.trace_id = outcome.run.trace_id;
+  record.span_id = outcome.run.span_id;
+  record.dropped_metadata = outcome.run.dropped;
+  record.method = outcome.method;
   record.ref_key = outcome.ref_key;
   record.secret_name = outcome.name;
   record.version = outcome.version;
@@ -48,7 +56,8 @@ ResolveHandlerHooks CallReporter::Hooks() {
     absl::InlinedVector<AuditRecord, 8> records;
     records.reserve(outcomes.size());
     for (const ReferenceOutcome& outcome : outcomes) {
-      metrics->RecordReference(outcome.code, outcome.cache_outcome);
+      // A dry run's references were not resolved: audited, not counted as resolutions.
+      if (outcome.method.empty()) metrics->RecordReference(outcome.code, outcome.cache_outcome);
       records.push_back(AuditRecordOf(outcome, latency));
     }
     log->LogAudit(records);
@@ -82,6 +91,13 @@ void CallReporter::OnCallDenied(const CallDenial& denial) {
   }
   if (!denial.reported_service.empty()) {
     fields.push_back(LogField("reported_service", denial.reported_service));
+  }
+  for (const auto& [key, value] : {std::pair{"run_id", denial.run.run_id},
+                                   std::pair{"step_id", denial.run.step_id},
+                                   std::pair{"trace_id", denial.run.trace_id},
+                                   std::pair{"span_id", denial.run.span_id},
+                                   std::pair{"dropped_metadata", denial.run.dropped}}) {
+    if (!value.empty()) fields.push_back(LogField(key, value));
   }
   log_->LogAuditEvent(fields);
 }

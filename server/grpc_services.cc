@@ -17,6 +17,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "server/run_context.h"
 #include "server/status_mapping.h"
 
 // Exported by gRPC 1.51's core (see CheckMessageFraming).
@@ -36,6 +37,7 @@ void SetOnce(std::optional<absl::string_view>* slot, grpc::string_ref value, boo
 // Views of the context's metadata, which lives as long as the call.
 CallCredentials CredentialsOf(const grpc::ServerContext& context) {
   CallCredentials credentials;
+  RunMetadata& run = credentials.run;
   for (const auto& [key, value] : context.client_metadata()) {
     const absl::string_view name(key.data(), key.size());
     if (name == "x-access-token") {
@@ -44,6 +46,12 @@ CallCredentials CredentialsOf(const grpc::ServerContext& context) {
       SetOnce(&credentials.authorization, value, &credentials.conflicting);
     } else if (name == "x-grafana-service-identity-name") {
       credentials.grafana_service_name = absl::string_view(value.data(), value.size());
+    } else if (name == kRunIdHeader) {
+      SetOnce(&run.run_id, value, &run.run_id_repeated);
+    } else if (name == kStepIdHeader) {
+      SetOnce(&run.step_id, value, &run.step_id_repeated);
+    } else if (name == kTraceparentHeader) {
+      SetOnce(&run.traceparent, value, &run.traceparent_repeated);
     }
   }
   return credentials;
@@ -61,6 +69,13 @@ struct ResolveMethod {
   using Request = secretresolver::v1::ResolveSecretsRequest;
   static constexpr absl::string_view kName = "ResolveSecrets";
   static constexpr absl::string_view kRequestType = "secretresolver.v1.ResolveSecretsRequest";
+};
+
+// The dry run: always answered on the pool (it reads the store).
+struct CheckMethod {
+  using Request = secretresolver::v1::CheckReferencesRequest;
+  static constexpr absl::string_view kName = "CheckReferences";
+  static constexpr absl::string_view kRequestType = "secretresolver.v1.CheckReferencesRequest";
 };
 
 // Grafana's two packages: their messages are the same on the wire, so both are parsed as
@@ -142,7 +157,8 @@ struct GrpcServices::Shared {
   }
   bool IsDraining() const { return draining.load(std::memory_order_acquire); }
   secretresolver::v1::SecretResolver::WithRawMethod_ResolveSecrets<
-      secretresolver::v1::SecretResolver::Service>
+      secretresolver::v1::SecretResolver::WithRawMethod_CheckReferences<
+          secretresolver::v1::SecretResolver::Service>>
       resolver;
   decryptv1beta1::SecureValueDecrypter::WithRawMethod_DecryptSecureValues<
       decryptv1beta1::SecureValueDecrypter::Service>
@@ -155,6 +171,11 @@ struct GrpcServices::Shared {
                    grpc::ServerAsyncResponseWriter<grpc::ByteBuffer>* responder,
                    grpc::ServerCompletionQueue* queue, void* tag) {
     resolver.RequestResolveSecrets(context, request, responder, queue, queue, tag);
+  }
+  void RequestCall(CheckMethod, grpc::ServerContext* context, grpc::ByteBuffer* request,
+                   grpc::ServerAsyncResponseWriter<grpc::ByteBuffer>* responder,
+                   grpc::ServerCompletionQueue* queue, void* tag) {
+    resolver.RequestCheckReferences(context, request, responder, queue, queue, tag);
   }
   void RequestCall(DecryptMethod, grpc::ServerContext* context, grpc::ByteBuffer* request,
                    grpc::ServerAsyncResponseWriter<grpc::ByteBuffer>* responder,
@@ -171,6 +192,11 @@ struct GrpcServices::Shared {
                                       grpc::ByteBuffer* response) {
     return handler->TryResolveSecretsWithoutBlocking(credentials, request, deadline, response);
   }
+  std::optional<absl::Status> TryHere(CheckMethod, const CallCredentials&,
+                                      const CheckMethod::Request&, absl::Time,
+                                      grpc::ByteBuffer*) {
+    return std::nullopt;
+  }
   template <typename Method>
   std::optional<absl::Status> TryHere(Method, const CallCredentials& credentials,
                                       const decryptv1beta1::SecureValueDecryptRequest& request,
@@ -182,6 +208,11 @@ struct GrpcServices::Shared {
                     const ResolveMethod::Request& request, absl::Time deadline,
                     grpc::ByteBuffer* response) {
     return handler->ResolveSecrets(credentials, request, deadline, response);
+  }
+  absl::Status Work(CheckMethod, const CallCredentials& credentials,
+                    const CheckMethod::Request& request, absl::Time deadline,
+                    grpc::ByteBuffer* response) {
+    return handler->CheckReferences(credentials, request, deadline, response);
   }
   template <typename Method>
   absl::Status Work(Method, const CallCredentials& credentials,
@@ -471,6 +502,7 @@ void GrpcServices::Start() {
   for (auto& queue : queues_) {
     grpc::ServerCompletionQueue* q = queue.get();
     UnaryCall<ResolveMethod>::Request(shared_.get(), q);
+    UnaryCall<CheckMethod>::Request(shared_.get(), q);
     UnaryCall<DecryptMethod>::Request(shared_.get(), q);
     UnaryCall<DecryptV1Method>::Request(shared_.get(), q);
     threads_.emplace_back([q] {

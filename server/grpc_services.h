@@ -1,6 +1,6 @@
 // The gRPC services: thin adapters from gRPC's asynchronous (completion-queue) API to
 // ResolveHandler.
-//   - secretresolver.v1.SecretResolver/ResolveSecrets
+//   - secretresolver.v1.SecretResolver/ResolveSecrets and CheckReferences (always on the pool)
 //   - decryptv1beta1.SecureValueDecrypter/DecryptSecureValues and
 //     decryptv1.SecureValueDecrypter/DecryptSecureValues (Grafana's API, both packages)
 // The async API was chosen by measurement against the callback and sync APIs (figures in

@@ -227,7 +227,10 @@ void JsonLogger::LogAudit(absl::Span<const AuditRecord> records) {
   double latency_of = std::numeric_limits<double>::quiet_NaN();
   for (const AuditRecord& record : records) {
     if (head_of == nullptr || record.time != head_of->time || record.stack != head_of->stack ||
-        record.caller != head_of->caller || record.reported_service != head_of->reported_service) {
+        record.caller != head_of->caller || record.reported_service != head_of->reported_service ||
+        record.run_id != head_of->run_id || record.step_id != head_of->step_id ||
+        record.trace_id != head_of->trace_id || record.span_id != head_of->span_id ||
+        record.dropped_metadata != head_of->dropped_metadata || record.method != head_of->method) {
       if (record.time == absl::InfinitePast() && now.empty()) {
         now = FormatLogTimeCached(clock_->Now());
       }
@@ -240,6 +243,16 @@ void JsonLogger::LogAudit(absl::Span<const AuditRecord> records) {
       if (!record.reported_service.empty()) {
         absl::StrAppend(&head, "\"reported_service\":\"",
                         JsonStringContent(record.reported_service, &scratch[2]), "\",");
+      }
+      for (const auto& [key, value] :
+           {std::pair{"run_id", record.run_id}, std::pair{"step_id", record.step_id},
+            std::pair{"trace_id", record.trace_id}, std::pair{"span_id", record.span_id},
+            std::pair{"dropped_metadata", record.dropped_metadata},
+            std::pair{"method", record.method}}) {
+        if (!value.empty()) {
+          absl::StrAppend(&head, "\"", key, "\":\"", JsonStringContent(value, &scratch[2]),
+                          "\",");
+        }
       }
       head.append("\"ref_key\":\"");
       head_of = &record;

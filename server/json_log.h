@@ -122,6 +122,16 @@ struct AuditRecord {
   // The service a Grafana decrypt client says it decrypts for (its
   // X-Grafana-Service-Identity-Name header), unverified; written only when not empty.
   absl::string_view reported_service;
+  // The call's run context (server/run_context.h), each written only when not empty: the
+  // workflow run and step ids, the W3C trace and parent span ids, and the names of the
+  // run-context headers that were dropped as invalid.
+  absl::string_view run_id;
+  absl::string_view step_id;
+  absl::string_view trace_id;
+  absl::string_view span_id;
+  absl::string_view dropped_metadata;
+  // "CheckReferences" for a dry run's line; written only when not empty.
+  absl::string_view method;
   // The key of the reference in the request.
   absl::string_view ref_key;
   absl::string_view secret_name;

@@ -16,12 +16,16 @@
 #include "server/auth/auth_failure.h"
 #include "server/auth/claims_validator.h"
 #include "server/auth/credentials.h"
+#include "server/status_mapping.h"
 #include "server/wire_response.h"
 
 namespace secret_resolver {
 namespace {
 
 using decryptv1beta1::SecureValueDecryptResponseCollection;
+using secretresolver::v1::CheckReferencesRequest;
+using secretresolver::v1::CheckReferencesResponse;
+using secretresolver::v1::CheckResult;
 using secretresolver::v1::ResolveSecretsRequest;
 
 // Grafana's per-name error strings (pkg/registry/apis/secret/contracts/decrypt.go).
@@ -97,6 +101,7 @@ void ResolveHandler::ReportAuthFailure(absl::string_view reason, const absl::Sta
   denial.stack = stack;
   denial.reported_service =
       credentials.grafana_service_name.value_or("").substr(0, kMaxReportedServiceBytes);
+  denial.run = RunContextOf(credentials.run);
   ReportDenial(denial);
 }
 
@@ -158,7 +163,7 @@ std::optional<absl::StatusOr<std::shared_ptr<const Caller>>> ResolveHandler::Aut
 
 std::optional<absl::StatusOr<ResolveResults>> ResolveHandler::Resolve(
     const Caller& caller, const CallCredentials& credentials, const ResolveRequest& request,
-    absl::Time start, absl::Time deadline, bool may_block) {
+    absl::Time start, absl::Time deadline, bool may_block, Work work) {
   const std::optional<std::string> bucket =
       options_.rate_limiter == nullptr ? std::nullopt
                                        : RateLimitBucket(caller, request, options_.access);
@@ -175,7 +180,8 @@ std::optional<absl::StatusOr<ResolveResults>> ResolveHandler::Resolve(
   absl::StatusOr<ResolveResults> results;
   if (may_block) {
     if (rate_limited()) return over_rate();
-    results = resolver_->Resolve(caller, request, deadline);
+    results = work == Work::kCheck ? resolver_->Check(caller, request)
+                                   : resolver_->Resolve(caller, request, deadline);
   } else {
     // The limit is applied only once the call is known to be answerable here, so a call that
     // moves to a worker does not spend a rate token twice.
@@ -198,6 +204,7 @@ std::optional<absl::StatusOr<ResolveResults>> ResolveHandler::Resolve(
       denial.token_namespace = caller.token_namespace;
       denial.reported_service =
           credentials.grafana_service_name.value_or("").substr(0, kMaxReportedServiceBytes);
+      denial.run = RunContextOf(credentials.run);
       ReportDenial(denial);
     }
     return results;
@@ -207,6 +214,7 @@ std::optional<absl::StatusOr<ResolveResults>> ResolveHandler::Resolve(
   const absl::Duration latency = options_.clock->Now() - start;
   const absl::string_view reported_service =
       credentials.grafana_service_name.value_or("").substr(0, kMaxReportedServiceBytes);
+  const RunContext run = RunContextOf(credentials.run);
   absl::InlinedVector<ReferenceOutcome, 8> outcomes;
   outcomes.reserve(results->size());
   for (const RefResult& result : *results) {
@@ -214,11 +222,15 @@ std::optional<absl::StatusOr<ResolveResults>> ResolveHandler::Resolve(
     outcome.stack = stack;
     outcome.caller = caller.service_identity;
     outcome.reported_service = reported_service;
+    outcome.run = run;
     outcome.ref_key = result.key;
     outcome.name = result.name;
     outcome.code = result.status.code();
     outcome.cache_outcome = result.cache_outcome;
-    if (result.status.ok()) {
+    if (work == Work::kCheck) {
+      outcome.method = "CheckReferences";
+      outcome.version = result.checked_version;
+    } else if (result.status.ok()) {
       outcome.version = result.value->version;
       outcome.stale = result.stale;
     }
@@ -251,6 +263,48 @@ std::optional<absl::Status> ResolveHandler::TryDecryptSecureValuesWithoutBlockin
   return DecryptSecureValues(credentials, request, deadline, response, /*may_block=*/false);
 }
 
+std::optional<absl::StatusOr<std::shared_ptr<const Caller>>>
+ResolveHandler::AuthenticateResolver(const CallCredentials& credentials, absl::string_view stack,
+                                     absl::Time start, absl::Time deadline, bool may_block) {
+  std::optional<absl::StatusOr<std::shared_ptr<const Caller>>> caller =
+      Authenticate(credentials, stack, start, deadline, may_block);
+  if (!caller.has_value() || !caller->ok()) return caller;
+  if (absl::Status claims = auth::ClaimsForResolving(***caller); !claims.ok()) {
+    ReportAuthFailure(auth::AuthFailureReason(auth::AuthFailureOf(claims)), claims, credentials,
+                      stack);
+    return claims;
+  }
+  return caller;
+}
+
+absl::Status ResolveHandler::CheckReferences(const CallCredentials& credentials,
+                                             const CheckReferencesRequest& request,
+                                             absl::Time deadline, grpc::ByteBuffer* response) {
+  const absl::Time start = options_.clock->Now();
+  absl::StatusOr<std::shared_ptr<const Caller>> caller =
+      *AuthenticateResolver(credentials, request.stack(), start, deadline, /*may_block=*/true);
+  if (!caller.ok()) return caller.status();
+  ResolveRequest domain;
+  domain.stack = request.stack();
+  for (const auto& [key, uri] : request.refs()) domain.refs.emplace_back(key, uri);
+  absl::StatusOr<ResolveResults> results = *Resolve(**caller, credentials, domain, start,
+                                                    deadline, /*may_block=*/true, Work::kCheck);
+  if (!results.ok()) return results.status();
+  CheckReferencesResponse out;
+  for (const RefResult& result : *results) {
+    CheckResult& entry = (*out.mutable_results())[std::string(result.key)];
+    if (result.status.ok()) {
+      entry.mutable_secret()->set_name(std::string(result.name));
+      entry.mutable_secret()->set_version(result.checked_version);
+    } else {
+      entry.mutable_error()->set_code(RpcCodeNumber(result.status.code()));
+      entry.mutable_error()->set_message(std::string(result.status.message()));
+    }
+  }
+  *response = SerializeToWipedBuffer(out);
+  return absl::OkStatus();
+}
+
 std::optional<absl::Status> ResolveHandler::ResolveSecrets(const CallCredentials& credentials,
                                                            const ResolveSecretsRequest& request,
                                                            absl::Time deadline,
@@ -258,18 +312,14 @@ std::optional<absl::Status> ResolveHandler::ResolveSecrets(const CallCredentials
                                                            bool may_block) {
   const absl::Time start = options_.clock->Now();
   std::optional<absl::StatusOr<std::shared_ptr<const Caller>>> caller =
-      Authenticate(credentials, request.stack(), start, deadline, may_block);
+      AuthenticateResolver(credentials, request.stack(), start, deadline, may_block);
   if (!caller.has_value()) return std::nullopt;
   if (!caller->ok()) return caller->status();
   const Caller& verified = ***caller;
-  if (absl::Status claims = auth::ClaimsForResolving(verified); !claims.ok()) {
-    ReportAuthFailure(auth::AuthFailureReason(auth::AuthFailureOf(claims)), claims, credentials,
-                      request.stack());
-    return claims;
-  }
   ResolveRequest domain;
   domain.stack = request.stack();
   for (const auto& [key, uri] : request.refs()) domain.refs.emplace_back(key, uri);
+  for (const auto& [key, version] : request.versions()) domain.versions.emplace_back(key, version);
   std::optional<absl::StatusOr<ResolveResults>> results =
       Resolve(verified, credentials, domain, start, deadline, may_block);
   if (!results.has_value()) return std::nullopt;

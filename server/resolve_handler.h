@@ -13,7 +13,8 @@
 // correlation id; the store's own message, which may name database hosts, file paths or key ids,
 // goes only to the hooks (the log line) with the same id. Responses come out as the wire
 // bytes gRPC sends, in buffers that are wiped when gRPC releases them (server/wire_response.h):
-//   - secretresolver.v1.SecretResolver/ResolveSecrets (contract.md section 2);
+//   - secretresolver.v1.SecretResolver/ResolveSecrets (contract.md section 2), and its dry run
+//     CheckReferences (the same checks on the store's metadata, no value read; always blocks);
 //   - SecureValueDecrypter/DecryptSecureValues, Grafana's API, served under both of Grafana's
 //     packages (decryptv1beta1 and decryptv1, whose messages are the same on the wire), with
 //     Grafana's semantics: only a missing or invalid token (UNAUTHENTICATED), more names than
@@ -22,8 +23,9 @@
 //     "decryption failed" (RequestRules::kGrafanaDecrypt).
 // Whole-call failures come back as absl::Status, mapped one-to-one to gRPC by the services.
 //
-// Every outcome is reported through Hooks (metrics, audit log). Hooks never receive a value or
-// a token.
+// Every outcome is reported through Hooks (metrics, audit log), with the call's run context
+// (server/run_context.h: run and step ids, trace context; checked, and never part of a
+// decision). Hooks never receive a value or a token.
 //
 // Thread safety: the methods may be called concurrently. ResolveSecrets and DecryptSecureValues
 // block (signature checks, store I/O on cache misses): call them from the worker pool, never
@@ -50,6 +52,7 @@
 #include "secretresolver/v1/resolver.pb.h"
 #include "server/auth/token_verifier.h"
 #include "server/rate_limiter.h"
+#include "server/run_context.h"
 
 namespace secret_resolver {
 
@@ -64,6 +67,8 @@ struct CallCredentials {
   // `x-grafana-service-identity-name`: the service Grafana's decrypt client says it decrypts
   // for. Unverified: it goes into the audit line, never into a decision.
   std::optional<absl::string_view> grafana_service_name;
+  // `x-workflow-run-id`, `x-workflow-step-id`, `traceparent`: for the audit line only.
+  RunMetadata run;
 };
 
 // One reference's outcome, for the audit log and per-reference metrics. No value, no token.
@@ -74,9 +79,13 @@ struct ReferenceOutcome {
   // CallCredentials::grafana_service_name, at most kMaxReportedServiceBytes of it; empty when
   // not sent.
   absl::string_view reported_service;
+  // The call's checked run context (views valid during the hook call).
+  RunContext run;
+  // "CheckReferences" for a dry run's outcome; empty for a resolution.
+  absl::string_view method;
   absl::string_view ref_key;
   absl::string_view name;  // empty when the URI did not parse
-  int64_t version = 0;  // 0 unless resolved
+  int64_t version = 0;  // 0 unless resolved (or, for a check, OK)
   absl::StatusCode code = absl::StatusCode::kOk;
   std::optional<CacheOutcome> cache_outcome;
   bool stale = false;
@@ -96,6 +105,7 @@ struct CallDenial {
   absl::string_view token_namespace;
   // As in ReferenceOutcome.
   absl::string_view reported_service;
+  RunContext run;
 };
 
 // A reference that failed in the backend. `detail` is the store's error, which the caller did
@@ -154,6 +164,13 @@ class ResolveHandler {
                               const secretresolver::v1::ResolveSecretsRequest& request,
                               absl::Time deadline, grpc::ByteBuffer* response);
 
+  // Sets `response` to the CheckReferencesResponse: per ref key, the secret's name and current
+  // version, or the error ResolveSecrets would give (backend errors hidden behind a correlation
+  // id as there). Errors as ResolveSecrets. Always blocks (store reads): a worker's call.
+  absl::Status CheckReferences(const CallCredentials& credentials,
+                               const secretresolver::v1::CheckReferencesRequest& request,
+                               absl::Time deadline, grpc::ByteBuffer* response);
+
   // Grafana's decrypt API (either package: the request and response are the same on the wire):
   // `response` is set to the SecureValueDecryptResponseCollection, one entry per distinct
   // requested name. Errors: UNAUTHENTICATED (credential), INVALID_ARGUMENT (more names than
@@ -190,16 +207,23 @@ class ResolveHandler {
   std::optional<absl::StatusOr<std::shared_ptr<const Caller>>> Authenticate(
       const CallCredentials& credentials, absl::string_view stack, absl::Time start,
       absl::Time deadline, bool may_block);
+  // What Resolve runs once the rate limit allows: the resolution, or the dry run.
+  enum class Work { kResolve, kCheck };
   // Rate limit and resolution shared by the methods, for an authenticated `caller`; nullopt only
   // without `may_block`, when blocking would be needed.
   std::optional<absl::StatusOr<ResolveResults>> Resolve(const Caller& caller,
                                                         const CallCredentials& credentials,
                                                         const ResolveRequest& request,
                                                         absl::Time start, absl::Time deadline,
-                                                        bool may_block);
+                                                        bool may_block,
+                                                        Work work = Work::kResolve);
   // Reports a rejected credential, with its AuthFailureReason code, to the hooks.
   void ReportAuthFailure(absl::string_view reason, const absl::Status& status,
                          const CallCredentials& credentials, absl::string_view stack);
+  // Authentication and ResolveSecrets' claims; the caller or the whole-call error.
+  std::optional<absl::StatusOr<std::shared_ptr<const Caller>>> AuthenticateResolver(
+      const CallCredentials& credentials, absl::string_view stack, absl::Time start,
+      absl::Time deadline, bool may_block);
   // Reports a call refused as a whole to the hooks.
   void ReportDenial(const CallDenial& denial);
   // Replaces the message of each backend error in `results` by a generic one with a correlation

@@ -230,8 +230,10 @@ absl::StatusOr<std::unique_ptr<Sidecar>> Sidecar::Start(const Config& config) {
   if (absl::Status s = p.LoadRedactionTokens(); !s.ok()) return s;
   p.StartLogging();
   if (absl::Status s = p.BuildCache(); !s.ok()) return s;
+  ResolverOptions resolver_options = ResolverOptionsFromConfig(config);
+  resolver_options.store = p.store.get();  // CheckReferences reads metadata
   p.resolver = std::make_unique<Resolver>(p.cache.get(), p.tokens.get(),
-                                          ResolverOptionsFromConfig(config));
+                                          std::move(resolver_options));
   if (absl::Status s = p.BuildTokenVerifier(); !s.ok()) return s;
   p.BuildServices();
   if (absl::Status s = p.StartHealthServer(); !s.ok()) return s;

@@ -116,7 +116,8 @@ EntrySizes SizesOf(const RefResult& result) {
                             CodedOutputStream::VarintSize64(static_cast<uint64_t>(version))
                       : 0) +
         FieldSize(ResolvedSecret::kRedactionFieldNumber, sizes.redaction) +
-        (result.stale ? TagSize(ResolvedSecret::kStaleFieldNumber) + 1 : 0);
+        (result.stale ? TagSize(ResolvedSecret::kStaleFieldNumber) + 1 : 0) +
+        (result.superseded ? TagSize(ResolvedSecret::kSupersededFieldNumber) + 1 : 0);
     sizes.result = FieldSize(SecretResult::kSecretFieldNumber, sizes.outcome);
   } else {
     const int code = RpcCodeNumber(result.status.code());
@@ -153,6 +154,7 @@ uint8_t* PutEntry(const RefResult& result, const EntrySizes& sizes, uint8_t* out
         Redaction::kFingerprintFieldNumber, sizes.fingerprint,
         [&](char* at) { return RedactionTokens::WriteFingerprint(digest, at); }, out);
     if (result.stale) out = PutVarint(ResolvedSecret::kStaleFieldNumber, 1, out);
+    if (result.superseded) out = PutVarint(ResolvedSecret::kSupersededFieldNumber, 1, out);
   } else {
     out = PutLengthDelimited(SecretResult::kErrorFieldNumber, sizes.outcome, out);
     if (const int code = RpcCodeNumber(result.status.code()); code != 0) {

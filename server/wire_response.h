@@ -26,10 +26,10 @@
 namespace secret_resolver {
 
 // The ResolveSecretsResponse for `results`: one entry per result, in the results' order, keyed
-// by RefResult::key; a resolved secret (value, name, version, redaction, stale) for an OK
-// status, otherwise a SecretError with the status's code number and message. For results in key
-// order (the Resolver's order) the bytes are exactly those protobuf's deterministic serializer
-// writes for the same message.
+// by RefResult::key; a resolved secret (value, name, version, redaction, stale, superseded) for
+// an OK status, otherwise a SecretError with the status's code number and message. For results
+// in key order (the Resolver's order) the bytes are exactly those protobuf's deterministic
+// serializer writes for the same message.
 grpc::ByteBuffer EncodeResolveSecretsResponse(absl::Span<const RefResult> results);
 
 // `message` serialized into a buffer that is wiped when gRPC releases it. (The caller still

@@ -100,6 +100,15 @@ class ResolvedSecret:
     placeholder: str
     fingerprint: str
     stale: bool
+    superseded: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckedSecret:
+    """A reference the caller may resolve (from check): the secret's name and current version."""
+
+    name: str
+    version: int
 
 
 @dataclasses.dataclass(frozen=True)
@@ -120,6 +129,13 @@ class ResolveError(Exception):
 
 
 _CODES_BY_NUMBER = {c.value[0]: c for c in grpc.StatusCode}
+
+
+def _run_metadata(run_id: str, step_id: str, traceparent: str):
+    """The run-context metadata entries that are set."""
+    pairs = (("x-workflow-run-id", run_id), ("x-workflow-step-id", step_id),
+             ("traceparent", traceparent))
+    return tuple((k, v) for k, v in pairs if v)
 
 
 class SecretResolverClient:
@@ -185,10 +201,14 @@ class SecretResolverClient:
         self.close()
 
     def resolve(
-        self, stack: str, refs: Dict[str, str], timeout: Optional[float] = None
+        self, stack: str, refs: Dict[str, str], timeout: Optional[float] = None, *,
+        versions: Optional[Dict[str, int]] = None, run_id: str = "", step_id: str = "",
+        traceparent: str = "",
     ) -> Dict[str, Union[ResolvedSecret, RefError]]:
         """Resolves refs (ref key -> "secret://name") for stack.
 
+        versions pins ref keys to versions (ref key -> version, as a run's earlier step got
+        them); run_id, step_id and traceparent, when given, go to the sidecar's audit log only.
         Returns one entry per ref key: a ResolvedSecret or a RefError. Raises ResolveError for
         a whole-call failure, DEADLINE_EXCEEDED when the deadline passed, and UNAVAILABLE when
         the sidecar stayed unreachable.
@@ -196,6 +216,43 @@ class SecretResolverClient:
         request = self._stubs.pb2.ResolveSecretsRequest(stack=stack)
         for key, uri in refs.items():
             request.refs[key] = uri
+        for key, version in (versions or {}).items():
+            request.versions[key] = version
+        response = self._call(self._stub.ResolveSecrets, request, timeout,
+                              _run_metadata(run_id, step_id, traceparent))
+        return self._results(refs, response)
+
+    def check(
+        self, stack: str, refs: Dict[str, str], timeout: Optional[float] = None, *,
+        run_id: str = "", step_id: str = "", traceparent: str = "",
+    ) -> Dict[str, Union[CheckedSecret, RefError]]:
+        """The sidecar's dry run of resolve (CheckReferences): no value is read anywhere.
+
+        Returns one entry per ref key: a CheckedSecret if the caller may resolve it, otherwise
+        the RefError resolve would give. Raises ResolveError as resolve does.
+        """
+        request = self._stubs.pb2.CheckReferencesRequest(stack=stack)
+        for key, uri in refs.items():
+            request.refs[key] = uri
+        response = self._call(self._stub.CheckReferences, request, timeout,
+                              _run_metadata(run_id, step_id, traceparent))
+        results = {}
+        for key in refs:
+            if key not in response.results:
+                results[key] = RefError(grpc.StatusCode.INTERNAL,
+                                        f'ref "{key}": the sidecar returned no result for it')
+                continue
+            result = response.results[key]
+            if result.WhichOneof("result") == "secret":
+                results[key] = CheckedSecret(name=result.secret.name,
+                                             version=result.secret.version)
+            else:
+                code = _CODES_BY_NUMBER.get(result.error.code, grpc.StatusCode.UNKNOWN)
+                results[key] = RefError(code, f'ref "{key}": {result.error.message}')
+        return results
+
+    def _call(self, method, request, timeout, extra_metadata):
+        """Calls method with a fresh token per attempt, retrying UNAVAILABLE with backoff."""
         deadline = time.monotonic() + (timeout if timeout is not None else self._timeout)
         attempt = 1
         while True:
@@ -208,13 +265,11 @@ class SecretResolverClient:
                 raise ResolveError(grpc.StatusCode.DEADLINE_EXCEEDED,
                                    f"the deadline passed before attempt {attempt}")
             if self._token_header == "x-access-token":
-                metadata = (("x-access-token", token),)
+                metadata = (("x-access-token", token),) + extra_metadata
             else:
-                metadata = (("authorization", "Bearer " + token),)
+                metadata = (("authorization", "Bearer " + token),) + extra_metadata
             try:
-                response = self._stub.ResolveSecrets(request, timeout=remaining,
-                                                     metadata=metadata)
-                return self._results(refs, response)
+                return method(request, timeout=remaining, metadata=metadata)
             except grpc.RpcError as e:
                 code, details = e.code(), e.details() or ""
             if code != grpc.StatusCode.UNAVAILABLE:
@@ -245,7 +300,8 @@ class SecretResolverClient:
                 results[key] = ResolvedSecret(
                     value=s.value, name=s.name, version=s.version,
                     placeholder=s.redaction.placeholder,
-                    fingerprint=s.redaction.fingerprint, stale=s.stale)
+                    fingerprint=s.redaction.fingerprint, stale=s.stale,
+                    superseded=s.superseded)
             elif which == "error":
                 code = _CODES_BY_NUMBER.get(result.error.code, grpc.StatusCode.UNKNOWN)
                 results[key] = RefError(code, f'ref "{key}": {result.error.message}')
@@ -267,6 +323,12 @@ def _main(argv) -> int:
     parser.add_argument("--token-file", required=True,
                         help="a file holding the access token (never an argument)")
     parser.add_argument("--timeout", type=float, default=5.0)
+    parser.add_argument("--pin", action="append", default=[], metavar="KEY=VERSION",
+                        help="resolve ref KEY at exactly VERSION")
+    parser.add_argument("--run-id", default="", help="the workflow run, for the audit log")
+    parser.add_argument("--step-id", default="", help="the workflow step, for the audit log")
+    parser.add_argument("--check", action="store_true",
+                        help="check the references (CheckReferences) instead of resolving")
     args = parser.parse_args(argv)
 
     refs = {}
@@ -276,6 +338,13 @@ def _main(argv) -> int:
             print(f"--ref #{i}: expected KEY=secret://NAME", file=sys.stderr)
             return 2
         refs[key] = uri
+    versions = {}
+    for i, pin in enumerate(args.pin, 1):
+        key, sep, version = pin.partition("=")
+        if not sep or not version.isdigit() or int(version) < 1:
+            print(f"--pin #{i}: expected KEY=VERSION, VERSION at least 1", file=sys.stderr)
+            return 2
+        versions[key] = int(version)
 
     def token():
         with open(args.token_file) as f:
@@ -285,7 +354,12 @@ def _main(argv) -> int:
         stubs = load_stubs(args.proto_dir, out_dir)
         with SecretResolverClient(args.target, token, stubs, timeout=args.timeout) as client:
             try:
-                results = client.resolve(args.stack, refs)
+                if args.check:
+                    results = client.check(args.stack, refs, run_id=args.run_id,
+                                           step_id=args.step_id)
+                else:
+                    results = client.resolve(args.stack, refs, versions=versions,
+                                             run_id=args.run_id, step_id=args.step_id)
             except ResolveError as e:
                 print(json.dumps({"error": {"code": e.code.name, "message": e.message}}))
                 return 3
@@ -293,9 +367,12 @@ def _main(argv) -> int:
     for key, r in results.items():
         if isinstance(r, RefError):
             out[key] = {"error": {"code": r.code.name, "message": r.message}}
+        elif isinstance(r, CheckedSecret):
+            out[key] = {"name": r.name, "version": r.version}
         else:
             out[key] = {"name": r.name, "version": r.version, "placeholder": r.placeholder,
                         "fingerprint": r.fingerprint, "stale": r.stale,
+                        "superseded": r.superseded,
                         "value_bytes": len(r.value)}
     print(json.dumps(out, sort_keys=True))
     return 0

@@ -147,6 +147,50 @@ absl::StatusOr<StoredSecret> PostgresSecretStore::Get(absl::string_view stack,
   return OpenSecretRow(*key_ring_, *row, Where());
 }
 
+absl::StatusOr<StoredSecret> PostgresSecretStore::GetVersion(absl::string_view stack,
+                                                             absl::string_view name,
+                                                             int64_t version) {
+  if (absl::Status s = ValidateSecretKey(stack, name); !s.ok()) return s;
+  if (absl::Status s = ValidateSecretVersion(version); !s.ok()) return s;
+  std::optional<SecretRow> row;
+  absl::Status status = WithSession([&](PostgresSession& session) -> absl::Status {
+    const std::string sql = absl::StrCat(kSecretRowSelect, StoredVersionWhere("$"));
+    absl::StatusOr<PostgresResult> result =
+        session.Exec("reading a secret version", sql.c_str(),
+                     PostgresParams().Text(stack).Text(name).Int8(version));
+    if (!result.ok()) return result.status();
+    row.reset();
+    if (result->rows() > 0) row = SecretRowAt(*result, 0);
+    return absl::OkStatus();
+  });
+  if (!status.ok()) return status;
+  if (!row.has_value()) {
+    return absl::NotFoundError(
+        absl::StrCat("version ", version, " of ", QuotedSecret(stack, name), " not found"));
+  }
+  return OpenSecretRow(*key_ring_, *row, Where());
+}
+
+absl::StatusOr<SecretMetadata> PostgresSecretStore::GetMetadata(absl::string_view stack,
+                                                                absl::string_view name) {
+  if (absl::Status s = ValidateSecretKey(stack, name); !s.ok()) return s;
+  std::vector<MetadataRow> rows;
+  absl::Status status = WithSession([&](PostgresSession& session) -> absl::Status {
+    const std::string sql =
+        absl::StrCat(kSecretMetadataSelect, " WHERE stack = $1 AND name = $2 AND active");
+    absl::StatusOr<PostgresResult> result = session.Exec(
+        "reading a secret's metadata", sql.c_str(), PostgresParams().Text(stack).Text(name));
+    if (!result.ok()) return result.status();
+    rows = MetadataRows(*result);
+    return absl::OkStatus();
+  });
+  if (!status.ok()) return status;
+  if (rows.empty()) {
+    return absl::NotFoundError(absl::StrCat(QuotedSecret(stack, name), " not found"));
+  }
+  return MetadataOf(stack, std::move(rows.front()));
+}
+
 absl::StatusOr<int64_t> PostgresSecretStore::Put(const SecretWrite& write) {
   if (absl::Status s = ValidateSecretWrite(write); !s.ok()) return s;
   if (absl::Status s = ValidatePostgresText("description", write.description); !s.ok()) return s;
@@ -174,51 +218,55 @@ absl::Status PostgresSecretStore::Delete(absl::string_view stack, absl::string_v
 
 absl::StatusOr<std::vector<SecretMetadata>> PostgresSecretStore::List(absl::string_view stack) {
   if (absl::Status s = ValidateStack(stack); !s.ok()) return s;
-  struct Row {
-    std::string name;
-    int64_t version;
-    std::string decrypters;
-    std::string description;
-    int64_t created_at_us;
-    std::string created_by;
-  };
-  std::vector<Row> rows;
+  std::vector<MetadataRow> rows;
   absl::Status status = WithSession([&](PostgresSession& session) -> absl::Status {
     // secure_values.name is COLLATE "C": bytewise order, as in SQLite.
-    absl::StatusOr<PostgresResult> result = session.Exec(
-        "listing secrets",
-        "SELECT name, version, decrypters, description, created_at_us, created_by"
-        " FROM secure_values WHERE stack = $1 AND active ORDER BY name",
-        PostgresParams().Text(stack));
+    const std::string sql =
+        absl::StrCat(kSecretMetadataSelect, " WHERE stack = $1 AND active ORDER BY name");
+    absl::StatusOr<PostgresResult> result =
+        session.Exec("listing secrets", sql.c_str(), PostgresParams().Text(stack));
     if (!result.ok()) return result.status();
-    rows.clear();
-    for (int i = 0; i < result->rows(); ++i) {
-      rows.push_back(Row{result->Bytes(i, 0), result->Int(i, 1), result->Bytes(i, 2),
-                         result->Bytes(i, 3), result->Int(i, 4), result->Bytes(i, 5)});
-    }
+    rows = MetadataRows(*result);
     return absl::OkStatus();
   });
   if (!status.ok()) return status;
   std::vector<SecretMetadata> out;
   out.reserve(rows.size());
-  for (Row& row : rows) {
-    SecretMetadata meta;
-    meta.stack = std::string(stack);
-    meta.name = std::move(row.name);
-    meta.version = row.version;
-    absl::StatusOr<std::vector<std::string>> decrypters = DecodeDecrypterList(row.decrypters);
-    if (!decrypters.ok()) {
-      return absl::DataLossError(
-          Message(QuotedSecret(stack, meta.name), decrypters.status().message()));
-    }
-    meta.decrypters = *std::move(decrypters);
-    meta.description = std::move(row.description);
-    // The active version is unchanged since it was written.
-    meta.updated_at = absl::FromUnixMicros(row.created_at_us);
-    meta.updated_by = std::move(row.created_by);
-    out.push_back(std::move(meta));
+  for (MetadataRow& row : rows) {
+    absl::StatusOr<SecretMetadata> meta = MetadataOf(stack, std::move(row));
+    if (!meta.ok()) return meta.status();
+    out.push_back(*std::move(meta));
   }
   return out;
+}
+
+absl::StatusOr<SecretMetadata> PostgresSecretStore::MetadataOf(absl::string_view stack,
+                                                               MetadataRow row) const {
+  SecretMetadata meta;
+  meta.stack = std::string(stack);
+  meta.name = std::move(row.name);
+  meta.version = row.version;
+  absl::StatusOr<std::vector<std::string>> decrypters = DecodeDecrypterList(row.decrypters);
+  if (!decrypters.ok()) {
+    return absl::DataLossError(
+        Message(QuotedSecret(stack, meta.name), decrypters.status().message()));
+  }
+  meta.decrypters = *std::move(decrypters);
+  meta.description = std::move(row.description);
+  // The active version is unchanged since it was written.
+  meta.updated_at = absl::FromUnixMicros(row.created_at_us);
+  meta.updated_by = std::move(row.created_by);
+  return meta;
+}
+
+std::vector<PostgresSecretStore::MetadataRow> PostgresSecretStore::MetadataRows(
+    const PostgresResult& result) {
+  std::vector<MetadataRow> rows;
+  for (int i = 0; i < result.rows(); ++i) {
+    rows.push_back(MetadataRow{result.Bytes(i, 0), result.Int(i, 1), result.Bytes(i, 2),
+                               result.Bytes(i, 3), result.Int(i, 4), result.Bytes(i, 5)});
+  }
+  return rows;
 }
 
 absl::StatusOr<int64_t> PostgresSecretStore::RewrapDataKeys(absl::string_view kek_id) {

@@ -88,6 +88,10 @@ class PostgresSecretStore : public EncryptedSecretStore {
   //   - ABORTED when PostgreSQL gave up on the transaction (deadlock, serialization failure,
   //     a constraint violated by a writer that does not follow the locking protocol): retry.
   absl::StatusOr<StoredSecret> Get(absl::string_view stack, absl::string_view name) override;
+  absl::StatusOr<StoredSecret> GetVersion(absl::string_view stack, absl::string_view name,
+                                          int64_t version) override;
+  absl::StatusOr<SecretMetadata> GetMetadata(absl::string_view stack,
+                                             absl::string_view name) override;
   absl::StatusOr<int64_t> Put(const SecretWrite& write) override;
   absl::Status Delete(absl::string_view stack, absl::string_view name,
                       absl::string_view actor) override;
@@ -118,6 +122,20 @@ class PostgresSecretStore : public EncryptedSecretStore {
   // WithPostgresSession and InPostgresTransaction on this store's pool.
   absl::Status WithSession(const std::function<absl::Status(PostgresSession&)>& body);
   absl::Status InTransaction(const std::function<absl::Status(PostgresSession&)>& body);
+
+  // A kSecretMetadataSelect row, as read inside a session (decoded once the connection is
+  // back in the pool).
+  struct MetadataRow {
+    std::string name;
+    int64_t version;
+    std::string decrypters;
+    std::string description;
+    int64_t created_at_us;
+    std::string created_by;
+  };
+  static std::vector<MetadataRow> MetadataRows(const PostgresResult& result);
+  // The metadata of `row` of `stack`. Errors: DATA_LOSS (a damaged decrypter list).
+  absl::StatusOr<SecretMetadata> MetadataOf(absl::string_view stack, MetadataRow row) const;
 
   void DispatchPayload(absl::string_view payload);
   void DispatchResync();

@@ -39,6 +39,26 @@ SecretRow RowAt(SqliteStatement& query) {
   return row;
 }
 
+// A kSecretMetadataSelect row of `stack`. `where` names the store in messages.
+absl::StatusOr<SecretMetadata> MetadataRowAt(SqliteStatement& query, absl::string_view stack,
+                                             absl::string_view where) {
+  SecretMetadata meta;
+  meta.stack = std::string(stack);
+  meta.name = query.Text(0);
+  meta.version = query.Int(1);
+  absl::StatusOr<std::vector<std::string>> decrypters = DecodeDecrypterList(query.Text(2));
+  if (!decrypters.ok()) {
+    return absl::DataLossError(absl::StrCat(where, ": ", QuotedSecret(stack, meta.name), ": ",
+                                            decrypters.status().message()));
+  }
+  meta.decrypters = *std::move(decrypters);
+  meta.description = query.Text(3);
+  // The active version is unchanged since it was written.
+  meta.updated_at = absl::FromUnixMicros(query.Int(4));
+  meta.updated_by = query.Text(5);
+  return meta;
+}
+
 // Reads new change_log entries into `out`. Skips the query when PRAGMA data_version says no
 // other connection has committed since the last successful poll.
 absl::Status PollChanges(sqlite3* db, const std::string& path, int64_t& data_version,
@@ -219,6 +239,42 @@ absl::StatusOr<StoredSecret> SqliteSecretStore::Get(absl::string_view stack,
   return OpenSecretRow(*key_ring_, RowAt(query), Where());
 }
 
+absl::StatusOr<StoredSecret> SqliteSecretStore::GetVersion(absl::string_view stack,
+                                                           absl::string_view name,
+                                                           int64_t version) {
+  if (absl::Status s = ValidateSecretKey(stack, name); !s.ok()) return s;
+  if (absl::Status s = ValidateSecretVersion(version); !s.ok()) return s;
+  absl::StatusOr<sqlite3*> db = AcquireReader();
+  if (!db.ok()) return db.status();
+  ReaderLease lease(this, *db);
+  SqliteStatement query(*db, path_,
+                        absl::StrCat(kSecretRowSelect, StoredVersionWhere("?")).c_str());
+  query.BindText(stack).BindText(name).BindInt(version);
+  absl::StatusOr<bool> row = query.Step("reading a secret version");
+  if (!row.ok()) return row.status();
+  if (!*row) {
+    return absl::NotFoundError(
+        absl::StrCat("version ", version, " of ", QuotedSecret(stack, name), " not found"));
+  }
+  return OpenSecretRow(*key_ring_, RowAt(query), Where());
+}
+
+absl::StatusOr<SecretMetadata> SqliteSecretStore::GetMetadata(absl::string_view stack,
+                                                              absl::string_view name) {
+  if (absl::Status s = ValidateSecretKey(stack, name); !s.ok()) return s;
+  absl::StatusOr<sqlite3*> db = AcquireReader();
+  if (!db.ok()) return db.status();
+  ReaderLease lease(this, *db);
+  SqliteStatement query(
+      *db, path_,
+      absl::StrCat(kSecretMetadataSelect, " WHERE stack = ?1 AND name = ?2 AND active").c_str());
+  query.BindText(stack).BindText(name);
+  absl::StatusOr<bool> row = query.Step("reading a secret's metadata");
+  if (!row.ok()) return row.status();
+  if (!*row) return absl::NotFoundError(absl::StrCat(QuotedSecret(stack, name), " not found"));
+  return MetadataRowAt(query, stack, Where());
+}
+
 absl::StatusOr<SqliteSecretStore::DataKey> SqliteSecretStore::ActiveDataKey(
     sqlite3* db, absl::string_view stack, int64_t now_us) {
   SqliteStatement query(db, path_,
@@ -350,31 +406,18 @@ absl::StatusOr<std::vector<SecretMetadata>> SqliteSecretStore::List(absl::string
   absl::StatusOr<sqlite3*> db = AcquireReader();
   if (!db.ok()) return db.status();
   ReaderLease lease(this, *db);
-  SqliteStatement query(*db, path_,
-                  "SELECT name, version, decrypters, description, created_at_us, created_by"
-                  " FROM secure_values WHERE stack = ?1 AND active ORDER BY name");
+  SqliteStatement query(
+      *db, path_, absl::StrCat(kSecretMetadataSelect, " WHERE stack = ?1 AND active ORDER BY name")
+                      .c_str());
   query.BindText(stack);
   std::vector<SecretMetadata> out;
   while (true) {
     absl::StatusOr<bool> row = query.Step("listing secrets");
     if (!row.ok()) return row.status();
     if (!*row) break;
-    SecretMetadata meta;
-    meta.stack = std::string(stack);
-    meta.name = query.Text(0);
-    meta.version = query.Int(1);
-    absl::StatusOr<std::vector<std::string>> decrypters = DecodeDecrypterList(query.Text(2));
-    if (!decrypters.ok()) {
-      return absl::DataLossError(absl::StrCat("sqlite store ", path_, ": ",
-                                              QuotedSecret(stack, meta.name), ": ",
-                                              decrypters.status().message()));
-    }
-    meta.decrypters = *std::move(decrypters);
-    meta.description = query.Text(3);
-    // The active version is unchanged since it was written.
-    meta.updated_at = absl::FromUnixMicros(query.Int(4));
-    meta.updated_by = query.Text(5);
-    out.push_back(std::move(meta));
+    absl::StatusOr<SecretMetadata> meta = MetadataRowAt(query, stack, Where());
+    if (!meta.ok()) return meta.status();
+    out.push_back(*std::move(meta));
   }
   return out;
 }

@@ -71,6 +71,10 @@ class SqliteSecretStore : public EncryptedSecretStore {
   // FAILED_PRECONDITION from Get and Put when the KEK that wraps the stack's data key is not
   // loaded or is the wrong key (the message names the KEK id).
   absl::StatusOr<StoredSecret> Get(absl::string_view stack, absl::string_view name) override;
+  absl::StatusOr<StoredSecret> GetVersion(absl::string_view stack, absl::string_view name,
+                                          int64_t version) override;
+  absl::StatusOr<SecretMetadata> GetMetadata(absl::string_view stack,
+                                             absl::string_view name) override;
   absl::StatusOr<int64_t> Put(const SecretWrite& write) override;
   absl::Status Delete(absl::string_view stack, absl::string_view name,
                       absl::string_view actor) override;

@@ -37,6 +37,12 @@ absl::StatusOr<OpenedKey> OpenKey(const KeyRing& key_ring, const SecretRow& row,
 
 }  // namespace
 
+std::string StoredVersionWhere(absl::string_view p) {
+  return absl::StrCat(" WHERE v.stack = ", p, "1 AND v.name = ", p, "2 AND v.version = ", p,
+                      "3 AND EXISTS (SELECT 1 FROM secure_values a WHERE a.stack = v.stack",
+                      " AND a.name = v.name AND a.active)");
+}
+
 std::string QuotedSecret(absl::string_view stack, absl::string_view name) {
   return absl::StrCat("secret \"", name, "\" in stack \"", stack, "\"");
 }

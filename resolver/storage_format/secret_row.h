@@ -38,6 +38,17 @@ inline constexpr char kSecretRowSelect[] =
     " FROM secure_values v LEFT JOIN data_keys k"
     " ON k.stack = v.stack AND k.id = v.data_key_id";
 
+// The WHERE clause that narrows a kSecretRowSelect to one version of a secret that is not
+// deleted (a deleted secret's versions stay for the audit trail), with parameters 1-3 (stack,
+// name, version) in the placeholder syntax `p` ("?" for SQLite, "$" for PostgreSQL).
+std::string StoredVersionWhere(absl::string_view p);
+
+// The metadata columns (name, version, decrypters, description, created_at_us, created_by) of
+// secure_values, without the ciphertext, for List and GetMetadata (append WHERE, ORDER BY).
+inline constexpr char kSecretMetadataSelect[] =
+    "SELECT name, version, decrypters, description, created_at_us, created_by"
+    " FROM secure_values";
+
 // `secret "NAME" in stack "STACK"`, how messages name a secret.
 std::string QuotedSecret(absl::string_view stack, absl::string_view name);
 

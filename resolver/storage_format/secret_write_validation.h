@@ -7,6 +7,8 @@
 #ifndef SECRET_RESOLVER_RESOLVER_STORAGE_FORMAT_SECRET_WRITE_VALIDATION_H_
 #define SECRET_RESOLVER_RESOLVER_STORAGE_FORMAT_SECRET_WRITE_VALIDATION_H_
 
+#include <cstdint>
+
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "resolver/secret_store.h"
@@ -21,6 +23,10 @@ absl::Status ValidateSecretWrite(const SecretWrite& write);
 // Returns OK if (stack, name) could name a stored secret. Errors: INVALID_ARGUMENT naming the
 // field and byte position.
 absl::Status ValidateSecretKey(absl::string_view stack, absl::string_view name);
+
+// Returns OK if `version` could be a stored version (at least 1). Errors: INVALID_ARGUMENT
+// naming the field.
+absl::Status ValidateSecretVersion(int64_t version);
 
 }  // namespace secret_resolver
 

@@ -93,7 +93,9 @@ class PythonClientTest : public ::testing::Test {
     ASSERT_EQ(chmod(token_file_.c_str(), 0600), 0);
   }
 
-  PythonRun RunClient(const std::string& stack, const std::vector<std::string>& refs) {
+  // `extra` follows the --ref flags, e.g. {"--pin", "api-token=1"}.
+  PythonRun RunClient(const std::string& stack, const std::vector<std::string>& refs,
+                      const std::vector<std::string>& extra = {}) {
     std::vector<std::string> args = {kPython,
                                      "client/python/secret_resolver_client.py",
                                      "--proto-dir",
@@ -108,6 +110,7 @@ class PythonClientTest : public ::testing::Test {
       args.push_back("--ref");
       args.push_back(ref);
     }
+    args.insert(args.end(), extra.begin(), extra.end());
     std::vector<std::string> quoted;
     for (const std::string& a : args) quoted.push_back(ShellQuote(a));
     const std::string err_path = state_->dir + "/python.err";
@@ -151,6 +154,31 @@ TEST_F(PythonClientTest, ResolvesVersionPlaceholderAndPerReferenceErrors) {
   EXPECT_EQ(api["value_bytes"], std::string(kApiValue).size() + 1);
   EXPECT_EQ(json["gone"]["error"]["code"], "NOT_FOUND");
   EXPECT_THAT(json["gone"]["error"]["message"].get<std::string>(), HasSubstr("ref \"gone\""));
+}
+
+TEST_F(PythonClientTest, PinsAVersionAndSaysANewerOneExists) {
+  const PythonRun run = RunClient(kStack, {"api-token=secret://workflows/http/auth-token"},
+                                  {"--pin", "api-token=1", "--run-id", "run-py-1"});
+  ASSERT_EQ(run.exit_code, 0) << "stderr: " << run.err;
+  const nlohmann::json json = nlohmann::json::parse(run.out, nullptr, false);
+  ASSERT_TRUE(json.is_object()) << "stdout is not a JSON object";
+  EXPECT_EQ(json["api-token"]["version"], 1);
+  EXPECT_EQ(json["api-token"]["superseded"], true);
+  EXPECT_EQ(sidecar_->Terminate(), 0);  // the audit line is flushed by then
+  EXPECT_TRUE(absl::StrContains(sidecar_->Log(), "\"run_id\":\"run-py-1\""));
+}
+
+TEST_F(PythonClientTest, ChecksReferencesWithoutResolvingThem) {
+  const PythonRun run = RunClient(kStack, {"api-token=secret://workflows/http/auth-token",
+                                           "gone=secret://workflows/none"},
+                                  {"--check"});
+  ASSERT_EQ(run.exit_code, 0) << "stderr: " << run.err;
+  const nlohmann::json json = nlohmann::json::parse(run.out, nullptr, false);
+  ASSERT_TRUE(json.is_object()) << "stdout is not a JSON object";
+  EXPECT_EQ(json["api-token"]["name"], "workflows/http/auth-token");
+  EXPECT_EQ(json["api-token"]["version"], 2);
+  EXPECT_FALSE(json["api-token"].contains("value_bytes"));
+  EXPECT_EQ(json["gone"]["error"]["code"], "NOT_FOUND");
 }
 
 TEST_F(PythonClientTest, WrongStackIsPermissionDenied) {

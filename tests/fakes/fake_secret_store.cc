@@ -10,6 +10,40 @@
 namespace secret_resolver {
 
 absl::StatusOr<StoredSecret> FakeSecretStore::Get(absl::string_view stack, absl::string_view name) {
+  return Read(stack, name, 0);
+}
+
+absl::StatusOr<StoredSecret> FakeSecretStore::GetVersion(absl::string_view stack,
+                                                         absl::string_view name,
+                                                         int64_t version) {
+  if (absl::Status s = ValidateSecretVersion(version); !s.ok()) return s;
+  return Read(stack, name, version);
+}
+
+absl::StatusOr<SecretMetadata> FakeSecretStore::GetMetadata(absl::string_view stack,
+                                                            absl::string_view name) {
+  metadata_calls_.fetch_add(1, std::memory_order_relaxed);
+  if (absl::Status s = ValidateSecretKey(stack, name); !s.ok()) return s;
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = secrets_.find(Key(std::string(stack), std::string(name)));
+  if (it == secrets_.end() || it->second.deleted || it->second.versions.empty()) {
+    return absl::NotFoundError(
+        absl::StrCat("secret \"", name, "\" not found in stack \"", stack, "\""));
+  }
+  const Version& newest = it->second.versions.back();
+  SecretMetadata meta;
+  meta.stack = std::string(stack);
+  meta.name = std::string(name);
+  meta.version = newest.version;
+  meta.decrypters = newest.decrypters;
+  meta.description = newest.description;
+  meta.updated_at = newest.updated_at;
+  meta.updated_by = newest.updated_by;
+  return meta;
+}
+
+absl::StatusOr<StoredSecret> FakeSecretStore::Read(absl::string_view stack,
+                                                   absl::string_view name, int64_t version) {
   get_calls_.fetch_add(1, std::memory_order_relaxed);
 
   absl::Duration latency;
@@ -41,13 +75,23 @@ absl::StatusOr<StoredSecret> FakeSecretStore::Get(absl::string_view stack, absl:
     return absl::NotFoundError(
         absl::StrCat("secret \"", name, "\" not found in stack \"", stack, "\""));
   }
-  const Version& newest = it->second.versions.back();
+  const Version* chosen = &it->second.versions.back();
+  if (version != 0) {
+    chosen = nullptr;
+    for (const Version& v : it->second.versions) {
+      if (v.version == version) chosen = &v;
+    }
+    if (chosen == nullptr) {
+      return absl::NotFoundError(absl::StrCat("version ", version, " of secret \"", name,
+                                              "\" not found in stack \"", stack, "\""));
+    }
+  }
   StoredSecret out;
   out.stack = std::string(stack);
   out.name = std::string(name);
-  out.version = newest.version;
-  out.decrypters = newest.decrypters;
-  out.value = newest.value.Clone();
+  out.version = chosen->version;
+  out.decrypters = chosen->decrypters;
+  out.value = chosen->value.Clone();
   return out;
 }
 

@@ -2,12 +2,13 @@
 // resolver and the server.
 //
 // It keeps every version of every (stack, name); Get returns the newest version of a secret that
-// is not deleted; Delete makes a secret unresolvable (NOT_FOUND) until it is Put again; List is
+// is not deleted, GetVersion any version of one, GetMetadata Get's answer without the value; Delete makes a secret unresolvable (NOT_FOUND) until it is Put again; List is
 // sorted by name. Put, Get, Delete and List check their input with
 // resolver/storage_format/secret_write_validation.h, as the real stores do. Values are copied in
 // and out (SecretBytes::Clone), so a caller's copy and the store's copy are wiped independently.
 //
-// Failure knobs affect Get only:
+// Failure knobs affect Get and GetVersion only (get_calls counts both); GetMetadata has its
+// own count, metadata_calls():
 //   - set_next_error(status): the next Get returns `status`, then the knob clears itself.
 //   - set_error(status): every Get returns `status` until set_error(absl::OkStatus()).
 //   - set_latency(d): every Get sleeps `d` of real time first (for deadline tests of callers).
@@ -46,6 +47,10 @@ class FakeSecretStore : public SecretStore {
   // SecretStore. Get answers in this order: latency, hook, next error, sticky error, key
   // validation, data.
   absl::StatusOr<StoredSecret> Get(absl::string_view stack, absl::string_view name) override;
+  absl::StatusOr<StoredSecret> GetVersion(absl::string_view stack, absl::string_view name,
+                                          int64_t version) override;
+  absl::StatusOr<SecretMetadata> GetMetadata(absl::string_view stack,
+                                             absl::string_view name) override;
   absl::StatusOr<int64_t> Put(const SecretWrite& write) override;
   absl::Status Delete(absl::string_view stack, absl::string_view name,
                       absl::string_view actor) override;
@@ -59,6 +64,7 @@ class FakeSecretStore : public SecretStore {
   void set_latency(absl::Duration latency);
   void set_get_hook(std::function<void()> hook);
   int64_t get_calls() const { return get_calls_.load(std::memory_order_relaxed); }
+  int64_t metadata_calls() const { return metadata_calls_.load(std::memory_order_relaxed); }
 
  private:
   struct Version {
@@ -77,6 +83,7 @@ class FakeSecretStore : public SecretStore {
   using Key = std::pair<std::string, std::string>;
 
   std::atomic<int64_t> get_calls_{0};
+  std::atomic<int64_t> metadata_calls_{0};
 
   mutable std::mutex mu_;
   std::map<Key, Secret> secrets_;
@@ -87,6 +94,9 @@ class FakeSecretStore : public SecretStore {
   std::vector<ChangeListener> listeners_;
 
   int64_t PutLocked(const SecretWrite& write);  // requires mu_
+  // Get and GetVersion (`version` 0: the newest).
+  absl::StatusOr<StoredSecret> Read(absl::string_view stack, absl::string_view name,
+                                    int64_t version);
   void Notify(const SecretChange& change);      // without mu_
 };
 

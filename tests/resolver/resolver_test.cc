@@ -485,5 +485,136 @@ TEST_F(GrafanaRulesTest, StackThatCannotExistIsNotFound) {
   EXPECT_EQ(store_.get_calls(), 0);
 }
 
+
+// --- CheckReferences ---
+
+class ResolverCheckTest : public ResolverTest {
+ protected:
+  ResolverCheckTest() {
+    ResolverOptions options;
+    options.store = &store_;
+    resolver_ = std::make_unique<Resolver>(cache_.get(), tokens_.get(), options);
+  }
+};
+
+TEST_F(ResolverCheckTest, ChecksEveryReferenceAsResolveWouldWithoutReadingAnyValue) {
+  Put("workflows/http/auth-token", "rotated", {kService});  // version 2
+  caller_.permissions = {"secret.grafana.app/securevalues/workflows/http/auth-token:decrypt",
+                         "secret.grafana.app/securevalues/other-team/key:decrypt",
+                         "secret.grafana.app/securevalues/missing:decrypt"};
+  const ResolveRequest request = Request({{"api", "secret://workflows/http/auth-token"},
+                                          {"again", "secret://workflows/http/auth-token"},
+                                          {"db", "secret://workflows/db/password"},
+                                          {"other", "secret://other-team/key"},
+                                          {"missing", "secret://missing"},
+                                          {"bad", "secret://Bad"}});
+  absl::StatusOr<ResolveResults> checked = resolver_->Check(caller_, request);
+  ASSERT_TRUE(checked.ok()) << checked.status();
+  EXPECT_TRUE(Of(*checked, "api").status.ok());
+  EXPECT_EQ(Of(*checked, "api").checked_version, 2);
+  EXPECT_EQ(Of(*checked, "api").name, "workflows/http/auth-token");
+  EXPECT_EQ(Of(*checked, "api").value, nullptr);
+  EXPECT_EQ(Of(*checked, "again").checked_version, 2);
+  // No per-name permission, a decrypter check that fails, an unknown name, a bad URI.
+  EXPECT_EQ(Of(*checked, "db").status.code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(Of(*checked, "other").status.code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(Of(*checked, "missing").status.code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(Of(*checked, "bad").status.code(), absl::StatusCode::kInvalidArgument);
+
+  // What Resolve gives for the same request, key by key.
+  absl::StatusOr<ResolveResults> resolved = resolver_->Resolve(caller_, request);
+  ASSERT_TRUE(resolved.ok());
+  for (const RefResult& result : *resolved) {
+    EXPECT_EQ(Of(*checked, result.key).status, result.status) << result.key;
+  }
+  // The check read metadata once per distinct name the caller may read, and no value.
+  EXPECT_EQ(store_.metadata_calls(), 3);
+  EXPECT_EQ(store_.get_calls(), 3);  // Resolve's fetches, none of them the check's
+}
+
+TEST_F(ResolverCheckTest, WholeCallErrorsAreResolves) {
+  EXPECT_EQ(resolver_->Check(caller_, ViewOf("", {{"k", "secret://a"}})).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  std::map<std::string, std::string> refs = {{"k", "secret://a"}};
+  EXPECT_EQ(resolver_->Check(caller_, ViewOf("stacks-9", refs)).status().code(),
+            absl::StatusCode::kPermissionDenied);
+  caller_.permissions.clear();
+  EXPECT_EQ(resolver_->Check(caller_, ViewOf(kStack, refs)).status().code(),
+            absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(store_.metadata_calls(), 0);
+}
+
+TEST_F(ResolverTest, CheckWithoutAStoreIsFailedPrecondition) {
+  EXPECT_EQ(resolver_->Check(caller_, Request({{"k", "secret://workflows/db/password"}}))
+                .status()
+                .code(),
+            absl::StatusCode::kFailedPrecondition);
+}
+
+// --- pinned versions ---
+
+TEST_F(ResolverTest, APinnedRefResolvesThatVersionAndSaysANewerOneExists) {
+  Put("workflows/http/auth-token", "second-value", {kService});  // version 2
+  ResolveRequest request = Request({{"pinned", "secret://workflows/http/auth-token"},
+                                    {"newest", "secret://workflows/http/auth-token"},
+                                    {"current", "secret://workflows/db/password"}});
+  request.versions = {{"pinned", 1}, {"current", 1}};
+  absl::StatusOr<ResolveResults> results = resolver_->Resolve(caller_, request);
+  ASSERT_TRUE(results.ok()) << results.status();
+  const RefResult& pinned = Of(*results, "pinned");
+  ASSERT_TRUE(pinned.status.ok()) << pinned.status;
+  EXPECT_TRUE(pinned.value->value.Equals(absl::string_view(kValue)));
+  EXPECT_EQ(pinned.value->version, 1);
+  EXPECT_TRUE(pinned.superseded);
+  EXPECT_EQ(pinned.fingerprint(), tokens_->Fingerprint(kStack, SecretBytes(kValue)));
+  const RefResult& newest = Of(*results, "newest");
+  EXPECT_TRUE(newest.value->value.Equals(absl::string_view("second-value")));
+  EXPECT_FALSE(newest.superseded);
+  // Pinned to the newest version: that one, not superseded.
+  EXPECT_EQ(Of(*results, "current").value->version, 1);
+  EXPECT_FALSE(Of(*results, "current").superseded);
+
+  // Cached by (stack, name, version): a second call is answered without the store.
+  const int64_t fetches = store_.get_calls();
+  std::optional<absl::StatusOr<ResolveResults>> cached =
+      resolver_->ResolveWithoutBlocking(caller_, request);
+  ASSERT_TRUE(cached.has_value());
+  ASSERT_TRUE(cached->ok());
+  EXPECT_TRUE(Of(**cached, "pinned").value->value.Equals(absl::string_view(kValue)));
+  EXPECT_EQ(store_.get_calls(), fetches);
+}
+
+TEST_F(ResolverTest, PinsAreJudgedOnTheNewestVersion) {
+  Put("workflows/http/auth-token", "second-value", {"someone-else"});  // revokes us
+  ResolveRequest request = Request({{"revoked", "secret://workflows/http/auth-token"},
+                                    {"future", "secret://workflows/db/password"}});
+  request.versions = {{"revoked", 1}, {"future", 7}};
+  absl::StatusOr<ResolveResults> results = resolver_->Resolve(caller_, request);
+  ASSERT_TRUE(results.ok()) << results.status();
+  EXPECT_EQ(Of(*results, "revoked").status.code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(Of(*results, "future").status.code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(Of(*results, "future").status.message(), HasSubstr("version 7"));
+
+  ASSERT_TRUE(store_.Delete(kStack, "workflows/db/password", "test").ok());
+  cache_->Invalidate(kStack, "workflows/db/password");
+  ResolveRequest deleted = Request({{"db", "secret://workflows/db/password"}});
+  deleted.versions = {{"db", 1}};
+  results = resolver_->Resolve(caller_, deleted);
+  ASSERT_TRUE(results.ok());
+  EXPECT_EQ(Of(*results, "db").status.code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(ResolverTest, MalformedPinsAreWholeCallErrors) {
+  ResolveRequest request = Request({{"k", "secret://workflows/db/password"}});
+  request.versions = {{"unknown", 1}};
+  EXPECT_THAT(resolver_->Resolve(caller_, request).status().message(),
+              HasSubstr("versions: key #0"));
+  request.versions = {{"k", 0}};
+  absl::Status zero = resolver_->Resolve(caller_, request).status();
+  EXPECT_EQ(zero.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(zero.message(), HasSubstr("at least 1"));
+  EXPECT_EQ(store_.get_calls(), 0);
+}
+
 }  // namespace
 }  // namespace secret_resolver

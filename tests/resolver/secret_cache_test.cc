@@ -818,7 +818,7 @@ TEST_F(SecretCacheTest, GetAllFetchesEveryMissBeforeWaitingForAny) {
   });
   std::vector<absl::string_view> names = {"first", "second"};
   std::vector<absl::StatusOr<CachedSecret>> found(2);
-  cache.GetAll(kStack, names, absl::MakeSpan(found), absl::Now() + absl::Seconds(30));
+  cache.GetAll(kStack, names, {}, absl::MakeSpan(found), absl::Now() + absl::Seconds(30));
   store_.set_get_hook(nullptr);
   ExpectSecret(found[0], "first", 1, CacheOutcome::kMiss);
   ExpectSecret(found[1], "second", 1, CacheOutcome::kMiss);

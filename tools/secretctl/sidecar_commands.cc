@@ -10,6 +10,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "client/secret_resolver_client.h"
@@ -38,7 +39,54 @@ nlohmann::ordered_json SecretJson(const Secret& secret) {
                                 {"version", secret.version},
                                 {"placeholder", secret.placeholder},
                                 {"fingerprint", secret.fingerprint},
-                                {"stale", secret.stale}};
+                                {"stale", secret.stale},
+                                {"superseded", secret.superseded}};
+}
+
+// Ref key -> version from the --pin KEY=VERSION flags; each key must be one of `refs`.
+absl::StatusOr<std::map<std::string, int64_t>> PinsFromFlags(
+    const ParsedFlags& flags, const std::map<std::string, std::string>& refs) {
+  std::map<std::string, int64_t> pins;
+  const std::vector<std::string> values = flags.Values("pin");
+  for (size_t i = 0; i < values.size(); ++i) {
+    const std::string flag = absl::StrCat("--pin #", i + 1);
+    const size_t eq = values[i].find('=');
+    if (eq == std::string::npos) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(flag, ": expected KEY=VERSION (no '=' found)"));
+    }
+    const std::string key = values[i].substr(0, eq);
+    int64_t version = 0;
+    if (!absl::SimpleAtoi(values[i].substr(eq + 1), &version) || version < 1) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(flag, " (key \"", absl::CHexEscape(key),
+                       "\"): the version must be a whole number of at least 1"));
+    }
+    if (refs.count(key) == 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          flag, ": key \"", absl::CHexEscape(key), "\" is not one of the --ref keys"));
+    }
+    if (!pins.emplace(key, version).second) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--pin: key \"", key, "\" is given twice"));
+    }
+  }
+  return pins;
+}
+
+FlagSpec RunIdFlag() {
+  return {"run-id", Kind::kValue, "ID",
+          "the workflow run the call is for, for the sidecar's audit log"};
+}
+
+FlagSpec StepIdFlag() {
+  return {"step-id", Kind::kValue, "ID", "the workflow step the call is for, as --run-id"};
+}
+
+// The run and step ids from --run-id and --step-id (checked by the sidecar, which drops and
+// audits invalid ones).
+client::RunIds RunIdsFromFlags(const ParsedFlags& flags) {
+  return client::RunIds{flags.Value("run-id"), flags.Value("step-id"), ""};
 }
 
 // Ref key -> URI from the --ref KEY=secret://NAME flags.
@@ -73,11 +121,17 @@ absl::Status RunResolve(const ParsedFlags& flags, Io& io) {
   if (!stack.ok()) return stack.status();
   absl::StatusOr<std::map<std::string, std::string>> refs = RefsFromFlags(flags);
   if (!refs.ok()) return refs.status();
+  client::ResolveOptions options;
+  absl::StatusOr<std::map<std::string, int64_t>> pins = PinsFromFlags(flags, *refs);
+  if (!pins.ok()) return pins.status();
+  options.versions = *std::move(pins);
+  options.run = RunIdsFromFlags(flags);
   std::string address;
   absl::StatusOr<std::unique_ptr<client::SecretResolverClient>> resolver =
       ClientFromFlags(flags, &address);
   if (!resolver.ok()) return resolver.status();
-  absl::StatusOr<client::ResolvedSecrets> results = (*resolver)->ResolveSecrets(*stack, *refs);
+  absl::StatusOr<client::ResolvedSecrets> results =
+      (*resolver)->ResolveSecrets(*stack, *refs, options);
   if (!results.ok()) return FromSidecar(address, results.status());
 
   absl::Status first_failure;
@@ -119,7 +173,8 @@ absl::Status RunResolve(const ParsedFlags& flags, Io& io) {
   if (reveal) rows[0].push_back("VALUE");
   for (const auto& [key, result] : *results) {
     rows.push_back({key, result->name,
-                    absl::StrCat(result->version, result->stale ? " (stale)" : ""),
+                    absl::StrCat(result->version, result->stale ? " (stale)" : "",
+                                 result->superseded ? " (superseded)" : ""),
                     Printable(result->placeholder), result->fingerprint});
     if (reveal) rows.back().push_back(absl::CHexEscape(result->value.reveal()));
   }
@@ -175,8 +230,64 @@ absl::Status RunRender(const ParsedFlags& flags, Io& io) {
   return absl::OkStatus();
 }
 
+// check --stack: whether the caller may resolve each of the workflow's references, from the
+// sidecar's CheckReferences. One line per reference: on standard output when all are ok;
+// otherwise on standard error (as resolve, a failing command prints nothing on standard output),
+// followed by each failure's message, and the status that of the first failure (by ref key).
+absl::Status CheckWithSidecar(const ParsedFlags& flags, const std::string& path,
+                              const WorkflowFile& file, Io& io) {
+  absl::StatusOr<std::string> stack = StackFromFlags(flags);
+  if (!stack.ok()) return stack.status();
+  std::map<std::string, std::string> refs;
+  for (const auto& secret : file.secrets()) refs.emplace(secret.key, secret.uri);
+  if (refs.empty()) {
+    io.out = absl::StrCat(path, ": ok (no secret references to check)\n");
+    return absl::OkStatus();
+  }
+  std::string address;
+  absl::StatusOr<std::unique_ptr<client::SecretResolverClient>> checker =
+      ClientFromFlags(flags, &address);
+  if (!checker.ok()) return checker.status();
+  client::ResolveOptions options;
+  options.run = RunIdsFromFlags(flags);
+  absl::StatusOr<client::CheckedReferences> results =
+      (*checker)->CheckReferences(*stack, refs, options);
+  if (!results.ok()) return FromSidecar(address, results.status());
+  std::vector<std::vector<std::string>> rows = {{"REF", "NAME", "VERSION", "RESULT"}};
+  absl::Status first_failure;
+  size_t failures = 0;
+  for (const auto& [key, result] : *results) {
+    if (result.ok()) {
+      rows.push_back({key, result->name, absl::StrCat(result->version), "ok"});
+      continue;
+    }
+    ++failures;
+    if (first_failure.ok()) first_failure = result.status();
+    rows.push_back({key, "", "", absl::StatusCodeToString(result.status().code())});
+    absl::StrAppend(&io.err, "secretctl check: ",
+                    absl::StatusCodeToString(result.status().code()), ": ",
+                    result.status().message(), "\n");
+  }
+  if (failures == 0) {
+    io.out = Table(rows);
+    return absl::OkStatus();
+  }
+  io.err = absl::StrCat(Table(rows), io.err);
+  return absl::Status(first_failure.code(),
+                      absl::StrCat(failures, " of ", results->size(),
+                                   " references would not resolve for stack \"", *stack,
+                                   "\" (listed above)"));
+}
+
 absl::Status RunCheck(const ParsedFlags& flags, Io& io) {
   const std::string path = flags.positional();
+  if (!flags.Has("stack")) {
+    for (const FlagSpec& f : SidecarFlags()) {
+      if (flags.Has(f.name)) {
+        return UsageError(absl::StrCat("--", f.name, " needs --stack (it asks a sidecar)"));
+      }
+    }
+  }
   absl::StatusOr<WorkflowFile> file = ReadWorkflow("WORKFLOW.yaml", path);
   if (!file.ok()) return file.status();
   const std::vector<WorkflowFinding> findings = CheckWorkflow(*file);
@@ -186,6 +297,7 @@ absl::Status RunCheck(const ParsedFlags& flags, Io& io) {
         path, ": ", findings.size(), findings.size() == 1 ? " problem" : " problems",
         " (listed above)"));
   }
+  if (flags.Has("stack")) return CheckWithSidecar(flags, path, *file, io);
   size_t references = file->secrets().size();
   io.out = absl::StrCat(path, ": ok (", references,
                         references == 1 ? " secret reference, " : " secret references, ",
@@ -202,6 +314,10 @@ Command ResolveCommand() {
        "a reference to resolve, as in a workflow's resources.secrets; repeat", true},
   };
   for (FlagSpec& f : SidecarFlags()) flags.push_back(std::move(f));
+  flags.push_back({"pin", Kind::kRepeated, "KEY=VERSION",
+                   "resolve --ref KEY at exactly VERSION (a run's earlier version); repeat"});
+  flags.push_back(RunIdFlag());
+  flags.push_back(StepIdFlag());
   flags.push_back({"reveal", Kind::kSwitch, "", "print the values too"});
   flags.push_back(JsonFlag());
   CommandSpec spec = {
@@ -211,7 +327,10 @@ Command ResolveCommand() {
           "Calls the sidecar's ResolveSecrets, as a workflow service does, and prints for\n"
           "each --ref the secret's name, version, redaction placeholder and fingerprint. The\n"
           "value is printed only with --reveal (escaped in text output; in JSON as \"value\",\n"
-          "or \"value_base64\" when it is not UTF-8). If any reference fails, each failure is\n"
+          "or \"value_base64\" when it is not UTF-8). --pin KEY=VERSION resolves that version\n"
+          "(while it is stored and the token may decrypt the newest); a version with a newer\n"
+          "one is marked superseded. --run-id and --step-id go into the sidecar's audit lines.\n"
+          "If any reference fails, each failure is\n"
           "reported on standard error, nothing is printed on standard output, and the exit\n"
           "status is that of the first failure (by ref key).\n\n",
           kCallerHelp),
@@ -253,9 +372,16 @@ Command RenderCommand() {
 }
 
 Command CheckCommand() {
+  std::vector<FlagSpec> flags = {
+      {"stack", Kind::kValue, "STACK",
+       "also ask the sidecar whether the token may resolve each reference in STACK"},
+  };
+  for (FlagSpec& f : SidecarFlags()) flags.push_back(std::move(f));
+  flags.push_back(RunIdFlag());
+  flags.push_back(StepIdFlag());
   CommandSpec spec = {
       "check",
-      "check a workflow definition's secret references (no sidecar)",
+      "check a workflow definition's secret references (with --stack, against a sidecar)",
       "Reads a workflow definition in YAML (spec.resources.secrets, ref key ->\n"
       "\"secret://NAME\"; spec.steps[].inputs, any nesting of maps and lists) and reports, one\n"
       "line each as FILE:LINE:COLUMN: ..., every malformed ref key or secret:// URI, every\n"
@@ -263,9 +389,15 @@ Command CheckCommand() {
       "spec.resources.secrets does not define (undefined reference), and every\n"
       "spec.resources.secrets key no step uses (unused reference). Lines and columns start at\n"
       "1; columns count bytes. Inside a folded (>) or multi-line scalar the column is that of\n"
-      "the scalar, and the line says so. Calls no sidecar and needs no token. Exit status 0\n"
-      "when the file is clean, 5 when anything is reported.",
-      {},
+      "the scalar, and the line says so. Without --stack it calls no sidecar and needs no\n"
+      "token: exit status 0 when the file is clean, 5 when anything is reported.\n\n"
+      "With --stack, a clean file's references are then checked by the sidecar's\n"
+      "CheckReferences (a dry run: the same token, stack, permission and decrypter checks as\n"
+      "ResolveSecrets, no value read): one line per reference (REF, NAME, current VERSION,\n"
+      "ok or the error code), each failure also on standard error, and the exit status that\n"
+      "of the first failure (3 not found, 5 invalid, 8 denied, ...).\n\n"
+      + std::string(kCallerHelp),
+      std::move(flags),
       "WORKFLOW.yaml"};
   return {std::move(spec), RunCheck};
 }

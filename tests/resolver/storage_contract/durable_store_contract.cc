@@ -135,6 +135,42 @@ TEST_P(DurableStoreContractTest, CiphertextMovedToAnotherRowOrDamagedIsDataLoss)
   EXPECT_THAT(store->Get(kStack, "source"), IsOk());
 }
 
+TEST_P(DurableStoreContractTest, GetMetadataNeitherReadsNorDecryptsTheCiphertext) {
+  {
+    std::unique_ptr<EncryptedSecretStore> store = MustOpen();
+    ASSERT_NE(store, nullptr);
+    ASSERT_THAT(store->Put(TestWrite("damaged", kMarker)), IsOk());
+    ASSERT_THAT(store->Put(TestWrite("damaged", kMarker)), IsOk());
+  }
+  // A ciphertext no key opens, and a store without the stack's KEK: Get cannot answer, the
+  // metadata is still there.
+  Query(absl::StrCat("UPDATE secure_values SET ciphertext = ", storage_->BlobLiteral("xx"),
+                     " WHERE name = 'damaged'"));
+  KeyRing other = RingWith("kek-2");
+  std::unique_ptr<EncryptedSecretStore> store = MustOpen(&other);
+  ASSERT_NE(store, nullptr);
+  EXPECT_THAT(store->Get(kStack, "damaged"), Not(IsOk()));
+  EXPECT_THAT(store->GetVersion(kStack, "damaged", 1), Not(IsOk()));
+  absl::StatusOr<SecretMetadata> meta = store->GetMetadata(kStack, "damaged");
+  ASSERT_THAT(meta, IsOk());
+  EXPECT_EQ(meta->version, 2);
+  EXPECT_THAT(meta->decrypters, ElementsAre("grafana-workflows"));
+}
+
+TEST_P(DurableStoreContractTest, GetVersionOfADamagedOlderVersionIsDataLoss) {
+  std::unique_ptr<EncryptedSecretStore> store = MustOpen();
+  ASSERT_NE(store, nullptr);
+  ASSERT_THAT(store->Put(TestWrite("versioned", "v1")), IsOk());
+  ASSERT_THAT(store->Put(TestWrite("versioned", kMarker)), IsOk());
+  // The newest version's ciphertext under version 1: bound to another version, so it fails.
+  Query(
+      "UPDATE secure_values SET ciphertext = (SELECT ciphertext FROM secure_values"
+      " WHERE name = 'versioned' AND version = 2) WHERE name = 'versioned' AND version = 1");
+  EXPECT_THAT(store->GetVersion(kStack, "versioned", 1),
+              StatusIs(absl::StatusCode::kDataLoss, Not(HasSubstr(kMarker))));
+  EXPECT_THAT(store->GetVersion(kStack, "versioned", 2), IsOk());
+}
+
 TEST_P(DurableStoreContractTest, DamagedRowsAreDataLoss) {
   std::unique_ptr<EncryptedSecretStore> store = MustOpen();
   ASSERT_NE(store, nullptr);

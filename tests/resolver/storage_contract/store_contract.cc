@@ -161,6 +161,72 @@ TEST_P(StoreContractTest, PutAfterDeleteResolvesAgainWithAHigherVersion) {
   EXPECT_TRUE(got->value.Equals("reborn"));
 }
 
+TEST_P(StoreContractTest, GetVersionReturnsExactlyThatVersionWithItsOwnDecrypters) {
+  MustPut(*store_, Write("rotated", "first", {"svc-a"}));
+  MustPut(*store_, Write("rotated", "second", {"svc-a", "svc-b"}));
+  MustPut(*store_, Write("rotated", "third", {"svc-b"}));
+  for (const auto& [version, value] : std::vector<std::pair<int64_t, std::string>>{
+           {1, "first"}, {2, "second"}, {3, "third"}}) {
+    absl::StatusOr<StoredSecret> got = store_->GetVersion(kStack, "rotated", version);
+    ASSERT_TRUE(got.ok()) << got.status();
+    EXPECT_EQ(got->version, version);
+    EXPECT_EQ(got->name, "rotated");
+    EXPECT_TRUE(got->value.Equals(value)) << version;
+  }
+  absl::StatusOr<StoredSecret> first = store_->GetVersion(kStack, "rotated", 1);
+  ASSERT_TRUE(first.ok());
+  EXPECT_THAT(first->decrypters, ElementsAre("svc-a"));
+  EXPECT_THAT(store_->GetVersion(kStack, "rotated", 4),
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("version 4")));
+  EXPECT_THAT(store_->GetVersion(kStack, "never-existed", 1),
+              StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_THAT(store_->GetVersion(kStack, "rotated", 0),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("version")));
+  EXPECT_THAT(store_->GetVersion(kStack, "rotated", -1),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("version")));
+  EXPECT_THAT(store_->GetVersion("Not A Stack", "rotated", 1),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("stack")));
+  EXPECT_THAT(store_->GetVersion(kStack, "Bad/Name", 1),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("name")));
+}
+
+TEST_P(StoreContractTest, DeletedSecretsVersionsAreNotFoundUntilItIsPutAgain) {
+  MustPut(*store_, Write("doomed", "v1"));
+  MustPut(*store_, Write("doomed", "v2"));
+  ASSERT_TRUE(store_->Delete(kStack, "doomed", "user:bob").ok());
+  EXPECT_THAT(store_->GetVersion(kStack, "doomed", 1), StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_THAT(store_->GetVersion(kStack, "doomed", 2), StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_THAT(store_->GetMetadata(kStack, "doomed"), StatusIs(absl::StatusCode::kNotFound));
+  MustPut(*store_, Write("doomed", "v3"));
+  absl::StatusOr<StoredSecret> old = store_->GetVersion(kStack, "doomed", 1);
+  ASSERT_TRUE(old.ok()) << old.status();
+  EXPECT_TRUE(old->value.Equals("v1"));
+}
+
+TEST_P(StoreContractTest, GetMetadataDescribesWhatGetReturnsWithoutTheValue) {
+  MustPut(*store_, Write("described", "old", {"svc-a"}));
+  MustPut(*store_, Write("described", kMarker, {"grafana-workflows", "k6"}));
+  MustPut(*store_, Write("described", "other stack", {"x"}, "stacks-124"));
+  absl::StatusOr<SecretMetadata> meta = store_->GetMetadata(kStack, "described");
+  ASSERT_TRUE(meta.ok()) << meta.status();
+  EXPECT_EQ(meta->stack, kStack);
+  EXPECT_EQ(meta->name, "described");
+  EXPECT_EQ(meta->version, 2);
+  EXPECT_THAT(meta->decrypters, ElementsAre("grafana-workflows", "k6"));
+  EXPECT_EQ(meta->description, "description of described");
+  EXPECT_EQ(meta->updated_by, "user:alice");
+  absl::StatusOr<StoredSecret> got = store_->Get(kStack, "described");
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->version, meta->version);
+  EXPECT_EQ(got->decrypters, meta->decrypters);
+  EXPECT_THAT(store_->GetMetadata(kStack, "never-existed"),
+              StatusIs(absl::StatusCode::kNotFound, Not(HasSubstr(kMarker))));
+  EXPECT_THAT(store_->GetMetadata("Not A Stack", "described"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("stack")));
+  EXPECT_THAT(store_->GetMetadata(kStack, "Bad/Name"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("name")));
+}
+
 TEST_P(StoreContractTest, ListGivesNewestActiveVersionsSortedByName) {
   const absl::Time before = absl::Now() - absl::Seconds(1);
   MustPut(*store_, Write("zeta", "z"));

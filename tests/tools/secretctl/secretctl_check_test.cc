@@ -180,7 +180,12 @@ TEST_F(SecretctlCheckTest, UsageAndUnreadableFiles) {
   run.args = {"check", "--help"};
   r = RunSecretctl(run);
   EXPECT_EQ(r.exit_code, 0) << r.Describe();
-  EXPECT_THAT(r.out, HasSubstr("usage: secretctl check WORKFLOW.yaml"));
+  EXPECT_THAT(r.out, HasSubstr("usage: secretctl check [--stack STACK]"));
+  EXPECT_THAT(r.out, HasSubstr("[--step-id ID] WORKFLOW.yaml\n"));
+  run.args = {"check", dir_ + "/does-not-exist.yaml", "--address", "unix:/nowhere"};
+  r = RunSecretctl(run);
+  EXPECT_EQ(r.exit_code, 2) << r.Describe();
+  EXPECT_THAT(r.err, HasSubstr("--address needs --stack"));
 }
 
 }  // namespace

@@ -37,6 +37,8 @@ constexpr char kService[] = "grafana-workflows";
 constexpr char kApiValue[] = "planted-api-token-6b1f9d";
 constexpr char kDbValue[] = "planted-db-pass\"word\\c03a";
 constexpr char kK6Value[] = "planted-k6-value-77";
+constexpr char kRotatedOld[] = "planted-rotating-old-41";
+constexpr char kRotatedNew[] = "planted-rotating-new-42";
 
 // The Grafana Workflows "Manage secrets" page's example, verbatim; the test checks that
 // tests/testdata/workflows/manage-secrets.yaml still holds exactly this.
@@ -64,6 +66,8 @@ class SecretctlSidecarTest : public ::testing::Test {
       Put(**store, "workflows/http/auth-token", kApiValue, {kService});
       Put(**store, "workflows/db/password", kDbValue, {kService});
       Put(**store, "k6-only", kK6Value, {"k6"});
+      Put(**store, "rotating", kRotatedOld, {kService});
+      Put(**store, "rotating", kRotatedNew, {kService});
     }
     absl::StatusOr<std::unique_ptr<testing::SidecarProcess>> sidecar =
         testing::SidecarProcess::Start(*state_);
@@ -94,7 +98,7 @@ class SecretctlSidecarTest : public ::testing::Test {
   }
 
   static std::vector<std::string> Hidden() {
-    return {kApiValue, kDbValue, kK6Value, *token_};
+    return {kApiValue, kDbValue, kK6Value, kRotatedOld, kRotatedNew, *token_};
   }
 
   // Runs secretctl with --address and (unless `with_token` is false) --token-file.
@@ -458,6 +462,75 @@ TEST_F(SecretctlSidecarTest, RenderWorkflowErrorsNameTheStepInputAndPosition) {
   r = Run({"render", "--stack", kStack});
   EXPECT_EQ(r.exit_code, 2) << r.Describe(Hidden());
   EXPECT_THAT(r.err, HasSubstr("give --workflow FILE, or --secrets FILE and --inputs FILE"));
+}
+
+TEST_F(SecretctlSidecarTest, ResolvePinResolvesThatVersionAndMarksItSuperseded) {
+  SecretctlResult r = Run({"resolve", "--stack", kStack, "--ref", "r=secret://rotating",
+                           "--pin", "r=1", "--json", "--reveal", "--run-id", "run-ctl-1"});
+  ASSERT_EQ(r.exit_code, 0) << r.Describe(Hidden());
+  nlohmann::json json = nlohmann::json::parse(r.out, nullptr, false);
+  ASSERT_TRUE(json.is_object());
+  EXPECT_EQ(json["secrets"]["r"]["version"], 1);
+  EXPECT_EQ(json["secrets"]["r"]["superseded"], true);
+  EXPECT_TRUE(json["secrets"]["r"]["value"].get<std::string>() == kRotatedOld)
+      << "the pinned value differs";
+
+  r = Run({"resolve", "--stack", kStack, "--ref", "r=secret://rotating", "--pin", "r=2"});
+  ASSERT_EQ(r.exit_code, 0) << r.Describe(Hidden());
+  EXPECT_THAT(r.out, Not(HasSubstr("superseded")));
+
+  r = Run({"resolve", "--stack", kStack, "--ref", "r=secret://rotating", "--pin", "r=9"});
+  EXPECT_EQ(r.exit_code, 3) << r.Describe(Hidden());
+  EXPECT_THAT(r.err, HasSubstr("version 9"));
+
+  for (const char* bad : {"r=0", "r=x", "other=1", "r"}) {
+    r = Run({"resolve", "--stack", kStack, "--ref", "r=secret://rotating", "--pin", bad});
+    EXPECT_EQ(r.exit_code, 5) << bad << ": " << r.Describe(Hidden());
+    EXPECT_THAT(r.err, HasSubstr("--pin #1")) << bad;
+  }
+}
+
+TEST_F(SecretctlSidecarTest, CheckWithAStackAsksTheSidecarPerReference) {
+  const std::string workflow = state_->dir + "/check-workflow.yaml";
+  WriteFile(workflow,
+            "spec:\n"
+            "  resources:\n"
+            "    secrets:\n"
+            "      api-token: \"secret://workflows/http/auth-token\"\n"
+            "      k6: \"secret://k6-only\"\n"
+            "      gone: \"secret://workflows/none\"\n"
+            "  steps:\n"
+            "    - id: call-api\n"
+            "      inputs:\n"
+            "        a: \"${resources.secret.api-token}\"\n"
+            "        b: \"${resources.secret.k6} ${resources.secret.gone}\"\n",
+            0644);
+  SecretctlResult r = Run({"check", workflow, "--stack", kStack});
+  // The first failure by ref key: gone (NOT_FOUND).
+  EXPECT_EQ(r.exit_code, 3) << r.Describe(Hidden());
+  // A failing command prints nothing on standard output: the table goes to standard error.
+  EXPECT_EQ(r.out, "");
+  EXPECT_THAT(r.err, HasSubstr("workflows/http/auth-token"));
+  EXPECT_THAT(r.err, HasSubstr("PERMISSION_DENIED"));
+  EXPECT_THAT(r.err, HasSubstr("NOT_FOUND"));
+  EXPECT_THAT(r.err, HasSubstr("ref \"k6\": not authorized"));
+  EXPECT_THAT(r.err, HasSubstr("2 of 3 references would not resolve"));
+  ExpectNoValues(r.out);
+
+  const std::string clean = state_->dir + "/check-clean.yaml";
+  WriteFile(clean, kManageSecretsPage, 0644);
+  r = Run({"check", clean, "--stack", kStack});
+  ASSERT_EQ(r.exit_code, 0) << r.Describe(Hidden());
+  EXPECT_THAT(r.out, HasSubstr("api-token"));
+  EXPECT_THAT(r.out, HasSubstr(" ok"));
+
+  r = Run({"check", clean, "--stack", "stacks-43"});
+  EXPECT_EQ(r.exit_code, 8) << r.Describe(Hidden());
+
+  // A sidecar flag without --stack would silently not ask the sidecar: a usage error.
+  r = Run({"check", clean}, /*with_token=*/false);
+  EXPECT_EQ(r.exit_code, 2) << r.Describe(Hidden());
+  EXPECT_THAT(r.err, HasSubstr("needs --stack"));
 }
 
 TEST_F(SecretctlSidecarTest, HelpDescribesTheCallerCommands) {
