@@ -33,7 +33,12 @@ SidecarMetrics::SidecarMetrics(MetricsRegistry* registry)
       // named only in a request, which would let any caller add series.
       rate_limited_(registry->AddCounter(
           "secret_resolver_rate_limited_total",
-          "Calls refused by the per-stack rate limit, by the caller's stack.", {"stack"})) {
+          "Calls refused by the per-stack rate limit, by the caller's stack.", {"stack"})),
+      store_incidents_(registry->AddCounter(
+          "secret_resolver_store_incidents_total",
+          "Starts of store trouble: health check failing (unavailable, damaged), change feed "
+          "lost, cache dropped for a resync.",
+          {"kind"})) {
   registry->AddGauge("secret_resolver_build_info", "Build information.", [] { return 1.0; },
                      {{"version", "0.1.0"}});
   // The series the alerts (deploy/kubernetes/monitoring/alerts.yaml) watch start at zero:
@@ -42,6 +47,7 @@ SidecarMetrics::SidecarMetrics(MetricsRegistry* registry)
   for (absl::StatusCode code : {absl::StatusCode::kUnavailable, absl::StatusCode::kDataLoss}) {
     for (size_t o = 0; o < kCacheOutcomes; ++o) ReferenceSeries(CodeIndex(code), o);
   }
+  for (absl::string_view kind : kStoreIncidentKinds) store_incidents_->WithLabels({kind});
   for (size_t m = 0; m < kMethods.size(); ++m) {
     CallSecondsSeries(m);
     for (absl::StatusCode code :
@@ -116,6 +122,19 @@ void SidecarMetrics::RecordBackendError(absl::StatusCode code) {
 
 void SidecarMetrics::RecordRateLimited(absl::string_view stack) {
   rate_limited_->Increment({stack});
+}
+
+void SidecarMetrics::RecordStoreIncident(absl::string_view kind) {
+  store_incidents_->Increment({kind});
+}
+
+void SidecarMetrics::AddStoreHealthGauges(std::function<double()> store_up,
+                                          std::function<double()> feed_up) {
+  registry_->AddGauge("secret_resolver_store_up",
+                      "1 while the store passes its health check, else 0.", std::move(store_up));
+  registry_->AddGauge("secret_resolver_change_feed_up",
+                      "1 while the store's change notifications are known to arrive, else 0.",
+                      std::move(feed_up));
 }
 
 void SidecarMetrics::AddCacheGauges(SecretCache* cache) {

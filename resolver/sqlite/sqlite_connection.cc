@@ -1,14 +1,18 @@
 #include "resolver/sqlite/sqlite_connection.h"
 
 #include <sqlite3.h>
+#include <sys/stat.h>
 
+#include <cerrno>
 #include <cstdint>
+#include <cstring>
 #include <functional>
 #include <string>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "resolver/sqlite/schema.h"
@@ -42,6 +46,24 @@ absl::StatusCode CodeFor(int rc) {
 absl::Status SqliteError(const std::string& path, sqlite3* db, int rc, absl::string_view what) {
   const char* detail = db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
   return absl::Status(CodeFor(rc), absl::StrCat("sqlite store ", path, ": ", what, ": ", detail));
+}
+
+absl::StatusOr<SqliteFileId> StatOwnerOnlySqliteFile(const std::string& path) {
+  struct stat st;
+  if (stat(path.c_str(), &st) != 0) {
+    const int error = errno;
+    const std::string message =
+        absl::StrCat("sqlite store ", path, ": cannot stat: ", std::strerror(error));
+    if (error == ENOENT) return absl::NotFoundError(message);
+    return absl::UnavailableError(message);
+  }
+  if ((st.st_mode & 077) != 0) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "sqlite store ", path, ": mode ", absl::StrFormat("%04o", st.st_mode & 0777),
+        " lets group or others read or write the secrets file; make it owner-only with `chmod 600 ",
+        path, "`"));
+  }
+  return SqliteFileId{static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino)};
 }
 
 absl::Status SqliteExec(sqlite3* db, const std::string& path, const char* sql,

@@ -69,6 +69,12 @@ class SqliteStatement {
     return row.ok() ? absl::OkStatus() : row.status();
   }
 
+  // Whether preparing or stepping failed because the file is damaged or not a database
+  // (SQLITE_CORRUPT, SQLITE_NOTADB), as opposed to a busy file or a failed disk.
+  bool corrupt() const {
+    return (rc_ & 0xff) == SQLITE_CORRUPT || (rc_ & 0xff) == SQLITE_NOTADB;
+  }
+
   int64_t Int(int column) { return sqlite3_column_int64(stmt_, column); }
   bool IsNull(int column) { return sqlite3_column_type(stmt_, column) == SQLITE_NULL; }
   std::string Text(int column) {
@@ -94,6 +100,22 @@ class SqliteStatement {
   int rc_ = SQLITE_OK;
   int index_ = 0;
 };
+
+// Which file a path names: its device and inode. A file replaced by rename has another.
+struct SqliteFileId {
+  uint64_t device = 0;
+  uint64_t inode = 0;
+  bool operator==(const SqliteFileId& other) const {
+    return device == other.device && inode == other.inode;
+  }
+  bool operator!=(const SqliteFileId& other) const { return !(*this == other); }
+};
+
+// The file at `path` now, after checking that only its owner may read or write it (the file
+// holds the wrapped keys and sealed values, and its -wal and -shm files inherit its mode).
+// Errors, naming the path: NOT_FOUND (no such file), FAILED_PRECONDITION (group or others have
+// access; the message says `chmod 600 PATH`), UNAVAILABLE (stat failed otherwise).
+absl::StatusOr<SqliteFileId> StatOwnerOnlySqliteFile(const std::string& path);
 
 // Runs `sql` (one or more statements, no parameters). Errors: as SqliteError.
 absl::Status SqliteExec(sqlite3* db, const std::string& path, const char* sql,
