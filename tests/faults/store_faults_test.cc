@@ -235,11 +235,15 @@ TEST(StoreFaultsTest, DeletionWhileThePostgresFeedIsDownIsSeenAfterTheGrace) {
   absl::StatusOr<PostgresFixture> pg = CreatePostgresFixture("feedloss");
   ASSERT_TRUE(pg.ok()) << pg.status();
   testing::SidecarState state = MakeState(pg->sidecar_dsn);
+  {
+    // Written before the sidecar starts, so that no notification of it can drop the value
+    // cached below (and the schema is the sidecar role's).
+    std::unique_ptr<PostgresSecretStore> writer = OpenPostgres(pg->sidecar_dsn, &state.key_ring);
+    ASSERT_NE(writer, nullptr);
+    ASSERT_TRUE(writer->Put(Write(kRevoked, kValue)).ok());
+  }
   absl::StatusOr<std::unique_ptr<Harness>> h = Launch(state);
   ASSERT_TRUE(h.ok()) << h.status();
-  std::unique_ptr<PostgresSecretStore> writer = OpenPostgres(pg->admin_dsn, &state.key_ring);
-  ASSERT_NE(writer, nullptr);
-  ASSERT_TRUE(writer->Put(Write(kRevoked, kValue)).ok());
   ASSERT_TRUE(Served((*h)->Resolve(kRevoked), kValue));
   EXPECT_EQ((*h)->Metric("secret_resolver_change_feed_up"), 1);
 
@@ -248,6 +252,8 @@ TEST(StoreFaultsTest, DeletionWhileThePostgresFeedIsDownIsSeenAfterTheGrace) {
                         absl::Seconds(5)))
       << (*h)->process().Log();
   // Unannounced: nobody is listening for the notification.
+  std::unique_ptr<PostgresSecretStore> writer = OpenPostgres(pg->admin_dsn, &state.key_ring);
+  ASSERT_NE(writer, nullptr);
   ASSERT_TRUE(writer->Delete(kStack, kRevoked, "fault-test").ok());
   const absl::Time deleted = absl::Now();
   // Until the grace has passed the cached value may still be served; after it, it is re-read.
@@ -282,13 +288,14 @@ TEST(StoreFaultsTest, StoppedPostgresServesStaleAndReportsTheOutage) {
   absl::StatusOr<PostgresFixture> pg = CreatePostgresFixture("outage");
   ASSERT_TRUE(pg.ok()) << pg.status();
   testing::SidecarState state = MakeState(pg->sidecar_dsn);
-  absl::StatusOr<std::unique_ptr<Harness>> h = Launch(state);
-  ASSERT_TRUE(h.ok()) << h.status();
   {
-    std::unique_ptr<PostgresSecretStore> writer = OpenPostgres(pg->admin_dsn, &state.key_ring);
+    // Before the sidecar starts: no notification of it can drop the value cached below.
+    std::unique_ptr<PostgresSecretStore> writer = OpenPostgres(pg->sidecar_dsn, &state.key_ring);
     ASSERT_NE(writer, nullptr);
     ASSERT_TRUE(writer->Put(Write(kKept, kValue)).ok());
   }
+  absl::StatusOr<std::unique_ptr<Harness>> h = Launch(state);
+  ASSERT_TRUE(h.ok()) << h.status();
   const SecretResult fresh = (*h)->Resolve(kKept);
   ASSERT_TRUE(Served(fresh, kValue));
   EXPECT_FALSE(fresh.secret().stale());
