@@ -88,7 +88,8 @@ absl::Status InSqliteWriteTransaction(sqlite3* db, const std::string& path,
 }
 
 absl::StatusOr<sqlite3*> OpenSqliteConnection(const std::string& path,
-                                              absl::Duration busy_timeout) {
+                                              absl::Duration busy_timeout,
+                                              const SqliteFileId* expected) {
   sqlite3* db = nullptr;
   const int rc =
       sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr);
@@ -96,6 +97,18 @@ absl::StatusOr<sqlite3*> OpenSqliteConnection(const std::string& path,
     absl::Status status = SqliteError(path, db, rc, "opening");
     sqlite3_close_v2(db);
     return status;
+  }
+  if (expected != nullptr) {
+    // sqlite3_open_v2 has opened the file and read nothing; the pragmas below read the schema.
+    // If the path still names `expected` now, the descriptor it opened is that file.
+    struct stat st;
+    if (stat(path.c_str(), &st) != 0 ||
+        SqliteFileId{static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino)} !=
+            *expected) {
+      sqlite3_close_v2(db);
+      return absl::UnavailableError(absl::StrCat(
+          "sqlite store ", path, ": the file was replaced or removed; reopening"));
+    }
   }
   sqlite3_extended_result_codes(db, 1);
   sqlite3_busy_timeout(db, static_cast<int>(absl::ToInt64Milliseconds(busy_timeout)));

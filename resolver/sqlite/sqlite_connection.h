@@ -129,8 +129,12 @@ absl::Status InSqliteWriteTransaction(sqlite3* db, const std::string& path,
 
 // Opens the existing file at `path` read-write, with extended result codes, `busy_timeout` and
 // synchronous = FULL (a commit survives a power cut). The caller closes it (sqlite3_close_v2).
-// Errors: as SqliteError.
-absl::StatusOr<sqlite3*> OpenSqliteConnection(const std::string& path, absl::Duration busy_timeout);
+// With `expected`, the path must still name that file once the connection has it open, checked
+// before anything is read: a connection that read a file that replaced ours would take our
+// -wal and -shm files (they go by name) for its own, and on closing fold our log's frames into
+// it. Errors: UNAVAILABLE (the path names another file, or none); as SqliteError.
+absl::StatusOr<sqlite3*> OpenSqliteConnection(const std::string& path, absl::Duration busy_timeout,
+                                              const SqliteFileId* expected = nullptr);
 
 // Switches the file to WAL mode. The switch needs a lock that another process opening the file
 // at the same moment may hold, so SQLITE_BUSY is retried until `timeout`. Errors: UNAVAILABLE

@@ -179,7 +179,7 @@ std::string SqliteSecretStore::Where() const { return absl::StrCat("sqlite store
 int64_t SqliteSecretStore::NowMicros() const { return absl::ToUnixMicros(clock_->Now()); }
 
 absl::StatusOr<sqlite3*> SqliteSecretStore::Connect() {
-  absl::StatusOr<sqlite3*> db = OpenSqliteConnection(path_, options_.busy_timeout);
+  absl::StatusOr<sqlite3*> db = OpenSqliteConnection(path_, options_.busy_timeout, &file_);
   if (!db.ok()) {
     NoteIfCorrupt(db.status());
     return db.status();
@@ -194,16 +194,6 @@ absl::StatusOr<sqlite3*> SqliteSecretStore::Connect() {
       NoteIfCorrupt(s);
       return s;
     }
-  }
-  // A connection to a file that replaced ours would share our -wal and -shm files (they go by
-  // name) and read our log's frames as its own: wait for the watch thread to reopen the store.
-  // Nothing has been read yet, so the check comes in time.
-  struct stat st;
-  if (stat(path_.c_str(), &st) != 0 ||
-      SqliteFileId{static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino)} != file_) {
-    sqlite3_close_v2(*db);
-    return absl::UnavailableError(
-        absl::StrCat(Where(), ": the file was replaced or removed; reopening"));
   }
   return db;
 }
