@@ -4,7 +4,9 @@
 // the metrics.
 #include <postgresql/libpq-fe.h>
 #include <sqlite3.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/types.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -336,6 +338,46 @@ TEST(StoreFaultsTest, StoppedPostgresServesStaleAndReportsTheOutage) {
   const SecretResult again = (*h)->Resolve(kKept);
   ASSERT_TRUE(Served(again, kValue));
   EXPECT_FALSE(again.secret().stale());
+}
+
+// The process ids of the backends serving `role` (its pooled and listening connections).
+std::vector<pid_t> BackendsOf(const PostgresFixture& f) {
+  std::vector<pid_t> pids;
+  PGconn* conn = PQconnectdb(f.admin_dsn.c_str());
+  PGresult* result = PQexec(
+      conn, absl::StrCat("SELECT pid FROM pg_stat_activity WHERE usename = '", f.role, "'").c_str());
+  if (PQresultStatus(result) == PGRES_TUPLES_OK) {
+    for (int i = 0; i < PQntuples(result); ++i) pids.push_back(std::stoi(PQgetvalue(result, i, 0)));
+  }
+  PQclear(result);
+  PQfinish(conn);
+  return pids;
+}
+
+// Issue 15 item 7: a hung store (its backends stopped, connections open but silent). The health
+// check times out on the store's own bound and the hang gets one warning line; /readyz is 503;
+// once the check passes again (on a fresh connection), one info line.
+TEST(StoreFaultsTest, HungPostgresIsLoggedOnceWhenItStartsAndWhenItEnds) {
+  absl::StatusOr<PostgresFixture> pg = CreatePostgresFixture("hang");
+  ASSERT_TRUE(pg.ok()) << pg.status();
+  testing::SidecarState state = MakeState(pg->sidecar_dsn);
+  absl::StatusOr<std::unique_ptr<Harness>> h = Launch(state);
+  ASSERT_TRUE(h.ok()) << h.status();
+  ASSERT_EQ((*h)->Get("/readyz").first, 200);
+  const std::vector<pid_t> backends = BackendsOf(*pg);
+  ASSERT_FALSE(backends.empty());
+  for (pid_t pid : backends) ASSERT_EQ(kill(pid, SIGSTOP), 0);
+  // The admin server says so after 5 s; the check itself gives up at the store's timeout.
+  EXPECT_TRUE(WaitUntil([&] { return (*h)->Get("/readyz").first == 503; }, absl::Seconds(8)));
+  const bool logged =
+      WaitUntil([&] { return (*h)->LogLines("store unavailable") == 1; }, absl::Seconds(20));
+  for (pid_t pid : backends) kill(pid, SIGCONT);
+  ASSERT_TRUE(logged) << (*h)->process().Log();
+  EXPECT_TRUE(WaitUntil([&] { return (*h)->LogLines("store healthy again") == 1; },
+                        absl::Seconds(10)))
+      << (*h)->process().Log();
+  EXPECT_TRUE(WaitUntil([&] { return (*h)->Get("/readyz").first == 200; }, absl::Seconds(5)));
+  EXPECT_EQ((*h)->LogLines("store unavailable"), 1) << "one line per outage";
 }
 
 // ---- SQLite ----
