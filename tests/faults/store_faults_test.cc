@@ -467,6 +467,33 @@ TEST(StoreFaultsTest, SqliteFileReplacedByRenameIsFollowed) {
   EXPECT_FALSE(absl::StrContains((*h)->process().Log(), kRestoredValue));
 }
 
+// The readiness check is one cheap query, not a listing of stack "default": a row there whose
+// decrypter list cannot be read (DATA_LOSS for that secret alone) does not keep the pod out of
+// service, and its name does not reach /readyz.
+TEST(StoreFaultsTest, OneBadRowDoesNotMakeTheSidecarUnready) {
+  testing::SidecarState state = MakeState();
+  constexpr char kBadName[] = "workflows/http/bad-row";
+  {
+    absl::StatusOr<std::unique_ptr<SqliteSecretStore>> store =
+        SqliteSecretStore::Open(state.store_path, &state.key_ring);
+    ASSERT_TRUE(store.ok()) << store.status();
+    SecretWrite write = Write(kBadName, kValue);
+    write.stack = "default";
+    ASSERT_TRUE((*store)->Put(write).ok());
+  }
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(state.store_path.c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, "UPDATE secure_values SET decrypters = 'not a list'", nullptr,
+                         nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(db);
+  absl::StatusOr<std::unique_ptr<Harness>> h = Launch(state);
+  ASSERT_TRUE(h.ok()) << h.status();
+  const auto [code, body] = (*h)->Get("/readyz");
+  EXPECT_EQ(code, 200) << body;
+  EXPECT_FALSE(absl::StrContains(body, kBadName)) << body;
+}
+
 // Overwrites the root page of table `table`'s b-tree with garbage, leaving the rest of the file
 // (its header and schema) intact. The file must not be open.
 bool DamageTable(const std::string& path, const std::string& table) {
