@@ -316,7 +316,9 @@ absl::Status PostgresSecretStore::Watch(ChangeListener listener) {
 void PostgresSecretStore::DispatchPayload(absl::string_view payload) {
   absl::StatusOr<SecretChange> change = DecodeChangePayload(payload);
   // Something changed, but not something we can name: everything may be stale.
-  Dispatch(change.ok() ? *change : SecretChange::Resync(Message("watching for changes", "a notification that cannot be parsed")));
+  Dispatch(change.ok() ? *change
+                       : SecretChange::Resync(Message("watching for changes",
+                                                      "a notification that cannot be parsed")));
 }
 
 void PostgresSecretStore::DispatchResync() {
@@ -329,8 +331,9 @@ void PostgresSecretStore::DispatchResync() {
     }
     feed_lost_ = false;
   }
-  Dispatch(SecretChange::Resync(Message(
-      "watching for changes", "LISTEN is in effect again; changes made meanwhile may have been missed")));
+  Dispatch(SecretChange::Resync(
+      Message("watching for changes",
+              "LISTEN is in effect again; changes made meanwhile may have been missed")));
 }
 
 void PostgresSecretStore::DispatchFeedLost(const absl::Status& error) {

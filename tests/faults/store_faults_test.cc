@@ -344,8 +344,9 @@ TEST(StoreFaultsTest, StoppedPostgresServesStaleAndReportsTheOutage) {
 std::vector<pid_t> BackendsOf(const PostgresFixture& f) {
   std::vector<pid_t> pids;
   PGconn* conn = PQconnectdb(f.admin_dsn.c_str());
-  PGresult* result = PQexec(
-      conn, absl::StrCat("SELECT pid FROM pg_stat_activity WHERE usename = '", f.role, "'").c_str());
+  const std::string sql =
+      absl::StrCat("SELECT pid FROM pg_stat_activity WHERE usename = '", f.role, "'");
+  PGresult* result = PQexec(conn, sql.c_str());
   if (PQresultStatus(result) == PGRES_TUPLES_OK) {
     for (int i = 0; i < PQntuples(result); ++i) pids.push_back(std::stoi(PQgetvalue(result, i, 0)));
   }
