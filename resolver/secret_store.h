@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -55,13 +56,38 @@ struct SecretWrite {
   SecretBytes value;
 };
 
-// A change to one secret, as Watch reports it. Never carries a value.
+// A change to one secret, or news of the change feed itself, as Watch reports it. Never
+// carries a value.
+//
+// The feed's life as listeners see it: changes to single secrets while it works; feed_lost
+// once when it stops working (from then on changes may go unreported, so nothing cached can be
+// trusted to be current); a resync once it works again (or whenever changes may have been
+// missed without an outage, e.g. a database file replaced under the store). A resync means the
+// feed works from here on.
 struct SecretChange {
   std::string stack;
   std::string name;
-  // True when changes may have been missed (a lost connection, a failed poll): drop or
-  // revalidate everything. stack and name are empty then.
+  // True when changes may have been missed (a lost connection, a failed poll, a replaced file):
+  // drop or revalidate everything. stack and name are empty then.
   bool resync = false;
+  // True when the feed has stopped working (PostgreSQL: the listening connection is lost or
+  // LISTEN is not in effect; SQLite: polling fails or the file is gone). A resync follows when
+  // it works again. stack and name are empty then.
+  bool feed_lost = false;
+  // For resync and feed_lost: what happened, for the operator's log (it may name the database
+  // or file, never a secret's name or value). Empty for a change to one secret.
+  std::string detail;
+
+  // A change to (stack, name); a resync; a feed loss.
+  static SecretChange Of(std::string stack, std::string name) {
+    return SecretChange{std::move(stack), std::move(name), false, false, std::string()};
+  }
+  static SecretChange Resync(std::string detail) {
+    return SecretChange{std::string(), std::string(), true, false, std::move(detail)};
+  }
+  static SecretChange FeedLost(std::string detail) {
+    return SecretChange{std::string(), std::string(), false, true, std::move(detail)};
+  }
 };
 
 // Receives changes; called on a thread of the store's, never under the store's locks.
@@ -108,9 +134,16 @@ class SecretStore {
   virtual absl::StatusOr<std::vector<SecretMetadata>> List(absl::string_view stack) = 0;
 
   // Adds `listener`, to be told of every committed change made by any process sharing the
-  // store, within about a second, until the store is destroyed. Listeners cannot be removed.
+  // store, within about a second, until the store is destroyed; and of the feed's loss and
+  // return (SecretChange). Listeners cannot be removed.
   // Errors: UNAVAILABLE when the change feed cannot be set up.
   virtual absl::Status Watch(ChangeListener listener) = 0;
+
+  // A cheap check that the store can serve reads now, for readiness probes: one trivial query,
+  // bounded by the store's own timeout, never a scan. Returns OK; UNAVAILABLE (unreachable,
+  // timed out) or DATA_LOSS (the store has seen its data damaged, e.g. a corrupt file), with a
+  // message fit for an operator (no secret names or values).
+  virtual absl::Status CheckHealth() = 0;
 };
 
 // A SecretStore that keeps its values sealed under per-stack data keys wrapped by KEKs (the

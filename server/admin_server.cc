@@ -7,7 +7,9 @@
 #include <condition_variable>
 #include <mutex>
 #include <optional>
+#include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -118,10 +120,15 @@ absl::StatusOr<std::unique_ptr<AdminServer>> AdminServer::Start(AdminServerOptio
     readiness->RunOnce();  // so the first /readyz has a result to answer
   }
   Readiness* current = readiness.get();
-  server->Get("/readyz", [current](const httplib::Request&, httplib::Response& res) {
+  server->Get("/readyz", [current, notes = options.readiness_notes](const httplib::Request&,
+                                                                    httplib::Response& res) {
     const absl::Status status = current != nullptr ? current->Current() : absl::OkStatus();
     if (status.ok()) {
-      res.set_content("ok\n", kTextContentType);
+      std::string body = "ok\n";
+      if (notes) {
+        for (const std::string& note : notes()) absl::StrAppend(&body, "note: ", note, "\n");
+      }
+      res.set_content(body, kTextContentType);
     } else {
       res.status = 503;
       res.set_content(absl::StrCat("not ready: ", status.ToString(), "\n"), kTextContentType);

@@ -1,8 +1,9 @@
 // AdminServer: the loopback-only HTTP server for operators and Kubernetes probes.
 //   GET /metrics  the registry in Prometheus text format 0.0.4
 //   GET /healthz  200 "ok" while the process serves at all (liveness)
-//   GET /readyz   200 "ok" when the last readiness check passed (store and keys reachable), else
-//                 503 with the check's message (readiness)
+//   GET /readyz   200 "ok" when the last readiness check passed (store and keys reachable), then
+//                 one line per readiness note (trouble that does not stop serving); else 503
+//                 with the check's message (readiness)
 // Anything else is 404. It serves on threads of its own (cpp-httplib, four workers), so a slow
 // scrape never touches a gRPC thread. No endpoint waits on anything slow: the readiness check
 // runs on a thread of its own, and /readyz answers its last result, so a hung store cannot hold
@@ -19,6 +20,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -44,6 +46,9 @@ struct AdminServerOptions {
   // `readiness_timeout` or more (by `clock`), /readyz answers 503 saying so. Its message is
   // shown to the caller, so it must not contain secrets. Null: always ready.
   std::function<absl::Status()> readiness;
+  // Trouble that does not stop serving (e.g. a lost change feed), one line each after "ok" in
+  // a 200 /readyz body. Called on every /readyz, so it must not block; no secrets. Null: none.
+  std::function<std::vector<std::string>()> readiness_notes;
   absl::Duration readiness_interval = absl::Seconds(2);
   absl::Duration readiness_timeout = absl::Seconds(5);
   // Not owned; never null.

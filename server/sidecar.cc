@@ -43,6 +43,7 @@
 #include "server/sidecar_metrics.h"
 #include "server/sidecar_options.h"
 #include "server/store_config.h"
+#include "server/store_health.h"
 #include "server/unix_socket.h"
 
 namespace secret_resolver {
@@ -107,30 +108,39 @@ std::shared_ptr<grpc::ServerCredentials> TcpCredentials(const Config& config) {
   return grpc::experimental::TlsServerCredentials(options);
 }
 
-// The cache that store change notifications invalidate. The store's watch thread may run until
-// the store is destroyed, which is after the cache: Detach() cuts the link first.
+// The cache that store change notifications invalidate, and the store health they report to.
+// The store's watch thread may run until the store is destroyed, which is after both: Detach()
+// cuts the links first.
 class InvalidationTarget {
  public:
-  explicit InvalidationTarget(SecretCache* cache) : cache_(cache) {}
+  InvalidationTarget(SecretCache* cache, StoreHealth* health) : cache_(cache), health_(health) {}
 
   void Apply(const SecretChange& change) {
     std::lock_guard<std::mutex> lock(mu_);
     if (cache_ == nullptr) return;
-    if (change.resync) {
+    if (change.feed_lost) {
+      // From now on a revocation may go unannounced: values past the grace are re-read.
+      cache_->SetChangeFeedHealthy(false);
+    } else if (change.resync) {
+      // What the feed missed is dropped before the cache trusts it again.
       cache_->InvalidateAll();
+      cache_->SetChangeFeedHealthy(true);
     } else {
       cache_->Invalidate(change.stack, change.name);
     }
+    health_->OnChange(change);
   }
 
   void Detach() {
     std::lock_guard<std::mutex> lock(mu_);
     cache_ = nullptr;
+    health_ = nullptr;
   }
 
  private:
   std::mutex mu_;
   SecretCache* cache_;
+  StoreHealth* health_;
 };
 
 // What one client may hold of the server (docs/deploy.md, "Connection limits"). gRPC 1.51
@@ -188,6 +198,7 @@ struct Sidecar::Parts {
   KeyRing key_ring;
   std::unique_ptr<SecretStore> store;
   std::unique_ptr<RedactionTokens> tokens;
+  std::unique_ptr<StoreHealth> store_health;
   std::unique_ptr<SecretCache> cache;
   std::shared_ptr<InvalidationTarget> invalidation;
   std::unique_ptr<Resolver> resolver;
@@ -261,8 +272,9 @@ void Sidecar::Parts::StartLogging() {
   library_logs = std::make_unique<LibraryLogRoute>(log.get());
 }
 
-// The cache, fed by the store's change notifications.
+// The cache, fed by the store's change notifications, which also tell the store's health.
 absl::Status Sidecar::Parts::BuildCache() {
+  store_health = std::make_unique<StoreHealth>(store.get(), log.get(), sidecar_metrics.get());
   CacheOptions options = CacheOptionsFromConfig(config);
   options.fingerprint = Resolver::FingerprintFunction(tokens.get());
   SidecarMetrics* m = sidecar_metrics.get();
@@ -271,7 +283,7 @@ absl::Status Sidecar::Parts::BuildCache() {
   };
   cache = std::make_unique<SecretCache>(store.get(), std::move(options));
   sidecar_metrics->AddCacheGauges(cache.get());
-  invalidation = std::make_shared<InvalidationTarget>(cache.get());
+  invalidation = std::make_shared<InvalidationTarget>(cache.get(), store_health.get());
   return store->Watch(
       [target = invalidation](const SecretChange& change) { target->Apply(change); });
 }
@@ -421,18 +433,17 @@ absl::Status Sidecar::Parts::StartAdmin() {
   if (config.admin().has_enabled() && !config.admin().enabled()) return absl::OkStatus();
   AdminServerOptions options = AdminOptionsFromConfig(config);
   options.metrics = metrics.get();
-  SecretStore* s = store.get();
+  StoreHealth* health = store_health.get();
   auth::JwksSource* keys = jwks.get();
-  // Ready once the store answers and signing keys are loaded. A key source that stops loading
-  // keeps its previous keys and so stays ready (JwksHealth reports the trouble): only having no
-  // usable key at all stops serving.
-  options.readiness = [s, keys]() -> absl::Status {
-    if (absl::StatusOr<std::vector<SecretMetadata>> probe = s->List("default"); !probe.ok()) {
-      return absl::UnavailableError(absl::StrCat("store: ", probe.status().message()));
-    }
+  // Ready once the store passes its health check (one cheap query) and signing keys are loaded.
+  // A key source that stops loading keeps its previous keys and so stays ready (JwksHealth
+  // reports the trouble): only having no usable key at all stops serving.
+  options.readiness = [health, keys]() -> absl::Status {
+    if (absl::Status probe = health->Probe(); !probe.ok()) return probe;
     if (!keys->has_keys()) return absl::UnavailableError("no token signing keys loaded");
     return absl::OkStatus();
   };
+  options.readiness_notes = [health] { return health->Notes(); };
   absl::StatusOr<std::unique_ptr<AdminServer>> started = AdminServer::Start(options);
   if (!started.ok()) return started.status();
   admin = *std::move(started);

@@ -36,7 +36,12 @@ SidecarMetrics::SidecarMetrics(MetricsRegistry* registry)
           "Calls refused by the per-stack rate limit, by the caller's stack.", {"stack"})),
       jwks_failures_(registry->AddCounter(
           "secret_resolver_jwks_refresh_failures_total",
-          "Failed loads of the token signing keys (JWKS file or URL), by reason.", {"reason"})) {
+          "Failed loads of the token signing keys (JWKS file or URL), by reason.", {"reason"})),
+      store_incidents_(registry->AddCounter(
+          "secret_resolver_store_incidents_total",
+          "Starts of store trouble: health check failing (unavailable, damaged), change feed "
+          "lost, cache dropped for a resync.",
+          {"kind"})) {
   registry->AddGauge("secret_resolver_build_info", "Build information.", [] { return 1.0; },
                      {{"version", "0.1.0"}});
   // The series the alerts (deploy/kubernetes/monitoring/alerts.yaml) watch start at zero:
@@ -48,6 +53,7 @@ SidecarMetrics::SidecarMetrics(MetricsRegistry* registry)
   for (absl::string_view reason : {"missing", "unreadable", "invalid", "unreachable", "other"}) {
     jwks_failures_->WithLabels({reason});
   }
+  for (absl::string_view kind : kStoreIncidentKinds) store_incidents_->WithLabels({kind});
   for (size_t m = 0; m < kMethods.size(); ++m) {
     CallSecondsSeries(m);
     for (absl::StatusCode code :
@@ -122,6 +128,19 @@ void SidecarMetrics::RecordBackendError(absl::StatusCode code) {
 
 void SidecarMetrics::RecordRateLimited(absl::string_view stack) {
   rate_limited_->Increment({stack});
+}
+
+void SidecarMetrics::RecordStoreIncident(absl::string_view kind) {
+  store_incidents_->Increment({kind});
+}
+
+void SidecarMetrics::AddStoreHealthGauges(std::function<double()> store_up,
+                                          std::function<double()> feed_up) {
+  registry_->AddGauge("secret_resolver_store_up",
+                      "1 while the store passes its health check, else 0.", std::move(store_up));
+  registry_->AddGauge("secret_resolver_change_feed_up",
+                      "1 while the store's change notifications are known to arrive, else 0.",
+                      std::move(feed_up));
 }
 
 void SidecarMetrics::AddCacheGauges(SecretCache* cache) {

@@ -69,6 +69,14 @@ class SidecarMetrics {
   // token namespace (never a stack named only in a request).
   void RecordRateLimited(absl::string_view stack);
 
+  // secret_resolver_store_incidents_total{kind}: the start of store trouble (server/
+  // store_health.h); kind is one of kStoreIncidentKinds.
+  void RecordStoreIncident(absl::string_view kind);
+  static constexpr std::array<absl::string_view, 4> kStoreIncidentKinds = {
+      "unavailable", "damaged", "change_feed_lost", "resync"};
+  // secret_resolver_store_up and secret_resolver_change_feed_up, read at every scrape.
+  void AddStoreHealthGauges(std::function<double()> store_up, std::function<double()> feed_up);
+
   // Gauges of `cache`'s counters and size; `cache` must outlive the registry's readers.
   void AddCacheGauges(SecretCache* cache);
   // secret_resolver_token_cache_size, read from `size` at every scrape.
@@ -106,6 +114,7 @@ class SidecarMetrics {
   Counter* const backend_errors_;
   Counter* const rate_limited_;
   Counter* const jwks_failures_;
+  Counter* const store_incidents_;
   std::array<std::array<CachedSeries<Counter::Series>, kCacheOutcomes>, kStatusCodes>
       reference_series_;
   std::array<std::array<CachedSeries<Counter::Series>, kStatusCodes>, kMethods.size()>

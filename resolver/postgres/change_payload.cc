@@ -242,7 +242,7 @@ absl::StatusOr<SecretChange> DecodeChangePayload(absl::string_view payload) {
   if (!parser.AtEnd()) return parser.Error("unexpected text after the object");
   if (!stack.has_value() || stack->empty()) return parser.Error("\"stack\" missing or empty");
   if (!name.has_value() || name->empty()) return parser.Error("\"name\" missing or empty");
-  return SecretChange{*std::move(stack), *std::move(name), false};
+  return SecretChange::Of(*std::move(stack), *std::move(name));
 }
 
 }  // namespace secret_resolver

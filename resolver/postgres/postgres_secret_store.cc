@@ -296,6 +296,13 @@ absl::StatusOr<int64_t> PostgresSecretStore::ResealValues() {
   return resealed;
 }
 
+absl::Status PostgresSecretStore::CheckHealth() {
+  return WithSession([](PostgresSession& session) -> absl::Status {
+    absl::StatusOr<PostgresResult> result = session.Exec("checking health", "SELECT 1");
+    return result.ok() ? absl::OkStatus() : result.status();
+  });
+}
+
 absl::Status PostgresSecretStore::Watch(ChangeListener listener) {
   std::lock_guard<std::mutex> start_lock(watch_start_mu_);
   {
@@ -305,6 +312,7 @@ absl::Status PostgresSecretStore::Watch(ChangeListener listener) {
     listeners_ = std::move(listeners);
     if (listener_ != nullptr) return absl::OkStatus();
     first_listen_seen_ = false;
+    feed_lost_ = false;
     last_listener_error_ = absl::OkStatus();
   }
 
@@ -316,8 +324,7 @@ absl::Status PostgresSecretStore::Watch(ChangeListener listener) {
   };
   listener_options.on_resync = [this] { DispatchResync(); };
   listener_options.on_connection_error = [this](const absl::Status& error) {
-    std::lock_guard<std::mutex> lock(listeners_mu_);
-    last_listener_error_ = error;
+    DispatchFeedLost(error);
   };
   listener_options.connect_timeout = options_.watch_connect_timeout;
   listener_options.initial_backoff = options_.watch_initial_backoff;
@@ -357,7 +364,9 @@ absl::Status PostgresSecretStore::Watch(ChangeListener listener) {
 void PostgresSecretStore::DispatchPayload(absl::string_view payload) {
   absl::StatusOr<SecretChange> change = DecodeChangePayload(payload);
   // Something changed, but not something we can name: everything may be stale.
-  Dispatch(change.ok() ? *change : SecretChange{"", "", true});
+  Dispatch(change.ok() ? *change
+                       : SecretChange::Resync(Message("watching for changes",
+                                                      "a notification that cannot be parsed")));
 }
 
 void PostgresSecretStore::DispatchResync() {
@@ -368,8 +377,23 @@ void PostgresSecretStore::DispatchResync() {
       first_listen_seen_ = true;
       return;
     }
+    feed_lost_ = false;
   }
-  Dispatch(SecretChange{"", "", true});
+  Dispatch(SecretChange::Resync(
+      Message("watching for changes",
+              "LISTEN is in effect again; changes made meanwhile may have been missed")));
+}
+
+void PostgresSecretStore::DispatchFeedLost(const absl::Status& error) {
+  {
+    std::lock_guard<std::mutex> lock(listeners_mu_);
+    last_listener_error_ = error;
+    // Before the first LISTEN, Watch has not returned and reports the failure itself; after a
+    // loss, each failed reconnection is the same outage.
+    if (!first_listen_seen_ || feed_lost_) return;
+    feed_lost_ = true;
+  }
+  Dispatch(SecretChange::FeedLost(std::string(error.message())));
 }
 
 void PostgresSecretStore::Dispatch(const SecretChange& change) {

@@ -25,8 +25,10 @@
 // retry.
 //
 // Watch: a PostgresListener on a dedicated connection LISTENs on options.channel. Each
-// notification becomes a SecretChange; after the listener reconnects (changes may have been
-// missed meanwhile) listeners get a SecretChange with resync = true.
+// notification becomes a SecretChange. When the listening connection is lost (or a reconnection
+// fails) listeners get one SecretChange with feed_lost = true; once the listener has reconnected
+// and LISTEN is in effect again (changes may have been missed meanwhile) they get one with
+// resync = true.
 //
 // Thread safety: all methods are safe to call concurrently. The KeyRing must outlive the store
 // and must not be modified while the store exists.
@@ -99,13 +101,18 @@ class PostgresSecretStore : public EncryptedSecretStore {
 
   // Adds `listener`. The first call starts the listener and returns once LISTEN is in effect,
   // so every change committed after Watch returns is reported (within about a second, by any
-  // process), in commit order. After the listening connection is lost and re-established,
-  // listeners get one SecretChange with resync = true. A payload that cannot be parsed is
+  // process), in commit order. When the listening connection is lost, listeners get one
+  // SecretChange with feed_lost = true (its detail says why; a peer that vanished without
+  // closing the connection is noticed only by the heartbeat); after it is re-established, one
+  // with resync = true. A payload that cannot be parsed is
   // reported as resync = true too. Listeners run one at a time on the listener's thread without
   // store locks held (they may call the store, but must not destroy it). Errors: UNAVAILABLE
   // (the first LISTEN did not take effect within watch_connect_timeout; the listener is then
   // not added, and a later Watch tries again).
   absl::Status Watch(ChangeListener listener) override;
+
+  // SELECT 1 on a pooled connection, bounded by the store's connect and statement timeouts. Errors: UNAVAILABLE (as Get).
+  absl::Status CheckHealth() override;
 
   // EncryptedSecretStore: each in one transaction; the rows it rewrites are locked (SELECT ...
   // FOR UPDATE) until the commit.
@@ -139,6 +146,7 @@ class PostgresSecretStore : public EncryptedSecretStore {
 
   void DispatchPayload(absl::string_view payload);
   void DispatchResync();
+  void DispatchFeedLost(const absl::Status& error);
   void Dispatch(const SecretChange& change);
 
   int64_t NowMicros() const;
@@ -160,6 +168,7 @@ class PostgresSecretStore : public EncryptedSecretStore {
   // Replaced, never changed in place, so the listener thread can iterate a snapshot.
   std::shared_ptr<const std::vector<ChangeListener>> listeners_;  // guarded by listeners_mu_
   bool first_listen_seen_ = false;                                // guarded by listeners_mu_
+  bool feed_lost_ = false;  // feed_lost sent, resync not yet; guarded by listeners_mu_
   absl::Status last_listener_error_;                              // guarded by listeners_mu_
 };
 

@@ -1,14 +1,18 @@
 #include "resolver/sqlite/sqlite_connection.h"
 
 #include <sqlite3.h>
+#include <sys/stat.h>
 
+#include <cerrno>
 #include <cstdint>
+#include <cstring>
 #include <functional>
 #include <string>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "resolver/sqlite/schema.h"
@@ -44,6 +48,24 @@ absl::Status SqliteError(const std::string& path, sqlite3* db, int rc, absl::str
   return absl::Status(CodeFor(rc), absl::StrCat("sqlite store ", path, ": ", what, ": ", detail));
 }
 
+absl::StatusOr<SqliteFileId> StatOwnerOnlySqliteFile(const std::string& path) {
+  struct stat st;
+  if (stat(path.c_str(), &st) != 0) {
+    const int error = errno;
+    const std::string message =
+        absl::StrCat("sqlite store ", path, ": cannot stat: ", std::strerror(error));
+    if (error == ENOENT) return absl::NotFoundError(message);
+    return absl::UnavailableError(message);
+  }
+  if ((st.st_mode & 077) != 0) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "sqlite store ", path, ": mode ", absl::StrFormat("%04o", st.st_mode & 0777),
+        " lets group or others read or write the secrets file; make it owner-only with `chmod 600 ",
+        path, "`"));
+  }
+  return SqliteFileId{static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino)};
+}
+
 absl::Status SqliteExec(sqlite3* db, const std::string& path, const char* sql,
                         absl::string_view what) {
   const int rc = sqlite3_exec(db, sql, nullptr, nullptr, nullptr);
@@ -66,7 +88,8 @@ absl::Status InSqliteWriteTransaction(sqlite3* db, const std::string& path,
 }
 
 absl::StatusOr<sqlite3*> OpenSqliteConnection(const std::string& path,
-                                              absl::Duration busy_timeout) {
+                                              absl::Duration busy_timeout,
+                                              const SqliteFileId* expected) {
   sqlite3* db = nullptr;
   const int rc =
       sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr);
@@ -74,6 +97,18 @@ absl::StatusOr<sqlite3*> OpenSqliteConnection(const std::string& path,
     absl::Status status = SqliteError(path, db, rc, "opening");
     sqlite3_close_v2(db);
     return status;
+  }
+  if (expected != nullptr) {
+    // sqlite3_open_v2 has opened the file and read nothing; the pragmas below read the schema.
+    // If the path still names `expected` now, the descriptor it opened is that file.
+    struct stat st;
+    if (stat(path.c_str(), &st) != 0 ||
+        SqliteFileId{static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino)} !=
+            *expected) {
+      sqlite3_close_v2(db);
+      return absl::UnavailableError(absl::StrCat(
+          "sqlite store ", path, ": the file was replaced or removed; reopening"));
+    }
   }
   sqlite3_extended_result_codes(db, 1);
   sqlite3_busy_timeout(db, static_cast<int>(absl::ToInt64Milliseconds(busy_timeout)));

@@ -69,6 +69,12 @@ class SqliteStatement {
     return row.ok() ? absl::OkStatus() : row.status();
   }
 
+  // Whether preparing or stepping failed because the file is damaged or not a database
+  // (SQLITE_CORRUPT, SQLITE_NOTADB), as opposed to a busy file or a failed disk.
+  bool corrupt() const {
+    return (rc_ & 0xff) == SQLITE_CORRUPT || (rc_ & 0xff) == SQLITE_NOTADB;
+  }
+
   int64_t Int(int column) { return sqlite3_column_int64(stmt_, column); }
   bool IsNull(int column) { return sqlite3_column_type(stmt_, column) == SQLITE_NULL; }
   std::string Text(int column) {
@@ -95,6 +101,22 @@ class SqliteStatement {
   int index_ = 0;
 };
 
+// Which file a path names: its device and inode. A file replaced by rename has another.
+struct SqliteFileId {
+  uint64_t device = 0;
+  uint64_t inode = 0;
+  bool operator==(const SqliteFileId& other) const {
+    return device == other.device && inode == other.inode;
+  }
+  bool operator!=(const SqliteFileId& other) const { return !(*this == other); }
+};
+
+// The file at `path` now, after checking that only its owner may read or write it (the file
+// holds the wrapped keys and sealed values, and its -wal and -shm files inherit its mode).
+// Errors, naming the path: NOT_FOUND (no such file), FAILED_PRECONDITION (group or others have
+// access; the message says `chmod 600 PATH`), UNAVAILABLE (stat failed otherwise).
+absl::StatusOr<SqliteFileId> StatOwnerOnlySqliteFile(const std::string& path);
+
 // Runs `sql` (one or more statements, no parameters). Errors: as SqliteError.
 absl::Status SqliteExec(sqlite3* db, const std::string& path, const char* sql,
                         absl::string_view what);
@@ -107,8 +129,12 @@ absl::Status InSqliteWriteTransaction(sqlite3* db, const std::string& path,
 
 // Opens the existing file at `path` read-write, with extended result codes, `busy_timeout` and
 // synchronous = FULL (a commit survives a power cut). The caller closes it (sqlite3_close_v2).
-// Errors: as SqliteError.
-absl::StatusOr<sqlite3*> OpenSqliteConnection(const std::string& path, absl::Duration busy_timeout);
+// With `expected`, the path must still name that file once the connection has it open, checked
+// before anything is read: a connection that read a file that replaced ours would take our
+// -wal and -shm files (they go by name) for its own, and on closing fold our log's frames into
+// it. Errors: UNAVAILABLE (the path names another file, or none); as SqliteError.
+absl::StatusOr<sqlite3*> OpenSqliteConnection(const std::string& path, absl::Duration busy_timeout,
+                                              const SqliteFileId* expected = nullptr);
 
 // Switches the file to WAL mode. The switch needs a lock that another process opening the file
 // at the same moment may hold, so SQLITE_BUSY is retried until `timeout`. Errors: UNAVAILABLE

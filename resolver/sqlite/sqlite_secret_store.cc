@@ -7,7 +7,9 @@
 
 #include <cerrno>
 #include <cstring>
+#include <mutex>
 #include <optional>
+#include <shared_mutex>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -80,7 +82,7 @@ absl::Status PollChanges(sqlite3* db, const std::string& path, int64_t& data_ver
       absl::StatusOr<bool> next = changes.Step("reading the change log");
       if (!next.ok()) return next.status();
       if (!*next) break;
-      out.push_back(SecretChange{changes.Text(1), changes.Text(2), false});
+      out.push_back(SecretChange::Of(changes.Text(1), changes.Text(2)));
       last_seq = changes.Int(0);
       ++rows;
     }
@@ -91,12 +93,27 @@ absl::Status PollChanges(sqlite3* db, const std::string& path, int64_t& data_ver
     absl::StatusOr<bool> max_row = max_query.Step("reading the change log");
     if (!max_row.ok()) return max_row.status();
     if (max_query.Int(0) < last_seq) {
-      out.push_back(SecretChange{"", "", true});
+      out.push_back(SecretChange::Resync(
+          absl::StrCat("sqlite store ", path, ": the change log shrank (the file was rebuilt)")));
       last_seq = max_query.Int(0);
     }
   }
   data_version = version;
   return absl::OkStatus();
+}
+
+// Opens the read-write connection to `path` in WAL mode with the schema brought up to date.
+absl::StatusOr<sqlite3*> OpenWriter(const std::string& path, const SqliteStoreOptions& options,
+                                    Clock* clock) {
+  absl::StatusOr<sqlite3*> writer = OpenSqliteConnection(path, options.busy_timeout);
+  if (!writer.ok()) return writer.status();
+  absl::Status status = EnableSqliteWal(*writer, path, options.busy_timeout);
+  if (status.ok()) status = MigrateSqliteSchema(*writer, path, absl::ToUnixMicros(clock->Now()));
+  if (!status.ok()) {
+    sqlite3_close_v2(*writer);
+    return status;
+  }
+  return writer;
 }
 
 }  // namespace
@@ -148,25 +165,22 @@ absl::StatusOr<std::unique_ptr<SqliteSecretStore>> SqliteSecretStore::Open(
         path, "`"));
   }
 
-  absl::StatusOr<sqlite3*> writer = OpenSqliteConnection(path, options.busy_timeout);
-  if (!writer.ok()) return writer.status();
+  const SqliteFileId file{static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino)};
   Clock* clock = options.clock != nullptr ? options.clock : Clock::Real();
-  absl::Status status = EnableSqliteWal(*writer, path, options.busy_timeout);
-  if (status.ok()) status = MigrateSqliteSchema(*writer, path, absl::ToUnixMicros(clock->Now()));
-  if (!status.ok()) {
-    sqlite3_close_v2(*writer);
-    return status;
-  }
+  absl::StatusOr<sqlite3*> writer = OpenWriter(path, options, clock);
+  if (!writer.ok()) return writer.status();
   return std::unique_ptr<SqliteSecretStore>(
-      new SqliteSecretStore(path, key_ring, std::move(options), *writer));
+      new SqliteSecretStore(path, key_ring, std::move(options), *writer, file));
 }
 
 SqliteSecretStore::SqliteSecretStore(std::string path, const KeyRing* key_ring,
-                                     SqliteStoreOptions options, sqlite3* writer)
+                                     SqliteStoreOptions options, sqlite3* writer,
+                                     SqliteFileId file)
     : path_(std::move(path)),
       key_ring_(key_ring),
       options_(std::move(options)),
       clock_(options_.clock != nullptr ? options_.clock : Clock::Real()),
+      file_(file),
       writer_(writer) {}
 
 SqliteSecretStore::~SqliteSecretStore() {
@@ -177,7 +191,7 @@ SqliteSecretStore::~SqliteSecretStore() {
   watch_cv_.notify_all();
   if (watch_thread_.joinable()) watch_thread_.join();
   for (sqlite3* db : idle_readers_) sqlite3_close_v2(db);
-  sqlite3_close_v2(writer_);
+  if (writer_ != nullptr) sqlite3_close_v2(writer_);
 }
 
 std::string SqliteSecretStore::Where() const { return absl::StrCat("sqlite store ", path_); }
@@ -185,8 +199,11 @@ std::string SqliteSecretStore::Where() const { return absl::StrCat("sqlite store
 int64_t SqliteSecretStore::NowMicros() const { return absl::ToUnixMicros(clock_->Now()); }
 
 absl::StatusOr<sqlite3*> SqliteSecretStore::Connect() {
-  absl::StatusOr<sqlite3*> db = OpenSqliteConnection(path_, options_.busy_timeout);
-  if (!db.ok()) return db.status();
+  absl::StatusOr<sqlite3*> db = OpenSqliteConnection(path_, options_.busy_timeout, &file_);
+  if (!db.ok()) {
+    NoteIfCorrupt(db.status());
+    return db.status();
+  }
   // Readers never write; make that a guarantee. Their page cache is kept small (512 KiB
   // instead of SQLite's 2 MiB): they look rows up by key, the interior pages that lookups share
   // fit, and the kernel caches the file anyway; several idle readers would otherwise hold
@@ -194,10 +211,63 @@ absl::StatusOr<sqlite3*> SqliteSecretStore::Connect() {
   for (const char* pragma : {"PRAGMA query_only = 1", "PRAGMA cache_size = -512"}) {
     if (absl::Status s = SqliteExec(*db, path_, pragma, "configuring"); !s.ok()) {
       sqlite3_close_v2(*db);
+      NoteIfCorrupt(s);
       return s;
     }
   }
   return db;
+}
+
+void SqliteSecretStore::NoteIfCorrupt(const absl::Status& status) {
+  // Nothing but SQLite reports DATA_LOSS while connecting; callers pass no other statuses.
+  if (absl::IsDataLoss(status)) LatchCorruption(status);
+}
+
+void SqliteSecretStore::NoteIfCorrupt(const SqliteStatement& statement,
+                                      const absl::Status& status) {
+  if (statement.corrupt()) LatchCorruption(status);
+}
+
+void SqliteSecretStore::LatchCorruption(const absl::Status& status) {
+  std::lock_guard<std::mutex> lock(corruption_mu_);
+  if (corruption_.ok()) corruption_ = status;
+}
+
+absl::Status SqliteSecretStore::CheckHealth() {
+  std::shared_lock<std::shared_mutex> files(files_mu_);
+  absl::Status latched;
+  {
+    std::lock_guard<std::mutex> lock(corruption_mu_);
+    latched = corruption_;
+  }
+  if (!latched.ok()) {
+    // Damage seen once stays reported until the file checks out whole: a fresh connection (no
+    // pages cached from before) runs PRAGMA quick_check, which reads every page once. Only
+    // while damage is latched, so a healthy store never pays for it.
+    absl::StatusOr<sqlite3*> db = Connect();
+    if (!db.ok()) return db.status();
+    SqliteStatement check(*db, path_, "PRAGMA quick_check(1)");
+    absl::StatusOr<bool> row = check.Step("checking the file's integrity");
+    const bool whole = row.ok() && *row && check.Text(0) == "ok";
+    sqlite3_close_v2(*db);
+    if (!whole) {
+      return absl::DataLossError(absl::StrCat(
+          Where(), ": the file is damaged (", latched.message(),
+          "); restore it from a backup (replacing the file by rename is picked up)"));
+    }
+    std::lock_guard<std::mutex> lock(corruption_mu_);
+    corruption_ = absl::OkStatus();
+  }
+  absl::StatusOr<sqlite3*> db = AcquireReader();
+  if (!db.ok()) return db.status();
+  ReaderLease lease(this, *db);
+  SqliteStatement query(*db, path_, "SELECT 1 FROM secure_values LIMIT 1");
+  absl::StatusOr<bool> row = query.Step("checking health");
+  if (!row.ok()) {
+    NoteIfCorrupt(query, row.status());
+    return row.status();
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<sqlite3*> SqliteSecretStore::AcquireReader() {
@@ -226,6 +296,7 @@ void SqliteSecretStore::ReleaseReader(sqlite3* db) {
 absl::StatusOr<StoredSecret> SqliteSecretStore::Get(absl::string_view stack,
                                                     absl::string_view name) {
   if (absl::Status s = ValidateSecretKey(stack, name); !s.ok()) return s;
+  std::shared_lock<std::shared_mutex> files(files_mu_);
   absl::StatusOr<sqlite3*> db = AcquireReader();
   if (!db.ok()) return db.status();
   ReaderLease lease(this, *db);
@@ -234,7 +305,10 @@ absl::StatusOr<StoredSecret> SqliteSecretStore::Get(absl::string_view stack,
                       .c_str());
   query.BindText(stack).BindText(name);
   absl::StatusOr<bool> row = query.Step("reading a secret");
-  if (!row.ok()) return row.status();
+  if (!row.ok()) {
+    NoteIfCorrupt(query, row.status());
+    return row.status();
+  }
   if (!*row) return absl::NotFoundError(absl::StrCat(QuotedSecret(stack, name), " not found"));
   return OpenSecretRow(*key_ring_, RowAt(query), Where());
 }
@@ -319,6 +393,8 @@ absl::StatusOr<SqliteSecretStore::DataKey> SqliteSecretStore::ActiveDataKey(
 absl::StatusOr<int64_t> SqliteSecretStore::Put(const SecretWrite& write) {
   if (absl::Status s = ValidateSecretWrite(write); !s.ok()) return s;
   int64_t version = 0;
+  std::shared_lock<std::shared_mutex> files(files_mu_);
+  if (absl::Status s = WriterReady(); !s.ok()) return s;
   std::lock_guard<std::mutex> lock(writer_mu_);
   absl::Status status = InSqliteWriteTransaction(writer_, path_, [&]() -> absl::Status {
     const int64_t now_us = NowMicros();
@@ -374,6 +450,8 @@ absl::StatusOr<int64_t> SqliteSecretStore::Put(const SecretWrite& write) {
 absl::Status SqliteSecretStore::Delete(absl::string_view stack, absl::string_view name,
                                        absl::string_view actor) {
   if (absl::Status s = ValidateSecretKey(stack, name); !s.ok()) return s;
+  std::shared_lock<std::shared_mutex> files(files_mu_);
+  if (absl::Status s = WriterReady(); !s.ok()) return s;
   std::lock_guard<std::mutex> lock(writer_mu_);
   return InSqliteWriteTransaction(writer_, path_, [&]() -> absl::Status {
     const int64_t now_us = NowMicros();
@@ -403,6 +481,7 @@ absl::Status SqliteSecretStore::Delete(absl::string_view stack, absl::string_vie
 
 absl::StatusOr<std::vector<SecretMetadata>> SqliteSecretStore::List(absl::string_view stack) {
   if (absl::Status s = ValidateStack(stack); !s.ok()) return s;
+  std::shared_lock<std::shared_mutex> files(files_mu_);
   absl::StatusOr<sqlite3*> db = AcquireReader();
   if (!db.ok()) return db.status();
   ReaderLease lease(this, *db);
@@ -413,7 +492,10 @@ absl::StatusOr<std::vector<SecretMetadata>> SqliteSecretStore::List(absl::string
   std::vector<SecretMetadata> out;
   while (true) {
     absl::StatusOr<bool> row = query.Step("listing secrets");
-    if (!row.ok()) return row.status();
+    if (!row.ok()) {
+      NoteIfCorrupt(query, row.status());
+      return row.status();
+    }
     if (!*row) break;
     absl::StatusOr<SecretMetadata> meta = MetadataRowAt(query, stack, Where());
     if (!meta.ok()) return meta.status();
@@ -427,6 +509,8 @@ absl::StatusOr<int64_t> SqliteSecretStore::RewrapDataKeys(absl::string_view kek_
     return kek.status();
   }
   int64_t rewrapped = 0;
+  std::shared_lock<std::shared_mutex> files(files_mu_);
+  if (absl::Status s = WriterReady(); !s.ok()) return s;
   std::lock_guard<std::mutex> lock(writer_mu_);
   absl::Status status = InSqliteWriteTransaction(writer_, path_, [&]() -> absl::Status {
     struct Row {
@@ -473,6 +557,8 @@ absl::StatusOr<int64_t> SqliteSecretStore::RewrapDataKeys(absl::string_view kek_
 
 absl::StatusOr<int64_t> SqliteSecretStore::ResealValues() {
   int64_t resealed = 0;
+  std::shared_lock<std::shared_mutex> files(files_mu_);
+  if (absl::Status s = WriterReady(); !s.ok()) return s;
   std::lock_guard<std::mutex> lock(writer_mu_);
   absl::Status status = InSqliteWriteTransaction(writer_, path_, [&]() -> absl::Status {
     std::vector<SecretRow> rows;
@@ -504,29 +590,102 @@ absl::StatusOr<int64_t> SqliteSecretStore::ResealValues() {
   return resealed;
 }
 
+absl::Status SqliteSecretStore::WriterReady() const {
+  if (writer_ != nullptr) return absl::OkStatus();
+  return absl::UnavailableError(
+      absl::StrCat(Where(), ": the file was replaced and cannot be opened yet"));
+}
+
+absl::StatusOr<int64_t> SqliteSecretStore::NewestSeq(sqlite3* db) {
+  SqliteStatement max_query(db, path_, "SELECT COALESCE(MAX(seq), 0) FROM change_log");
+  absl::StatusOr<bool> row = max_query.Step("reading the change log");
+  if (!row.ok()) {
+    NoteIfCorrupt(max_query, row.status());
+    return row.status();
+  }
+  return max_query.Int(0);
+}
+
 absl::Status SqliteSecretStore::Watch(ChangeListener listener) {
+  std::shared_lock<std::shared_mutex> files(files_mu_);
   std::lock_guard<std::mutex> lock(watch_mu_);
   if (!watch_thread_.joinable()) {
     absl::StatusOr<sqlite3*> db = Connect();
     if (!db.ok()) return db.status();
     // Start after the newest committed change: only later ones are reported.
-    SqliteStatement max_query(*db, path_, "SELECT COALESCE(MAX(seq), 0) FROM change_log");
-    absl::StatusOr<bool> row = max_query.Step("reading the change log");
-    if (!row.ok()) {
-      absl::Status status = row.status();
+    absl::StatusOr<int64_t> last_seq = NewestSeq(*db);
+    if (!last_seq.ok()) {
       sqlite3_close_v2(*db);
-      return status;
+      return last_seq.status();
     }
-    const int64_t last_seq = max_query.Int(0);
-    watch_thread_ = std::thread(&SqliteSecretStore::WatchLoop, this, *db, last_seq);
+    watch_thread_ = std::thread(&SqliteSecretStore::WatchLoop, this, *db, *last_seq);
   }
   listeners_.push_back(std::move(listener));
   return absl::OkStatus();
 }
 
+absl::StatusOr<std::string> SqliteSecretStore::FollowFile(sqlite3** watch_db) {
+  absl::StatusOr<SqliteFileId> now = StatOwnerOnlySqliteFile(path_);
+  if (absl::IsNotFound(now.status())) {
+    return absl::UnavailableError(absl::StrCat(
+        Where(), ": the file no longer exists; still reading the deleted copy until a file is "
+                 "put back at the path"));
+  }
+  if (!now.ok() && absl::IsFailedPrecondition(now.status())) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        now.status().message(), "; the file at the path was replaced, and until it is "
+                                "owner-only the store keeps reading the one it has open"));
+  }
+  if (!now.ok()) return now.status();
+  if (*now == file_ && writer_ != nullptr && *watch_db != nullptr) return std::string();
+
+  std::unique_lock<std::shared_mutex> files(files_mu_);
+  if (writer_ != nullptr) {
+    // Our -wal and -shm files go by name, so the new file would take them for its own and read
+    // the old file's frames as its pages. Fold the log into the old file and empty it first.
+    const int rc = sqlite3_wal_checkpoint_v2(writer_, nullptr, SQLITE_CHECKPOINT_TRUNCATE,
+                                             nullptr, nullptr);
+    if (rc != SQLITE_OK) {
+      return SqliteError(path_, writer_, rc,
+                         "emptying the replaced file's write-ahead log before reopening");
+    }
+  }
+  if (*watch_db != nullptr) sqlite3_close_v2(*watch_db);
+  *watch_db = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(readers_mu_);
+    for (sqlite3* db : idle_readers_) sqlite3_close_v2(db);
+    idle_readers_.clear();
+  }
+  {
+    std::lock_guard<std::mutex> lock(writer_mu_);
+    if (writer_ != nullptr) sqlite3_close_v2(writer_);
+    writer_ = nullptr;
+    absl::StatusOr<sqlite3*> writer = OpenWriter(path_, options_, clock_);
+    if (!writer.ok()) {
+      NoteIfCorrupt(writer.status());
+      return writer.status();
+    }
+    writer_ = *writer;
+  }
+  const SqliteFileId old = file_;
+  file_ = *now;
+  {
+    // Damage seen in the old file says nothing about the new one.
+    std::lock_guard<std::mutex> lock(corruption_mu_);
+    corruption_ = absl::OkStatus();
+  }
+  absl::StatusOr<sqlite3*> db = Connect();
+  if (!db.ok()) return db.status();
+  *watch_db = *db;
+  return absl::StrCat(Where(), ": the file was replaced (inode ", old.inode, " -> ", now->inode,
+                      "); reopened it, changes made meanwhile are not known");
+}
+
 void SqliteSecretStore::WatchLoop(sqlite3* db, int64_t last_seq) {
   int64_t data_version = -1;  // PRAGMA data_version is never negative: the first poll queries
-  bool missed = false;        // a poll failed; tell listeners to resync once polling works
+  bool lost = false;          // feed_lost sent; listeners are owed a resync once polling works
+  std::string resync_detail;  // why the owed resync
   std::unique_lock<std::mutex> lock(watch_mu_);
   while (true) {
     watch_cv_.wait_for(lock, absl::ToChronoMilliseconds(options_.watch_poll_interval),
@@ -534,11 +693,36 @@ void SqliteSecretStore::WatchLoop(sqlite3* db, int64_t last_seq) {
     if (stopping_) break;
     lock.unlock();
     std::vector<SecretChange> changes;
-    if (PollChanges(db, path_, data_version, last_seq, changes).ok()) {
-      if (missed) changes.insert(changes.begin(), SecretChange{"", "", true});
-      missed = false;
+    absl::StatusOr<std::string> reopened = FollowFile(&db);
+    absl::Status status = reopened.status();
+    const bool replaced = reopened.ok() && !reopened->empty();
+    if (replaced) {
+      // Another file: its change log has its own numbers, and anything may differ.
+      resync_detail = *reopened;
+      data_version = -1;
+      absl::StatusOr<int64_t> newest = NewestSeq(db);
+      status = newest.status();
+      if (newest.ok()) last_seq = *newest;
+    }
+    if (status.ok()) {
+      std::shared_lock<std::shared_mutex> files(files_mu_);
+      status = PollChanges(db, path_, data_version, last_seq, changes);
+      if (absl::IsDataLoss(status)) LatchCorruption(status);
+    }
+    if (status.ok()) {
+      if (lost || replaced) {
+        changes.insert(changes.begin(), SecretChange::Resync(resync_detail));
+      }
+      lost = false;
+    } else if (!lost) {
+      lost = true;
+      if (!replaced) {
+        resync_detail = absl::StrCat(Where(), ": polling for changes works again; changes made "
+                                              "meanwhile are not known");
+      }
+      changes = {SecretChange::FeedLost(std::string(status.message()))};
     } else {
-      missed = true;
+      changes.clear();
     }
     lock.lock();
     if (changes.empty()) continue;
@@ -550,7 +734,7 @@ void SqliteSecretStore::WatchLoop(sqlite3* db, int64_t last_seq) {
     lock.lock();
   }
   lock.unlock();
-  sqlite3_close_v2(db);
+  if (db != nullptr) sqlite3_close_v2(db);
 }
 
 }  // namespace secret_resolver

@@ -10,8 +10,21 @@
 // Other processes' writes are seen through Watch: a store-owned thread polls the change_log
 // (skipping idle polls with PRAGMA data_version) every watch_poll_interval.
 //
+// A file replaced by rename (a backup restored with `mv` over the database) is noticed by that
+// poll, which compares the path's device and inode with the open file's: the store folds its
+// write-ahead log into the old file and empties it (the -wal and -shm files go by name, so the
+// new file would otherwise read the old one's frames as its own), closes every connection,
+// opens the new file (owner-only, as Open requires, and migrated) and tells listeners to
+// resync. A removed file, or a replacement the store cannot open, is reported as feed_lost; the
+// store keeps reading the file it has open, if any, until a usable file is at the path.
+//
+// Damage: a read that finds the file corrupt or not a database (SQLITE_CORRUPT, SQLITE_NOTADB)
+// is latched, and CheckHealth reports DATA_LOSS until PRAGMA quick_check passes again or the
+// file is replaced.
+//
 // Thread safety: all methods are safe to call concurrently. Writes go through one connection
 // under a mutex; reads use a small pool of connections (WAL readers do not block the writer).
+// Every operation holds a shared lock on the set of connections; reopening takes it exclusively.
 // The KeyRing must outlive the store and must not be modified while the store exists.
 #ifndef SECRET_RESOLVER_RESOLVER_SQLITE_SQLITE_SECRET_STORE_H_
 #define SECRET_RESOLVER_RESOLVER_SQLITE_SQLITE_SECRET_STORE_H_
@@ -21,6 +34,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <shared_mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -32,8 +46,8 @@
 #include "resolver/clock.h"
 #include "resolver/crypto/key_ring.h"
 #include "resolver/secret_store.h"
+#include "resolver/sqlite/sqlite_connection.h"
 
-struct sqlite3;
 
 namespace secret_resolver {
 
@@ -81,8 +95,10 @@ class SqliteSecretStore : public EncryptedSecretStore {
   absl::StatusOr<std::vector<SecretMetadata>> List(absl::string_view stack) override;
 
   // Calls `listener` on a store-owned thread for each put or delete committed after this call,
-  // by any process, within about watch_poll_interval, in commit order; and with resync = true
-  // after a period in which polling failed. Listeners run one at a time, without store locks
+  // by any process, within about watch_poll_interval, in commit order; with feed_lost = true
+  // when polling starts failing or the file is removed (or replaced by one that cannot be
+  // opened); and with resync = true once polling works again or after the file was replaced and
+  // reopened. Listeners run one at a time, without store locks
   // held (they may call the store, but must not destroy it). Several listeners may be added;
   // none can be removed. Errors: as Open when the watch connection cannot be opened.
   absl::Status Watch(ChangeListener listener) override;
@@ -91,6 +107,11 @@ class SqliteSecretStore : public EncryptedSecretStore {
   absl::StatusOr<int64_t> RewrapDataKeys(absl::string_view kek_id) override;
   absl::StatusOr<int64_t> ResealValues() override;
 
+  // A trivial read on a pooled connection; while damage is latched (see the file comment),
+  // PRAGMA quick_check on a fresh connection first. Errors: DATA_LOSS (damaged, the message
+  // saying what was seen), UNAVAILABLE (cannot open or read the file).
+  absl::Status CheckHealth() override;
+
   const std::string& path() const { return path_; }
 
  private:
@@ -98,9 +119,10 @@ class SqliteSecretStore : public EncryptedSecretStore {
   struct DataKey;
 
   SqliteSecretStore(std::string path, const KeyRing* key_ring, SqliteStoreOptions options,
-                    sqlite3* writer);
+                    sqlite3* writer, SqliteFileId file);
 
-  // Opens and configures a connection to path_.
+  // Opens and configures a read-only connection to path_. Errors: UNAVAILABLE also when the
+  // path no longer names file_ (the watch thread will reopen).
   absl::StatusOr<sqlite3*> Connect();
   absl::StatusOr<sqlite3*> AcquireReader();
   void ReleaseReader(sqlite3* db);
@@ -110,6 +132,18 @@ class SqliteSecretStore : public EncryptedSecretStore {
   absl::StatusOr<DataKey> ActiveDataKey(sqlite3* db, absl::string_view stack, int64_t now_us);
 
   void WatchLoop(sqlite3* db, int64_t last_seq);
+  // On the watch thread: if path_ now names another file, reopens every connection on it
+  // (`*watch_db` included) and returns what happened; an empty string when nothing changed.
+  // Errors: UNAVAILABLE (the file is gone, or the old log cannot be emptied yet),
+  // FAILED_PRECONDITION (the new file's mode), or the new file's errors as Open's.
+  absl::StatusOr<std::string> FollowFile(sqlite3** watch_db);
+  absl::StatusOr<int64_t> NewestSeq(sqlite3* db);
+  // UNAVAILABLE while no writer is open (a replacement that could not be opened yet).
+  absl::Status WriterReady() const;
+  // Latch a read's failure as damage when SQLite said so.
+  void NoteIfCorrupt(const absl::Status& status);
+  void NoteIfCorrupt(const SqliteStatement& statement, const absl::Status& status);
+  void LatchCorruption(const absl::Status& status);
   int64_t NowMicros() const;
   // "sqlite store PATH", naming the store in messages.
   std::string Where() const;
@@ -119,8 +153,14 @@ class SqliteSecretStore : public EncryptedSecretStore {
   const SqliteStoreOptions options_;
   Clock* const clock_;
 
+  // Shared by every operation while it uses connections; exclusive while FollowFile swaps
+  // them. Taken before writer_mu_, readers_mu_ and watch_mu_.
+  std::shared_mutex files_mu_;
+  SqliteFileId file_;  // the open file; written under files_mu_ exclusive, by the watch thread
+
   std::mutex writer_mu_;
-  sqlite3* const writer_;  // guarded by writer_mu_
+  sqlite3* writer_;  // guarded by writer_mu_; replaced under files_mu_ exclusive; null while
+                     // a replacement cannot be opened
 
   std::mutex readers_mu_;
   std::vector<sqlite3*> idle_readers_;  // guarded by readers_mu_
@@ -130,6 +170,9 @@ class SqliteSecretStore : public EncryptedSecretStore {
   bool stopping_ = false;                                        // guarded by watch_mu_
   std::vector<ChangeListener> listeners_;  // guarded by watch_mu_
   std::thread watch_thread_;
+
+  std::mutex corruption_mu_;
+  absl::Status corruption_;  // the first read that found damage; guarded by corruption_mu_
 };
 
 }  // namespace secret_resolver

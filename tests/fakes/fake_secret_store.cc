@@ -103,7 +103,7 @@ absl::StatusOr<int64_t> FakeSecretStore::Put(const SecretWrite& write) {
     std::lock_guard<std::mutex> lock(mu_);
     written = PutLocked(write);
   }
-  Notify(SecretChange{write.stack, write.name, false});
+  Notify(SecretChange::Of(write.stack, write.name));
   return written;
 }
 
@@ -134,7 +134,7 @@ absl::Status FakeSecretStore::Delete(absl::string_view stack, absl::string_view 
     }
     it->second.deleted = true;
   }
-  Notify(SecretChange{std::string(stack), std::string(name), false});
+  Notify(SecretChange::Of(std::string(stack), std::string(name)));
   return absl::OkStatus();
 }
 
@@ -142,6 +142,16 @@ absl::Status FakeSecretStore::Watch(ChangeListener listener) {
   std::lock_guard<std::mutex> lock(mu_);
   listeners_.push_back(std::move(listener));
   return absl::OkStatus();
+}
+
+absl::Status FakeSecretStore::CheckHealth() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return health_;
+}
+
+void FakeSecretStore::set_health(absl::Status status) {
+  std::lock_guard<std::mutex> lock(mu_);
+  health_ = std::move(status);
 }
 
 void FakeSecretStore::Notify(const SecretChange& change) {

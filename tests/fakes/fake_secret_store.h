@@ -15,6 +15,8 @@
 //   - set_get_hook(fn): every Get calls `fn` before it answers, outside the store's lock, so a
 //     test can hold a fetch open on a latch and build an exact interleaving.
 //   - get_calls(): how many times Get has been called.
+// set_health(status) sets what CheckHealth answers (OK at first); Notify(change) tells every
+// listener `change` (e.g. a feed_lost or a resync), as a real store's feed would.
 //
 // Thread safety: all methods are safe to call concurrently.
 #ifndef SECRET_RESOLVER_TESTS_FAKES_FAKE_SECRET_STORE_H_
@@ -57,6 +59,11 @@ class FakeSecretStore : public SecretStore {
   absl::StatusOr<std::vector<SecretMetadata>> List(absl::string_view stack) override;
   // Listeners are called synchronously on the writing thread, after the write.
   absl::Status Watch(ChangeListener listener) override;
+  absl::Status CheckHealth() override;
+
+  // Calls every listener with `change`, on this thread.
+  void Notify(const SecretChange& change);
+  void set_health(absl::Status status);
 
   // Failure knobs; see the file comment.
   void set_next_error(absl::Status status);
@@ -92,12 +99,12 @@ class FakeSecretStore : public SecretStore {
   absl::Duration latency_ = absl::ZeroDuration();
   std::function<void()> get_hook_;
   std::vector<ChangeListener> listeners_;
+  absl::Status health_;
 
   int64_t PutLocked(const SecretWrite& write);  // requires mu_
   // Get and GetVersion (`version` 0: the newest).
   absl::StatusOr<StoredSecret> Read(absl::string_view stack, absl::string_view name,
                                     int64_t version);
-  void Notify(const SecretChange& change);      // without mu_
 };
 
 }  // namespace secret_resolver

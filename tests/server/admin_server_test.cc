@@ -121,6 +121,33 @@ TEST_F(AdminServerTest, ReadyzFollowsTheReadinessCheck) {
   EXPECT_EQ(res->status, 200);
 }
 
+// Notes (trouble that does not stop serving) follow "ok" in a 200 body, read at every request.
+TEST(AdminServerNotesTest, ReadyBodyCarriesTheNotes) {
+  std::mutex mu;
+  std::vector<std::string> notes;
+  AdminServerOptions options;
+  options.address = "127.0.0.1:0";
+  options.readiness = [] { return absl::OkStatus(); };
+  options.readiness_notes = [&] {
+    std::lock_guard<std::mutex> lock(mu);
+    return notes;
+  };
+  absl::StatusOr<std::unique_ptr<AdminServer>> server = AdminServer::Start(std::move(options));
+  ASSERT_TRUE(server.ok()) << server.status();
+  httplib::Client client("127.0.0.1", (*server)->port());
+  httplib::Result res = client.Get("/readyz");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->body, "ok\n");
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    notes = {"store change feed lost (x)"};
+  }
+  res = client.Get("/readyz");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 200);
+  EXPECT_EQ(res->body, "ok\nnote: store change feed lost (x)\n");
+}
+
 // The readiness check hangs (as on a hung store): no endpoint waits for it, however many
 // probes are pending, and /readyz answers the last result until the hang outlasts the timeout.
 TEST(AdminServerHungCheckTest, EndpointsAnswerWhileTheCheckIsBlocked) {

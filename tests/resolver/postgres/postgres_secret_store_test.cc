@@ -502,14 +502,34 @@ TEST_F(PostgresSecretStoreTest, AfterAServerRestartWatchResyncsAndLaterChangesSt
   EXPECT_EQ(put_down.status().code(), absl::StatusCode::kUnavailable) << put_down.status();
   EXPECT_THAT(put_down.status().message(), Not(HasSubstr(kPassword)));
 
+  // The loss is told once, however many reconnections fail, before the resync.
+  ASSERT_TRUE(recorder.WaitFor(
+      [](const std::vector<SecretChange>& changes) {
+        for (const SecretChange& c : changes) {
+          if (c.feed_lost) return true;
+        }
+        return false;
+      },
+      In(absl::Seconds(5))))
+      << "no feed_lost after the server stopped";
+  absl::SleepFor(absl::Milliseconds(500));  // several reconnections fail meanwhile
   ASSERT_TRUE(server_->Restart().ok());
   ASSERT_TRUE(recorder.WaitForResync(In(absl::Seconds(10)))) << "no resync after the restart";
+  int lost = 0;
+  bool resynced = false;
   for (const SecretChange& change : recorder.changes()) {
-    if (change.resync) {
+    if (change.feed_lost) {
+      ++lost;
+      EXPECT_FALSE(resynced) << "feed_lost after the resync";
+      EXPECT_THAT(change.detail, Not(HasSubstr(kPassword)));
+    }
+    if (change.resync || change.feed_lost) {
       EXPECT_EQ(change.stack, "");
       EXPECT_EQ(change.name, "");
     }
+    if (change.resync) resynced = true;
   }
+  EXPECT_EQ(lost, 1);
   ChildProcess after = Helper({"put", kStack, "after", "v-after"});
   ASSERT_EQ(after.Wait(), 0);
   EXPECT_TRUE(recorder.WaitFor(kStack, "after", In(absl::Seconds(1))))

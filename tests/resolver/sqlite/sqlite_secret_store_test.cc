@@ -16,11 +16,14 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "resolver/secret_bytes.h"
 #include "tests/resolver/sqlite/sqlite_storage.h"
 #include "tests/resolver/storage_contract/durable_store_fixture.h"
+#include "tests/testing/change_recorder.h"
 #include "tests/testing/child_process.h"
 #include "tests/testing/status_matchers.h"
 
@@ -129,6 +132,104 @@ TEST_F(SqliteSecretStoreTest, DamagedPagesAreDataLossNotACrash) {
     return;
   }
   EXPECT_THAT((*store)->List(kStack), StatusIs(absl::StatusCode::kDataLoss, HasSubstr(db_path_)));
+  // The damage is latched: the health check says so, whichever page it reads.
+  EXPECT_THAT((*store)->CheckHealth(),
+              StatusIs(absl::StatusCode::kDataLoss, HasSubstr("the file is damaged")));
+}
+
+TEST_F(SqliteSecretStoreTest, HealthyStorePassesItsHealthCheck) {
+  std::unique_ptr<SqliteSecretStore> store = MustOpenSqlite();
+  ASSERT_NE(store, nullptr);
+  EXPECT_THAT(store->CheckHealth(), IsOk());
+  ASSERT_THAT(store->Put(TestWrite("a", "v")), IsOk());
+  EXPECT_THAT(store->CheckHealth(), IsOk());
+}
+
+bool HasFeedLost(const std::vector<SecretChange>& changes) {
+  for (const SecretChange& c : changes) {
+    if (c.feed_lost) return true;
+  }
+  return false;
+}
+
+TEST_F(SqliteSecretStoreTest, FileReplacedByRenameIsReopenedAndListenersResync) {
+  const std::string other = dir_ + "/restored.db";
+  {
+    absl::StatusOr<std::unique_ptr<SqliteSecretStore>> restored =
+        SqliteSecretStore::Open(other, &ring_);
+    ASSERT_THAT(restored, IsOk());
+    ASSERT_THAT((*restored)->Put(TestWrite("only-in-restored", "r")), IsOk());
+  }
+  ChangeRecorder recorder;  // outlives the store, whose thread calls it
+  std::unique_ptr<SqliteSecretStore> store = MustOpenSqlite();
+  ASSERT_NE(store, nullptr);
+  ASSERT_THAT(store->Put(TestWrite("only-in-original", "o")), IsOk());
+  ASSERT_THAT(store->Watch(recorder.Listener()), IsOk());
+  ASSERT_THAT(store->Get(kStack, "only-in-original"), IsOk());
+
+  ASSERT_EQ(rename(other.c_str(), db_path_.c_str()), 0);
+  ASSERT_TRUE(recorder.WaitForResync(absl::Now() + absl::Seconds(2)));
+  const std::vector<SecretChange> changes = recorder.changes();
+  EXPECT_FALSE(HasFeedLost(changes));
+  EXPECT_THAT(changes.back().detail, HasSubstr("the file was replaced"));
+  EXPECT_THAT(store->Get(kStack, "only-in-original"), StatusIs(absl::StatusCode::kNotFound));
+  absl::StatusOr<StoredSecret> restored = store->Get(kStack, "only-in-restored");
+  ASSERT_THAT(restored, IsOk());
+  EXPECT_TRUE(restored->value.Equals("r"));
+  // Writes go to the new file, and their changes are reported.
+  ASSERT_THAT(store->Put(TestWrite("after", "a")), IsOk());
+  EXPECT_TRUE(recorder.WaitFor(kStack, "after", absl::Now() + absl::Seconds(2)));
+  EXPECT_THAT(store->CheckHealth(), IsOk());
+}
+
+TEST_F(SqliteSecretStoreTest, RemovedFileIsAFeedLossUntilAFileIsBack) {
+  const std::string saved = dir_ + "/saved.db";
+  ChangeRecorder recorder;  // outlives the store, whose thread calls it
+  std::unique_ptr<SqliteSecretStore> store = MustOpenSqlite();
+  ASSERT_NE(store, nullptr);
+  ASSERT_THAT(store->Put(TestWrite("a", "v")), IsOk());
+  ASSERT_THAT(store->Watch(recorder.Listener()), IsOk());
+  ASSERT_THAT(store->Get(kStack, "a"), IsOk());  // a pooled reader has the file open
+  ASSERT_EQ(link(db_path_.c_str(), saved.c_str()), 0);  // the same file under another name
+  ASSERT_EQ(unlink(db_path_.c_str()), 0);
+
+  ASSERT_TRUE(recorder.WaitFor(HasFeedLost, absl::Now() + absl::Seconds(2)));
+  EXPECT_THAT(recorder.changes().back().detail, HasSubstr("no longer exists"));
+  EXPECT_THAT(store->Get(kStack, "a"), IsOk()) << "the open file is still read";
+
+  // Back under its name: the same inode, so nothing was replaced, but the feed resumes.
+  ASSERT_EQ(rename(saved.c_str(), db_path_.c_str()), 0);
+  EXPECT_TRUE(recorder.WaitForResync(absl::Now() + absl::Seconds(2)));
+  int lost = 0;
+  for (const SecretChange& c : recorder.changes()) lost += c.feed_lost ? 1 : 0;
+  EXPECT_EQ(lost, 1) << "one feed_lost per outage, not one per poll";
+}
+
+TEST_F(SqliteSecretStoreTest, ReplacementThatOthersMayReadIsRefusedUntilFixed) {
+  const std::string other = dir_ + "/restored.db";
+  {
+    absl::StatusOr<std::unique_ptr<SqliteSecretStore>> restored =
+        SqliteSecretStore::Open(other, &ring_);
+    ASSERT_THAT(restored, IsOk());
+    ASSERT_THAT((*restored)->Put(TestWrite("only-in-restored", "r")), IsOk());
+  }
+  ASSERT_EQ(chmod(other.c_str(), 0644), 0);
+  ChangeRecorder recorder;  // outlives the store, whose thread calls it
+  std::unique_ptr<SqliteSecretStore> store = MustOpenSqlite();
+  ASSERT_NE(store, nullptr);
+  ASSERT_THAT(store->Watch(recorder.Listener()), IsOk());
+  ASSERT_EQ(rename(other.c_str(), db_path_.c_str()), 0);
+  ASSERT_TRUE(recorder.WaitFor(HasFeedLost, absl::Now() + absl::Seconds(2)));
+  EXPECT_THAT(recorder.changes().back().detail, HasSubstr("chmod 600"));
+  // No reader is pooled, and none may open the new file while the old one's log is live: a
+  // connection that read it would fold the old file's log into it when it closed.
+  EXPECT_THAT(store->Get(kStack, "only-in-restored"),
+              StatusIs(absl::StatusCode::kUnavailable, HasSubstr("replaced or removed")));
+
+  ASSERT_EQ(chmod(db_path_.c_str(), 0600), 0);
+  ASSERT_TRUE(recorder.WaitForResync(absl::Now() + absl::Seconds(2)));
+  EXPECT_THAT(recorder.changes().back().detail, HasSubstr("the file was replaced"));
+  EXPECT_THAT(store->Get(kStack, "only-in-restored"), IsOk());
 }
 
 TEST_F(SqliteSecretStoreTest, UnopenablePathIsUnavailableNamingIt) {
