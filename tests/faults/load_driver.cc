@@ -1,5 +1,6 @@
 #include "tests/faults/load_driver.h"
 
+#include <algorithm>
 #include <chrono>
 #include <memory>
 #include <utility>
@@ -61,7 +62,7 @@ void LoadDriver::Run(int caller) {
 }
 
 void LoadDriver::Add(CallRecord record) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   ++summary_.calls;
   if (record.overran) ++summary_.overruns;
   summary_.max_latency = std::max(summary_.max_latency, record.latency);
@@ -73,12 +74,12 @@ void LoadDriver::Add(CallRecord record) {
 }
 
 LoadSummary LoadDriver::Summary() const {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   return summary_;
 }
 
 std::vector<CallRecord> LoadDriver::Records() const {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   return records_;
 }
 
