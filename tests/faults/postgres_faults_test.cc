@@ -250,6 +250,7 @@ TEST_F(PostgresFaultsTest, CallsAreCountedByWhatTheCallerGotWhileTheStoreHangs) 
 
   constexpr int kEach = 4;
   std::vector<grpc::StatusCode> deadline_codes(kEach), cancel_codes(kEach);
+  std::vector<int> deadline_resolved(kEach, 0);  // not vector<bool>: written from threads
   {
     FrozenProcessTree frozen(postgres_->pid());
     std::vector<std::thread> callers;
@@ -259,6 +260,8 @@ TEST_F(PostgresFaultsTest, CallsAreCountedByWhatTheCallerGotWhileTheStoreHangs) 
         deadline_codes[i] = Call(*StubFor(sidecar_->target()), token_,
                                  RequestFor({ColdName(i)}), &response, absl::Seconds(1))
                                 .error_code();
+        deadline_resolved[i] = deadline_codes[i] == grpc::StatusCode::OK &&
+                               response.results().at("r0").has_secret();
       });
       callers.emplace_back([&, i] {  // misses the caller gives up on
         grpc::ClientContext context;
@@ -287,7 +290,13 @@ TEST_F(PostgresFaultsTest, CallsAreCountedByWhatTheCallerGotWhileTheStoreHangs) 
              2 * kEach;
     }));
     for (int i = 0; i < kEach; ++i) {
-      EXPECT_EQ(deadline_codes[i], grpc::StatusCode::DEADLINE_EXCEEDED);
+      // The sidecar answers at the deadline; on a loaded machine that answer may reach the
+      // caller before its own timer fires, and then carries no value, only the reference's
+      // error. Either way the caller did not get its secret.
+      EXPECT_TRUE(deadline_codes[i] == grpc::StatusCode::DEADLINE_EXCEEDED ||
+                  deadline_codes[i] == grpc::StatusCode::OK)
+          << deadline_codes[i];
+      EXPECT_FALSE(deadline_resolved[i]);
       EXPECT_EQ(cancel_codes[i], grpc::StatusCode::CANCELLED);
     }
     EXPECT_EQ(count(after, "OK") - count(before, "OK"), 0);
