@@ -132,6 +132,44 @@ constexpr absl::string_view kUnavailableDetail =
     "could not connect to host=db-7.internal.example port=5432";
 constexpr absl::string_view kDataLossDetail = "unwrap failed under key id kek-2f9d61c0aa";
 
+// What the hooks were given, every string copied: none may hold a value.
+struct HookLog {
+  std::vector<std::string> strings;
+  int backend_errors = 0;
+  int rate_limited = 0;
+};
+
+ResolveHandlerHooks Hooks(HookLog* log) {
+  ResolveHandlerHooks hooks;
+  hooks.on_references = [log](absl::Span<const ReferenceOutcome> outcomes, absl::Duration) {
+    for (const ReferenceOutcome& o : outcomes) {
+      for (absl::string_view s : {o.stack, o.caller, o.reported_service, o.ref_key, o.name}) {
+        log->strings.emplace_back(s);
+      }
+    }
+  };
+  hooks.on_auth_failure = [log](absl::string_view reason) { log->strings.emplace_back(reason); };
+  hooks.on_call_denied = [log](const CallDenial& d) {
+    FUZZ_CHECK(d.stack.size() <= kMaxAuditedStackBytes);
+    FUZZ_CHECK(d.reported_service.size() <= kMaxReportedServiceBytes);
+    for (absl::string_view s : {d.reason, d.stack, d.caller, d.token_namespace,
+                                d.reported_service}) {
+      log->strings.emplace_back(s);
+    }
+  };
+  hooks.on_backend_error = [log](const BackendError& e) {
+    ++log->backend_errors;
+    for (absl::string_view s : {absl::string_view(e.correlation_id), e.stack, e.ref_key, e.name}) {
+      log->strings.emplace_back(s);
+    }
+  };
+  hooks.on_rate_limited = [log](absl::string_view stack) {
+    ++log->rate_limited;
+    log->strings.emplace_back(stack);
+  };
+  return hooks;
+}
+
 struct Fixture {
   Fixture() : source(std::make_unique<FixedJwksSource>()) {
     // Proto3 strings that are not UTF-8 make protobuf log an error per parse.
@@ -174,56 +212,44 @@ struct Fixture {
         RedactionTokens::Create(kDefaultPlaceholderFormat, SecretBytes(std::string(32, 'k')));
     FUZZ_CHECK(redaction.ok());
     redaction_tokens = *std::move(redaction);
+
+    CacheOptions cache_options;
+    cache_options.clock = &clock;
+    cache_options.max_concurrent_fetches = 1;
+    cache_options.refresh_executor = [](std::function<void()> task) { task(); };
+    cache = std::make_unique<SecretCache>(&store, std::move(cache_options));
+    resolver = std::make_unique<Resolver>(cache.get(), redaction_tokens.get(), ResolverOptions{});
+    RateLimiterOptions limits;
+    limits.rate = 1e6;
+    limits.burst = 1e6;
+    limits.clock = &clock;
+    limiter = std::make_unique<RateLimiter>(limits);
+    ResolveHandlerOptions handler_options;
+    handler_options.rate_limiter = limiter.get();
+    handler_options.max_decrypt_names = kMaxDecryptNames;
+    handler_options.clock = &clock;
+    handler_options.hooks = Hooks(&log);
+    handler = std::make_unique<ResolveHandler>(verifier.get(), resolver.get(),
+                                               std::move(handler_options));
   }
   FakeClock clock;
   FakeSecretStore store;
   std::unique_ptr<FixedJwksSource> source;
-  std::unique_ptr<auth::TokenVerifier> verifier;  // shared by all inputs: its cache warms up
+  // Shared by all inputs (a fresh cache and handler per input cost a fetch thread each); the
+  // verifier's token cache warms up, the secret cache is emptied before each input.
+  std::unique_ptr<auth::TokenVerifier> verifier;
   std::unique_ptr<RedactionTokens> redaction_tokens;
   std::vector<std::string> tokens;
+  std::unique_ptr<SecretCache> cache;
+  std::unique_ptr<Resolver> resolver;
+  std::unique_ptr<RateLimiter> limiter;
+  HookLog log;
+  std::unique_ptr<ResolveHandler> handler;
 };
 
 Fixture& TheFixture() {
   static Fixture* fixture = new Fixture();
   return *fixture;
-}
-
-// What the hooks were given, every string copied: none may hold a value.
-struct HookLog {
-  std::vector<std::string> strings;
-  int backend_errors = 0;
-  int rate_limited = 0;
-};
-
-ResolveHandlerHooks Hooks(HookLog* log) {
-  ResolveHandlerHooks hooks;
-  hooks.on_references = [log](absl::Span<const ReferenceOutcome> outcomes, absl::Duration) {
-    for (const ReferenceOutcome& o : outcomes) {
-      for (absl::string_view s : {o.stack, o.caller, o.reported_service, o.ref_key, o.name}) {
-        log->strings.emplace_back(s);
-      }
-    }
-  };
-  hooks.on_auth_failure = [log](absl::string_view reason) { log->strings.emplace_back(reason); };
-  hooks.on_call_denied = [log](const CallDenial& d) {
-    FUZZ_CHECK(d.stack.size() <= kMaxAuditedStackBytes);
-    FUZZ_CHECK(d.reported_service.size() <= kMaxReportedServiceBytes);
-    for (absl::string_view s : {d.reason, d.stack, d.caller, d.token_namespace,
-                                d.reported_service}) {
-      log->strings.emplace_back(s);
-    }
-  };
-  hooks.on_backend_error = [log](const BackendError& e) {
-    ++log->backend_errors;
-    for (absl::string_view s : {absl::string_view(e.correlation_id), e.stack, e.ref_key, e.name}) {
-      log->strings.emplace_back(s);
-    }
-  };
-  hooks.on_rate_limited = [log](absl::string_view stack) {
-    ++log->rate_limited;
-    log->strings.emplace_back(stack);
-  };
-  return hooks;
 }
 
 enum class Method { kResolve, kDecryptV1beta1, kDecryptV1 };
@@ -343,25 +369,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const absl::Time deadline = f.clock.Now() + (deadline_passed ? -absl::Seconds(1)
                                                                 : absl::Seconds(60));
 
-  // A handler over a fresh cache, so each input is judged alone.
-  CacheOptions cache_options;
-  cache_options.clock = &f.clock;
-  cache_options.max_concurrent_fetches = 1;
-  cache_options.refresh_executor = [](std::function<void()> task) { task(); };
-  SecretCache cache(&f.store, std::move(cache_options));
-  Resolver resolver(&cache, f.redaction_tokens.get(), ResolverOptions{});
-  RateLimiterOptions limits;
-  limits.rate = 1000;
-  limits.burst = 1000;
-  limits.clock = &f.clock;
-  RateLimiter limiter(limits);
-  HookLog log;
-  ResolveHandlerOptions options;
-  options.rate_limiter = &limiter;
-  options.max_decrypt_names = kMaxDecryptNames;
-  options.clock = &f.clock;
-  options.hooks = Hooks(&log);
-  ResolveHandler handler(f.verifier.get(), &resolver, std::move(options));
+  // Each input is judged alone: an empty cache, no hook calls yet.
+  f.cache->InvalidateAll();
+  f.log = HookLog();
+  HookLog& log = f.log;
+  ResolveHandler& handler = *f.handler;
 
   auto call = [&](bool may_block) -> std::optional<Answer> {
     grpc::ByteBuffer response;
