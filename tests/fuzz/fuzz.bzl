@@ -16,8 +16,8 @@ def cc_fuzz_target(name, srcs, corpus, deps = [], smoke_size = "small"):
       srcs: sources defining LLVMFuzzerTestOneInput.
       corpus: a glob of seed inputs (files in one directory).
       deps: libraries under test.
-      smoke_size: the smoke test's size (its timeout): "medium" for a target whose every input
-        costs signatures, so that the replay fits on a loaded machine.
+      smoke_size: the smoke test's size (its timeout): "medium" for a target whose inputs are
+        costly (signatures, a redactor compiled per input), so the replay fits on a loaded machine.
     """
     cc_binary(
         name = name,
