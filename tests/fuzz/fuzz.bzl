@@ -8,7 +8,7 @@
 
 load("@rules_cc//cc:defs.bzl", "cc_binary", "cc_test")
 
-def cc_fuzz_target(name, srcs, corpus, deps = []):
+def cc_fuzz_target(name, srcs, corpus, deps = [], smoke_size = "small"):
     """Declares `name` and `name_smoke_test`.
 
     Args:
@@ -16,6 +16,8 @@ def cc_fuzz_target(name, srcs, corpus, deps = []):
       srcs: sources defining LLVMFuzzerTestOneInput.
       corpus: a glob of seed inputs (files in one directory).
       deps: libraries under test.
+      smoke_size: the smoke test's size (its timeout): "medium" for a target whose inputs are
+        costly (signatures, a redactor compiled per input), so the replay fits on a loaded machine.
     """
     cc_binary(
         name = name,
@@ -36,5 +38,5 @@ def cc_fuzz_target(name, srcs, corpus, deps = []):
         data = corpus,
         args = ["$(location %s)" % c for c in corpus],
         deps = deps + ["//tests/fuzz:replay_main"],
-        size = "small",
+        size = smoke_size,
     )

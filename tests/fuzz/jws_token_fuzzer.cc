@@ -18,17 +18,11 @@
 //   the very same caller.
 // - Verification leaves no error on OpenSSL's thread-local queue.
 //
-// The keys here are test keys, made for this file and used nowhere else.
-#include <openssl/bn.h>
-#include <openssl/ecdsa.h>
+// The keys are the fixed test keys of tests/fuzz/fuzz_signing.h.
 #include <openssl/err.h>
-#include <openssl/evp.h>
-#include <openssl/pem.h>
 
 #include <cstddef>
 #include <cstdint>
-#include <cstdio>
-#include <cstdlib>
 #include <memory>
 #include <optional>
 #include <string>
@@ -41,10 +35,9 @@
 #include "server/auth/auth_failure.h"
 #include "server/auth/base64url.h"
 #include "server/auth/claims_validator.h"
-#include "server/auth/jwks_parser.h"
-#include "server/auth/jwks_source.h"
 #include "server/auth/token_verifier.h"
 #include "tests/fakes/fake_clock.h"
+#include "tests/fuzz/fuzz_signing.h"
 
 namespace {
 
@@ -52,78 +45,22 @@ using secret_resolver::Caller;
 using secret_resolver::FakeClock;
 using namespace secret_resolver::auth;  // NOLINT: the whole auth package is under test
 
-#define Check(condition)                                                                     \
-  do {                                                                                       \
-    if (!(condition)) {                                                                      \
-      std::fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, #condition); \
-      std::abort();                                                                          \
-    }                                                                                        \
-  } while (false)
-
-constexpr char kJwks[] =
-    R"({"keys":[{"kty":"OKP","crv":"Ed25519","kid":"ed","x":"P_MXc1NUBwk9jGBdOZivaULCBEy_KLy7SvWu)"
-    R"(hvRMK7s","use":"sig"},{"kty":"EC","crv":"P-256","kid":"ec","x":"ecJOYWU2RimD8SkwPMdfPoYpjN)"
-    R"(6N_nYdgzWC8mZouHM","y":"2TkMzLKM9RUa-PdzPinC8vfWJVBGgS-yufZzzkq38Q4"},{"kty":"RSA","kid":")"
-    R"(rsa","n":"qhGIHrfWZffR4flSrTlp5q9hYHLbJZ3_kYMkv45LYq7tqeLZ62OVC8mAMeu9V3lOc1kWPXiXCIj72Vtu)"
-    R"(hEaAgSGVnqjvF4Gi-eYqOp64IUIRy127LWG1_rZ7yqwHih4l_MpMcSB4dvWS5YaBrG8wTnJlcz_3B8K9zly2ZZ5ACJ)"
-    R"(hAHNs_ahLW1lZzbfrICOvXQf7o_PQFc_SNe7cLlDCFP-vgISqK2npZd18psfmyZ410kap7nzSkC-JzkvwU9dIhZq9d)"
-    R"(vuRzxOfzFkbO_EUgp0GOr8bxArn-_TbfF20M0T-Yq9N_8KxnUk-esJdMaNBHL_m8AHjDyYAwtjI0494X-w","e":"A)"
-    R"(QAB","alg":"RS256"}]})";
-
-constexpr char kEd25519Pem[] =
-    "-----BEGIN PRIVATE KEY-----\n"
-    "MC4CAQAwBQYDK2VwBCIEIFDvgECcJgCgX+uzyCFZGEQEVUKHoMhKOuUxgbrzYYTi\n"
-    "-----END PRIVATE KEY-----\n";
-
-constexpr char kP256Pem[] =
-    "-----BEGIN PRIVATE KEY-----\n"
-    "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgdhNf7sWiNlbAmuaM\n"
-    "Jme4K/HbybQc48JtNPogcdrpzJChRANCAAR5wk5hZTZGKYPxKTA8x18+himM3o3+\n"
-    "dh2DNYLyZmi4c9k5DMyyjPUVGvj3cz4pwvL31iVQRoEvsrn2c85Kt/EO\n"
-    "-----END PRIVATE KEY-----\n";
+using secret_resolver::fuzzing::FixedJwksSource;
+using secret_resolver::fuzzing::kFuzzEd25519Pem;
+using secret_resolver::fuzzing::kFuzzP256Pem;
+using secret_resolver::fuzzing::LoadPrivateKey;
+using secret_resolver::fuzzing::PkeyPtr;
+using secret_resolver::fuzzing::Sign;
 
 constexpr char kIssuer[] = "https://issuer.test/";
 constexpr char kAudience[] = "secret-resolver";
 constexpr int64_t kNow = 1700000000;  // the corpus's tokens are valid at this time
 
-// The fixed key set, never reloaded.
-class FixedJwksSource : public JwksSource {
- public:
-  explicit FixedJwksSource(KeySet keys) : keys_(std::make_shared<const KeySet>(std::move(keys))) {}
-  absl::StatusOr<std::shared_ptr<const VerificationKey>> Lookup(absl::string_view kid) override {
-    if (auto key = keys_->Find(kid)) return key;
-    return absl::NotFoundError("unknown key id");
-  }
-  std::optional<bool> IsPublishedWithoutLoading(const VerificationKey& key) override {
-    return keys_->Publishes(key);
-  }
-  absl::Status Reload() override { return absl::OkStatus(); }
-  std::shared_ptr<const KeySet> Current() const override { return keys_; }
-  JwksSourceStats stats() const override { return JwksSourceStats(); }
-
- private:
-  const std::shared_ptr<const KeySet> keys_;
-};
-
-struct PkeyDeleter {
-  void operator()(EVP_PKEY* pkey) const { EVP_PKEY_free(pkey); }
-};
-using PkeyPtr = std::unique_ptr<EVP_PKEY, PkeyDeleter>;
-
-PkeyPtr LoadPrivateKey(const char* pem) {
-  BIO* bio = BIO_new_mem_buf(pem, -1);
-  Check(bio != nullptr);
-  EVP_PKEY* key = PEM_read_bio_PrivateKey(bio, nullptr, nullptr, nullptr);
-  BIO_free(bio);
-  Check(key != nullptr);
-  return PkeyPtr(key);
-}
-
 struct Fixture {
-  Fixture() : ed(LoadPrivateKey(kEd25519Pem)), p256(LoadPrivateKey(kP256Pem)) {
-    absl::StatusOr<ParsedJwks> parsed = ParseJwks(kJwks);
-    Check(parsed.ok());
-    source = std::make_unique<FixedJwksSource>(std::move(parsed->keys));
+  Fixture()
+      : ed(LoadPrivateKey(kFuzzEd25519Pem)),
+        p256(LoadPrivateKey(kFuzzP256Pem)),
+        source(std::make_unique<FixedJwksSource>()) {
     clock.SetTime(absl::FromUnixSeconds(kNow));
   }
   PkeyPtr ed;
@@ -135,32 +72,6 @@ struct Fixture {
 Fixture& TheFixture() {
   static Fixture* fixture = new Fixture();
   return *fixture;
-}
-
-// A JOSE signature of `input`: Ed25519's own, or ES256's r||s.
-std::string Sign(EVP_PKEY* key, bool p256, absl::string_view input) {
-  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-  Check(ctx != nullptr);
-  Check(EVP_DigestSignInit(ctx, nullptr, p256 ? EVP_sha256() : nullptr, nullptr, key) == 1);
-  size_t len = 0;
-  const auto* in = reinterpret_cast<const unsigned char*>(input.data());
-  Check(EVP_DigestSign(ctx, nullptr, &len, in, input.size()) == 1);
-  std::string sig(len, '\0');
-  Check(EVP_DigestSign(ctx, reinterpret_cast<unsigned char*>(sig.data()), &len, in,
-                       input.size()) == 1);
-  EVP_MD_CTX_free(ctx);
-  sig.resize(len);
-  if (!p256) return sig;
-  const auto* der = reinterpret_cast<const unsigned char*>(sig.data());
-  ECDSA_SIG* ecdsa = d2i_ECDSA_SIG(nullptr, &der, static_cast<long>(sig.size()));
-  Check(ecdsa != nullptr);
-  std::string raw(64, '\0');
-  Check(BN_bn2binpad(ECDSA_SIG_get0_r(ecdsa), reinterpret_cast<unsigned char*>(&raw[0]), 32) ==
-        32);
-  Check(BN_bn2binpad(ECDSA_SIG_get0_s(ecdsa), reinterpret_cast<unsigned char*>(&raw[32]), 32) ==
-        32);
-  ECDSA_SIG_free(ecdsa);
-  return raw;
 }
 
 bool ShortPrintable(absl::string_view text) {
@@ -228,21 +139,21 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   options.cache_capacity = 4;
   absl::StatusOr<std::unique_ptr<TokenVerifier>> created =
       TokenVerifier::Create(options, f.source.get());
-  Check(created.ok());
+  FUZZ_CHECK(created.ok());
   TokenVerifier& verifier = **created;
 
   const TokenVerification result = verifier.Verify(token);
-  Check(ERR_peek_error() == 0);
+  FUZZ_CHECK(ERR_peek_error() == 0);
   if (!result.caller.ok()) {
     const absl::Status& status = result.caller.status();
-    Check(result.failure != AuthFailure::kNone);
-    Check(status.code() == absl::StatusCode::kUnauthenticated);
-    Check(AuthFailureOf(status) == result.failure);
-    Check(ShortPrintable(status.message()));
-    Check(!HasTokenLikeRun(status.message()));
+    FUZZ_CHECK(result.failure != AuthFailure::kNone);
+    FUZZ_CHECK(status.code() == absl::StatusCode::kUnauthenticated);
+    FUZZ_CHECK(AuthFailureOf(status) == result.failure);
+    FUZZ_CHECK(ShortPrintable(status.message()));
+    FUZZ_CHECK(!HasTokenLikeRun(status.message()));
     return 0;
   }
-  Check(result.failure == AuthFailure::kNone);
+  FUZZ_CHECK(result.failure == AuthFailure::kNone);
   const Caller& caller = **result.caller;
 
   if (signed_claims.has_value()) {
@@ -251,13 +162,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     policy.audiences = options.audiences;
     const absl::StatusOr<ValidatedClaims> direct =
         ValidateClaims(*signed_claims, policy, f.clock.Now());
-    Check(direct.ok());
-    Check(SameCaller(direct->caller, caller));
+    FUZZ_CHECK(direct.ok());
+    FUZZ_CHECK(SameCaller(direct->caller, caller));
   }
   const TokenVerification again = verifier.Verify(token);
-  Check(again.caller.ok() && *again.caller == *result.caller);
+  FUZZ_CHECK(again.caller.ok() && *again.caller == *result.caller);
   const std::optional<TokenVerification> warm = verifier.VerifyWithoutBlocking(token);
-  Check(warm.has_value() && warm->caller.ok() && *warm->caller == *result.caller);
-  Check(verifier.stats().signature_checks == 1);
+  FUZZ_CHECK(warm.has_value() && warm->caller.ok() && *warm->caller == *result.caller);
+  FUZZ_CHECK(verifier.stats().signature_checks == 1);
   return 0;
 }
