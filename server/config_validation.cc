@@ -200,6 +200,9 @@ void ValidateCache(const Config& config, Problems* problems) {
   }
 }
 
+// Each stream holds a redactor and a message's worth of text.
+constexpr uint32_t kMaxRedactStreams = 10000;
+
 }  // namespace
 
 absl::Status ValidateConfig(const Config& config) {
@@ -218,6 +221,12 @@ absl::Status ValidateConfig(const Config& config) {
   const double rate = config.limits().per_stack_rate();
   if (!(rate >= 0) || !std::isfinite(rate)) {
     problems.Add("limits.per_stack_rate", "must be a finite number >= 0");
+  }
+
+  if (config.limits().max_redact_streams() > kMaxRedactStreams) {
+    problems.Add("limits.max_redact_streams",
+                 absl::StrCat("must be at most ", kMaxRedactStreams, ", got ",
+                              config.limits().max_redact_streams()));
   }
 
   const auto& admin = config.admin();

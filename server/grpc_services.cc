@@ -13,6 +13,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "server/queue_tag.h"
 #include "server/status_mapping.h"
 
 namespace secret_resolver {
@@ -82,7 +83,8 @@ struct GrpcServices::Shared {
   std::mutex mu;
   std::condition_variable calls_gone;  // notified under `mu` when live_calls reaches 0
   std::atomic<bool> draining{false};
-  std::atomic<int> live_calls{0};  // UnaryCall objects in existence
+  std::atomic<int> live_calls{0};  // calls (UnaryCall, RedactCall) in existence
+  RedactStreams redact_streams;
 
   // Hands `task` to the pool unless draining; false when not taken.
   bool Dispatch(std::function<void()> task) {
@@ -90,8 +92,16 @@ struct GrpcServices::Shared {
     return !draining.load(std::memory_order_relaxed) && pool->TrySchedule(std::move(task));
   }
   bool IsDraining() const { return draining.load(std::memory_order_acquire); }
+  // A call is gone; Stop() waits for the last one.
+  void CallEnded() {
+    if (live_calls.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      std::lock_guard<std::mutex> lock(mu);
+      calls_gone.notify_all();
+    }
+  }
   secretresolver::v1::SecretResolver::WithRawMethod_ResolveSecrets<
-      secretresolver::v1::SecretResolver::Service>
+      secretresolver::v1::SecretResolver::WithRawMethod_RedactLogs<
+          secretresolver::v1::SecretResolver::Service>>
       resolver;
   decryptv1beta1::SecureValueDecrypter::WithRawMethod_DecryptSecureValues<
       decryptv1beta1::SecureValueDecrypter::Service>
@@ -141,14 +151,6 @@ struct GrpcServices::Shared {
 };
 
 namespace {
-
-// What a completion-queue tag points to.
-class QueueTag {
- public:
-  virtual ~QueueTag() = default;
-  // The queue returned this tag; `ok` is the operation's outcome.
-  virtual void Proceed(bool ok) = 0;
-};
 
 // One call of `Method`: requested from the queue, answered (here or on the pool), finished,
 // deleted. While it is requested, exactly one more of its kind is requested on its queue.
@@ -212,12 +214,7 @@ class UnaryCall final : public QueueTag {
     }
   }
 
-  ~UnaryCall() override {
-    if (shared_->live_calls.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-      std::lock_guard<std::mutex> lock(shared_->mu);
-      shared_->calls_gone.notify_all();
-    }
-  }
+  ~UnaryCall() override { shared_->CallEnded(); }
 
  private:
   UnaryCall(GrpcServices::Shared* shared, grpc::ServerCompletionQueue* queue)
@@ -316,11 +313,29 @@ class UnaryCall final : public QueueTag {
 }  // namespace
 
 GrpcServices::GrpcServices(ResolveHandler* handler, ThreadPool* pool, CallObserver observer,
-                           int queue_threads)
+                           int queue_threads, RedactLimits redact_limits)
     : shared_(std::make_unique<Shared>()), queue_threads_(std::max(1, queue_threads)) {
   shared_->handler = handler;
   shared_->pool = pool;
   shared_->observer = std::move(observer);
+  RedactStreams& streams = shared_->redact_streams;
+  Shared* shared = shared_.get();
+  streams.handler = handler;
+  streams.observer = shared_->observer;
+  streams.limits = redact_limits;
+  streams.request = [shared](grpc::ServerContext* context, RedactStreams::Stream* stream,
+                             grpc::ServerCompletionQueue* queue, void* tag) {
+    shared->resolver.RequestRedactLogs(context, stream, queue, queue, tag);
+  };
+  streams.credentials_of = CredentialsOf;
+  streams.dispatch = [shared](std::function<void()> task) {
+    return shared->Dispatch(std::move(task));
+  };
+  streams.is_draining = [shared] { return shared->IsDraining(); };
+  streams.call_started = [shared] {
+    shared->live_calls.fetch_add(1, std::memory_order_relaxed);
+  };
+  streams.call_ended = [shared] { shared->CallEnded(); };
 }
 
 GrpcServices::~GrpcServices() { Stop(); }
@@ -338,6 +353,7 @@ void GrpcServices::Start() {
     UnaryCall<ResolveMethod>::Request(shared_.get(), q);
     UnaryCall<DecryptMethod>::Request(shared_.get(), q);
     UnaryCall<DecryptV1Method>::Request(shared_.get(), q);
+    RequestRedactCall(&shared_->redact_streams, q);
     threads_.emplace_back([q] {
       void* tag = nullptr;
       bool ok = false;

@@ -302,8 +302,11 @@ void Sidecar::Parts::BuildServices() {
   };
   // One completion-queue thread per CPU this process may run on (the affinity mask, not the
   // host's core count), at most 4: they poll and answer warm calls themselves.
+  RedactLimits redact_limits;
+  redact_limits.max_streams = config.limits().max_redact_streams();
+  redact_limits.max_message_bytes = config.limits().max_message_bytes();
   services = std::make_unique<GrpcServices>(handler.get(), pool.get(), observer,
-                                            std::min(4, UsableCpus()));
+                                            std::min(4, UsableCpus()), redact_limits);
 }
 
 // A server of its own for the health service, so that the probe port reaches nothing else.
