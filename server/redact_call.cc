@@ -192,6 +192,7 @@ class RedactCall final : public QueueTag {
     const std::string bytes = response.SerializeAsString();
     const grpc::Slice slice(bytes);
     out_buffer_ = grpc::ByteBuffer(&slice, 1);
+    answered_ = true;  // once written, read the first chunk
     step_ = Step::kWriting;
     stream_.Write(out_buffer_, this);
   }
@@ -327,7 +328,7 @@ class RedactCall final : public QueueTag {
   grpc::ByteBuffer input_;
   std::string output_;  // the answer to the last chunk
   size_t written_ = 0;  // bytes of output_ sent
-  bool answered_ = false;  // a response for the last chunk went out
+  bool answered_ = false;  // a response for the last message went out
   bool last_write_ = false;  // the flush after the half-close: finish once written
   grpc::ByteBuffer out_buffer_;
   bool finish_returned_ = false;
