@@ -131,8 +131,9 @@ class SecretCache::Impl {
   Impl(SecretStore* store, CacheOptions options);
   ~Impl();
 
+  // `counted`: false for SecretCache::Warm, whose lookups are not callers' hits or misses.
   absl::StatusOr<CachedSecret> Get(absl::string_view stack, absl::string_view name,
-                                   absl::Time deadline);
+                                   absl::Time deadline, bool counted);
   bool GetAllIfCached(absl::string_view stack, absl::Span<const absl::string_view> names,
                       absl::Span<absl::StatusOr<CachedSecret>> found);
   void Invalidate(absl::string_view stack, absl::string_view name);
@@ -150,7 +151,8 @@ class SecretCache::Impl {
   // A fresh entry's answer, or nullopt. When its refresh-ahead is due, sets `*refresh` to the
   // refresh's flight, for ScheduleRefresh once the lock is released.
   std::optional<absl::StatusOr<CachedSecret>> HitLocked(const KeyView& key, absl::Time now,
-                                                        std::shared_ptr<Flight>* refresh);
+                                                        std::shared_ptr<Flight>* refresh,
+                                                        bool counted = true);
   // Runs a refresh-ahead that HitLocked started; nothing for null. Call without the lock.
   void ScheduleRefresh(std::shared_ptr<Flight> refresh);
   // The body of a fetch task: Fetch(), unless the cache is shutting down. `refresh` marks a
@@ -266,7 +268,7 @@ bool SecretCache::Impl::GetAllIfCached(absl::string_view stack,
 }
 
 std::optional<absl::StatusOr<CachedSecret>> SecretCache::Impl::HitLocked(
-    const KeyView& key, absl::Time now, std::shared_ptr<Flight>* refresh) {
+    const KeyView& key, absl::Time now, std::shared_ptr<Flight>* refresh, bool counted) {
   Entry* found = entries_.Find(key);
   if (found == nullptr || now >= found->expires_at) return std::nullopt;
   // Without the change feed, a value may have been revoked since it was fetched (expires_at -
@@ -278,10 +280,10 @@ std::optional<absl::StatusOr<CachedSecret>> SecretCache::Impl::HitLocked(
   Entry& entry = *found;
   entries_.Touch(entry);
   if (entry.value == nullptr) {
-    ++stats_.negative_hits;
+    if (counted) ++stats_.negative_hits;
     return absl::NotFoundError(*entry.not_found_message);
   }
-  ++stats_.hits;
+  if (counted) ++stats_.hits;
   if (!entry.refresh_scheduled && now >= entry.refresh_at) *refresh = StartRefreshLocked(entry);
   return CachedSecret{entry.value, CacheOutcome::kHit};
 }
@@ -294,21 +296,22 @@ void SecretCache::Impl::ScheduleRefresh(std::shared_ptr<Flight> refresh) {
 }
 
 absl::StatusOr<CachedSecret> SecretCache::Impl::Get(absl::string_view stack, absl::string_view name,
-                                                    absl::Time deadline) {
+                                                    absl::Time deadline, bool counted) {
   const absl::Time now = clock_->Now();
   const KeyView key{stack, name};
   std::shared_ptr<Flight> flight;
   {
     std::unique_lock<std::mutex> lock(mu_);
     std::shared_ptr<Flight> refresh;
-    if (std::optional<absl::StatusOr<CachedSecret>> hit = HitLocked(key, now, &refresh)) {
+    if (std::optional<absl::StatusOr<CachedSecret>> hit =
+            HitLocked(key, now, &refresh, counted)) {
       lock.unlock();
       ScheduleRefresh(std::move(refresh));
       return *std::move(hit);
     }
 
     // Counted before waiting, so stats().misses includes callers still waiting for a fetch.
-    ++stats_.misses;
+    if (counted) ++stats_.misses;
     auto fit = flights_.find(key);
     if (fit != flights_.end()) {
       flight = fit->second;  // keeps the flight alive while this caller waits
@@ -540,7 +543,12 @@ SecretCache::~SecretCache() = default;
 
 absl::StatusOr<CachedSecret> SecretCache::Get(absl::string_view stack, absl::string_view name,
                                               absl::Time deadline) {
-  return impl_->Get(stack, name, deadline);
+  return impl_->Get(stack, name, deadline, /*counted=*/true);
+}
+
+absl::StatusOr<CachedSecret> SecretCache::Warm(absl::string_view stack, absl::string_view name,
+                                               absl::Time deadline) {
+  return impl_->Get(stack, name, deadline, /*counted=*/false);
 }
 
 bool SecretCache::GetAllIfCached(absl::string_view stack, absl::Span<const absl::string_view> names,

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <mutex>
 #include <optional>
 #include <utility>
@@ -22,6 +23,7 @@
 #include "resolver/redaction.h"
 #include "resolver/resolver.h"
 #include "resolver/secret_cache.h"
+#include "resolver/secret_prefetcher.h"
 #include "resolver/store/kek_source.h"
 #include "resolver/store/store_config.h"
 #include "resolver/thread_pool.h"
@@ -157,6 +159,7 @@ struct Sidecar::Parts {
   absl::Status StartHealthServer();
   absl::Status StartServer();
   absl::Status StartAdmin();
+  void StartPrefetch();
 
   Config config;
   std::unique_ptr<MetricsRegistry> metrics;
@@ -179,6 +182,9 @@ struct Sidecar::Parts {
   std::unique_ptr<grpc::Server> server;
   std::unique_ptr<grpc::Server> health_server;
   std::unique_ptr<AdminServer> admin;
+  // Null without cache.prefetch. Stopped first on shutdown: it uses the cache and the servers.
+  std::unique_ptr<SecretPrefetcher> prefetcher;
+  std::atomic<bool> prefetch_done{false};  // read by the admin server's readiness check
   std::string unix_path;
   std::string unix_target;
   std::string tcp_target;
@@ -211,6 +217,7 @@ absl::StatusOr<std::unique_ptr<Sidecar>> Sidecar::Start(const Config& config) {
   if (absl::Status s = p.StartHealthServer(); !s.ok()) return s;
   if (absl::Status s = p.StartServer(); !s.ok()) return s;
   if (absl::Status s = p.StartAdmin(); !s.ok()) return s;
+  p.StartPrefetch();
   return absl::WrapUnique(new Sidecar(std::move(parts)));
 }
 
@@ -302,11 +309,9 @@ void Sidecar::Parts::BuildServices() {
   };
   // One completion-queue thread per CPU this process may run on (the affinity mask, not the
   // host's core count), at most 4: they poll and answer warm calls themselves.
-  RedactLimits redact_limits;
-  redact_limits.max_streams = config.limits().max_redact_streams();
-  redact_limits.max_message_bytes = config.limits().max_message_bytes();
   services = std::make_unique<GrpcServices>(handler.get(), pool.get(), observer,
-                                            std::min(4, UsableCpus()), redact_limits);
+                                            std::min(4, UsableCpus()),
+                                            RedactLimitsFromConfig(config));
 }
 
 // A server of its own for the health service, so that the probe port reaches nothing else.
@@ -390,11 +395,53 @@ absl::Status Sidecar::Parts::StartAdmin() {
     if (!keys->has_keys()) return absl::UnavailableError("no token signing keys loaded");
     return absl::OkStatus();
   };
+  // Warm start (cache.prefetch): not ready until the prefetch has tried every secret.
+  if (config.cache().prefetch_size() > 0) {
+    options.readiness = [store_and_keys = std::move(options.readiness),
+                         done = &prefetch_done]() -> absl::Status {
+      if (!done->load(std::memory_order_acquire)) {
+        return absl::UnavailableError("cache.prefetch: still loading the prefetched secrets");
+      }
+      return store_and_keys();
+    };
+  }
   absl::StatusOr<std::unique_ptr<AdminServer>> started = AdminServer::Start(options);
   if (!started.ok()) return started.status();
   admin = *std::move(started);
   admin_target = admin->address();
   return absl::OkStatus();
+}
+
+// Warm start (cache.prefetch): the health services say NOT_SERVING until the prefetcher has
+// tried every secret, then SERVING (unless shutdown began: a health service that was shut down
+// ignores the change).
+void Sidecar::Parts::StartPrefetch() {
+  if (config.cache().prefetch_size() == 0) return;
+  std::vector<grpc::HealthCheckServiceInterface*> health;
+  for (grpc::Server* s : {server.get(), health_server.get()}) {
+    if (s != nullptr && s->GetHealthCheckService() != nullptr) {
+      health.push_back(s->GetHealthCheckService());
+    }
+  }
+  for (grpc::HealthCheckServiceInterface* h : health) h->SetServingStatus(false);
+  PrefetchOptions options = PrefetchOptionsFromConfig(config);
+  JsonLogger* logger = log.get();
+  options.on_failure = [logger](const PrefetchTarget& target, const absl::Status& status) {
+    logger->Warning("cache.prefetch: a secret did not load; it is fetched on first use",
+                    {LogField("stack", target.stack), LogField("name", target.name),
+                     LogField("error", status)});
+  };
+  options.on_done = [logger, health, done = &prefetch_done](size_t loaded, size_t failed,
+                                                          absl::Duration took) {
+    done->store(true, std::memory_order_release);
+    logger->Info("cache.prefetch: done; ready",
+                 {LogField("loaded", static_cast<int64_t>(loaded)),
+                  LogField("failed", static_cast<int64_t>(failed)),
+                  LogField("seconds", absl::ToDoubleSeconds(took))});
+    for (grpc::HealthCheckServiceInterface* h : health) h->SetServingStatus(true);
+  };
+  prefetcher = std::make_unique<SecretPrefetcher>(cache.get(), std::move(options));
+  prefetcher->Start();
 }
 
 Sidecar::Sidecar(std::unique_ptr<Parts> parts) : parts_(std::move(parts)) {}
@@ -405,6 +452,7 @@ void Sidecar::Shutdown(absl::Duration grace) {
   Parts& p = *parts_;
   if (p.shut_down) return;
   p.shut_down = true;
+  p.prefetcher.reset();  // within about a second; before the health services and the cache go
   // Probes see NOT_SERVING from here on, while calls in flight drain.
   if (p.health_server != nullptr) p.health_server->GetHealthCheckService()->Shutdown();
   // Stops accepting, waits up to `grace` for in-flight calls, then cancels what is left.
