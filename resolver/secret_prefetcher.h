@@ -3,7 +3,8 @@
 //
 //   - Load: every (stack, name) is fetched through SecretCache::Warm (single flight, counted as
 //     a store fetch but not as a caller's hit or miss) on `parallelism` threads. A secret that
-//     does not load (NOT_FOUND, the store's error, or no answer within `load_timeout`) is
+//     does not load (NOT_FOUND, the store's error, or no answer within `load_timeout` of the
+//     load's start, which so bounds the whole load) is
 //     reported to `on_failure` and does not hold the load back: the load is done once every
 //     secret was tried, and `on_done` is told how many loaded. done() turns true then.
 //   - Keep warm: every `keep_warm_interval` each secret is warmed again, so an entry near its
@@ -42,7 +43,8 @@ struct PrefetchOptions {
   std::vector<PrefetchTarget> secrets;
   // Secrets loaded at once (each waits for one of the cache's fetch threads). At least 1.
   size_t parallelism = 8;
-  // The longest a load waits for one secret before counting it as failed.
+  // How long after it began the load stops waiting for the store: what is not loaded by then
+  // counts as failed. (The keep-warm loop gives each secret this long.)
   absl::Duration load_timeout = absl::Seconds(30);
   // How often every secret is warmed again after the load; zero or less: never.
   absl::Duration keep_warm_interval = absl::Seconds(15);
