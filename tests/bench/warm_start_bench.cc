@@ -129,14 +129,14 @@ int Run() {
     return 1;
   }
   const double read_ms = Median(reads);
-  const double cold = Median(cold_ms);
+  const double cold_ready = Median(cold_ms);
   const double warm_ready = Median(warm_ms);
   std::printf("%d sequential store reads (SQLite, in process): %8.1f ms\n", kSecrets, read_ms);
-  std::printf("start-to-ready, no prefetch:                    %8.1f ms\n", cold);
+  std::printf("start-to-ready, no prefetch:                    %8.1f ms\n", cold_ready);
   std::printf("start-to-ready, %d secrets prefetched:        %8.1f ms\n", kSecrets, warm_ready);
   std::printf("prefetch adds:                                  %8.1f ms = %.2fx the sequential "
               "reads\n",
-              warm_ready - cold, (warm_ready - cold) / read_ms);
+              warm_ready - cold_ready, (warm_ready - cold_ready) / read_ms);
   return 0;
 }
 
