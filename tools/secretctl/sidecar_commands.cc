@@ -1,6 +1,7 @@
 #include "tools/secretctl/sidecar_commands.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -225,19 +226,30 @@ absl::Status RunRedact(const ParsedFlags& flags, Io& /*io: the output goes strai
   absl::StatusOr<std::unique_ptr<client::RemoteRedaction>> stream =
       (*resolver)->RedactLogs(*stack, *refs, to_stdout);
   if (!stream.ok()) return FromSidecar(address, stream.status());
-  // Whatever read() returns goes out at once, so the output follows a live log closely.
-  std::string buffer(64 << 10, '\0');
+  // What is readable goes out at once, so the output follows a live log closely; under a
+  // stream of input, reads are gathered up to one chunk while more is ready (a pipe gives at most
+  // 64 KiB a read, and each message costs about as much as 64 KiB of redaction).
+  std::string buffer(client::RemoteRedaction::kMaxChunkBytes, '\0');
   absl::Status input;
-  for (;;) {
-    const ssize_t n = read(STDIN_FILENO, buffer.data(), buffer.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      input = absl::FailedPreconditionError(
-          absl::StrCat("cannot read standard input: ", std::strerror(errno)));
-      break;
+  bool at_end = false;
+  while (!at_end) {
+    size_t filled = 0;
+    while (filled < buffer.size()) {
+      const ssize_t n = read(STDIN_FILENO, buffer.data() + filled, buffer.size() - filled);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) {
+        input = absl::FailedPreconditionError(
+            absl::StrCat("cannot read standard input: ", std::strerror(errno)));
+      }
+      if (n <= 0) {
+        at_end = true;
+        break;
+      }
+      filled += static_cast<size_t>(n);
+      pollfd ready = {STDIN_FILENO, POLLIN, 0};
+      if (poll(&ready, 1, 0) != 1) break;  // nothing more right now: send what we have
     }
-    if (n == 0) break;
-    if (!(*stream)->Write(absl::string_view(buffer.data(), static_cast<size_t>(n))).ok()) break;
+    if (filled > 0 && !(*stream)->Write(absl::string_view(buffer.data(), filled)).ok()) break;
   }
   OPENSSL_cleanse(buffer.data(), buffer.size());  // the raw text may hold a value
   const absl::Status finished = (*stream)->Finish();
