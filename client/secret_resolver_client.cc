@@ -8,6 +8,7 @@
 #include <fstream>
 #include <iterator>
 #include <utility>
+#include <vector>
 
 #include <grpcpp/grpcpp.h>
 
@@ -206,6 +207,26 @@ absl::Duration SecretResolverClient::Backoff(int retry) {
   }
   fraction = std::clamp(fraction, 0.0, 1.0);
   return absl::Seconds(ceiling_seconds * fraction);
+}
+
+absl::StatusOr<std::unique_ptr<RemoteRedaction>> SecretResolverClient::RedactLogs(
+    absl::string_view stack, const std::map<std::string, std::string>& refs, ChunkSink sink) {
+  absl::StatusOr<std::string> token = options_.token_provider();
+  if (!token.ok()) return token.status();
+  if (token->empty()) {
+    return absl::UnauthenticatedError("the token provider returned an empty token");
+  }
+  std::vector<std::pair<std::string, std::string>> metadata;
+  if (options_.token_header == TokenHeader::kXAccessToken) {
+    metadata.emplace_back("x-access-token", *token);
+  } else {
+    metadata.emplace_back("authorization", absl::StrCat("Bearer ", *token));
+  }
+  Wipe(&*token);
+  absl::StatusOr<std::unique_ptr<RemoteRedaction>> stream =
+      RemoteRedaction::Start(channel_, metadata, stack, refs, std::move(sink));
+  Wipe(&metadata[0].second);
+  return stream;
 }
 
 absl::StatusOr<ResolvedSecrets> SecretResolverClient::ResolveSecrets(

@@ -34,6 +34,8 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "client/redactor/redactor.h"
+#include "client/remote_redaction.h"
 #include "resolver/clock.h"
 #include "resolver/secret_bytes.h"
 
@@ -173,6 +175,15 @@ class SecretResolverClient {
   absl::StatusOr<CheckedReferences> CheckReferences(
       absl::string_view stack, const std::map<std::string, std::string>& refs,
       const ResolveOptions& options = {});
+
+  // Opens a RedactLogs stream for `refs` of `stack` (client/remote_redaction.h): the sidecar
+  // redacts the text written to it with the values of `refs`, which never reach this process,
+  // and `sink` receives the redacted text. Sends a fresh token; not retried, and no deadline (a
+  // log stream lasts as long as its step). Errors: as ResolveSecrets, where a reference's error
+  // fails the whole stream; RESOURCE_EXHAUSTED when the sidecar runs its most streams; the token
+  // provider's own error.
+  absl::StatusOr<std::unique_ptr<RemoteRedaction>> RedactLogs(
+      absl::string_view stack, const std::map<std::string, std::string>& refs, ChunkSink sink);
 
   ~SecretResolverClient();
   SecretResolverClient(const SecretResolverClient&) = delete;

@@ -138,9 +138,11 @@ class SecretCache::Impl {
   Impl(SecretStore* store, CacheOptions options);
   ~Impl();
 
+  // `counted`: false for SecretCache::Warm, whose lookups are not callers' hits or misses.
   void GetAll(absl::string_view stack, absl::Span<const absl::string_view> names,
               absl::Span<const int64_t> versions,
-              absl::Span<absl::StatusOr<CachedSecret>> found, absl::Time deadline);
+              absl::Span<absl::StatusOr<CachedSecret>> found, absl::Time deadline,
+              bool counted);
   bool GetAllIfCached(absl::string_view stack, absl::Span<const absl::string_view> names,
                       absl::Span<const int64_t> versions,
                       absl::Span<absl::StatusOr<CachedSecret>> found);
@@ -159,7 +161,8 @@ class SecretCache::Impl {
   // A fresh entry's answer, or nullopt. When its refresh-ahead is due, sets `*refresh` to the
   // refresh's flight, for ScheduleRefresh once the lock is released.
   std::optional<absl::StatusOr<CachedSecret>> HitLocked(const KeyView& key, absl::Time now,
-                                                        std::shared_ptr<Flight>* refresh);
+                                                        std::shared_ptr<Flight>* refresh,
+                                                        bool counted = true);
   // Runs a refresh-ahead that HitLocked started; nothing for null. Call without the lock.
   void ScheduleRefresh(std::shared_ptr<Flight> refresh);
   // The body of a fetch task: Fetch(), unless the cache is shutting down. `refresh` marks a
@@ -283,7 +286,7 @@ bool SecretCache::Impl::GetAllIfCached(absl::string_view stack,
 }
 
 std::optional<absl::StatusOr<CachedSecret>> SecretCache::Impl::HitLocked(
-    const KeyView& key, absl::Time now, std::shared_ptr<Flight>* refresh) {
+    const KeyView& key, absl::Time now, std::shared_ptr<Flight>* refresh, bool counted) {
   Entry* found = entries_.Find(key);
   if (found == nullptr || now >= found->expires_at) return std::nullopt;
   // Without the change feed, a value may have been revoked since it was fetched (expires_at -
@@ -295,10 +298,10 @@ std::optional<absl::StatusOr<CachedSecret>> SecretCache::Impl::HitLocked(
   Entry& entry = *found;
   entries_.Touch(entry);
   if (entry.value == nullptr) {
-    ++stats_.negative_hits;
+    if (counted) ++stats_.negative_hits;
     return absl::NotFoundError(*entry.not_found_message);
   }
-  ++stats_.hits;
+  if (counted) ++stats_.hits;
   if (!entry.refresh_scheduled && now >= entry.refresh_at) *refresh = StartRefreshLocked(entry);
   return CachedSecret{entry.value, CacheOutcome::kHit};
 }
@@ -313,7 +316,7 @@ void SecretCache::Impl::ScheduleRefresh(std::shared_ptr<Flight> refresh) {
 void SecretCache::Impl::GetAll(absl::string_view stack, absl::Span<const absl::string_view> names,
                                absl::Span<const int64_t> versions,
                                absl::Span<absl::StatusOr<CachedSecret>> found,
-                               absl::Time deadline) {
+                               absl::Time deadline, bool counted) {
   if (found.size() < names.size() || (!versions.empty() && versions.size() < names.size())) {
     std::fprintf(stderr, "secret cache: GetAll given %zu slots and %zu versions for %zu names\n",
                  found.size(), versions.size(), names.size());
@@ -341,14 +344,14 @@ void SecretCache::Impl::GetAll(absl::string_view stack, absl::Span<const absl::s
     for (size_t i = 0; i < names.size(); ++i) {
       const KeyView key{stack, names[i], versions.empty() ? 0 : versions[i]};
       std::shared_ptr<Flight> refresh;
-      std::optional<absl::StatusOr<CachedSecret>> hit = HitLocked(key, now, &refresh);
+      std::optional<absl::StatusOr<CachedSecret>> hit = HitLocked(key, now, &refresh, counted);
       if (refresh != nullptr) refreshes.push_back(std::move(refresh));
       if (hit.has_value()) {
         found[i] = *std::move(hit);
         continue;
       }
       // Counted before waiting, so stats().misses includes callers still waiting for a fetch.
-      ++stats_.misses;
+      if (counted) ++stats_.misses;
       pending[i].fallback = FallbackLocked(key, now);
       if (auto fit = flights_.find(key); fit != flights_.end()) {
         pending[i].flight = fit->second;  // keeps the flight alive while this caller waits
@@ -619,7 +622,8 @@ SecretCache::~SecretCache() = default;
 absl::StatusOr<CachedSecret> SecretCache::Get(absl::string_view stack, absl::string_view name,
                                               absl::Time deadline) {
   absl::StatusOr<CachedSecret> found;
-  impl_->GetAll(stack, absl::MakeConstSpan(&name, 1), {}, absl::MakeSpan(&found, 1), deadline);
+  impl_->GetAll(stack, absl::MakeConstSpan(&name, 1), {}, absl::MakeSpan(&found, 1), deadline,
+                /*counted=*/true);
   return found;
 }
 
@@ -631,14 +635,22 @@ absl::StatusOr<CachedSecret> SecretCache::GetVersion(absl::string_view stack,
   }
   absl::StatusOr<CachedSecret> found;
   impl_->GetAll(stack, absl::MakeConstSpan(&name, 1), absl::MakeConstSpan(&version, 1),
-                absl::MakeSpan(&found, 1), deadline);
+                absl::MakeSpan(&found, 1), deadline, /*counted=*/true);
   return found;
 }
 
 void SecretCache::GetAll(absl::string_view stack, absl::Span<const absl::string_view> names,
                          absl::Span<const int64_t> versions,
                          absl::Span<absl::StatusOr<CachedSecret>> found, absl::Time deadline) {
-  impl_->GetAll(stack, names, versions, found, deadline);
+  impl_->GetAll(stack, names, versions, found, deadline, /*counted=*/true);
+}
+
+absl::StatusOr<CachedSecret> SecretCache::Warm(absl::string_view stack, absl::string_view name,
+                                               absl::Time deadline) {
+  absl::StatusOr<CachedSecret> found;
+  impl_->GetAll(stack, absl::MakeConstSpan(&name, 1), {}, absl::MakeSpan(&found, 1), deadline,
+                /*counted=*/false);
+  return found;
 }
 
 bool SecretCache::GetAllIfCached(absl::string_view stack, absl::Span<const absl::string_view> names,

@@ -158,6 +158,12 @@ class SecretCache {
               absl::Span<const int64_t> versions, absl::Span<absl::StatusOr<CachedSecret>> found,
               absl::Time deadline = absl::InfiniteFuture());
 
+  // Get, for a cache's own keeper rather than a caller (SecretPrefetcher): the same fetch,
+  // single flight and refresh-ahead, but neither a hit nor a miss is counted in stats(), so the
+  // hit ratio stays the callers'. Store fetches are counted as ever.
+  absl::StatusOr<CachedSecret> Warm(absl::string_view stack, absl::string_view name,
+                                    absl::Time deadline);
+
   // Get for each of `names` in `stack`, answered from fresh entries alone (a hit or a cached
   // NOT_FOUND, counted as Get counts them, refresh-ahead scheduled as Get schedules it), under
   // one lock: `found[i]` is the answer for `names[i]` (`found` must have a slot per name; a

@@ -14,6 +14,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "resolver/postgres/postgres_connection.h"
+#include "resolver/secret_uri.h"
+#include "resolver/secret_validation.h"
 #include "server/config_text.h"
 #include "server/host_port.h"
 
@@ -204,6 +206,9 @@ void ValidateAuth(const Config& config, Problems* problems) {
   problems->CheckDuration("auth.max_token_lifetime", auth.max_token_lifetime());
 }
 
+// Warm start loads every name at start; a list longer than this is a mistake, not a cache.
+constexpr size_t kMaxPrefetchNames = 100000;
+
 void ValidateCache(const Config& config, Problems* problems) {
   const auto& cache = config.cache();
   problems->CheckDuration("cache.ttl", cache.ttl());
@@ -218,7 +223,29 @@ void ValidateCache(const Config& config, Problems* problems) {
   if (share != 0 && !(share > 0 && share <= 1)) {
     problems->Add("cache.per_stack_share", absl::StrCat("must be in (0, 1], got ", share));
   }
+  size_t names = 0;
+  for (int i = 0; i < cache.prefetch_size(); ++i) {
+    const auto& prefetch = cache.prefetch(i);
+    const std::string path = absl::StrCat("cache.prefetch[", i, "]");
+    if (absl::Status s = ValidateStack(prefetch.stack()); !s.ok()) {
+      problems->Add(absl::StrCat(path, ".stack"), s.message());
+    }
+    if (prefetch.names().empty()) problems->Add(absl::StrCat(path, ".names"), "must not be empty");
+    for (int j = 0; j < prefetch.names_size(); ++j) {
+      if (absl::Status s = ValidateSecretName(prefetch.names(j)); !s.ok()) {
+        problems->Add(absl::StrCat(path, ".names[", j, "]"), s.message());
+      }
+    }
+    names += static_cast<size_t>(prefetch.names_size());
+  }
+  if (names > kMaxPrefetchNames) {
+    problems->Add("cache.prefetch", absl::StrCat(names, " names, more than the limit of ",
+                                                 kMaxPrefetchNames));
+  }
 }
+
+// Each stream holds a redactor and a message's worth of text.
+constexpr uint32_t kMaxRedactStreams = 10000;
 
 // The connection limits become gRPC channel arguments, which are ints of milliseconds.
 void ValidateLimits(const Config& config, Problems* problems) {
@@ -265,6 +292,12 @@ absl::Status ValidateConfig(const Config& config) {
   }
 
   ValidateLimits(config, &problems);
+
+  if (config.limits().max_redact_streams() > kMaxRedactStreams) {
+    problems.Add("limits.max_redact_streams",
+                 absl::StrCat("must be at most ", kMaxRedactStreams, ", got ",
+                              config.limits().max_redact_streams()));
+  }
 
   const auto& admin = config.admin();
   if (!admin.has_enabled() || admin.enabled()) {

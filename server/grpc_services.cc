@@ -18,6 +18,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "server/run_context.h"
+#include "server/queue_tag.h"
 #include "server/status_mapping.h"
 
 // Exported by gRPC 1.51's core (see CheckMessageFraming).
@@ -92,14 +93,6 @@ struct DecryptV1Method {
   static constexpr absl::string_view kRequestType = "decryptv1.SecureValueDecryptRequest";
 };
 
-// What a completion-queue tag points to.
-class QueueTag {
- public:
-  virtual ~QueueTag() = default;
-  // The queue returned this tag; `ok` is the operation's outcome.
-  virtual void Proceed(bool ok) = 0;
-};
-
 // A call handed to the worker pool, which shutdown may have to answer without its worker.
 class PooledCall {
  public:
@@ -133,6 +126,7 @@ struct GrpcServices::Shared {
   std::atomic<int64_t> last_match_ns{0};  // when a call was last matched (Unix nanoseconds)
   absl::Time drain_began;  // guarded by mu
   std::unordered_set<PooledCall*> on_pool;  // guarded by mu: handed to the pool, not returned
+  RedactStreams redact_streams;
 
   // Hands `task`, which runs `call`, to the pool unless draining; false when not taken.
   bool Dispatch(PooledCall* call, std::function<void()> task) {
@@ -142,6 +136,13 @@ struct GrpcServices::Shared {
     if (pool->TrySchedule(std::move(task))) return true;
     on_pool.erase(call);
     return false;
+  }
+  // Hands a RedactLogs stream's `task` to the pool unless draining; false when not taken. Not
+  // tracked in `on_pool`: a stream's start is answered by its own call object.
+  bool DispatchStreamWork(std::function<void()> task) {
+    std::lock_guard<std::mutex> lock(mu);
+    if (draining.load(std::memory_order_relaxed)) return false;
+    return pool->TrySchedule(std::move(task));
   }
   // The pool's task for `call` has returned.
   void LeavePool(PooledCall* call) {
@@ -158,7 +159,8 @@ struct GrpcServices::Shared {
   bool IsDraining() const { return draining.load(std::memory_order_acquire); }
   secretresolver::v1::SecretResolver::WithRawMethod_ResolveSecrets<
       secretresolver::v1::SecretResolver::WithRawMethod_CheckReferences<
-          secretresolver::v1::SecretResolver::Service>>
+      secretresolver::v1::SecretResolver::WithRawMethod_RedactLogs<
+          secretresolver::v1::SecretResolver::Service>>>
       resolver;
   decryptv1beta1::SecureValueDecrypter::WithRawMethod_DecryptSecureValues<
       decryptv1beta1::SecureValueDecrypter::Service>
@@ -490,11 +492,29 @@ class UnaryCall final : public QueueTag, public PooledCall {
 }  // namespace
 
 GrpcServices::GrpcServices(ResolveHandler* handler, ThreadPool* pool, CallObserver observer,
-                           int queue_threads)
+                           int queue_threads, RedactLimits redact_limits)
     : shared_(std::make_unique<Shared>()), queue_threads_(std::max(1, queue_threads)) {
   shared_->handler = handler;
   shared_->pool = pool;
   shared_->observer = std::move(observer);
+  RedactStreams& streams = shared_->redact_streams;
+  Shared* shared = shared_.get();
+  streams.handler = handler;
+  streams.observer = shared_->observer;
+  streams.limits = redact_limits;
+  streams.request = [shared](grpc::ServerContext* context, RedactStreams::Stream* stream,
+                             grpc::ServerCompletionQueue* queue, void* tag) {
+    shared->resolver.RequestRedactLogs(context, stream, queue, queue, tag);
+  };
+  streams.credentials_of = CredentialsOf;
+  streams.dispatch = [shared](std::function<void()> task) {
+    return shared->DispatchStreamWork(std::move(task));
+  };
+  streams.is_draining = [shared] { return shared->IsDraining(); };
+  streams.call_started = [shared] {
+    shared->live_calls.fetch_add(1, std::memory_order_relaxed);
+  };
+  streams.call_ended = [shared] { shared->CallOver(); };
 }
 
 GrpcServices::~GrpcServices() { Stop(); }
@@ -513,6 +533,7 @@ void GrpcServices::Start() {
     UnaryCall<CheckMethod>::Request(shared_.get(), q);
     UnaryCall<DecryptMethod>::Request(shared_.get(), q);
     UnaryCall<DecryptV1Method>::Request(shared_.get(), q);
+    RequestRedactCall(&shared_->redact_streams, q);
     threads_.emplace_back([q] {
       void* tag = nullptr;
       bool ok = false;

@@ -3,6 +3,7 @@
 //   - secretresolver.v1.SecretResolver/ResolveSecrets and CheckReferences (always on the pool)
 //   - decryptv1beta1.SecureValueDecrypter/DecryptSecureValues and
 //     decryptv1.SecureValueDecrypter/DecryptSecureValues (Grafana's API, both packages)
+//   - secretresolver.v1.SecretResolver/RedactLogs, a bidirectional stream (server/redact_call.h)
 // The async API was chosen by measurement against the callback and sync APIs (figures in
 // docs/server.md).
 //
@@ -38,22 +39,17 @@
 #include "decrypt/v1beta1/decrypt.grpc.pb.h"
 #include "resolver/thread_pool.h"
 #include "secretresolver/v1/resolver.grpc.pb.h"
+#include "server/redact_call.h"
 #include "server/resolve_handler.h"
 
 namespace secret_resolver {
 
-// Told of every call once it is over: the method name, the status code its caller got and how
-// long it took. A call whose deadline passed, or which was cancelled, before its answer was sent
-// is told as DEADLINE_EXCEEDED or CANCELLED, whatever the handler had answered.
-using CallObserver =
-    std::function<void(absl::string_view method, absl::StatusCode code, absl::Duration latency)>;
-
 class GrpcServices {
  public:
   // `handler` and `pool` must outlive the services. `observer` may be empty. `queue_threads`
-  // (at least 1) threads poll as many completion queues.
+  // (at least 1) threads poll as many completion queues. `redact_limits` bound RedactLogs.
   GrpcServices(ResolveHandler* handler, ThreadPool* pool, CallObserver observer,
-               int queue_threads);
+               int queue_threads, RedactLimits redact_limits);
   // Stop().
   ~GrpcServices();
 

@@ -305,27 +305,77 @@ absl::Status ResolveHandler::CheckReferences(const CallCredentials& credentials,
   return absl::OkStatus();
 }
 
+std::optional<absl::StatusOr<ResolveResults>> ResolveHandler::ResolveReferences(
+    const CallCredentials& credentials, const std::string& stack,
+    const google::protobuf::Map<std::string, std::string>& refs,
+    const google::protobuf::Map<std::string, int64_t>* versions, absl::Time deadline,
+    bool may_block) {
+  const absl::Time start = options_.clock->Now();
+  std::optional<absl::StatusOr<std::shared_ptr<const Caller>>> caller =
+      AuthenticateResolver(credentials, stack, start, deadline, may_block);
+  if (!caller.has_value()) return std::nullopt;
+  if (!caller->ok()) return caller->status();
+  ResolveRequest domain;
+  domain.stack = stack;
+  for (const auto& [key, uri] : refs) domain.refs.emplace_back(key, uri);
+  if (versions != nullptr) {
+    for (const auto& [key, version] : *versions) domain.versions.emplace_back(key, version);
+  }
+  return Resolve(***caller, credentials, domain, start, deadline, may_block);
+}
+
 std::optional<absl::Status> ResolveHandler::ResolveSecrets(const CallCredentials& credentials,
                                                            const ResolveSecretsRequest& request,
                                                            absl::Time deadline,
                                                            grpc::ByteBuffer* response,
                                                            bool may_block) {
-  const absl::Time start = options_.clock->Now();
-  std::optional<absl::StatusOr<std::shared_ptr<const Caller>>> caller =
-      AuthenticateResolver(credentials, request.stack(), start, deadline, may_block);
-  if (!caller.has_value()) return std::nullopt;
-  if (!caller->ok()) return caller->status();
-  const Caller& verified = ***caller;
-  ResolveRequest domain;
-  domain.stack = request.stack();
-  for (const auto& [key, uri] : request.refs()) domain.refs.emplace_back(key, uri);
-  for (const auto& [key, version] : request.versions()) domain.versions.emplace_back(key, version);
   std::optional<absl::StatusOr<ResolveResults>> results =
-      Resolve(verified, credentials, domain, start, deadline, may_block);
+      ResolveReferences(credentials, request.stack(), request.refs(), &request.versions(),
+                        deadline, may_block);
   if (!results.has_value()) return std::nullopt;
   if (!results->ok()) return results->status();
   *response = EncodeResolveSecretsResponse(**results);
   return absl::OkStatus();
+}
+
+absl::StatusOr<RedactionSession> ResolveHandler::StartRedaction(
+    const CallCredentials& credentials, const secretresolver::v1::RedactLogsStart& start,
+    absl::Time deadline) {
+  return *StartRedaction(credentials, start, deadline, /*may_block=*/true);
+}
+
+std::optional<absl::StatusOr<RedactionSession>> ResolveHandler::TryStartRedactionWithoutBlocking(
+    const CallCredentials& credentials, const secretresolver::v1::RedactLogsStart& start,
+    absl::Time deadline) {
+  return StartRedaction(credentials, start, deadline, /*may_block=*/false);
+}
+
+std::optional<absl::StatusOr<RedactionSession>> ResolveHandler::StartRedaction(
+    const CallCredentials& credentials, const secretresolver::v1::RedactLogsStart& start,
+    absl::Time deadline, bool may_block) {
+  std::optional<absl::StatusOr<ResolveResults>> results =
+      ResolveReferences(credentials, start.stack(), start.refs(), /*versions=*/nullptr,
+                        deadline, may_block);
+  if (!results.has_value()) return std::nullopt;
+  if (!results->ok()) return results->status();
+  // The Resolver answers in key order, so the reference reported is the same on every call.
+  for (const RefResult& result : **results) {
+    if (!result.status.ok()) {
+      return absl::Status(result.status.code(), absl::StrCat("refs[\"", result.key, "\"]: ",
+                                                             result.status.message()));
+    }
+  }
+  std::vector<client::RedactionSecret> secrets;
+  RedactionSession session;
+  secrets.reserve((*results)->size());
+  session.placeholders.reserve((*results)->size());
+  for (const RefResult& result : **results) {
+    std::string placeholder = result.placeholder();
+    session.placeholders.emplace_back(std::string(result.key), placeholder);
+    secrets.push_back({result.value->value.Clone(), std::move(placeholder)});
+  }
+  session.redactor = client::Redactor::Create(std::move(secrets));
+  return session;
 }
 
 std::optional<absl::Status> ResolveHandler::DecryptSecureValues(

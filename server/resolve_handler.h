@@ -20,7 +20,10 @@
 //     Grafana's semantics: only a missing or invalid token (UNAUTHENTICATED), more names than
 //     max_decrypt_names (INVALID_ARGUMENT), the rate limit and a passed deadline fail the call;
 //     everything else is per name, in Grafana's strings "not found", "not authorized" and
-//     "decryption failed" (RequestRules::kGrafanaDecrypt).
+//     "decryption failed" (RequestRules::kGrafanaDecrypt);
+//   - the first message of secretresolver.v1.SecretResolver/RedactLogs (StartRedaction): checked
+//     and resolved exactly as a ResolveSecrets call, except that any reference's error fails the
+//     whole call; the values go into a Redactor that stays in the sidecar.
 // Whole-call failures come back as absl::Status, mapped one-to-one to gRPC by the services.
 //
 // Every outcome is reported through Hooks (metrics, audit log), with the call's run context
@@ -38,6 +41,8 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include <grpcpp/support/byte_buffer.h>
 
@@ -45,6 +50,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
+#include "client/redactor/redactor.h"
 #include "decrypt/v1beta1/decrypt.pb.h"
 #include "resolver/access_policy.h"
 #include "resolver/clock.h"
@@ -139,6 +145,14 @@ inline constexpr size_t kMaxReportedServiceBytes = 253;
 // The most of a requested stack a denial's audit line keeps (a valid stack is shorter).
 inline constexpr size_t kMaxAuditedStackBytes = 253;
 
+// What a RedactLogs stream redacts with, once its first message passed every check.
+struct RedactionSession {
+  // Built from the resolved values; never null.
+  std::shared_ptr<const client::Redactor> redactor;
+  // Ref key to placeholder, in key order, for RedactLogsStarted.
+  std::vector<std::pair<std::string, std::string>> placeholders;
+};
+
 struct ResolveHandlerOptions {
   // Null: no rate limit.
   RateLimiter* rate_limiter = nullptr;
@@ -179,6 +193,19 @@ class ResolveHandler {
                                    const decryptv1beta1::SecureValueDecryptRequest& request,
                                    absl::Time deadline, grpc::ByteBuffer* response);
 
+  // RedactLogs' first message: authenticates the caller and resolves `start`'s references as
+  // ResolveSecrets does (the same whole-call errors, audit lines and rate limit), then builds a
+  // redactor from the values. Errors: ResolveSecrets' whole-call errors; otherwise the error of
+  // the first reference (in key order) that failed, with its per-reference code and message,
+  // prefixed by `refs["KEY"]: `.
+  absl::StatusOr<RedactionSession> StartRedaction(const CallCredentials& credentials,
+                                                  const secretresolver::v1::RedactLogsStart& start,
+                                                  absl::Time deadline);
+  // StartRedaction if it can be answered without blocking (as below); otherwise nullopt.
+  std::optional<absl::StatusOr<RedactionSession>> TryStartRedactionWithoutBlocking(
+      const CallCredentials& credentials, const secretresolver::v1::RedactLogsStart& start,
+      absl::Time deadline);
+
   // The two methods, if the call can be answered without blocking: the token is in the
   // verifier's cache with no key reload due, and every reference is answered by the secret
   // cache alone. Returns the call's status then, for gRPC's own thread; otherwise nullopt,
@@ -202,6 +229,17 @@ class ResolveHandler {
       const CallCredentials& credentials,
       const decryptv1beta1::SecureValueDecryptRequest& request, absl::Time deadline,
       grpc::ByteBuffer* response, bool may_block);
+  std::optional<absl::StatusOr<RedactionSession>> StartRedaction(
+      const CallCredentials& credentials, const secretresolver::v1::RedactLogsStart& start,
+      absl::Time deadline, bool may_block);
+  // Authentication, ResolveSecrets' claims and Resolve for `stack`, `refs` and the pinned
+  // `versions` (null: none; the results keep views into these); nullopt only without
+  // `may_block`, when blocking would be needed.
+  std::optional<absl::StatusOr<ResolveResults>> ResolveReferences(
+      const CallCredentials& credentials, const std::string& stack,
+      const google::protobuf::Map<std::string, std::string>& refs,
+      const google::protobuf::Map<std::string, int64_t>* versions, absl::Time deadline,
+      bool may_block);
   // The verified caller, or the whole-call error (deadline, credential); nullopt only without
   // `may_block`, when verifying would block. `stack` is what the call asks for, for the audit.
   std::optional<absl::StatusOr<std::shared_ptr<const Caller>>> Authenticate(

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <mutex>
 #include <optional>
 #include <utility>
@@ -23,6 +24,7 @@
 #include "resolver/redaction.h"
 #include "resolver/resolver.h"
 #include "resolver/secret_cache.h"
+#include "resolver/secret_prefetcher.h"
 #include "resolver/store/kek_source.h"
 #include "resolver/store/store_config.h"
 #include "resolver/thread_pool.h"
@@ -189,6 +191,7 @@ struct Sidecar::Parts {
   absl::Status StartServer();
   absl::Status StartAdmin();
   void StartMemoryTrimmer();
+  void StartPrefetch();
 
   Config config;
   std::unique_ptr<MetricsRegistry> metrics;
@@ -215,6 +218,9 @@ struct Sidecar::Parts {
   std::unique_ptr<grpc::Server> health_server;
   std::unique_ptr<AdminServer> admin;
   std::unique_ptr<MemoryTrimmer> trimmer;
+  // Null without cache.prefetch. Stopped first on shutdown: it uses the cache and the servers.
+  std::unique_ptr<SecretPrefetcher> prefetcher;
+  std::atomic<bool> prefetch_done{false};  // read by the admin server's readiness check
   std::string unix_path;
   std::string unix_target;
   std::string tcp_target;
@@ -251,6 +257,7 @@ absl::StatusOr<std::unique_ptr<Sidecar>> Sidecar::Start(const Config& config) {
   if (absl::Status s = p.StartServer(); !s.ok()) return s;
   if (absl::Status s = p.StartAdmin(); !s.ok()) return s;
   p.StartMemoryTrimmer();
+  p.StartPrefetch();
   return absl::WrapUnique(new Sidecar(std::move(parts)));
 }
 
@@ -356,7 +363,8 @@ void Sidecar::Parts::BuildServices() {
   // One completion-queue thread per CPU this process may run on (the affinity mask, not the
   // host's core count), at most 4: they poll and answer warm calls themselves.
   services = std::make_unique<GrpcServices>(handler.get(), pool.get(), observer,
-                                            std::min(4, UsableCpus()));
+                                            std::min(4, UsableCpus()),
+                                            RedactLimitsFromConfig(config));
 }
 
 // A server of its own for the health service, so that the probe port reaches nothing else.
@@ -444,6 +452,16 @@ absl::Status Sidecar::Parts::StartAdmin() {
     return absl::OkStatus();
   };
   options.readiness_notes = [health] { return health->Notes(); };
+  // Warm start (cache.prefetch): not ready until the prefetch has tried every secret.
+  if (config.cache().prefetch_size() > 0) {
+    options.readiness = [store_and_keys = std::move(options.readiness),
+                         done = &prefetch_done]() -> absl::Status {
+      if (!done->load(std::memory_order_acquire)) {
+        return absl::UnavailableError("cache.prefetch: still loading the prefetched secrets");
+      }
+      return store_and_keys();
+    };
+  }
   absl::StatusOr<std::unique_ptr<AdminServer>> started = AdminServer::Start(options);
   if (!started.ok()) return started.status();
   admin = *std::move(started);
@@ -463,6 +481,38 @@ void Sidecar::Parts::StartMemoryTrimmer() {
   trimmer = std::make_unique<MemoryTrimmer>(std::move(options));
 }
 
+// Warm start (cache.prefetch): the health services say NOT_SERVING until the prefetcher has
+// tried every secret, then SERVING (unless shutdown began: a health service that was shut down
+// ignores the change).
+void Sidecar::Parts::StartPrefetch() {
+  if (config.cache().prefetch_size() == 0) return;
+  std::vector<grpc::HealthCheckServiceInterface*> health;
+  for (grpc::Server* s : {server.get(), health_server.get()}) {
+    if (s != nullptr && s->GetHealthCheckService() != nullptr) {
+      health.push_back(s->GetHealthCheckService());
+    }
+  }
+  for (grpc::HealthCheckServiceInterface* h : health) h->SetServingStatus(false);
+  PrefetchOptions options = PrefetchOptionsFromConfig(config);
+  JsonLogger* logger = log.get();
+  options.on_failure = [logger](const PrefetchTarget& target, const absl::Status& status) {
+    logger->Warning("cache.prefetch: a secret did not load; it is fetched on first use",
+                    {LogField("stack", target.stack), LogField("name", target.name),
+                     LogField("error", status)});
+  };
+  options.on_done = [logger, health, done = &prefetch_done](size_t loaded, size_t failed,
+                                                          absl::Duration took) {
+    done->store(true, std::memory_order_release);
+    logger->Info("cache.prefetch: done; ready",
+                 {LogField("loaded", static_cast<int64_t>(loaded)),
+                  LogField("failed", static_cast<int64_t>(failed)),
+                  LogField("seconds", absl::ToDoubleSeconds(took))});
+    for (grpc::HealthCheckServiceInterface* h : health) h->SetServingStatus(true);
+  };
+  prefetcher = std::make_unique<SecretPrefetcher>(cache.get(), std::move(options));
+  prefetcher->Start();
+}
+
 Sidecar::Sidecar(std::unique_ptr<Parts> parts) : parts_(std::move(parts)) {}
 
 Sidecar::~Sidecar() {
@@ -476,6 +526,7 @@ bool Sidecar::Shutdown(absl::Duration grace) {
   if (p.shut_down) return !p.abandoned;
   p.shut_down = true;
   const absl::Time deadline = absl::Now() + grace;
+  p.prefetcher.reset();  // within about a second; before the health services and the cache go
   // Probes see NOT_SERVING from here on, while calls in flight drain.
   if (p.health_server != nullptr) p.health_server->GetHealthCheckService()->Shutdown();
   // While the server still runs: calls that arrive, and those queued for the pool, are

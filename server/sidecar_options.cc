@@ -1,5 +1,7 @@
 #include "server/sidecar_options.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "server/host_port.h"
 
@@ -30,6 +32,29 @@ CacheOptions CacheOptionsFromConfig(const Config& config) {
   options.per_stack_share = c.per_stack_share();
   options.max_concurrent_fetches = config.limits().max_concurrent_fetches();
   return options;
+}
+
+PrefetchOptions PrefetchOptionsFromConfig(const Config& config) {
+  const auto& c = config.cache();
+  PrefetchOptions options;
+  for (const auto& prefetch : c.prefetch()) {
+    for (const std::string& name : prefetch.names()) {
+      options.secrets.push_back({prefetch.stack(), name});
+    }
+  }
+  options.parallelism = config.limits().max_concurrent_fetches();
+  // Twice per refresh-ahead window, so that every entry is touched inside it before it expires.
+  const absl::Duration ahead = ToDuration(c.refresh_ahead());
+  const absl::Duration window = ahead > absl::ZeroDuration() ? ahead : ToDuration(c.ttl());
+  options.keep_warm_interval = std::max(absl::Seconds(1), window / 2);
+  return options;
+}
+
+RedactLimits RedactLimitsFromConfig(const Config& config) {
+  RedactLimits limits;
+  limits.max_streams = config.limits().max_redact_streams();
+  limits.max_message_bytes = config.limits().max_message_bytes();
+  return limits;
 }
 
 ResolverOptions ResolverOptionsFromConfig(const Config& config) {

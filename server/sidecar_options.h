@@ -17,12 +17,14 @@
 #include "google/protobuf/duration.pb.h"
 #include "resolver/resolver.h"
 #include "resolver/secret_cache.h"
+#include "resolver/secret_prefetcher.h"
 #include "resolver/store/kek_source.h"
 #include "secretresolver/config/v1/config.pb.h"
 #include "server/admin_server.h"
 #include "server/auth/token_verifier.h"
 #include "server/json_log.h"
 #include "server/rate_limiter.h"
+#include "server/redact_call.h"
 
 namespace secret_resolver {
 
@@ -34,6 +36,14 @@ KekSource KekSourceFromConfig(const secretresolver::config::v1::Config& config);
 // cache.* and limits.max_concurrent_fetches. The fingerprint function and the store-fetch
 // observer are left empty.
 CacheOptions CacheOptionsFromConfig(const secretresolver::config::v1::Config& config);
+
+// cache.prefetch, one target per name in the order given; limits.max_concurrent_fetches loads
+// at once; warmed again every half refresh-ahead window (half the TTL without refresh-ahead),
+// at least every second. No callbacks.
+PrefetchOptions PrefetchOptionsFromConfig(const secretresolver::config::v1::Config& config);
+
+// limits.max_redact_streams and limits.max_message_bytes.
+RedactLimits RedactLimitsFromConfig(const secretresolver::config::v1::Config& config);
 
 // limits.max_refs and auth.allow_wildcard_namespace.
 ResolverOptions ResolverOptionsFromConfig(const secretresolver::config::v1::Config& config);

@@ -19,6 +19,11 @@ checked in:
     else:
         use(api.value)                                       # bytes; api.placeholder for logs
 
+    # Redaction inside the sidecar (RedactLogs): the values never reach this process.
+    for clean in client.redact("stacks-123", {"api-token": "secret://workflows/http/auth-token"},
+                               iter_log_chunks()):               # any iterable of bytes
+        sys.stdout.buffer.write(clean)
+
 Behaviour, as the C++ client (client/secret_resolver_client.h):
   * the token provider is called for every attempt, and the token goes in the `x-access-token`
     metadata entry (or `authorization: Bearer`, with token_header="authorization");
@@ -26,12 +31,17 @@ Behaviour, as the C++ client (client/secret_resolver_client.h):
     exponential backoff and full jitter, and never past the deadline;
   * whole-call errors raise ResolveError with the gRPC status code; per-reference errors come
     back as RefError values in the result.
+  * redact() streams text through the sidecar's RedactLogs and yields it redacted, in order; a
+    value split across chunks is still redacted, and the last bytes come once the input ends. A
+    reference that would not resolve (NOT_FOUND, PERMISSION_DENIED, ...) refuses the whole
+    stream: ResolveError. No deadline and no retry: a log stream lasts as long as its step.
 
 Secret values are Python `bytes`, which cannot be wiped from memory; ResolvedSecret's repr
 never shows them. Keep them out of logs and drop references to them early.
 
-Run as a script it resolves references and prints their metadata (never a value) as JSON; the
-integration test tests/client/python_client_test.cc drives it that way.
+Run as a script it resolves references and prints their metadata (never a value) as JSON, or,
+with --redact, redacts standard input to standard output; the integration test
+tests/client/python_client_test.cc drives it both ways.
 """
 
 import argparse
@@ -43,7 +53,7 @@ import random
 import sys
 import tempfile
 import time
-from typing import Callable, Dict, Optional, Union
+from typing import Callable, Dict, Iterable, Iterator, Optional, Union
 
 import grpc
 
@@ -264,12 +274,9 @@ class SecretResolverClient:
             if remaining <= 0:
                 raise ResolveError(grpc.StatusCode.DEADLINE_EXCEEDED,
                                    f"the deadline passed before attempt {attempt}")
-            if self._token_header == "x-access-token":
-                metadata = (("x-access-token", token),) + extra_metadata
-            else:
-                metadata = (("authorization", "Bearer " + token),) + extra_metadata
             try:
-                return method(request, timeout=remaining, metadata=metadata)
+                return method(request, timeout=remaining,
+                              metadata=self._metadata(token) + extra_metadata)
             except grpc.RpcError as e:
                 code, details = e.code(), e.details() or ""
             if code != grpc.StatusCode.UNAVAILABLE:
@@ -284,6 +291,47 @@ class SecretResolverClient:
                                          "next retry would pass the deadline)")
             time.sleep(wait)
             attempt += 1
+
+    # The most bytes one RedactLogs request carries; longer chunks are split (the sidecar's
+    # default limits.max_message_bytes is 1 MiB).
+    MAX_REDACT_CHUNK_BYTES = 256 * 1024
+
+    def redact(self, stack: str, refs: Dict[str, str],
+               chunks: Iterable[bytes]) -> Iterator[bytes]:
+        """Redacts chunks (log text, bytes) with the values of refs, inside the sidecar.
+
+        Yields the redacted text in order, in pieces that need not match the input's. Raises
+        ResolveError when the sidecar refuses the stream (the errors of resolve, where one
+        reference's error refuses it all, or RESOURCE_EXHAUSTED past limits.max_redact_streams)
+        or the stream fails.
+        """
+        token = self._token_provider()
+        if not token:
+            raise ResolveError(grpc.StatusCode.UNAUTHENTICATED,
+                               "the token provider returned an empty token")
+        pb2 = self._stubs.pb2
+        start = pb2.RedactLogsStart(stack=stack)
+        for key, uri in refs.items():
+            start.refs[key] = uri
+
+        def requests():
+            yield pb2.RedactLogsRequest(start=start)
+            size = self.MAX_REDACT_CHUNK_BYTES
+            for chunk in chunks:
+                for at in range(0, len(chunk), size):
+                    yield pb2.RedactLogsRequest(chunk=bytes(chunk[at:at + size]))
+
+        try:
+            for response in self._stub.RedactLogs(requests(), metadata=self._metadata(token)):
+                if response.WhichOneof("kind") == "chunk" and response.chunk:
+                    yield response.chunk
+        except grpc.RpcError as e:
+            raise ResolveError(e.code(), e.details() or "") from None
+
+    def _metadata(self, token):
+        if self._token_header == "x-access-token":
+            return (("x-access-token", token),)
+        return (("authorization", "Bearer " + token),)
 
     @staticmethod
     def _results(refs, response):
@@ -311,6 +359,25 @@ class SecretResolverClient:
         return results
 
 
+def _redact(client, stack, refs, chunk_bytes) -> int:
+    def stdin_chunks():
+        while True:
+            chunk = os.read(sys.stdin.fileno(), chunk_bytes)
+            if not chunk:
+                return
+            yield chunk
+
+    try:
+        for clean in client.redact(stack, refs, stdin_chunks()):
+            sys.stdout.buffer.write(clean)
+            sys.stdout.buffer.flush()
+    except ResolveError as e:
+        print(json.dumps({"error": {"code": e.code.name, "message": e.message}}),
+              file=sys.stderr)
+        return 3
+    return 0
+
+
 def _main(argv) -> int:
     parser = argparse.ArgumentParser(
         description="Resolve secret references through a sidecar and print their metadata "
@@ -329,6 +396,10 @@ def _main(argv) -> int:
     parser.add_argument("--step-id", default="", help="the workflow step, for the audit log")
     parser.add_argument("--check", action="store_true",
                         help="check the references (CheckReferences) instead of resolving")
+    parser.add_argument("--redact", action="store_true",
+                        help="redact standard input to standard output through RedactLogs")
+    parser.add_argument("--chunk-bytes", type=int, default=65536,
+                        help="with --redact: the most bytes read from standard input at once")
     args = parser.parse_args(argv)
 
     refs = {}
@@ -353,6 +424,8 @@ def _main(argv) -> int:
     with tempfile.TemporaryDirectory(prefix="sr-stubs-") as out_dir:
         stubs = load_stubs(args.proto_dir, out_dir)
         with SecretResolverClient(args.target, token, stubs, timeout=args.timeout) as client:
+            if args.redact:
+                return _redact(client, args.stack, refs, args.chunk_bytes)
             try:
                 if args.check:
                     results = client.check(args.stack, refs, run_id=args.run_id,

@@ -291,6 +291,10 @@ void RedactionStream::Write(absl::string_view chunk) {
   AppendWiping(&pending_, rest.substr(consumed));
 }
 
+void RedactionStream::EmitDecided() {
+  if (!pending_.empty() && pending_.size() >= redactor_->max_pattern_length()) Process(false);
+}
+
 void RedactionStream::Flush() {
   if (!pending_.empty()) Process(true);
 }

@@ -18,7 +18,8 @@
 // are checked at every position through a first-byte table. docs/redactor.md has the details.
 //
 // Streaming: RedactionStream holds back the bytes that could still be the start of a match
-// until enough text has arrived to decide (at most 2 * max_pattern_length() bytes), so a value
+// until enough text has arrived to decide (at most 2 * max_pattern_length() bytes, fewer than
+// max_pattern_length() right after EmitDecided()), so a value
 // split across Write() calls is still replaced. Its output equals RedactAll() of everything
 // written between two Flush() calls.
 //
@@ -139,6 +140,12 @@ class RedactionStream {
   // Redacts `chunk` and passes to the sink every byte that can be decided now. Bytes that might
   // begin a match (at most 2 * max_pattern_length() of them) wait for the next Write or Flush.
   void Write(absl::string_view chunk);
+
+  // Passes to the sink every byte that can be decided now, so that fewer than
+  // max_pattern_length() bytes stay held back (Write alone may hold back up to twice that, to
+  // rescan less). For a caller that must answer each chunk with as much output as it can, like
+  // the sidecar's RedactLogs.
+  void EmitDecided();
 
   // Treats the text held back as complete: redacts it and passes it to the sink. A value split
   // by a Flush() is not matched across it, so flush at record (line) boundaries.

@@ -1,7 +1,8 @@
 // The Python client (client/python/secret_resolver_client.py) against the real sidecar binary:
 // Debian's /usr/bin/python3 generates the stubs from proto/ into a temporary directory, resolves
-// through the sidecar's Unix socket, and prints metadata as JSON, which this test checks. It
-// shows the API works for a caller that is not C++. No value or token is printed.
+// through the sidecar's Unix socket, and prints metadata as JSON, which this test checks; with
+// --redact it redacts its standard input through RedactLogs. It shows the API works for a
+// caller that is not C++. No value or token is printed.
 #include <stdio.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -18,7 +19,9 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_join.h"
+#include "client/redactor/redactor.h"
 #include "nlohmann/json.hpp"
 #include "resolver/secret_bytes.h"
 #include "resolver/secret_store.h"
@@ -93,9 +96,11 @@ class PythonClientTest : public ::testing::Test {
     ASSERT_EQ(chmod(token_file_.c_str(), 0600), 0);
   }
 
-  // `extra` follows the --ref flags, e.g. {"--pin", "api-token=1"}.
+  // `extra` args follow the --ref flags (e.g. {"--pin", "api-token=1"}); `stdin_text`, when not
+  // empty, is the client's standard input (from a file).
   PythonRun RunClient(const std::string& stack, const std::vector<std::string>& refs,
-                      const std::vector<std::string>& extra = {}) {
+                      const std::vector<std::string>& extra = {},
+                      const std::string& stdin_text = "") {
     std::vector<std::string> args = {kPython,
                                      "client/python/secret_resolver_client.py",
                                      "--proto-dir",
@@ -114,9 +119,13 @@ class PythonClientTest : public ::testing::Test {
     std::vector<std::string> quoted;
     for (const std::string& a : args) quoted.push_back(ShellQuote(a));
     const std::string err_path = state_->dir + "/python.err";
-    const std::string command = absl::StrCat("PYTHONDONTWRITEBYTECODE=1 ",
-                                             absl::StrJoin(quoted, " "), " 2>",
-                                             ShellQuote(err_path));
+    std::string command = absl::StrCat("PYTHONDONTWRITEBYTECODE=1 ", absl::StrJoin(quoted, " "),
+                                       " 2>", ShellQuote(err_path));
+    if (!stdin_text.empty()) {
+      const std::string in_path = state_->dir + "/python.in";
+      std::ofstream(in_path, std::ios::binary) << stdin_text;
+      absl::StrAppend(&command, " <", ShellQuote(in_path));
+    }
     PythonRun run;
     FILE* pipe = popen(command.c_str(), "r");
     if (pipe == nullptr) return run;
@@ -126,7 +135,7 @@ class PythonClientTest : public ::testing::Test {
     const int status = pclose(pipe);
     run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
     run.err = ReadFile(err_path);
-    for (const std::string& hidden : {token_, std::string(kApiValue)}) {
+    for (const std::string& hidden : {token_, absl::StrCat(kApiValue, 2)}) {
       EXPECT_FALSE(absl::StrContains(run.out, hidden)) << "a value or the token on stdout";
       EXPECT_FALSE(absl::StrContains(run.err, hidden)) << "a value or the token on stderr";
     }
@@ -187,6 +196,32 @@ TEST_F(PythonClientTest, WrongStackIsPermissionDenied) {
   const nlohmann::json json = nlohmann::json::parse(run.out, nullptr, false);
   ASSERT_TRUE(json.is_object()) << "stdout is not a JSON object";
   EXPECT_EQ(json["error"]["code"], "PERMISSION_DENIED");
+}
+
+TEST_F(PythonClientTest, RedactsStandardInputThroughTheSidecar) {
+  const std::string value = absl::StrCat(kApiValue, 2);
+  std::string text;
+  for (int i = 0; i < 50; ++i) {
+    absl::StrAppend(&text, "step ", i, " token=", value, " b64=", absl::Base64Escape(value), "\n");
+  }
+  // Reads of 7 bytes: the values are cut across chunks again and again.
+  const PythonRun run =
+      RunClient(kStack, {"api-token=secret://workflows/http/auth-token"},
+                {"--redact", "--chunk-bytes", "7"}, text);
+  ASSERT_EQ(run.exit_code, 0) << "stderr: " << run.err;
+  std::vector<client::RedactionSecret> secrets;
+  secrets.push_back({SecretBytes(value), "***SECRET_REDACTED:api-token***"});
+  EXPECT_TRUE(run.out == client::Redactor::Create(std::move(secrets))->RedactAll(text))
+      << "the output differs from the library's redaction of the whole text";
+  EXPECT_THAT(run.out, HasSubstr("step 49 token=***SECRET_REDACTED:api-token*** b64="));
+}
+
+TEST_F(PythonClientTest, RedactRefusedForADeniedRef) {
+  const PythonRun run = RunClient(kStack, {"gone=secret://workflows/none"}, {"--redact"},
+                                  "some log text\n");
+  EXPECT_EQ(run.exit_code, 3);
+  EXPECT_EQ(run.out, "");
+  EXPECT_THAT(run.err, HasSubstr("NOT_FOUND"));
 }
 
 }  // namespace

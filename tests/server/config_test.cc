@@ -144,6 +144,8 @@ TEST(ConfigTest, EveryDefaultIsApplied) {
   EXPECT_EQ(config.limits().keepalive_time().seconds(), 60);
   EXPECT_EQ(config.limits().keepalive_timeout().seconds(), 20);
   EXPECT_EQ(config.limits().grpc_memory_bytes(), 67108864u);
+  EXPECT_EQ(config.limits().max_redact_streams(), 64u);
+  EXPECT_EQ(config.cache().prefetch_size(), 0);
   EXPECT_TRUE(config.admin().has_enabled());
   EXPECT_TRUE(config.admin().enabled());
   EXPECT_EQ(config.admin().address(), "127.0.0.1:9464");
@@ -357,6 +359,21 @@ TEST(ConfigTest, StringValuesAreNotEchoedInErrors) {
 }
 
 // ---- Cross-field rules ----
+
+TEST(ConfigTest, PrefetchListParsesFromYaml) {
+  absl::StatusOr<Config> config = ParseConfigYaml(
+      std::string(kMinimalYaml) +
+          "cache:\n  prefetch:\n    - stack: stacks-1\n      names: [a, b/c]\n"
+          "    - stack: default\n      names: [d]\n",
+      "prefetch.yaml");
+  ASSERT_TRUE(config.ok()) << config.status();
+  ASSERT_EQ(config->cache().prefetch_size(), 2);
+  EXPECT_EQ(config->cache().prefetch(0).stack(), "stacks-1");
+  EXPECT_THAT(config->cache().prefetch(0).names(), ::testing::ElementsAre("a", "b/c"));
+  EXPECT_EQ(config->cache().prefetch(1).names(0), "d");
+  ApplyDefaults(&*config);
+  EXPECT_TRUE(ValidateConfig(*config).ok()) << ValidateConfig(*config);
+}
 
 TEST(ConfigTest, MinimalConfigIsValid) {
   absl::Status status = ValidateConfig(MinimalConfig());
@@ -642,6 +659,44 @@ INSTANTIATE_TEST_SUITE_P(
         RuleCase{"TinyGrpcMemory",
                  [](Config* c) { c->mutable_limits()->set_grpc_memory_bytes(1024); },
                  "limits.grpc_memory_bytes: must be at least 4194304 (4 MiB), got 1024"},
+        RuleCase{"RedactStreamsAtTheLimit",
+                 [](Config* c) { c->mutable_limits()->set_max_redact_streams(10000); }, ""},
+        RuleCase{"TooManyRedactStreams",
+                 [](Config* c) { c->mutable_limits()->set_max_redact_streams(10001); },
+                 "limits.max_redact_streams: must be at most 10000, got 10001"},
+        // Warm start.
+        RuleCase{"Prefetch",
+                 [](Config* c) {
+                   auto* p = c->mutable_cache()->add_prefetch();
+                   p->set_stack("stacks-1");
+                   p->add_names("workflows/http/auth-token");
+                 },
+                 ""},
+        RuleCase{"PrefetchBadStack",
+                 [](Config* c) {
+                   auto* p = c->mutable_cache()->add_prefetch();
+                   p->set_stack("Stacks_1");
+                   p->add_names("a");
+                 },
+                 "cache.prefetch[0].stack: "},
+        RuleCase{"PrefetchNoNames",
+                 [](Config* c) { c->mutable_cache()->add_prefetch()->set_stack("stacks-1"); },
+                 "cache.prefetch[0].names: must not be empty"},
+        RuleCase{"PrefetchBadName",
+                 [](Config* c) {
+                   auto* p = c->mutable_cache()->add_prefetch();
+                   p->set_stack("stacks-1");
+                   p->add_names("ok");
+                   p->add_names("Not/Valid");
+                 },
+                 "cache.prefetch[0].names[1]: "},
+        RuleCase{"PrefetchTooManyNames",
+                 [](Config* c) {
+                   auto* p = c->mutable_cache()->add_prefetch();
+                   p->set_stack("stacks-1");
+                   for (int i = 0; i < 100001; ++i) p->add_names("a");
+                 },
+                 "cache.prefetch: 100001 names, more than the limit of 100000"},
         // Admin.
         RuleCase{"AdminAnyAddress",
                  [](Config* c) { c->mutable_admin()->set_address("0.0.0.0:9464"); },

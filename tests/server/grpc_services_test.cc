@@ -100,7 +100,7 @@ class GrpcServicesTest : public ::testing::Test {
           observed_.push_back({std::string(method), code});
           if (!all_observed_.HasBeenNotified()) all_observed_.Notify();
         },
-        1);
+        1, RedactLimits());
     // In /tmp: socket paths are limited to 107 bytes, and TEST_TMPDIR may be longer.
     char dir[] = "/tmp/grpc-services-XXXXXX";
     ASSERT_NE(mkdtemp(dir), nullptr);

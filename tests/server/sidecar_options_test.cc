@@ -42,8 +42,15 @@ cache:
   stale_after: 80ms
   max_bytes: 12345
   per_stack_share: 0.5
+  prefetch:
+    - stack: stacks-1
+      names: [a, b/c]
+    - stack: stacks-2
+      names: [d]
 limits:
   max_refs: 9
+  max_message_bytes: 4096
+  max_redact_streams: 3
   max_concurrent_fetches: 5
   per_stack_rate: 2.5
   per_stack_burst: 6
@@ -100,6 +107,30 @@ TEST(SidecarOptionsTest, CacheOptions) {
   EXPECT_EQ(options.max_bytes, 12345u);
   EXPECT_DOUBLE_EQ(options.per_stack_share, 0.5);
   EXPECT_EQ(options.max_concurrent_fetches, 5u);
+}
+
+TEST(SidecarOptionsTest, PrefetchOptions) {
+  const PrefetchOptions options = PrefetchOptionsFromConfig(TestConfig());
+  ASSERT_EQ(options.secrets.size(), 3u);
+  EXPECT_EQ(options.secrets[0].stack, "stacks-1");
+  EXPECT_EQ(options.secrets[0].name, "a");
+  EXPECT_EQ(options.secrets[1].name, "b/c");
+  EXPECT_EQ(options.secrets[2].stack, "stacks-2");
+  EXPECT_EQ(options.secrets[2].name, "d");
+  EXPECT_EQ(options.parallelism, 5u);
+  EXPECT_EQ(options.keep_warm_interval, absl::Milliseconds(1500));  // half of refresh_ahead
+}
+
+TEST(SidecarOptionsTest, PrefetchWithoutRefreshAheadWarmsEveryHalfTtl) {
+  Config config = TestConfig();
+  config.mutable_cache()->mutable_refresh_ahead()->set_seconds(0);
+  EXPECT_EQ(PrefetchOptionsFromConfig(config).keep_warm_interval, absl::Milliseconds(5500));
+}
+
+TEST(SidecarOptionsTest, RedactLimits) {
+  const RedactLimits limits = RedactLimitsFromConfig(TestConfig());
+  EXPECT_EQ(limits.max_streams, 3u);
+  EXPECT_EQ(limits.max_message_bytes, 4096u);
 }
 
 TEST(SidecarOptionsTest, ResolverOptions) {

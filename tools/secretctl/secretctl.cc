@@ -32,6 +32,7 @@ std::vector<Command> Commands() {
   commands.push_back(ResolveCommand());
   commands.push_back(RenderCommand());
   commands.push_back(CheckCommand());
+  commands.push_back(RedactCommand());
   return commands;
 }
 

@@ -1,5 +1,10 @@
 #include "tools/secretctl/sidecar_commands.h"
 
+#include <errno.h>
+#include <poll.h>
+#include <unistd.h>
+
+#include <cstring>
 #include <map>
 #include <memory>
 #include <string>
@@ -305,7 +310,97 @@ absl::Status RunCheck(const ParsedFlags& flags, Io& io) {
   return absl::OkStatus();
 }
 
+// Writes all of `text` to `fd`; false (with errno set) when it cannot.
+bool WriteAll(int fd, absl::string_view text) {
+  while (!text.empty()) {
+    const ssize_t n = write(fd, text.data(), text.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    text.remove_prefix(static_cast<size_t>(n));
+  }
+  return true;
+}
+
+absl::Status RunRedact(const ParsedFlags& flags, Io& /*io: the output goes straight out*/) {
+  absl::StatusOr<std::string> stack = StackFromFlags(flags);
+  if (!stack.ok()) return stack.status();
+  absl::StatusOr<std::map<std::string, std::string>> refs = RefsFromFlags(flags);
+  if (!refs.ok()) return refs.status();
+  std::string address;
+  absl::StatusOr<std::unique_ptr<client::SecretResolverClient>> resolver =
+      ClientFromFlags(flags, &address);
+  if (!resolver.ok()) return resolver.status();
+  // Called on the stream's reader thread; Finish() returns only after its last call.
+  int write_errno = 0;
+  auto to_stdout = [&write_errno](absl::string_view redacted) {
+    if (write_errno == 0 && !WriteAll(STDOUT_FILENO, redacted)) write_errno = errno;
+  };
+  absl::StatusOr<std::unique_ptr<client::RemoteRedaction>> stream =
+      (*resolver)->RedactLogs(*stack, *refs, to_stdout);
+  if (!stream.ok()) return FromSidecar(address, stream.status());
+  // What is readable goes out at once, so the output follows a live log closely; under a
+  // stream of input, reads are gathered up to one chunk while more is ready (a pipe gives at most
+  // 64 KiB a read, and each message costs about as much as 64 KiB of redaction).
+  std::string buffer(client::RemoteRedaction::kMaxChunkBytes, '\0');
+  absl::Status input;
+  bool at_end = false;
+  while (!at_end) {
+    size_t filled = 0;
+    while (filled < buffer.size()) {
+      const ssize_t n = read(STDIN_FILENO, buffer.data() + filled, buffer.size() - filled);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) {
+        input = absl::FailedPreconditionError(
+            absl::StrCat("cannot read standard input: ", std::strerror(errno)));
+      }
+      if (n <= 0) {
+        at_end = true;
+        break;
+      }
+      filled += static_cast<size_t>(n);
+      pollfd ready = {STDIN_FILENO, POLLIN, 0};
+      if (poll(&ready, 1, 0) != 1) break;  // nothing more right now: send what we have
+    }
+    if (filled > 0 && !(*stream)->Write(absl::string_view(buffer.data(), filled)).ok()) break;
+  }
+  OPENSSL_cleanse(buffer.data(), buffer.size());  // the raw text may hold a value
+  const absl::Status finished = (*stream)->Finish();
+  if (!finished.ok()) return FromSidecar(address, finished);
+  if (!input.ok()) return input;
+  if (write_errno != 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot write standard output: ", std::strerror(write_errno)));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
+
+Command RedactCommand() {
+  std::vector<FlagSpec> flags = {
+      {"stack", Kind::kValue, "STACK", "the stack the token speaks for", true},
+      {"ref", Kind::kRepeated, "KEY=secret://NAME",
+       "a secret to redact, as in a workflow's resources.secrets; repeat", true},
+  };
+  for (FlagSpec& f : SidecarFlags()) flags.push_back(std::move(f));
+  CommandSpec spec = {
+      "redact",
+      "redact secrets from standard input to standard output through a running sidecar",
+      absl::StrCat(
+          "A filter for shell steps and CI logs: streams standard input to the sidecar's\n"
+          "RedactLogs and writes what comes back to standard output, with each --ref's value\n"
+          "and its encodings (base64, percent-encoding, JSON escaping, each line of a\n"
+          "multi-line value) replaced by the reference's placeholder. The values stay in the\n"
+          "sidecar. A value split across reads is still redacted; the output lags the input by\n"
+          "less than the longest encoded value until standard input ends. The references are\n"
+          "checked as resolve checks them: if any fails (not found, not authorized, ...),\n"
+          "nothing is read or written and the exit status is that of the failure. The access\n"
+          "token is read from --token-file or from $SECRET_RESOLVER_TOKEN, never from a\n"
+          "command-line argument. The stream is not retried, and --timeout does not apply: it\n"
+          "lasts as long as its input."),
+      std::move(flags)};
+  return {std::move(spec), RunRedact};
+}
 
 Command ResolveCommand() {
   std::vector<FlagSpec> flags = {

@@ -223,6 +223,26 @@ TEST(RedactionStreamTest, HoldsBackOnlyWhatCouldStillMatch) {
   EXPECT_TRUE(SameText(out, big));
 }
 
+TEST(RedactionStreamTest, EmitDecidedHoldsBackLessThanTheLongestPattern) {
+  auto redactor = TokenRedactor();
+  const size_t longest = redactor->max_pattern_length();
+  std::string out;
+  RedactionStream stream(redactor, [&out](absl::string_view redacted) {
+    out.append(redacted.data(), redacted.size());
+  });
+  // Small writes: Write alone keeps them all until 2 * longest bytes are held.
+  std::string text;
+  for (int i = 0; i < 10; ++i) {
+    const std::string chunk = (i == 6 ? std::string(kToken) : std::string(longest / 2 + 1, '.'));
+    text += chunk;
+    stream.Write(chunk);
+    stream.EmitDecided();
+    EXPECT_LT(stream.pending_size(), longest) << "after write " << i;
+  }
+  stream.Flush();
+  EXPECT_TRUE(SameText(out, redactor->RedactAll(text)));
+}
+
 TEST(RedactionStreamTest, FlushEmitsEverythingAndEndsARecord) {
   auto redactor = TokenRedactor();
   std::string out;
