@@ -54,7 +54,6 @@ limits:
   max_concurrent_fetches: 5
   per_stack_rate: 2.5
   per_stack_burst: 6
-  max_message_bytes: 4096
   max_concurrent_streams: 7
   max_connection_idle: 1.5s
   max_connection_age: 2s
