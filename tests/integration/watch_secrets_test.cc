@@ -1,0 +1,231 @@
+// WatchSecrets end to end (issue 18 item 2): the real sidecar binary over a real Unix socket, on
+// a real SQLite file and on a real PostgreSQL server, written to by another process's store (the
+// test's), through the generated stub. A write reaches the watcher within 1 s, a delete sends
+// `deleted`, a denied ref refuses the stream, the token's expiry ends it UNAUTHENTICATED and
+// the sidecar's shutdown UNAVAILABLE.
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gmock/gmock.h>
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "resolver/secret_bytes.h"
+#include "resolver/secret_store.h"
+#include "resolver/store/store_config.h"
+#include "secretresolver/v1/resolver.grpc.pb.h"
+#include "tests/integration/sidecar_process.h"
+#include "tests/testing/postgres_server.h"
+
+namespace secret_resolver {
+namespace {
+
+using ::secretresolver::v1::SecretResolver;
+using ::secretresolver::v1::WatchSecretsEvent;
+using ::secretresolver::v1::WatchSecretsRequest;
+using ::testing::HasSubstr;
+
+constexpr char kStack[] = "stacks-42";
+constexpr char kService[] = "grafana-workflows";
+// Stand-ins for production credentials: they must never reach an event or the log.
+constexpr char kValueOne[] = "planted-watch-value-1f7a";
+constexpr char kValueTwo[] = "planted-watch-value-2c9e";
+constexpr char kName[] = "workflows/http/auth-token";
+
+// A stream read on a thread of its own, its events collected for the test to wait on.
+class Watcher {
+ public:
+  Watcher(SecretResolver::Stub* stub, const std::string& token,
+          const std::map<std::string, std::string>& refs) {
+    context_.AddMetadata("authorization", "Bearer " + token);
+    WatchSecretsRequest request;
+    request.set_stack(kStack);
+    request.mutable_refs()->insert(refs.begin(), refs.end());
+    reader_ = stub->WatchSecrets(&context_, request);
+    thread_ = std::thread([this] {
+      WatchSecretsEvent event;
+      while (reader_->Read(&event)) {
+        std::lock_guard<std::mutex> lock(mu_);
+        events_.push_back(event);
+        changed_.notify_all();
+      }
+      const grpc::Status status = reader_->Finish();
+      std::lock_guard<std::mutex> lock(mu_);
+      status_ = status;
+      ended_ = true;
+      changed_.notify_all();
+    });
+  }
+  ~Watcher() {
+    context_.TryCancel();
+    thread_.join();
+  }
+
+  // The next event, waiting at most `within`; nullopt if none came.
+  std::optional<WatchSecretsEvent> Next(absl::Duration within) {
+    std::unique_lock<std::mutex> lock(mu_);
+    changed_.wait_for(lock, absl::ToChronoNanoseconds(within),
+                      [this] { return !events_.empty() || ended_; });
+    if (events_.empty()) return std::nullopt;
+    WatchSecretsEvent event = events_.front();
+    events_.pop_front();
+    return event;
+  }
+
+  // The stream's status, waiting at most `within`; nullopt while it runs.
+  std::optional<grpc::Status> Ended(absl::Duration within) {
+    std::unique_lock<std::mutex> lock(mu_);
+    changed_.wait_for(lock, absl::ToChronoNanoseconds(within), [this] { return ended_; });
+    if (!ended_) return std::nullopt;
+    return status_;
+  }
+
+ private:
+  grpc::ClientContext context_;
+  std::unique_ptr<grpc::ClientReader<WatchSecretsEvent>> reader_;
+  std::mutex mu_;
+  std::condition_variable changed_;
+  std::deque<WatchSecretsEvent> events_;
+  bool ended_ = false;
+  grpc::Status status_;
+  std::thread thread_;
+};
+
+// A sidecar on one backend, and the test's own store on the same data.
+class WatchSecretsTest : public ::testing::TestWithParam<bool /*postgres*/> {
+ protected:
+  void SetUp() override {
+    std::string dsn;
+    if (GetParam()) {
+      absl::StatusOr<std::unique_ptr<PostgresServer>> postgres = PostgresServer::Start();
+      ASSERT_TRUE(postgres.ok()) << postgres.status();
+      postgres_ = *std::move(postgres);
+      dsn = postgres_->dsn();
+    }
+    absl::StatusOr<testing::SidecarState> state = testing::SidecarState::Create("", dsn);
+    ASSERT_TRUE(state.ok()) << state.status();
+    state_ = std::make_unique<testing::SidecarState>(*std::move(state));
+    StoreConfig config;
+    if (GetParam()) {
+      PostgresStoreConfig postgres;
+      postgres.dsn = dsn;
+      config.backend = postgres;
+    } else {
+      SqliteStoreConfig sqlite;
+      sqlite.path = state_->store_path;
+      config.backend = sqlite;
+    }
+    absl::StatusOr<std::unique_ptr<EncryptedSecretStore>> store =
+        OpenSecretStore(config, &state_->key_ring);
+    ASSERT_TRUE(store.ok()) << store.status();
+    store_ = *std::move(store);
+    Put(kName, kValueOne, {kService});
+    Put("k6-only", "planted-k6-value-77", {"k6"});
+    absl::StatusOr<std::unique_ptr<testing::SidecarProcess>> sidecar =
+        testing::SidecarProcess::Start(*state_);
+    ASSERT_TRUE(sidecar.ok()) << sidecar.status();
+    sidecar_ = *std::move(sidecar);
+    stub_ = SecretResolver::NewStub(
+        grpc::CreateChannel(sidecar_->target(), grpc::InsecureChannelCredentials()));
+  }
+
+  void TearDown() override {
+    if (sidecar_ == nullptr) return;
+    const std::string log = sidecar_->Log();
+    for (const char* value : {kValueOne, kValueTwo}) {
+      EXPECT_FALSE(absl::StrContains(log, value)) << "a value reached the sidecar's log";
+    }
+  }
+
+  void Put(const std::string& name, const std::string& value,
+           std::vector<std::string> decrypters) {
+    SecretWrite write;
+    write.stack = kStack;
+    write.name = name;
+    write.decrypters = std::move(decrypters);
+    write.actor = "watch-secrets-test";
+    write.value = SecretBytes(value);
+    ASSERT_TRUE(store_->Put(write).ok());
+  }
+
+  std::unique_ptr<Watcher> Watch(const std::map<std::string, std::string>& refs,
+                                 absl::Duration ttl = absl::Hours(1)) {
+    return std::make_unique<Watcher>(stub_.get(), state_->Token(kStack, kService, ttl), refs);
+  }
+
+  std::unique_ptr<PostgresServer> postgres_;
+  std::unique_ptr<testing::SidecarState> state_;
+  std::unique_ptr<EncryptedSecretStore> store_;
+  std::unique_ptr<testing::SidecarProcess> sidecar_;
+  std::unique_ptr<SecretResolver::Stub> stub_;
+};
+
+TEST_P(WatchSecretsTest, AWriteAndADeleteReachTheWatcherWithinASecond) {
+  std::unique_ptr<Watcher> watcher = Watch({{"API", absl::StrCat("secret://", kName)}});
+  // First the current version: the stream is registered once it came.
+  std::optional<WatchSecretsEvent> first = watcher->Next(absl::Seconds(10));
+  ASSERT_TRUE(first.has_value()) << sidecar_->Log();
+  EXPECT_EQ(first->ref_key(), "API");
+  EXPECT_EQ(first->name(), kName);
+  EXPECT_EQ(first->version(), 1);
+  EXPECT_FALSE(first->deleted());
+
+  Put(kName, kValueTwo, {kService});
+  std::optional<WatchSecretsEvent> rotated = watcher->Next(absl::Seconds(1));
+  ASSERT_TRUE(rotated.has_value()) << "no event within 1 s of the write";
+  EXPECT_EQ(rotated->ref_key(), "API");
+  EXPECT_EQ(rotated->version(), 2);
+  EXPECT_FALSE(rotated->deleted());
+  EXPECT_FALSE(absl::StrContains(rotated->SerializeAsString(), kValueTwo));
+
+  ASSERT_TRUE(store_->Delete(kStack, kName, "watch-secrets-test").ok());
+  std::optional<WatchSecretsEvent> deleted = watcher->Next(absl::Seconds(1));
+  ASSERT_TRUE(deleted.has_value()) << "no event within 1 s of the delete";
+  EXPECT_EQ(deleted->ref_key(), "API");
+  EXPECT_TRUE(deleted->deleted());
+  EXPECT_EQ(deleted->version(), 0);
+
+  // Shutdown ends the stream UNAVAILABLE, for the caller to reconnect elsewhere.
+  sidecar_->Terminate();
+  std::optional<grpc::Status> ended = watcher->Ended(absl::Seconds(5));
+  ASSERT_TRUE(ended.has_value());
+  EXPECT_EQ(ended->error_code(), grpc::StatusCode::UNAVAILABLE) << ended->error_message();
+}
+
+TEST_P(WatchSecretsTest, ADeniedRefRefusesTheStream) {
+  std::unique_ptr<Watcher> watcher = Watch(
+      {{"API", absl::StrCat("secret://", kName)}, {"K6", "secret://k6-only"}});
+  std::optional<grpc::Status> ended = watcher->Ended(absl::Seconds(10));
+  ASSERT_TRUE(ended.has_value()) << "the stream was not refused";
+  EXPECT_EQ(ended->error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_THAT(ended->error_message(), HasSubstr("refs[\"K6\"]"));
+  EXPECT_FALSE(watcher->Next(absl::ZeroDuration()).has_value()) << "an event before refusal";
+}
+
+TEST_P(WatchSecretsTest, TheTokensExpiryEndsTheStreamUnauthenticated) {
+  std::unique_ptr<Watcher> watcher =
+      Watch({{"API", absl::StrCat("secret://", kName)}}, absl::Seconds(3));
+  ASSERT_TRUE(watcher->Next(absl::Seconds(10)).has_value()) << sidecar_->Log();
+  std::optional<grpc::Status> ended = watcher->Ended(absl::Seconds(10));
+  ASSERT_TRUE(ended.has_value()) << "the stream outlived its token";
+  EXPECT_EQ(ended->error_code(), grpc::StatusCode::UNAUTHENTICATED) << ended->error_message();
+  EXPECT_THAT(ended->error_message(), HasSubstr("expired"));
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, WatchSecretsTest, ::testing::Values(false, true),
+                         [](const ::testing::TestParamInfo<bool>& info) {
+                           return info.param ? "PostgreSQL" : "SQLite";
+                         });
+
+}  // namespace
+}  // namespace secret_resolver
