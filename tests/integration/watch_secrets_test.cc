@@ -37,6 +37,7 @@ using ::testing::HasSubstr;
 
 constexpr char kStack[] = "stacks-42";
 constexpr char kService[] = "grafana-workflows";
+constexpr char kOtherService[] = "grafana-alerting";
 // Stand-ins for production credentials: they must never reach an event or the log.
 constexpr char kValueOne[] = "planted-watch-value-1f7a";
 constexpr char kValueTwo[] = "planted-watch-value-2c9e";
@@ -112,7 +113,7 @@ class WatchSecretsTest : public ::testing::TestWithParam<bool /*postgres*/> {
       postgres_ = *std::move(postgres);
       dsn = postgres_->dsn();
     }
-    absl::StatusOr<testing::SidecarState> state = testing::SidecarState::Create("", dsn);
+    absl::StatusOr<testing::SidecarState> state = testing::SidecarState::Create("limits:\n  max_watch_streams: 4\n", dsn);
     ASSERT_TRUE(state.ok()) << state.status();
     state_ = std::make_unique<testing::SidecarState>(*std::move(state));
     StoreConfig config;
@@ -129,7 +130,7 @@ class WatchSecretsTest : public ::testing::TestWithParam<bool /*postgres*/> {
         OpenSecretStore(config, &state_->key_ring);
     ASSERT_TRUE(store.ok()) << store.status();
     store_ = *std::move(store);
-    Put(kName, kValueOne, {kService});
+    Put(kName, kValueOne, {kService, kOtherService});
     Put("k6-only", "planted-k6-value-77", {"k6"});
     absl::StatusOr<std::unique_ptr<testing::SidecarProcess>> sidecar =
         testing::SidecarProcess::Start(*state_);
@@ -159,8 +160,9 @@ class WatchSecretsTest : public ::testing::TestWithParam<bool /*postgres*/> {
   }
 
   std::unique_ptr<Watcher> Watch(const std::map<std::string, std::string>& refs,
-                                 absl::Duration ttl = absl::Hours(1)) {
-    return std::make_unique<Watcher>(stub_.get(), state_->Token(kStack, kService, ttl), refs);
+                                 absl::Duration ttl = absl::Hours(1),
+                                 const std::string& service = kService) {
+    return std::make_unique<Watcher>(stub_.get(), state_->Token(kStack, service, ttl), refs);
   }
 
   std::unique_ptr<PostgresServer> postgres_;
@@ -200,6 +202,21 @@ TEST_P(WatchSecretsTest, AWriteAndADeleteReachTheWatcherWithinASecond) {
   std::optional<grpc::Status> ended = watcher->Ended(absl::Seconds(5));
   ASSERT_TRUE(ended.has_value());
   EXPECT_EQ(ended->error_code(), grpc::StatusCode::UNAVAILABLE) << ended->error_message();
+  EXPECT_THAT(ended->error_message(), HasSubstr("shutting down"));
+}
+
+// limits.max_watch_streams is 4: a caller may hold one stream, another caller one more.
+TEST_P(WatchSecretsTest, ACallerHoldsAQuarterOfTheStreams) {
+  const std::map<std::string, std::string> refs = {{"API", absl::StrCat("secret://", kName)}};
+  std::unique_ptr<Watcher> held = Watch(refs);
+  ASSERT_TRUE(held->Next(absl::Seconds(10)).has_value()) << sidecar_->Log();
+  std::unique_ptr<Watcher> refused = Watch(refs);
+  std::optional<grpc::Status> ended = refused->Ended(absl::Seconds(10));
+  ASSERT_TRUE(ended.has_value()) << "a second stream of the same caller was not refused";
+  EXPECT_EQ(ended->error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_THAT(ended->error_message(), HasSubstr("limits.max_watch_streams"));
+  std::unique_ptr<Watcher> other = Watch(refs, absl::Hours(1), kOtherService);
+  EXPECT_TRUE(other->Next(absl::Seconds(10)).has_value()) << "another caller was refused";
 }
 
 TEST_P(WatchSecretsTest, ADeniedRefRefusesTheStream) {
