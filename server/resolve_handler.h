@@ -23,7 +23,10 @@
 //     "decryption failed" (RequestRules::kGrafanaDecrypt);
 //   - the first message of secretresolver.v1.SecretResolver/RedactLogs (StartRedaction): checked
 //     and resolved exactly as a ResolveSecrets call, except that any reference's error fails the
-//     whole call; the values go into a Redactor that stays in the sidecar.
+//     whole call; the values go into a Redactor that stays in the sidecar;
+//   - the request of secretresolver.v1.SecretResolver/WatchSecrets (StartWatch): CheckReferences'
+//     checks, except that any reference's error fails the whole call; the current versions and
+//     the token's `exp` go to the stream (server/watch_call.h).
 // Whole-call failures come back as absl::Status, mapped one-to-one to gRPC by the services.
 //
 // Every outcome is reported through Hooks (metrics, audit log), with the call's run context
