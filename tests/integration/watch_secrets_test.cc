@@ -20,6 +20,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "client/secret_resolver_client.h"
 #include "resolver/secret_bytes.h"
 #include "resolver/secret_store.h"
 #include "resolver/store/store_config.h"
@@ -237,6 +238,76 @@ TEST_P(WatchSecretsTest, TheTokensExpiryEndsTheStreamUnauthenticated) {
   ASSERT_TRUE(ended.has_value()) << "the stream outlived its token";
   EXPECT_EQ(ended->error_code(), grpc::StatusCode::UNAUTHENTICATED) << ended->error_message();
   EXPECT_THAT(ended->error_message(), HasSubstr("expired"));
+}
+
+// The client library's callback API: the current version, then a rotation; across a restart of
+// the sidecar it reconnects with backoff and reports the version written while it was down.
+TEST_P(WatchSecretsTest, TheClientLibraryReconnectsAndMissesNothing) {
+  client::ClientOptions options;
+  options.target = sidecar_->target();
+  const testing::SidecarState* state = state_.get();
+  options.token_provider = [state]() -> absl::StatusOr<std::string> {
+    return state->Token(kStack, kService);
+  };
+  absl::StatusOr<std::unique_ptr<client::SecretResolverClient>> client =
+      client::SecretResolverClient::Create(options);
+  ASSERT_TRUE(client.ok()) << client.status();
+  std::mutex mu;
+  std::condition_variable changed;
+  std::vector<client::WatchEvent> events;
+  auto wait_for_version = [&](int64_t version, absl::Duration within) {
+    std::unique_lock<std::mutex> lock(mu);
+    return changed.wait_for(lock, absl::ToChronoNanoseconds(within), [&] {
+      return !events.empty() && events.back().version == version;
+    });
+  };
+  std::unique_ptr<client::SecretWatch> watch = (*client)->WatchSecrets(
+      kStack, {{"API", absl::StrCat("secret://", kName)}}, [&](const client::WatchEvent& event) {
+        std::lock_guard<std::mutex> lock(mu);
+        events.push_back(event);
+        changed.notify_all();
+      });
+  ASSERT_TRUE(wait_for_version(1, absl::Seconds(10))) << sidecar_->Log();
+  Put(kName, kValueTwo, {kService});
+  EXPECT_TRUE(wait_for_version(2, absl::Seconds(1))) << "no event within 1 s of the write";
+
+  sidecar_->Terminate();
+  Put(kName, kValueOne, {kService});  // version 3, while no sidecar runs
+  absl::StatusOr<std::unique_ptr<testing::SidecarProcess>> restarted =
+      testing::SidecarProcess::Start(*state_);
+  ASSERT_TRUE(restarted.ok()) << restarted.status();
+  sidecar_ = *std::move(restarted);
+  EXPECT_TRUE(wait_for_version(3, absl::Seconds(10))) << "no reconnection";
+  watch.reset();
+  std::lock_guard<std::mutex> lock(mu);
+  for (const client::WatchEvent& event : events) EXPECT_EQ(event.ref_key, "API");
+}
+
+// The client library stops on a refusal a retry would not change, and says why.
+TEST_P(WatchSecretsTest, TheClientLibraryStopsOnARefusal) {
+  client::ClientOptions options;
+  options.target = sidecar_->target();
+  const testing::SidecarState* state = state_.get();
+  options.token_provider = [state]() -> absl::StatusOr<std::string> {
+    return state->Token(kStack, kService);
+  };
+  absl::StatusOr<std::unique_ptr<client::SecretResolverClient>> client =
+      client::SecretResolverClient::Create(options);
+  ASSERT_TRUE(client.ok()) << client.status();
+  std::mutex mu;
+  std::condition_variable ended;
+  std::optional<absl::Status> end;
+  std::unique_ptr<client::SecretWatch> watch = (*client)->WatchSecrets(
+      kStack, {{"K6", "secret://k6-only"}}, [](const client::WatchEvent&) {},
+      [&](const absl::Status& status) {
+        std::lock_guard<std::mutex> lock(mu);
+        end = status;
+        ended.notify_all();
+      });
+  std::unique_lock<std::mutex> lock(mu);
+  ASSERT_TRUE(ended.wait_for(lock, std::chrono::seconds(10), [&] { return end.has_value(); }));
+  EXPECT_EQ(end->code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_THAT(std::string(end->message()), HasSubstr("refs[\"K6\"]"));
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, WatchSecretsTest, ::testing::Values(false, true),
