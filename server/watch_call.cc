@@ -290,7 +290,8 @@ class WatchCall final : public QueueTag, public WatchSubscriber {
       return;
     }
     id_ = *id;
-    if (session_.expires != absl::InfiniteFuture()) {
+    // A drain may have ended the stream since it registered: then no alarm is set any more.
+    if (!finishing_ && !end_status_.has_value() && session_.expires != absl::InfiniteFuture()) {
       expiry_pending_ = true;
       expiry_alarm_.Set(queue_, absl::ToChronoTime(session_.expires), &expiry_tag_);
     }
