@@ -269,7 +269,8 @@ class WatchCall final : public QueueTag, public WatchSubscriber {
     if (!accepted) {
       FinishNow(streams_->is_draining()
                     ? absl::UnavailableError("the sidecar is shutting down")
-                    : absl::ResourceExhaustedError("the sidecar is overloaded; retry with backoff"));
+                    : absl::ResourceExhaustedError(
+                          "the sidecar is overloaded; retry with backoff"));
     }
   }
 

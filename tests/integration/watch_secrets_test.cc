@@ -114,7 +114,8 @@ class WatchSecretsTest : public ::testing::TestWithParam<bool /*postgres*/> {
       postgres_ = *std::move(postgres);
       dsn = postgres_->dsn();
     }
-    absl::StatusOr<testing::SidecarState> state = testing::SidecarState::Create("limits:\n  max_watch_streams: 4\n", dsn);
+    absl::StatusOr<testing::SidecarState> state =
+        testing::SidecarState::Create("limits:\n  max_watch_streams: 4\n", dsn);
     ASSERT_TRUE(state.ok()) << state.status();
     state_ = std::make_unique<testing::SidecarState>(*std::move(state));
     StoreConfig config;
