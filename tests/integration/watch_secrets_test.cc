@@ -241,6 +241,38 @@ TEST_P(WatchSecretsTest, TheTokensExpiryEndsTheStreamUnauthenticated) {
   EXPECT_THAT(ended->error_message(), HasSubstr("expired"));
 }
 
+// A caller that stops reading is dropped, not buffered for: with a small receive window (no
+// BDP probing) its window fills, 64 more events wait in the sidecar, and the next one ends the
+// stream (cancelled: a status could not reach the full window anyway) instead of queueing.
+TEST_P(WatchSecretsTest, ASlowReaderIsDropped) {
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
+  args.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 1024);
+  auto stub = SecretResolver::NewStub(grpc::CreateCustomChannel(
+      sidecar_->target(), grpc::InsecureChannelCredentials(), args));
+  grpc::ClientContext context;
+  context.AddMetadata("authorization", "Bearer " + state_->Token(kStack, kService));
+  // A stream that was not dropped ends here, DEADLINE_EXCEEDED, instead of blocking the test.
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+  WatchSecretsRequest request;
+  request.set_stack(kStack);
+  (*request.mutable_refs())["API"] = absl::StrCat("secret://", kName);
+  std::unique_ptr<grpc::ClientReader<WatchSecretsEvent>> reader =
+      stub->WatchSecrets(&context, request);
+  WatchSecretsEvent event;
+  ASSERT_TRUE(reader->Read(&event)) << sidecar_->Log();
+  constexpr int kWrites = 400;
+  for (int i = 0; i < kWrites; ++i) Put(kName, kValueTwo, {kService});
+  absl::SleepFor(absl::Seconds(3));  // let the feed deliver what it will
+  int read = 0;
+  while (reader->Read(&event)) ++read;
+  const grpc::Status status = reader->Finish();
+  EXPECT_LT(read, kWrites) << "every event was buffered for a reader that did not read";
+  EXPECT_TRUE(status.error_code() == grpc::StatusCode::CANCELLED ||
+              status.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED)
+      << status.error_code() << " " << status.error_message();
+}
+
 // The client library's callback API: the current version, then a rotation; across a restart of
 // the sidecar it reconnects with backoff and reports the version written while it was down.
 TEST_P(WatchSecretsTest, TheClientLibraryReconnectsAndMissesNothing) {
