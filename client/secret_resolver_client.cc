@@ -229,6 +229,31 @@ absl::StatusOr<std::unique_ptr<RemoteRedaction>> SecretResolverClient::RedactLog
   return stream;
 }
 
+std::unique_ptr<SecretWatch> SecretResolverClient::WatchSecrets(
+    absl::string_view stack, const std::map<std::string, std::string>& refs,
+    WatchCallback on_event, WatchEndCallback on_end) {
+  SecretWatch::Hooks hooks;
+  hooks.metadata =
+      [this]() -> absl::StatusOr<std::vector<std::pair<std::string, std::string>>> {
+    absl::StatusOr<std::string> token = options_.token_provider();
+    if (!token.ok()) return token.status();
+    if (token->empty()) {
+      return absl::UnauthenticatedError("the token provider returned an empty token");
+    }
+    std::vector<std::pair<std::string, std::string>> metadata;
+    if (options_.token_header == TokenHeader::kXAccessToken) {
+      metadata.emplace_back("x-access-token", *token);
+    } else {
+      metadata.emplace_back("authorization", absl::StrCat("Bearer ", *token));
+    }
+    Wipe(&*token);
+    return metadata;
+  };
+  hooks.backoff = [this](int retry) { return Backoff(retry); };
+  return std::make_unique<SecretWatch>(channel_, std::move(hooks), std::string(stack), refs,
+                                       std::move(on_event), std::move(on_end));
+}
+
 absl::StatusOr<ResolvedSecrets> SecretResolverClient::ResolveSecrets(
     absl::string_view stack, const std::map<std::string, std::string>& refs) {
   return ResolveSecrets(stack, refs, ResolveOptions());

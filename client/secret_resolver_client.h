@@ -36,6 +36,7 @@
 #include "absl/time/time.h"
 #include "client/redactor/redactor.h"
 #include "client/remote_redaction.h"
+#include "client/secret_watch.h"
 #include "resolver/clock.h"
 #include "resolver/secret_bytes.h"
 
@@ -184,6 +185,16 @@ class SecretResolverClient {
   // provider's own error.
   absl::StatusOr<std::unique_ptr<RemoteRedaction>> RedactLogs(
       absl::string_view stack, const std::map<std::string, std::string>& refs, ChunkSink sink);
+
+  // Watches `refs` of `stack` (client/secret_watch.h): `on_event` hears each ref's current
+  // version, then every new version or deletion, reconnecting with backoff (options.retry, a
+  // fresh token each time) when the stream ends; `on_end` (may be empty) hears a refusal that
+  // stops the watch (e.g. PERMISSION_DENIED for a ref the caller may not read). Destroying the
+  // handle stops it. The client must outlive the handle.
+  std::unique_ptr<SecretWatch> WatchSecrets(absl::string_view stack,
+                                            const std::map<std::string, std::string>& refs,
+                                            WatchCallback on_event,
+                                            WatchEndCallback on_end = nullptr);
 
   ~SecretResolverClient();
   SecretResolverClient(const SecretResolverClient&) = delete;

@@ -19,6 +19,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 
 namespace secret_resolver {
 
@@ -30,6 +31,8 @@ struct Caller {
   std::string token_namespace;           // token `namespace` claim, e.g. "stacks-123"
   std::string service_identity;          // token `serviceIdentity` claim
   std::vector<std::string> permissions;  // token `permissions` claim
+  // The token's `exp`: when a stream opened with it must end (WatchSecrets).
+  absl::Time expires = absl::InfiniteFuture();
 };
 
 struct AccessPolicyOptions {

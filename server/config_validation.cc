@@ -246,6 +246,7 @@ void ValidateCache(const Config& config, Problems* problems) {
 
 // Each stream holds a redactor and a message's worth of text.
 constexpr uint32_t kMaxRedactStreams = 10000;
+constexpr uint32_t kMaxWatchStreams = 10000;
 
 // The connection limits become gRPC channel arguments, which are ints of milliseconds.
 void ValidateLimits(const Config& config, Problems* problems) {
@@ -297,6 +298,11 @@ absl::Status ValidateConfig(const Config& config) {
     problems.Add("limits.max_redact_streams",
                  absl::StrCat("must be at most ", kMaxRedactStreams, ", got ",
                               config.limits().max_redact_streams()));
+  }
+  if (config.limits().max_watch_streams() > kMaxWatchStreams) {
+    problems.Add("limits.max_watch_streams",
+                 absl::StrCat("must be at most ", kMaxWatchStreams, ", got ",
+                              config.limits().max_watch_streams()));
   }
 
   const auto& admin = config.admin();

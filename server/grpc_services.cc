@@ -127,6 +127,7 @@ struct GrpcServices::Shared {
   absl::Time drain_began;  // guarded by mu
   std::unordered_set<PooledCall*> on_pool;  // guarded by mu: handed to the pool, not returned
   RedactStreams redact_streams;
+  WatchStreams watch_streams;
 
   // Hands `task`, which runs `call`, to the pool unless draining; false when not taken.
   bool Dispatch(PooledCall* call, std::function<void()> task) {
@@ -160,7 +161,8 @@ struct GrpcServices::Shared {
   secretresolver::v1::SecretResolver::WithRawMethod_ResolveSecrets<
       secretresolver::v1::SecretResolver::WithRawMethod_CheckReferences<
       secretresolver::v1::SecretResolver::WithRawMethod_RedactLogs<
-          secretresolver::v1::SecretResolver::Service>>>
+      secretresolver::v1::SecretResolver::WithRawMethod_WatchSecrets<
+          secretresolver::v1::SecretResolver::Service>>>>
       resolver;
   decryptv1beta1::SecureValueDecrypter::WithRawMethod_DecryptSecureValues<
       decryptv1beta1::SecureValueDecrypter::Service>
@@ -492,7 +494,7 @@ class UnaryCall final : public QueueTag, public PooledCall {
 }  // namespace
 
 GrpcServices::GrpcServices(ResolveHandler* handler, ThreadPool* pool, CallObserver observer,
-                           int queue_threads, RedactLimits redact_limits)
+                           int queue_threads, RedactLimits redact_limits, WatchHub* watch_hub)
     : shared_(std::make_unique<Shared>()), queue_threads_(std::max(1, queue_threads)) {
   shared_->handler = handler;
   shared_->pool = pool;
@@ -515,6 +517,20 @@ GrpcServices::GrpcServices(ResolveHandler* handler, ThreadPool* pool, CallObserv
     shared->live_calls.fetch_add(1, std::memory_order_relaxed);
   };
   streams.call_ended = [shared] { shared->CallOver(); };
+  WatchStreams& watch = shared_->watch_streams;
+  watch.handler = handler;
+  watch.hub = watch_hub;
+  watch.observer = shared_->observer;
+  watch.request = [shared](grpc::ServerContext* context, grpc::ByteBuffer* request,
+                           WatchStreams::Writer* writer, grpc::ServerCompletionQueue* queue,
+                           void* tag) {
+    shared->resolver.RequestWatchSecrets(context, request, writer, queue, queue, tag);
+  };
+  watch.credentials_of = CredentialsOf;
+  watch.dispatch = streams.dispatch;
+  watch.is_draining = streams.is_draining;
+  watch.call_started = streams.call_started;
+  watch.call_ended = streams.call_ended;
 }
 
 GrpcServices::~GrpcServices() { Stop(); }
@@ -534,6 +550,7 @@ void GrpcServices::Start() {
     UnaryCall<DecryptMethod>::Request(shared_.get(), q);
     UnaryCall<DecryptV1Method>::Request(shared_.get(), q);
     RequestRedactCall(&shared_->redact_streams, q);
+    RequestWatchCall(&shared_->watch_streams, q);
     threads_.emplace_back([q] {
       void* tag = nullptr;
       bool ok = false;
@@ -543,9 +560,13 @@ void GrpcServices::Start() {
 }
 
 void GrpcServices::BeginDrain() {
-  std::lock_guard<std::mutex> lock(shared_->mu);
-  if (!shared_->draining.load(std::memory_order_relaxed)) shared_->drain_began = absl::Now();
-  shared_->draining.store(true, std::memory_order_release);
+  {
+    std::lock_guard<std::mutex> lock(shared_->mu);
+    if (!shared_->draining.load(std::memory_order_relaxed)) shared_->drain_began = absl::Now();
+    shared_->draining.store(true, std::memory_order_release);
+  }
+  // Watch streams never end by themselves: they end UNAVAILABLE now.
+  if (shared_->watch_streams.hub != nullptr) shared_->watch_streams.hub->BeginDrain();
 }
 
 bool GrpcServices::AwaitDrained(absl::Time deadline) {

@@ -4,6 +4,7 @@
 //   - decryptv1beta1.SecureValueDecrypter/DecryptSecureValues and
 //     decryptv1.SecureValueDecrypter/DecryptSecureValues (Grafana's API, both packages)
 //   - secretresolver.v1.SecretResolver/RedactLogs, a bidirectional stream (server/redact_call.h)
+//   - secretresolver.v1.SecretResolver/WatchSecrets, a server stream (server/watch_call.h)
 // The async API was chosen by measurement against the callback and sync APIs (figures in
 // docs/server.md).
 //
@@ -41,6 +42,7 @@
 #include "secretresolver/v1/resolver.grpc.pb.h"
 #include "server/redact_call.h"
 #include "server/resolve_handler.h"
+#include "server/watch_call.h"
 
 namespace secret_resolver {
 
@@ -48,8 +50,10 @@ class GrpcServices {
  public:
   // `handler` and `pool` must outlive the services. `observer` may be empty. `queue_threads`
   // (at least 1) threads poll as many completion queues. `redact_limits` bound RedactLogs.
+  // `watch_hub` (null: WatchSecrets answers UNIMPLEMENTED) feeds WatchSecrets streams and must
+  // outlive the services; BeginDrain ends its streams.
   GrpcServices(ResolveHandler* handler, ThreadPool* pool, CallObserver observer,
-               int queue_threads, RedactLimits redact_limits);
+               int queue_threads, RedactLimits redact_limits, WatchHub* watch_hub = nullptr);
   // Stop().
   ~GrpcServices();
 

@@ -305,6 +305,34 @@ absl::Status ResolveHandler::CheckReferences(const CallCredentials& credentials,
   return absl::OkStatus();
 }
 
+absl::StatusOr<WatchSession> ResolveHandler::StartWatch(
+    const CallCredentials& credentials, const secretresolver::v1::WatchSecretsRequest& request,
+    absl::Time deadline) {
+  const absl::Time start = options_.clock->Now();
+  absl::StatusOr<std::shared_ptr<const Caller>> caller =
+      *AuthenticateResolver(credentials, request.stack(), start, deadline, /*may_block=*/true);
+  if (!caller.ok()) return caller.status();
+  ResolveRequest domain;
+  domain.stack = request.stack();
+  for (const auto& [key, uri] : request.refs()) domain.refs.emplace_back(key, uri);
+  absl::StatusOr<ResolveResults> results = *Resolve(**caller, credentials, domain, start,
+                                                    deadline, /*may_block=*/true, Work::kCheck);
+  if (!results.ok()) return results.status();
+  WatchSession session;
+  session.caller = (*caller)->service_identity;
+  session.expires = (*caller)->expires;
+  session.stack = request.stack();
+  for (const RefResult& result : *results) {
+    if (!result.status.ok()) {
+      return absl::Status(result.status.code(), absl::StrCat("refs[\"", result.key, "\"]: ",
+                                                             result.status.message()));
+    }
+    session.refs.push_back(
+        {std::string(result.key), std::string(result.name), result.checked_version});
+  }
+  return session;
+}
+
 std::optional<absl::StatusOr<ResolveResults>> ResolveHandler::ResolveReferences(
     const CallCredentials& credentials, const std::string& stack,
     const google::protobuf::Map<std::string, std::string>& refs,

@@ -23,7 +23,10 @@
 //     "decryption failed" (RequestRules::kGrafanaDecrypt);
 //   - the first message of secretresolver.v1.SecretResolver/RedactLogs (StartRedaction): checked
 //     and resolved exactly as a ResolveSecrets call, except that any reference's error fails the
-//     whole call; the values go into a Redactor that stays in the sidecar.
+//     whole call; the values go into a Redactor that stays in the sidecar;
+//   - the request of secretresolver.v1.SecretResolver/WatchSecrets (StartWatch): CheckReferences'
+//     checks, except that any reference's error fails the whole call; the current versions and
+//     the token's `exp` go to the stream (server/watch_call.h).
 // Whole-call failures come back as absl::Status, mapped one-to-one to gRPC by the services.
 //
 // Every outcome is reported through Hooks (metrics, audit log), with the call's run context
@@ -153,6 +156,19 @@ struct RedactionSession {
   std::vector<std::pair<std::string, std::string>> placeholders;
 };
 
+// What a WatchSecrets stream watches, once its request passed every check.
+struct WatchSession {
+  std::string caller;  // the token's serviceIdentity
+  absl::Time expires;  // the token's `exp`: the stream ends UNAUTHENTICATED then
+  std::string stack;   // as requested
+  struct Ref {
+    std::string key;
+    std::string name;
+    int64_t version = 0;  // current when checked
+  };
+  std::vector<Ref> refs;  // in key order
+};
+
 struct ResolveHandlerOptions {
   // Null: no rate limit.
   RateLimiter* rate_limiter = nullptr;
@@ -184,6 +200,13 @@ class ResolveHandler {
   absl::Status CheckReferences(const CallCredentials& credentials,
                                const secretresolver::v1::CheckReferencesRequest& request,
                                absl::Time deadline, grpc::ByteBuffer* response);
+
+  // WatchSecrets' request: CheckReferences' checks (no value read; audited and rate-limited as
+  // it). Errors: ResolveSecrets' whole-call errors; otherwise the error of the first reference
+  // (in key order) that failed, prefixed by `refs["KEY"]: `, as StartRedaction. Always blocks.
+  absl::StatusOr<WatchSession> StartWatch(const CallCredentials& credentials,
+                                          const secretresolver::v1::WatchSecretsRequest& request,
+                                          absl::Time deadline);
 
   // Grafana's decrypt API (either package: the request and response are the same on the wire):
   // `response` is set to the SecureValueDecryptResponseCollection, one entry per distinct

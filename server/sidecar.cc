@@ -47,6 +47,7 @@
 #include "server/store_config.h"
 #include "server/store_health.h"
 #include "server/unix_socket.h"
+#include "server/watch_call.h"
 
 namespace secret_resolver {
 namespace {
@@ -115,7 +116,8 @@ std::shared_ptr<grpc::ServerCredentials> TcpCredentials(const Config& config) {
 // cuts the links first.
 class InvalidationTarget {
  public:
-  InvalidationTarget(SecretCache* cache, StoreHealth* health) : cache_(cache), health_(health) {}
+  InvalidationTarget(SecretCache* cache, StoreHealth* health, WatchHub* watch)
+      : cache_(cache), health_(health), watch_(watch) {}
 
   void Apply(const SecretChange& change) {
     std::lock_guard<std::mutex> lock(mu_);
@@ -131,18 +133,21 @@ class InvalidationTarget {
       cache_->Invalidate(change.stack, change.name);
     }
     health_->OnChange(change);
+    watch_->OnChange(change);  // queued: WatchSecrets streams hear of it off this thread
   }
 
   void Detach() {
     std::lock_guard<std::mutex> lock(mu_);
     cache_ = nullptr;
     health_ = nullptr;
+    watch_ = nullptr;
   }
 
  private:
   std::mutex mu_;
   SecretCache* cache_;
   StoreHealth* health_;
+  WatchHub* watch_;
 };
 
 // What one client may hold of the server (docs/deploy.md, "Connection limits"). gRPC 1.51
@@ -203,6 +208,8 @@ struct Sidecar::Parts {
   std::unique_ptr<RedactionTokens> tokens;
   std::unique_ptr<StoreHealth> store_health;
   std::unique_ptr<SecretCache> cache;
+  // Fed by `invalidation`; outlives the services, whose WatchSecrets streams it feeds.
+  std::unique_ptr<WatchHub> watch_hub;
   std::shared_ptr<InvalidationTarget> invalidation;
   std::unique_ptr<Resolver> resolver;
   std::unique_ptr<JwksHealth> jwks_health;
@@ -290,7 +297,9 @@ absl::Status Sidecar::Parts::BuildCache() {
   };
   cache = std::make_unique<SecretCache>(store.get(), std::move(options));
   sidecar_metrics->AddCacheGauges(cache.get());
-  invalidation = std::make_shared<InvalidationTarget>(cache.get(), store_health.get());
+  watch_hub = std::make_unique<WatchHub>(store.get(), WatchLimitsFromConfig(config));
+  invalidation =
+      std::make_shared<InvalidationTarget>(cache.get(), store_health.get(), watch_hub.get());
   return store->Watch(
       [target = invalidation](const SecretChange& change) { target->Apply(change); });
 }
@@ -364,7 +373,7 @@ void Sidecar::Parts::BuildServices() {
   // host's core count), at most 4: they poll and answer warm calls themselves.
   services = std::make_unique<GrpcServices>(handler.get(), pool.get(), observer,
                                             std::min(4, UsableCpus()),
-                                            RedactLimitsFromConfig(config));
+                                            RedactLimitsFromConfig(config), watch_hub.get());
 }
 
 // A server of its own for the health service, so that the probe port reaches nothing else.

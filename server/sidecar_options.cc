@@ -57,6 +57,12 @@ RedactLimits RedactLimitsFromConfig(const Config& config) {
   return limits;
 }
 
+WatchLimits WatchLimitsFromConfig(const Config& config) {
+  WatchLimits limits;
+  limits.max_streams = config.limits().max_watch_streams();
+  return limits;
+}
+
 ResolverOptions ResolverOptionsFromConfig(const Config& config) {
   ResolverOptions options;
   options.max_refs = config.limits().max_refs();

@@ -25,6 +25,7 @@
 #include "server/json_log.h"
 #include "server/rate_limiter.h"
 #include "server/redact_call.h"
+#include "server/watch_call.h"
 
 namespace secret_resolver {
 
@@ -44,6 +45,8 @@ PrefetchOptions PrefetchOptionsFromConfig(const secretresolver::config::v1::Conf
 
 // limits.max_redact_streams and limits.max_message_bytes.
 RedactLimits RedactLimitsFromConfig(const secretresolver::config::v1::Config& config);
+// limits.max_watch_streams.
+WatchLimits WatchLimitsFromConfig(const secretresolver::config::v1::Config& config);
 
 // limits.max_refs and auth.allow_wildcard_namespace.
 ResolverOptions ResolverOptionsFromConfig(const secretresolver::config::v1::Config& config);

@@ -169,6 +169,7 @@ TokenVerification TokenVerifier::VerifyUncached(absl::string_view token,
       ValidateClaims(*payload, claims_policy_, options_.clock->Now());
   if (!claims.ok()) return Fail(claims.status());
 
+  claims->caller.expires = claims->expires;
   auto shared = std::make_shared<const Caller>(std::move(claims->caller));
   entry->caller = shared;
   entry->expires = claims->expires;

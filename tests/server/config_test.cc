@@ -145,6 +145,7 @@ TEST(ConfigTest, EveryDefaultIsApplied) {
   EXPECT_EQ(config.limits().keepalive_timeout().seconds(), 20);
   EXPECT_EQ(config.limits().grpc_memory_bytes(), 67108864u);
   EXPECT_EQ(config.limits().max_redact_streams(), 64u);
+  EXPECT_EQ(config.limits().max_watch_streams(), 256u);
   EXPECT_EQ(config.cache().prefetch_size(), 0);
   EXPECT_TRUE(config.admin().has_enabled());
   EXPECT_TRUE(config.admin().enabled());
@@ -664,6 +665,11 @@ INSTANTIATE_TEST_SUITE_P(
         RuleCase{"TooManyRedactStreams",
                  [](Config* c) { c->mutable_limits()->set_max_redact_streams(10001); },
                  "limits.max_redact_streams: must be at most 10000, got 10001"},
+        RuleCase{"WatchStreamsAtTheLimit",
+                 [](Config* c) { c->mutable_limits()->set_max_watch_streams(10000); }, ""},
+        RuleCase{"TooManyWatchStreams",
+                 [](Config* c) { c->mutable_limits()->set_max_watch_streams(10001); },
+                 "limits.max_watch_streams: must be at most 10000, got 10001"},
         // Warm start.
         RuleCase{"Prefetch",
                  [](Config* c) {

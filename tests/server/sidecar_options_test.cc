@@ -51,6 +51,7 @@ limits:
   max_refs: 9
   max_message_bytes: 4096
   max_redact_streams: 3
+  max_watch_streams: 12
   max_concurrent_fetches: 5
   per_stack_rate: 2.5
   per_stack_burst: 6
@@ -130,6 +131,11 @@ TEST(SidecarOptionsTest, RedactLimits) {
   const RedactLimits limits = RedactLimitsFromConfig(TestConfig());
   EXPECT_EQ(limits.max_streams, 3u);
   EXPECT_EQ(limits.max_message_bytes, 4096u);
+}
+
+TEST(SidecarOptionsTest, WatchLimits) {
+  const WatchLimits limits = WatchLimitsFromConfig(TestConfig());
+  EXPECT_EQ(limits.max_streams, 12u);
 }
 
 TEST(SidecarOptionsTest, ResolverOptions) {
