@@ -152,9 +152,12 @@ class Resolver {
   // (SecretStore::GetMetadata) without reading, decrypting or caching any value: per ref key,
   // OK with RefResult::checked_version, or the error Resolve would give (INVALID_ARGUMENT,
   // NOT_FOUND, PERMISSION_DENIED "not authorized", the store's errors). `value` and `tokens`
-  // stay null. Blocks on the store. FAILED_PRECONDITION when no store was given.
-  absl::StatusOr<ResolveResults> Check(const Caller& caller,
-                                       const ResolveRequest& request) const;
+  // stay null. Blocks on the store, but not past `deadline`: references not yet checked when it
+  // passes get DEADLINE_EXCEEDED, and after the store's first UNAVAILABLE or DEADLINE_EXCEEDED
+  // the remaining references get that error without asking the store again.
+  // FAILED_PRECONDITION when no store was given.
+  absl::StatusOr<ResolveResults> Check(const Caller& caller, const ResolveRequest& request,
+                                       absl::Time deadline = absl::InfiniteFuture()) const;
 
   // A CacheOptions::fingerprint that computes `tokens`' fingerprint digest (RedactionTokens::
   // FingerprintDigest, formatted later by RedactionTokens::WriteFingerprint). `tokens` must
