@@ -49,6 +49,7 @@ void MemoryTrimmer::Run() {
     }
     const uint64_t before = ResidentBytes();
     malloc_trim(0);
+    baseline_ = ResidentBeyondHeapInUse();
     if (options_.on_trim) options_.on_trim(before, ResidentBytes());
   }
 }

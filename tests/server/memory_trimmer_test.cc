@@ -3,6 +3,7 @@
 #include "server/memory_trimmer.h"
 
 #include <malloc.h>
+#include <sys/mman.h>
 
 #include <atomic>
 #include <cstring>
@@ -52,6 +53,32 @@ TEST(MemoryTrimmerTest, ReturnsTheFreedHeapAfterABurst) {
   EXPECT_LT(after.load() + 32 * kMiB, before.load())
       << "resident before the trim " << before / kMiB << " MiB, after " << after / kMiB;
   EXPECT_LT(MemoryTrimmer::ResidentBytes() + 32 * kMiB, peak);
+}
+
+// Resident memory that malloc_trim cannot give back (here an anonymous mapping, not malloc's)
+// causes one trim, not one every interval for ever.
+TEST(MemoryTrimmerTest, GrowthTrimCannotUndoTrimsOnce) {
+  if (mallinfo2().arena == 0) GTEST_SKIP() << "malloc is not glibc's (a sanitizer build)";
+  std::atomic<int> trims{0};
+  MemoryTrimmerOptions options;
+  options.interval = absl::Milliseconds(10);
+  options.min_free_bytes = 16 * kMiB;
+  options.on_trim = [&](uint64_t, uint64_t) { ++trims; };
+  MemoryTrimmer trimmer(options);
+
+  const size_t bytes = 32 * kMiB;
+  void* mapped = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  ASSERT_NE(mapped, MAP_FAILED);
+  std::memset(mapped, 0x5a, bytes);
+
+  const absl::Time deadline = absl::Now() + absl::Seconds(5);
+  while (trims == 0 && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(10));
+  ASSERT_GT(trims.load(), 0) << "no trim within 5 s of 32 MiB more resident";
+  absl::SleepFor(absl::Milliseconds(20));  // a trim under way when the loop ended is counted
+  const int first = trims.load();
+  absl::SleepFor(absl::Milliseconds(300));  // some 30 more checks
+  EXPECT_EQ(trims.load(), first) << "trimmed again with nothing new to give back";
+  munmap(mapped, bytes);
 }
 
 }  // namespace
