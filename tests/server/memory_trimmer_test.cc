@@ -21,15 +21,15 @@ constexpr uint64_t kMiB = uint64_t{1} << 20;
 
 TEST(MemoryTrimmerTest, ReturnsTheFreedHeapAfterABurst) {
   if (mallinfo2().arena == 0) GTEST_SKIP() << "malloc is not glibc's (a sanitizer build)";
+  // Under load a trim may come while the blocks are still being freed, and then another once
+  // the rest are: what counts is what all of them gave back.
   std::atomic<int> trims{0};
-  std::atomic<uint64_t> before{0};
-  std::atomic<uint64_t> after{0};
+  std::atomic<uint64_t> released{0};
   MemoryTrimmerOptions options;
   options.interval = absl::Milliseconds(50);
   options.min_free_bytes = 16 * kMiB;
   options.on_trim = [&](uint64_t resident_before, uint64_t resident_after) {
-    before = resident_before;
-    after = resident_after;
+    if (resident_after < resident_before) released += resident_before - resident_after;
     ++trims;
   };
   MemoryTrimmer trimmer(options);
@@ -47,11 +47,10 @@ TEST(MemoryTrimmerTest, ReturnsTheFreedHeapAfterABurst) {
   blocks.clear();
 
   const absl::Time deadline = absl::Now() + absl::Seconds(5);
-  while (trims == 0 && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(20));
+  while (released < 32 * kMiB && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(20));
   ASSERT_GT(trims.load(), 0) << "no trim within 5 s of freeing ~60 MiB";
-  EXPECT_LE(before.load(), peak + 8 * kMiB);
-  EXPECT_LT(after.load() + 32 * kMiB, before.load())
-      << "resident before the trim " << before / kMiB << " MiB, after " << after / kMiB;
+  EXPECT_GE(released.load(), 32 * kMiB)
+      << trims << " trims released " << released / kMiB << " MiB within 5 s";
   EXPECT_LT(MemoryTrimmer::ResidentBytes() + 32 * kMiB, peak);
 }
 
