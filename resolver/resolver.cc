@@ -283,7 +283,8 @@ bool Resolver::ResolveEach(const Caller& caller, const ResolveRequest& request,
 bool Resolver::ApplyPins(const ResolveRequest& request, absl::string_view stack,
                          const Wanted& wanted, const Lookup& lookup) const {
   // The results that resolved the newest version of a secret the caller may decrypt, pinned to
-  // an older one.
+  // an older one, or to a newer one than a stale newest (the store could not say which is
+  // newest: the pinned version is asked for, and is UNAVAILABLE while the store is).
   absl::InlinedVector<std::pair<RefResult*, int64_t>, 8> older;
   for (const auto& [name, result] : wanted) {
     if (!result->status.ok()) continue;
@@ -296,13 +297,13 @@ bool Resolver::ApplyPins(const ResolveRequest& request, absl::string_view stack,
     refused.key = result->key;
     refused.name = result->name;
     refused.cache_outcome = result->cache_outcome;
-    if (pin->second > newest) {
+    if (pin->second > newest && !result->stale) {
       refused.status = absl::NotFoundError(absl::StrCat("version ", pin->second, " of secret \"",
                                                         result->name, "\" not found"));
       *result = std::move(refused);
       continue;
     }
-    result->superseded = true;
+    result->superseded = pin->second < newest;
     older.emplace_back(result, pin->second);
   }
   if (older.empty()) return true;

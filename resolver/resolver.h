@@ -181,8 +181,9 @@ class Resolver {
   using Wanted = absl::InlinedVector<std::pair<absl::string_view, RefResult*>, 8>;
   Wanted ParseEach(const Caller& caller, absl::Span<const ResolveRequest::Ref> refs,
                    ResolveResults& results) const;
-  // Replaces the values of the results in `wanted` that `request` pins to an older version by
-  // that version's (a second lookup); errors per reference. False when `lookup` gave up.
+  // Replaces the values of the results in `wanted` that `request` pins to an older version (or
+  // to a newer one than a stale newest) by that version's (a second lookup); errors per
+  // reference. False when `lookup` gave up.
   bool ApplyPins(const ResolveRequest& request, absl::string_view stack, const Wanted& wanted,
                  const Lookup& lookup) const;
   std::optional<absl::StatusOr<ResolveResults>> ResolveWith(const Caller& caller,

@@ -359,6 +359,26 @@ TEST_F(ResolverTest, ServesStaleValueWhenStoreFailsAfterTtl) {
   EXPECT_EQ(Of(*results, "k").status.code(), absl::StatusCode::kUnavailable);
 }
 
+// With the newest version served stale, a pin above it may name a version the store has made
+// since: not a definite NOT_FOUND but the store's error, which clients retry.
+TEST_F(ResolverTest, APinAboveAStaleNewestVersionIsUnavailableNotNotFound) {
+  ASSERT_TRUE(Of(*resolver_->Resolve(caller_, Request(kOneRef)), "k").status.ok());  // version 1
+  clock_.Advance(absl::Seconds(301));
+  store_.set_error(absl::UnavailableError("store down"));
+  ResolveRequest request = Request(kOneRef);
+  request.versions = {{"k", 2}};
+  absl::StatusOr<ResolveResults> results = resolver_->Resolve(caller_, request);
+  ASSERT_TRUE(results.ok()) << results.status();
+  EXPECT_EQ(Of(*results, "k").status.code(), absl::StatusCode::kUnavailable)
+      << Of(*results, "k").status;
+
+  // Once the store answers, the pinned version is judged on what it holds.
+  store_.set_error(absl::OkStatus());
+  results = resolver_->Resolve(caller_, request);
+  ASSERT_TRUE(results.ok()) << results.status();
+  EXPECT_EQ(Of(*results, "k").status.code(), absl::StatusCode::kNotFound);
+}
+
 TEST_F(ResolverTest, ConcurrentCallersOfSeveralStacksSeeOnlyTheirOwnValues) {
   constexpr int kStacks = 4;
   for (int i = 0; i < kStacks; ++i) {
