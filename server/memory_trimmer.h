@@ -6,9 +6,9 @@
 // stays at its peak (measured: docs/BENCHMARKS.md, "Stream flood"). A background thread
 // compares, every `interval`, the resident size with the bytes malloc has handed out; when the
 // resident size exceeds them by `min_free_bytes` more than it did at start-up or after the last
-// trim, it calls malloc_trim(0), which releases the free pages of every arena. The gap left
-// after a trim (memory malloc_trim cannot give back) is the new baseline, so such growth causes
-// one trim, not one every interval. Between bursts that check is the only cost (mallinfo2 and
+// trim, it calls malloc_trim(0), which releases the free pages of every arena. When a trim gives
+// back less than `min_free_bytes`, the gap it leaves (memory malloc_trim cannot give back) is
+// the new baseline, so such growth causes one trim, not one every interval. Between bursts that check is the only cost (mallinfo2 and
 // one read of /proc/self/statm).
 //
 // Thread safety: construct and destroy from one thread; the hook runs on the trimmer's thread.
@@ -54,8 +54,8 @@ class MemoryTrimmer {
   static int64_t ResidentBeyondHeapInUse();
 
   const MemoryTrimmerOptions options_;
-  int64_t baseline_;  // ResidentBeyondHeapInUse() at start-up, then after the last trim; used
-                      // by the trimmer's thread only
+  int64_t baseline_;  // ResidentBeyondHeapInUse() at start-up, then after the last trim that
+                      // gave back little; used by the trimmer's thread only
   std::mutex mu_;
   std::condition_variable wake_;
   bool stopping_ = false;  // guarded by mu_
