@@ -6,6 +6,7 @@
 
 #include "absl/container/inlined_vector.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "resolver/secret_uri.h"
 #include "resolver/secret_validation.h"
 #include "resolver/utf8.h"
@@ -156,8 +157,8 @@ absl::Status Resolver::CheckWholeCall(const Caller& caller, const ResolveRequest
   return absl::OkStatus();
 }
 
-absl::StatusOr<ResolveResults> Resolver::Check(const Caller& caller,
-                                               const ResolveRequest& request) const {
+absl::StatusOr<ResolveResults> Resolver::Check(const Caller& caller, const ResolveRequest& request,
+                                               absl::Time deadline) const {
   if (options_.store == nullptr) {
     return absl::FailedPreconditionError("the resolver has no store to check references in");
   }
@@ -168,10 +169,21 @@ absl::StatusOr<ResolveResults> Resolver::Check(const Caller& caller,
   ResolveResults results(refs.size());
   const Wanted wanted = ParseEach(caller, refs, results);
   // One metadata read per distinct name: sorted by name, a name's keys are neighbours.
+  // Once the deadline passes or the store is unreachable, the rest get that error unasked.
   absl::StatusOr<SecretMetadata> meta;
+  absl::Status given_up;
   for (size_t i = 0; i < wanted.size(); ++i) {
-    if (i == 0 || wanted[i].first != wanted[i - 1].first) {
+    if (given_up.ok() && absl::Now() >= deadline) {
+      given_up = absl::DeadlineExceededError("the call's deadline passed before this reference "
+                                             "was checked");
+    }
+    if (!given_up.ok()) {
+      meta = given_up;
+    } else if (i == 0 || wanted[i].first != wanted[i - 1].first) {
       meta = options_.store->GetMetadata(stack, wanted[i].first);
+      if (absl::IsUnavailable(meta.status()) || absl::IsDeadlineExceeded(meta.status())) {
+        given_up = meta.status();
+      }
     }
     RefResult& result = *wanted[i].second;
     if (!meta.ok()) {
@@ -271,7 +283,8 @@ bool Resolver::ResolveEach(const Caller& caller, const ResolveRequest& request,
 bool Resolver::ApplyPins(const ResolveRequest& request, absl::string_view stack,
                          const Wanted& wanted, const Lookup& lookup) const {
   // The results that resolved the newest version of a secret the caller may decrypt, pinned to
-  // an older one.
+  // an older one, or to a newer one than a stale newest (the store could not say which is
+  // newest: the pinned version is asked for, and is UNAVAILABLE while the store is).
   absl::InlinedVector<std::pair<RefResult*, int64_t>, 8> older;
   for (const auto& [name, result] : wanted) {
     if (!result->status.ok()) continue;
@@ -284,13 +297,13 @@ bool Resolver::ApplyPins(const ResolveRequest& request, absl::string_view stack,
     refused.key = result->key;
     refused.name = result->name;
     refused.cache_outcome = result->cache_outcome;
-    if (pin->second > newest) {
+    if (pin->second > newest && !result->stale) {
       refused.status = absl::NotFoundError(absl::StrCat("version ", pin->second, " of secret \"",
                                                         result->name, "\" not found"));
       *result = std::move(refused);
       continue;
     }
-    result->superseded = true;
+    result->superseded = pin->second < newest;
     older.emplace_back(result, pin->second);
   }
   if (older.empty()) return true;

@@ -152,9 +152,12 @@ class Resolver {
   // (SecretStore::GetMetadata) without reading, decrypting or caching any value: per ref key,
   // OK with RefResult::checked_version, or the error Resolve would give (INVALID_ARGUMENT,
   // NOT_FOUND, PERMISSION_DENIED "not authorized", the store's errors). `value` and `tokens`
-  // stay null. Blocks on the store. FAILED_PRECONDITION when no store was given.
-  absl::StatusOr<ResolveResults> Check(const Caller& caller,
-                                       const ResolveRequest& request) const;
+  // stay null. Blocks on the store, but not past `deadline`: references not yet checked when it
+  // passes get DEADLINE_EXCEEDED, and after the store's first UNAVAILABLE or DEADLINE_EXCEEDED
+  // the remaining references get that error without asking the store again.
+  // FAILED_PRECONDITION when no store was given.
+  absl::StatusOr<ResolveResults> Check(const Caller& caller, const ResolveRequest& request,
+                                       absl::Time deadline = absl::InfiniteFuture()) const;
 
   // A CacheOptions::fingerprint that computes `tokens`' fingerprint digest (RedactionTokens::
   // FingerprintDigest, formatted later by RedactionTokens::WriteFingerprint). `tokens` must
@@ -178,8 +181,9 @@ class Resolver {
   using Wanted = absl::InlinedVector<std::pair<absl::string_view, RefResult*>, 8>;
   Wanted ParseEach(const Caller& caller, absl::Span<const ResolveRequest::Ref> refs,
                    ResolveResults& results) const;
-  // Replaces the values of the results in `wanted` that `request` pins to an older version by
-  // that version's (a second lookup); errors per reference. False when `lookup` gave up.
+  // Replaces the values of the results in `wanted` that `request` pins to an older version (or
+  // to a newer one than a stale newest) by that version's (a second lookup); errors per
+  // reference. False when `lookup` gave up.
   bool ApplyPins(const ResolveRequest& request, absl::string_view stack, const Wanted& wanted,
                  const Lookup& lookup) const;
   std::optional<absl::StatusOr<ResolveResults>> ResolveWith(const Caller& caller,

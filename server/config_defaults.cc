@@ -59,7 +59,7 @@ void ApplyDefaults(Config* config) {
   SetIfAbsent(cache, &Cache::has_refresh_jitter, &Cache::mutable_refresh_jitter, 15);
   SetIfAbsent(cache, &Cache::has_negative_ttl, &Cache::mutable_negative_ttl, 5);
   SetIfAbsent(cache, &Cache::has_max_stale, &Cache::mutable_max_stale, 900);
-  SetIfZero(cache->mutable_unconfirmed_grace(), 2);
+  SetIfAbsent(cache, &Cache::has_unconfirmed_grace, &Cache::mutable_unconfirmed_grace, 2);
   SetIfAbsent(cache, &Cache::has_stale_after, &Cache::mutable_stale_after, 0, 250000000);
   if (cache->max_bytes() == 0) cache->set_max_bytes(uint64_t{64} << 20);
   if (cache->per_stack_share() == 0) cache->set_per_stack_share(0.25);

@@ -156,12 +156,19 @@ JsonLogger::~JsonLogger() {
   writer_.join();
 }
 
-void JsonLogger::Flush() {
-  if (!writer_.joinable()) return;
+void JsonLogger::Flush() { FlushFor(absl::InfiniteDuration()); }
+
+bool JsonLogger::FlushFor(absl::Duration timeout) {
+  if (!writer_.joinable()) return true;
   std::unique_lock<std::mutex> lock(buffer_mu_);
   const uint64_t ticket = ++flushes_requested_;
   wake_writer_.notify_one();
-  flushed_.wait(lock, [&] { return flushes_done_ >= ticket; });
+  const auto done = [&] { return flushes_done_ >= ticket; };
+  if (timeout == absl::InfiniteDuration()) {
+    flushed_.wait(lock, done);
+    return true;
+  }
+  return flushed_.wait_for(lock, absl::ToChronoNanoseconds(timeout), done);
 }
 
 void JsonLogger::RunWriter() {

@@ -207,6 +207,9 @@ class JsonLogger {
 
   // Returns once every line logged before the call has been written and flushed.
   void Flush();
+  // Flush, but waits at most `timeout` (the output may be blocked): true when flushed. For a
+  // last flush before _Exit.
+  bool FlushFor(absl::Duration timeout);
 
   bool IsEnabled(LogLevel level) const {
     return static_cast<int>(level) >= min_level_.load(std::memory_order_relaxed);

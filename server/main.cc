@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -26,6 +27,7 @@
 #include "absl/time/time.h"
 #include "resolver/process_hygiene.h"
 #include "server/config.h"
+#include "server/json_log.h"
 #include "server/sidecar.h"
 
 ABSL_FLAG(std::string, config, "", "Path of the YAML configuration file (required).");
@@ -42,6 +44,8 @@ using secretresolver::config::v1::Config;
 
 // With shutdown_grace 0s the drain still gets this long to answer the calls in flight.
 constexpr absl::Duration kLeastShutdownTime = absl::Milliseconds(200);
+// The end of the grace the watchdog keeps for writing the logger's buffered lines before _Exit.
+constexpr absl::Duration kLastFlushTime = absl::Milliseconds(50);
 
 absl::StatusOr<Config> LoadConfig() {
   const std::string path = absl::GetFlag(FLAGS_config);
@@ -116,8 +120,10 @@ int Main() {
                                absl::Nanoseconds(config->shutdown_grace().nanos());
   // Whatever still holds the exit when the grace is over (a store call that hangs under a
   // thread being joined, a readiness check) does not hold it longer.
-  std::thread([grace] {
-    absl::SleepFor(std::max(grace, kLeastShutdownTime));
+  // It holds the logger, which therefore outlives the Sidecar and is safe to flush from here.
+  std::thread([grace, logger = (*sidecar)->logger()] {
+    absl::SleepFor(std::max(grace, kLeastShutdownTime) - kLastFlushTime);
+    logger->FlushFor(kLastFlushTime);
     std::fprintf(stderr,
                  "{\"level\":\"warning\",\"msg\":\"shutdown_grace is over; exiting before "
                  "the clean-up finished\"}\n");
@@ -134,6 +140,11 @@ int Main() {
     std::fflush(stderr);
     std::_Exit(0);
   }
+  // The watchdog's reference keeps the logger past the Sidecar, so its destructor (which writes
+  // what is buffered) does not run at exit: flush what the parts logged as they went.
+  const std::shared_ptr<JsonLogger> logger = (*sidecar)->logger();
+  sidecar->reset();
+  logger->Flush();
   std::fprintf(stderr, "{\"level\":\"info\",\"msg\":\"stopped\"}\n");
   return 0;
 }

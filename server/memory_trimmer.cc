@@ -49,7 +49,11 @@ void MemoryTrimmer::Run() {
     }
     const uint64_t before = ResidentBytes();
     malloc_trim(0);
-    if (options_.on_trim) options_.on_trim(before, ResidentBytes());
+    const uint64_t after = ResidentBytes();
+    // A trim that gave back less than min_free_bytes met memory it cannot give back: that gap
+    // is the new baseline. One that gave back more may have come mid-burst, and may retry.
+    if (before < after + options_.min_free_bytes) baseline_ = ResidentBeyondHeapInUse();
+    if (options_.on_trim) options_.on_trim(before, after);
   }
 }
 

@@ -180,7 +180,7 @@ std::optional<absl::StatusOr<ResolveResults>> ResolveHandler::Resolve(
   absl::StatusOr<ResolveResults> results;
   if (may_block) {
     if (rate_limited()) return over_rate();
-    results = work == Work::kCheck ? resolver_->Check(caller, request)
+    results = work == Work::kCheck ? resolver_->Check(caller, request, deadline)
                                    : resolver_->Resolve(caller, request, deadline);
   } else {
     // The limit is applied only once the call is known to be answerable here, so a call that

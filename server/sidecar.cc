@@ -57,6 +57,9 @@ using secretresolver::config::v1::Config;
 // A base64 key file holds one line; anything larger is not a fingerprint key file.
 constexpr size_t kMaxFingerprintKeyFileBytes = 4096;
 
+// How long Shutdown waits for the logger's buffered lines (the output may be blocked).
+constexpr absl::Duration kShutdownFlushBound = absl::Milliseconds(100);
+
 // Reads a base64 key from a file that only its owner may read (ReadKeyFile: no symbolic link, a
 // regular file, no group or other access), or from an environment variable, which is then
 // wiped and removed.
@@ -201,7 +204,7 @@ struct Sidecar::Parts {
   Config config;
   std::unique_ptr<MetricsRegistry> metrics;
   std::unique_ptr<SidecarMetrics> sidecar_metrics;
-  std::unique_ptr<JsonLogger> log;
+  std::shared_ptr<JsonLogger> log;  // shared with main's shutdown watchdog
   std::unique_ptr<LibraryLogRoute> library_logs;  // unrouted before the logger goes
   KeyRing key_ring;
   std::unique_ptr<SecretStore> store;
@@ -560,6 +563,8 @@ bool Sidecar::Shutdown(absl::Duration grace) {
                      absl::ToChronoNanoseconds(close_within));
   if (drained) p.pool.reset();  // joins the idle workers
   p.services->Stop();  // then the queues, once every call's last event is through
+  // Every call's lines are written before what follows can hold the exit past the grace.
+  p.log->FlushFor(kShutdownFlushBound);
   if (p.health_server != nullptr) p.health_server->Shutdown();
   if (drained) {
     // After the drain: the admin server's Stop waits for a readiness check in progress, which
@@ -582,6 +587,8 @@ void Sidecar::Reload() {
                          {LogField("error", reloaded)});
   }
 }
+
+std::shared_ptr<JsonLogger> Sidecar::logger() const { return parts_->log; }
 
 const std::string& Sidecar::unix_target() const { return parts_->unix_target; }
 const std::string& Sidecar::tcp_target() const { return parts_->tcp_target; }

@@ -17,6 +17,8 @@
 
 namespace secret_resolver {
 
+class JsonLogger;
+
 class Sidecar {
  public:
   // Builds and starts everything `config` (defaults applied, validated) describes. Errors name
@@ -40,6 +42,10 @@ class Sidecar {
   // warning and the previous keys stay. (TLS certificates are re-read on their own interval,
   // listen.tls.reload_interval.)
   void Reload();
+
+  // The sidecar's logger, shared so that it outlives the Sidecar for whoever holds it (main's
+  // shutdown watchdog flushes it before _Exit).
+  std::shared_ptr<JsonLogger> logger() const;
 
   // Where the gRPC services listen: "unix:/path" and/or "host:port" (the bound port when the
   // configured one was 0). And the admin server's and the health listener's "host:port", or

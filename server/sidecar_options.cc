@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "resolver/access_policy.h"
 #include "server/host_port.h"
 
 namespace secret_resolver {
@@ -39,7 +40,8 @@ PrefetchOptions PrefetchOptionsFromConfig(const Config& config) {
   PrefetchOptions options;
   for (const auto& prefetch : c.prefetch()) {
     for (const std::string& name : prefetch.names()) {
-      options.secrets.push_back({prefetch.stack(), name});
+      // Stored and cached under the canonical spelling, as the resolver looks them up.
+      options.secrets.push_back({CanonicalStack(prefetch.stack()), name});
     }
   }
   options.parallelism = config.limits().max_concurrent_fetches();

@@ -126,14 +126,16 @@ struct SqliteSecretStore::DataKey {
 // Borrows a read connection from the pool for one scope.
 class SqliteSecretStore::ReaderLease {
  public:
-  ReaderLease(SqliteSecretStore* store, sqlite3* db) : store_(store), db_(db) {}
-  ~ReaderLease() { store_->ReleaseReader(db_); }
+  ReaderLease(SqliteSecretStore* store, sqlite3* db)
+      : store_(store), db_(db), generation_(store->ReaderGeneration()) {}
+  ~ReaderLease() { store_->ReleaseReader(db_, generation_); }
   ReaderLease(const ReaderLease&) = delete;
   ReaderLease& operator=(const ReaderLease&) = delete;
 
  private:
   SqliteSecretStore* const store_;
   sqlite3* const db_;
+  const uint64_t generation_;
 };
 
 absl::StatusOr<std::unique_ptr<SqliteSecretStore>> SqliteSecretStore::Open(
@@ -282,10 +284,17 @@ absl::StatusOr<sqlite3*> SqliteSecretStore::AcquireReader() {
   return Connect();
 }
 
-void SqliteSecretStore::ReleaseReader(sqlite3* db) {
+uint64_t SqliteSecretStore::ReaderGeneration() {
+  std::lock_guard<std::mutex> lock(readers_mu_);
+  return reader_generation_;
+}
+
+void SqliteSecretStore::ReleaseReader(sqlite3* db, uint64_t generation) {
   {
     std::lock_guard<std::mutex> lock(readers_mu_);
-    if (idle_readers_.size() < static_cast<size_t>(options_.max_idle_readers)) {
+    // A connection opened before FollowFile swapped files reads the replaced file: close it.
+    if (generation == reader_generation_ &&
+        idle_readers_.size() < static_cast<size_t>(options_.max_idle_readers)) {
       idle_readers_.push_back(db);
       return;
     }
@@ -318,6 +327,7 @@ absl::StatusOr<StoredSecret> SqliteSecretStore::GetVersion(absl::string_view sta
                                                            int64_t version) {
   if (absl::Status s = ValidateSecretKey(stack, name); !s.ok()) return s;
   if (absl::Status s = ValidateSecretVersion(version); !s.ok()) return s;
+  std::shared_lock<std::shared_mutex> files(files_mu_);
   absl::StatusOr<sqlite3*> db = AcquireReader();
   if (!db.ok()) return db.status();
   ReaderLease lease(this, *db);
@@ -325,7 +335,10 @@ absl::StatusOr<StoredSecret> SqliteSecretStore::GetVersion(absl::string_view sta
                         absl::StrCat(kSecretRowSelect, StoredVersionWhere("?")).c_str());
   query.BindText(stack).BindText(name).BindInt(version);
   absl::StatusOr<bool> row = query.Step("reading a secret version");
-  if (!row.ok()) return row.status();
+  if (!row.ok()) {
+    NoteIfCorrupt(query, row.status());
+    return row.status();
+  }
   if (!*row) {
     return absl::NotFoundError(
         absl::StrCat("version ", version, " of ", QuotedSecret(stack, name), " not found"));
@@ -336,6 +349,7 @@ absl::StatusOr<StoredSecret> SqliteSecretStore::GetVersion(absl::string_view sta
 absl::StatusOr<SecretMetadata> SqliteSecretStore::GetMetadata(absl::string_view stack,
                                                               absl::string_view name) {
   if (absl::Status s = ValidateSecretKey(stack, name); !s.ok()) return s;
+  std::shared_lock<std::shared_mutex> files(files_mu_);
   absl::StatusOr<sqlite3*> db = AcquireReader();
   if (!db.ok()) return db.status();
   ReaderLease lease(this, *db);
@@ -344,7 +358,10 @@ absl::StatusOr<SecretMetadata> SqliteSecretStore::GetMetadata(absl::string_view 
       absl::StrCat(kSecretMetadataSelect, " WHERE stack = ?1 AND name = ?2 AND active").c_str());
   query.BindText(stack).BindText(name);
   absl::StatusOr<bool> row = query.Step("reading a secret's metadata");
-  if (!row.ok()) return row.status();
+  if (!row.ok()) {
+    NoteIfCorrupt(query, row.status());
+    return row.status();
+  }
   if (!*row) return absl::NotFoundError(absl::StrCat(QuotedSecret(stack, name), " not found"));
   return MetadataRowAt(query, stack, Where());
 }
@@ -656,6 +673,7 @@ absl::StatusOr<std::string> SqliteSecretStore::FollowFile(sqlite3** watch_db) {
     std::lock_guard<std::mutex> lock(readers_mu_);
     for (sqlite3* db : idle_readers_) sqlite3_close_v2(db);
     idle_readers_.clear();
+    ++reader_generation_;
   }
   {
     std::lock_guard<std::mutex> lock(writer_mu_);

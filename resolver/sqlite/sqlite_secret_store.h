@@ -125,7 +125,9 @@ class SqliteSecretStore : public EncryptedSecretStore {
   // path no longer names file_ (the watch thread will reopen).
   absl::StatusOr<sqlite3*> Connect();
   absl::StatusOr<sqlite3*> AcquireReader();
-  void ReleaseReader(sqlite3* db);
+  // Back to the pool, unless FollowFile swapped files since `generation` (then closed).
+  uint64_t ReaderGeneration();
+  void ReleaseReader(sqlite3* db, uint64_t generation);
 
   // The stack's active data key, created (and wrapped by the active KEK) if it has none.
   // Runs inside a write transaction.
@@ -164,6 +166,7 @@ class SqliteSecretStore : public EncryptedSecretStore {
 
   std::mutex readers_mu_;
   std::vector<sqlite3*> idle_readers_;  // guarded by readers_mu_
+  uint64_t reader_generation_ = 0;       // guarded by readers_mu_; bumped by FollowFile
 
   std::mutex watch_mu_;
   std::condition_variable watch_cv_;

@@ -25,6 +25,7 @@ absl::StatusOr<SecretMetadata> FakeSecretStore::GetMetadata(absl::string_view st
   metadata_calls_.fetch_add(1, std::memory_order_relaxed);
   if (absl::Status s = ValidateSecretKey(stack, name); !s.ok()) return s;
   std::lock_guard<std::mutex> lock(mu_);
+  if (!metadata_error_.ok()) return metadata_error_;
   auto it = secrets_.find(Key(std::string(stack), std::string(name)));
   if (it == secrets_.end() || it->second.deleted || it->second.versions.empty()) {
     return absl::NotFoundError(
@@ -189,6 +190,11 @@ absl::StatusOr<std::vector<SecretMetadata>> FakeSecretStore::List(absl::string_v
 void FakeSecretStore::set_next_error(absl::Status status) {
   std::lock_guard<std::mutex> lock(mu_);
   next_error_ = std::move(status);
+}
+
+void FakeSecretStore::set_metadata_error(absl::Status status) {
+  std::lock_guard<std::mutex> lock(mu_);
+  metadata_error_ = std::move(status);
 }
 
 void FakeSecretStore::set_error(absl::Status status) {

@@ -8,7 +8,8 @@
 // and out (SecretBytes::Clone), so a caller's copy and the store's copy are wiped independently.
 //
 // Failure knobs affect Get and GetVersion only (get_calls counts both); GetMetadata has its
-// own count, metadata_calls():
+// own count, metadata_calls(), and its own knob, set_metadata_error(status): every GetMetadata
+// returns `status` until set_metadata_error(absl::OkStatus()):
 //   - set_next_error(status): the next Get returns `status`, then the knob clears itself.
 //   - set_error(status): every Get returns `status` until set_error(absl::OkStatus()).
 //   - set_latency(d): every Get sleeps `d` of real time first (for deadline tests of callers).
@@ -68,6 +69,7 @@ class FakeSecretStore : public SecretStore {
   // Failure knobs; see the file comment.
   void set_next_error(absl::Status status);
   void set_error(absl::Status status);
+  void set_metadata_error(absl::Status status);
   void set_latency(absl::Duration latency);
   void set_get_hook(std::function<void()> hook);
   int64_t get_calls() const { return get_calls_.load(std::memory_order_relaxed); }
@@ -96,6 +98,7 @@ class FakeSecretStore : public SecretStore {
   std::map<Key, Secret> secrets_;
   absl::Status next_error_;
   absl::Status error_;
+  absl::Status metadata_error_;
   absl::Duration latency_ = absl::ZeroDuration();
   std::function<void()> get_hook_;
   std::vector<ChangeListener> listeners_;

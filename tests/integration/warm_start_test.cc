@@ -144,5 +144,54 @@ TEST(WarmStartTest, ReadyOnlyOncePrefetchedAndThenServedFromTheCache) {
   EXPECT_FALSE(absl::StrContains((*sidecar)->Log(), kValue));
 }
 
+// A prefetch entry may spell the stack `stack-N`, as tokens and calls may: it warms the
+// `stacks-N` key under which the secret is stored and calls look it up (SQLite store).
+TEST(WarmStartTest, PrefetchStackSpelledStackNWarmsTheCanonicalKey) {
+  absl::StatusOr<testing::SidecarState> state = testing::SidecarState::Create(absl::StrCat(
+      "admin:\n  enabled: true\n  address: 127.0.0.1:0\n",
+      "cache:\n  prefetch:\n    - stack: stack-42\n      names: [workflows/http/auth-token]\n"));
+  ASSERT_TRUE(state.ok()) << state.status();
+  {
+    testing::SecretctlRun run;
+    run.args = {"create", absl::StrCat("--store=sqlite:", state->store_path),
+                "--kek-file", state->kek_file, "--stack", kStack,
+                "--name", "workflows/http/auth-token", "--decrypter", kService};
+    run.stdin_data = kValue;
+    const testing::SecretctlResult created = testing::RunSecretctl(run);
+    ASSERT_EQ(created.exit_code, 0) << created.Describe({kValue});
+  }
+  absl::StatusOr<std::unique_ptr<testing::SidecarProcess>> sidecar =
+      testing::SidecarProcess::Start(*state);
+  ASSERT_TRUE(sidecar.ok()) << sidecar.status();
+  const absl::Time give_up = absl::Now() + absl::Seconds(15);
+  std::string log = (*sidecar)->Log();
+  while (!absl::StrContains(log, "cache.prefetch: done") && absl::Now() < give_up) {
+    absl::SleepFor(absl::Milliseconds(50));
+    log = (*sidecar)->Log();
+  }
+  EXPECT_THAT(log, HasSubstr("\"loaded\":1"));
+  EXPECT_THAT(log, HasSubstr("\"failed\":0"));
+
+  auto channel = grpc::CreateChannel((*sidecar)->target(), grpc::InsecureChannelCredentials());
+  auto stub = secretresolver::v1::SecretResolver::NewStub(channel);
+  grpc::ClientContext context;
+  context.AddMetadata("authorization", "Bearer " + state->Token(kStack, kService));
+  secretresolver::v1::ResolveSecretsRequest request;
+  request.set_stack("stack-42");
+  (*request.mutable_refs())["api"] = "secret://workflows/http/auth-token";
+  secretresolver::v1::ResolveSecretsResponse response;
+  ASSERT_TRUE(stub->ResolveSecrets(&context, request, &response).ok());
+  ASSERT_TRUE(response.results().at("api").has_secret());
+  const std::string admin = (*sidecar)->ServingAddress("admin");
+  const size_t colon = admin.rfind(':');
+  httplib::Client http(admin.substr(0, colon), std::stoi(admin.substr(colon + 1)));
+  auto metrics = http.Get("/metrics");
+  ASSERT_TRUE(metrics);
+  EXPECT_EQ(Metric(metrics->body, "secret_resolver_cache_hits"), 1);
+  EXPECT_EQ(Metric(metrics->body, "secret_resolver_cache_misses"), 0);
+  (*sidecar)->Terminate();
+  EXPECT_FALSE(absl::StrContains((*sidecar)->Log(), kValue));
+}
+
 }  // namespace
 }  // namespace secret_resolver

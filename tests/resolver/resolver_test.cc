@@ -15,6 +15,7 @@
 #include <gtest/gtest.h>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "tests/fakes/fake_clock.h"
 #include "tests/fakes/fake_secret_store.h"
 
@@ -358,6 +359,26 @@ TEST_F(ResolverTest, ServesStaleValueWhenStoreFailsAfterTtl) {
   EXPECT_EQ(Of(*results, "k").status.code(), absl::StatusCode::kUnavailable);
 }
 
+// With the newest version served stale, a pin above it may name a version the store has made
+// since: not a definite NOT_FOUND but the store's error, which clients retry.
+TEST_F(ResolverTest, APinAboveAStaleNewestVersionIsUnavailableNotNotFound) {
+  ASSERT_TRUE(Of(*resolver_->Resolve(caller_, Request(kOneRef)), "k").status.ok());  // version 1
+  clock_.Advance(absl::Seconds(301));
+  store_.set_error(absl::UnavailableError("store down"));
+  ResolveRequest request = Request(kOneRef);
+  request.versions = {{"k", 2}};
+  absl::StatusOr<ResolveResults> results = resolver_->Resolve(caller_, request);
+  ASSERT_TRUE(results.ok()) << results.status();
+  EXPECT_EQ(Of(*results, "k").status.code(), absl::StatusCode::kUnavailable)
+      << Of(*results, "k").status;
+
+  // Once the store answers, the pinned version is judged on what it holds.
+  store_.set_error(absl::OkStatus());
+  results = resolver_->Resolve(caller_, request);
+  ASSERT_TRUE(results.ok()) << results.status();
+  EXPECT_EQ(Of(*results, "k").status.code(), absl::StatusCode::kNotFound);
+}
+
 TEST_F(ResolverTest, ConcurrentCallersOfSeveralStacksSeeOnlyTheirOwnValues) {
   constexpr int kStacks = 4;
   for (int i = 0; i < kStacks; ++i) {
@@ -530,6 +551,39 @@ TEST_F(ResolverCheckTest, ChecksEveryReferenceAsResolveWouldWithoutReadingAnyVal
   // The check read metadata once per distinct name the caller may read, and no value.
   EXPECT_EQ(store_.metadata_calls(), 3);
   EXPECT_EQ(store_.get_calls(), 3);  // Resolve's fetches, none of them the check's
+}
+
+TEST_F(ResolverCheckTest, StopsAskingAnUnreachableStoreAfterTheFirstFailure) {
+  Put("workflows/http/auth-token", "rotated", {kService});
+  store_.set_metadata_error(absl::UnavailableError("the store is unreachable"));
+  caller_.permissions = {"secret.grafana.app/securevalues/workflows/http/auth-token:decrypt",
+                         "secret.grafana.app/securevalues/workflows/db/password:decrypt",
+                         "secret.grafana.app/securevalues/missing:decrypt"};
+  const int64_t before = store_.metadata_calls();
+  absl::StatusOr<ResolveResults> checked = resolver_->Check(
+      caller_, Request({{"api", "secret://workflows/http/auth-token"},
+                        {"db", "secret://workflows/db/password"},
+                        {"missing", "secret://missing"}}));
+  ASSERT_TRUE(checked.ok()) << checked.status();
+  for (const char* key : {"api", "db", "missing"}) {
+    EXPECT_EQ(Of(*checked, key).status.code(), absl::StatusCode::kUnavailable) << key;
+  }
+  EXPECT_EQ(store_.metadata_calls() - before, 1);
+}
+
+TEST_F(ResolverCheckTest, APassedDeadlineAnswersDeadlineExceededWithoutAskingTheStore) {
+  caller_.permissions = {"secret.grafana.app/securevalues/workflows/http/auth-token:decrypt",
+                         "secret.grafana.app/securevalues/workflows/db/password:decrypt"};
+  const int64_t before = store_.metadata_calls();
+  absl::StatusOr<ResolveResults> checked =
+      resolver_->Check(caller_,
+                       Request({{"api", "secret://workflows/http/auth-token"},
+                                {"db", "secret://workflows/db/password"}}),
+                       absl::Now() - absl::Seconds(1));
+  ASSERT_TRUE(checked.ok()) << checked.status();
+  EXPECT_EQ(Of(*checked, "api").status.code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_EQ(Of(*checked, "db").status.code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_EQ(store_.metadata_calls(), before);
 }
 
 TEST_F(ResolverCheckTest, WholeCallErrorsAreResolves) {

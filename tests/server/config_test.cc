@@ -200,7 +200,7 @@ TEST(ConfigTest, ExplicitZeroDurationsStayZeroWhereZeroMeansSomething) {
   absl::StatusOr<Config> config = ParseConfigYaml(R"(
 auth: {leeway: 0s}
 cache: {ttl: 0s, refresh_ahead: 0s, refresh_jitter: 0s, negative_ttl: 0s, max_stale: 0s,
-        stale_after: 0s}
+        stale_after: 0s, unconfirmed_grace: 0s}
 shutdown_grace: 0s
 )",
                                                   "t.yaml");
@@ -213,6 +213,8 @@ shutdown_grace: 0s
   EXPECT_EQ(config->cache().max_stale().seconds(), 0);
   EXPECT_EQ(config->cache().stale_after().seconds(), 0);
   EXPECT_EQ(config->cache().stale_after().nanos(), 0);
+  EXPECT_EQ(config->cache().unconfirmed_grace().seconds(), 0);
+  EXPECT_EQ(config->cache().unconfirmed_grace().nanos(), 0);
   EXPECT_EQ(config->shutdown_grace().seconds(), 0);
   EXPECT_EQ(config->cache().ttl().seconds(), 300);  // a zero TTL would mean no cache: default
 }

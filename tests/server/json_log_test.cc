@@ -369,6 +369,18 @@ TEST_F(JsonLogTest, BufferedLinesAreWrittenByFlushAndByTheDestructor) {
   EXPECT_EQ(lines[2]["msg"], "two");
 }
 
+TEST_F(JsonLogTest, FlushForWritesTheBufferedLinesWithinItsBound) {
+  JsonLoggerOptions options = Options();
+  options.flush_interval = absl::Hours(1);  // only a flush writes
+  JsonLogger logger(&out_, options);
+  logger.Info("buffered before the exit");
+  EXPECT_EQ(out_.str(), "");
+  EXPECT_TRUE(logger.FlushFor(absl::Seconds(5)));
+  std::vector<Json> lines = ParseLines(out_.str());
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_EQ(lines[0]["msg"], "buffered before the exit");
+}
+
 TEST_F(JsonLogTest, BufferedLinesAreWrittenWithinTheInterval) {
   const std::string path = absl::StrCat(std::getenv("TEST_TMPDIR"), "/interval.log");
   FILE* file = std::fopen(path.c_str(), "w");

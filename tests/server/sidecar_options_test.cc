@@ -45,7 +45,7 @@ cache:
   prefetch:
     - stack: stacks-1
       names: [a, b/c]
-    - stack: stacks-2
+    - stack: stack-2
       names: [d]
 limits:
   max_refs: 9
@@ -115,7 +115,7 @@ TEST(SidecarOptionsTest, PrefetchOptions) {
   EXPECT_EQ(options.secrets[0].stack, "stacks-1");
   EXPECT_EQ(options.secrets[0].name, "a");
   EXPECT_EQ(options.secrets[1].name, "b/c");
-  EXPECT_EQ(options.secrets[2].stack, "stacks-2");
+  EXPECT_EQ(options.secrets[2].stack, "stacks-2");  // configured as stack-2: the canonical key
   EXPECT_EQ(options.secrets[2].name, "d");
   EXPECT_EQ(options.parallelism, 5u);
   EXPECT_EQ(options.keep_warm_interval, absl::Milliseconds(1500));  // half of refresh_ahead
