@@ -31,6 +31,8 @@
 namespace secret_resolver {
 namespace {
 
+using ::secretresolver::v1::RedactLogsRequest;
+using ::secretresolver::v1::RedactLogsResponse;
 using ::secretresolver::v1::ResolveSecretsRequest;
 using ::secretresolver::v1::ResolveSecretsResponse;
 using ::secretresolver::v1::SecretResolver;
@@ -235,6 +237,52 @@ TEST_F(ShutdownFaultsTest, ExitsWithinTheGraceWhileTheStoreHangs) {
     EXPECT_TRUE(code == grpc::StatusCode::OK || code == grpc::StatusCode::UNAVAILABLE)
         << "calls in flight at SIGTERM ended " << code << ": " << outcomes;
   }
+}
+
+// A RedactLogs stream open at SIGTERM (started, one chunk answered, its caller quiet, the end of
+// its chunk held back because it could begin the value): the stream ends UNAVAILABLE (or OK),
+// never CANCELLED, after the held-back bytes came; the process exits 0 within the grace.
+TEST_F(ShutdownFaultsTest, RedactStreamOpenAtSigtermEndsUnavailableWithItsTail) {
+  Start("shutdown_grace: 5s\n");
+  auto stub = SecretResolver::NewStub(
+      grpc::CreateChannel(sidecar_->target(), grpc::InsecureChannelCredentials()));
+  grpc::ClientContext context;
+  context.AddMetadata("authorization", "Bearer " + state_->Token(kStack, kService));
+  auto stream = stub->RedactLogs(&context);
+  RedactLogsRequest start;
+  start.mutable_start()->set_stack(kStack);
+  (*start.mutable_start()->mutable_refs())["token"] = absl::StrCat("secret://", kName);
+  RedactLogsResponse started;
+  ASSERT_TRUE(stream->Write(start) && stream->Read(&started)) << stream->Finish().error_message();
+  ASSERT_TRUE(started.has_started());
+  const std::string placeholder = started.started().placeholders().at("token");
+  const std::string prefix = std::string(kValue).substr(0, 7);  // held back: it may begin kValue
+  RedactLogsRequest chunk;
+  chunk.set_chunk(absl::StrCat("token=", kValue, " next=", prefix));
+  ASSERT_TRUE(stream->Write(chunk));
+  RedactLogsResponse answer;
+  ASSERT_TRUE(stream->Read(&answer));
+  std::string output = answer.chunk();
+  // Some of the end stays held back (at least `prefix`).
+  ASSERT_LE(output.size(), absl::StrCat("token=", placeholder, " next=").size()) << output;
+
+  grpc::Status ended;
+  std::thread reader([&] {
+    RedactLogsResponse response;
+    while (stream->Read(&response)) output += response.chunk();
+    ended = stream->Finish();
+  });
+  const int status = sidecar_->Terminate(absl::Seconds(6));
+  reader.join();
+  ASSERT_NE(status, -1) << "no exit within shutdown_grace with a RedactLogs stream open";
+  ASSERT_TRUE(WIFEXITED(status)) << status;
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+  EXPECT_TRUE(ended.error_code() == grpc::StatusCode::UNAVAILABLE ||
+              ended.error_code() == grpc::StatusCode::OK)
+      << "the stream open at SIGTERM ended " << ended.error_code() << ": "
+      << ended.error_message();
+  EXPECT_EQ(output, absl::StrCat("token=", placeholder, " next=", prefix))
+      << "the held-back tail did not come";
 }
 
 // The store hangs, and the calls that reached it have given up (their deadlines passed): no call
