@@ -292,6 +292,63 @@ TEST_F(ShutdownFaultsTest, RedactStreamOpenAtSigtermEndsUnavailableWithItsTail) 
       << "the held-back tail did not come";
 }
 
+// The store hangs: a RedactLogs stream whose start waits on it holds the drain. Streams opened
+// during the drain are each answered UNAVAILABLE by the sidecar (every queue keeps one requested),
+// and the blocked one is answered UNAVAILABLE at the end of the grace; the process exits 0.
+TEST_F(ShutdownFaultsTest, RedactStreamsDuringTheDrainAndOnAHungStoreEndUnavailable) {
+  Start("shutdown_grace: 2s\n");
+  const std::string shm = state_->store_path + "-shm";
+  const int locker = open(shm.c_str(), O_RDWR | O_CLOEXEC);
+  ASSERT_GE(locker, 0) << shm;
+  struct flock shm_lock {};
+  shm_lock.l_type = F_WRLCK;
+  shm_lock.l_whence = SEEK_SET;
+  shm_lock.l_start = 123;  // WAL_READ_LOCK(0..4), as above
+  shm_lock.l_len = 5;
+  ASSERT_EQ(fcntl(locker, F_SETLK, &shm_lock), 0) << "cannot lock " << shm;
+  auto stub = SecretResolver::NewStub(
+      grpc::CreateChannel(sidecar_->target(), grpc::InsecureChannelCredentials()));
+  // Opens a stream and sends `start` with an unknown name (read from the store); returns how
+  // the stream ended.
+  auto run_stream = [&](const std::string& name) {
+    grpc::ClientContext context;
+    context.AddMetadata("authorization", "Bearer " + state_->Token(kStack, kService));
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    auto stream = stub->RedactLogs(&context);
+    RedactLogsRequest start;
+    start.mutable_start()->set_stack(kStack);
+    (*start.mutable_start()->mutable_refs())["x"] = absl::StrCat("secret://unknown/", name);
+    RedactLogsResponse response;
+    if (stream->Write(start)) {
+      while (stream->Read(&response)) {
+      }
+    }
+    return stream->Finish();
+  };
+  grpc::Status blocked;
+  std::thread blocked_stream([&] { blocked = run_stream("blocked"); });
+  absl::SleepFor(absl::Milliseconds(500));  // its start is on a worker, waiting on the store
+  int status = -1;
+  std::thread terminate([&] { status = sidecar_->Terminate(absl::Seconds(3)); });
+  absl::SleepFor(absl::Milliseconds(300));  // the drain has begun
+  std::vector<grpc::Status> during;
+  for (int i = 0; i < 8; ++i) during.push_back(run_stream(absl::StrCat("during-", i)));
+  terminate.join();
+  blocked_stream.join();
+  close(locker);
+  ASSERT_NE(status, -1) << "no exit within shutdown_grace";
+  ASSERT_TRUE(WIFEXITED(status)) << status;
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+  std::cout << "blocked stream: " << blocked.error_code() << " (" << blocked.error_message()
+            << ")\n";
+  EXPECT_EQ(blocked.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(blocked.error_message(), "the sidecar is shutting down");
+  for (size_t i = 0; i < during.size(); ++i) {
+    EXPECT_EQ(during[i].error_code(), grpc::StatusCode::UNAVAILABLE) << "stream " << i;
+    EXPECT_EQ(during[i].error_message(), "the sidecar is shutting down") << "stream " << i;
+  }
+}
+
 // The store hangs, and the calls that reached it have given up (their deadlines passed): no call
 // is in flight at SIGTERM, but the cache's fetches are still blocked in the store. Tearing the
 // cache and the store down would wait for them; the sidecar exits 0 within the grace anyway.
