@@ -139,7 +139,7 @@ struct GrpcServices::Shared {
     return false;
   }
   // Hands a RedactLogs stream's `task` to the pool unless draining; false when not taken. Not
-  // tracked in `on_pool`: a stream's start is answered by its own call object.
+  // tracked in `on_pool`: the stream is in redact_streams.starting (see AbandonWork).
   bool DispatchStreamWork(std::function<void()> task) {
     std::lock_guard<std::mutex> lock(mu);
     if (draining.load(std::memory_order_relaxed)) return false;
@@ -512,6 +512,9 @@ GrpcServices::GrpcServices(ResolveHandler* handler, ThreadPool* pool, CallObserv
   streams.dispatch = [shared](std::function<void()> task) {
     return shared->DispatchStreamWork(std::move(task));
   };
+  streams.matched = [shared](absl::Time at) {
+    shared->last_match_ns.store(absl::ToUnixNanos(at), std::memory_order_relaxed);
+  };
   streams.is_draining = [shared] { return shared->IsDraining(); };
   streams.call_started = [shared] {
     shared->live_calls.fetch_add(1, std::memory_order_relaxed);
@@ -567,6 +570,7 @@ void GrpcServices::BeginDrain() {
   }
   // Watch streams never end by themselves: they end UNAVAILABLE now.
   if (shared_->watch_streams.hub != nullptr) shared_->watch_streams.hub->BeginDrain();
+  EndReadingRedactStreams(&shared_->redact_streams);
 }
 
 bool GrpcServices::AwaitDrained(absl::Time deadline) {
@@ -578,16 +582,23 @@ bool GrpcServices::AwaitDrained(absl::Time deadline) {
           shared_->last_match_ns.load(std::memory_order_relaxed));
       const bool settled = now - last_match >= kQuietForSettle ||
                            now - shared_->drain_began >= kMaxSettle;
-      if (shared_->on_pool.empty() && settled) return true;
-      if (now >= deadline) return shared_->on_pool.empty();
+      // A RedactLogs stream ends once the answer to its current chunk is out (BeginDrain ended
+      // those waiting for a chunk); until then it holds the drain like a call on the pool.
+      const bool idle = shared_->on_pool.empty() &&
+                        shared_->redact_streams.active.load(std::memory_order_relaxed) == 0;
+      if (idle && settled) return true;
+      if (now >= deadline) return idle;
     }
     absl::SleepFor(std::min(absl::Milliseconds(10), deadline - now));
   }
 }
 
 void GrpcServices::AbandonWork() {
-  std::lock_guard<std::mutex> lock(shared_->mu);
-  for (PooledCall* call : shared_->on_pool) call->AnswerUnavailable();
+  {
+    std::lock_guard<std::mutex> lock(shared_->mu);
+    for (PooledCall* call : shared_->on_pool) call->AnswerUnavailable();
+  }
+  AbandonRedactStarts(&shared_->redact_streams);
 }
 
 void GrpcServices::Stop() {

@@ -68,16 +68,18 @@ class GrpcServices {
 
   // From now on calls are not handed to the pool (those queued there are answered without
   // being worked on), and calls that arrive are answered UNAVAILABLE: the first step of a
-  // shutdown, while the server still runs, so that gRPC cancels none of them.
+  // shutdown, while the server still runs, so that gRPC cancels none of them. RedactLogs streams
+  // stop reading: each sends what it held back and ends UNAVAILABLE (redact_call.h).
   void BeginDrain();
 
   // After BeginDrain(): waits until every call handed to the pool has been answered and the
   // calls gRPC had received but not yet handed over are answered too (none matched for 100 ms,
-  // or 1 s since BeginDrain), or until `deadline`. True when no call is left on the pool.
+  // or 1 s since BeginDrain), and every RedactLogs stream has ended, or until `deadline`. True
+  // when no call is left on the pool and no stream is left.
   bool AwaitDrained(absl::Time deadline);
 
-  // Answers UNAVAILABLE every call still on the pool (its worker blocked, e.g. on a hung
-  // store); a worker's answer that comes later is dropped. The pool's threads and everything
+  // Answers UNAVAILABLE every call, and every RedactLogs stream's start, still on the pool (its
+  // worker blocked, e.g. on a hung store); a worker's answer that comes later is dropped. The pool's threads and everything
   // they use (handler, resolver, cache, store, these services) must then be left alive: the
   // process exits without waiting for them.
   void AbandonWork();

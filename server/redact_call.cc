@@ -37,6 +37,8 @@ grpc::ByteBuffer ChunkResponse(absl::string_view text) {
   return grpc::ByteBuffer(slices, text.empty() ? 1 : 2);
 }
 
+}  // namespace
+
 // One RedactLogs stream: requested from the queue; its first message (start) checked and
 // resolved here or on the pool, like a ResolveSecrets call; then, in turn, one chunk read,
 // redacted and answered, until the caller half-closes, when what was held back goes out and
@@ -44,6 +46,7 @@ grpc::ByteBuffer ChunkResponse(absl::string_view text) {
 // is read only once the answer to the last one is written, so a caller that does not read its
 // answers stops the stream rather than making it buffer (HTTP/2 flow control holds the caller
 // back). An answer longer than max_message_bytes goes out in several responses.
+// (Outside the unnamed namespace: RedactStreams names it.)
 class RedactCall final : public QueueTag {
  public:
   static void Request(RedactStreams* streams, grpc::ServerCompletionQueue* queue) {
@@ -55,7 +58,8 @@ class RedactCall final : public QueueTag {
     switch (step_) {
       case Step::kRequested:
         if (!ok) {
-          delete this;  // shutting down, never matched: no done tag comes
+          streams_->call_ended();
+          Release();  // shutting down, never matched: no done tag comes
           return;
         }
         Matched();
@@ -75,24 +79,6 @@ class RedactCall final : public QueueTag {
         }
         WriteOrRead();
         return;
-      case Step::kReading:
-        if (!ok) {
-          // The caller half-closed (or went away): what was held back is complete now.
-          redaction_->Flush();
-          if (output_.empty()) {
-            Finish(absl::OkStatus());
-          } else {
-            last_write_ = true;
-            WriteOrRead();
-          }
-          return;
-        }
-        if (absl::Status redacted = RedactChunk(); !redacted.ok()) {
-          Finish(redacted);
-          return;
-        }
-        WriteOrRead();
-        return;
       case Step::kFinishing:
         finish_ok_ = ok;
         finish_returned_ = true;
@@ -103,15 +89,27 @@ class RedactCall final : public QueueTag {
 
   ~RedactCall() override {
     redaction_.reset();  // wipes what it held back
-    if (counted_) streams_->active.fetch_sub(1, std::memory_order_relaxed);
-    streams_->call_ended();
+  }
+
+  // Under streams_->mu, while this stream waits for a chunk (in `reading`): ends it for the
+  // drain. The read stays outstanding; its tag is dropped when it comes back.
+  void EndReading() {
+    ended_while_reading_ = true;
+    EndForDrain();
+  }
+
+  // Under streams_->mu, while this stream's start is on the pool (in `starting`): answers
+  // UNAVAILABLE; the worker's answer is dropped.
+  void AbandonStart() {
+    abandoned_ = true;
+    Finish(absl::UnavailableError("the sidecar is shutting down"));
   }
 
  private:
-  enum class Step { kRequested, kReadingStart, kWriting, kReading, kFinishing };
+  enum class Step { kRequested, kReadingStart, kWriting, kFinishing };
 
   RedactCall(RedactStreams* streams, grpc::ServerCompletionQueue* queue)
-      : streams_(streams), queue_(queue), stream_(&context_), done_tag_(this) {
+      : streams_(streams), queue_(queue), stream_(&context_), done_tag_(this), read_tag_(this) {
     streams_->call_started();
     context_.AsyncNotifyWhenDone(&done_tag_);
   }
@@ -128,13 +126,72 @@ class RedactCall final : public QueueTag {
     RedactCall* const call_;
   };
 
+  // The tag of a chunk's read.
+  class ReadTag final : public QueueTag {
+   public:
+    explicit ReadTag(RedactCall* call) : call_(call) {}
+    void Proceed(bool ok) override { call_->OnChunk(ok); }
+
+   private:
+    RedactCall* const call_;
+  };
+
+  // A chunk was read (`ok`), or the caller half-closed (or went away), or the stream was ended
+  // for the drain while the read was outstanding.
+  void OnChunk(bool ok) {
+    bool ended = false;
+    {
+      std::lock_guard<std::mutex> lock(streams_->mu);
+      streams_->reading.erase(this);
+      ended = ended_while_reading_;
+    }
+    reading_ = false;
+    if (ended) {
+      input_.Clear();
+      CompleteIfDone();
+      return;
+    }
+    if (!ok) {
+      // The caller half-closed (or went away): what was held back is complete now.
+      redaction_->Flush();
+      if (output_.empty()) {
+        Finish(absl::OkStatus());
+      } else {
+        last_write_ = true;
+        WriteOrRead();
+      }
+      return;
+    }
+    if (absl::Status redacted = RedactChunk(); !redacted.ok()) {
+      Finish(redacted);
+      return;
+    }
+    WriteOrRead();
+  }
+
+  // The drain: rather than reading more, what was held back goes out (as at a half-close), and
+  // the stream ends UNAVAILABLE.
+  void EndForDrain() {
+    redaction_->Flush();
+    last_write_ = true;
+    ending_for_drain_ = true;
+    if (output_.empty()) {
+      Finish(absl::UnavailableError("the sidecar is shutting down"));
+      return;
+    }
+    WriteOrRead();
+  }
+
   void Matched() {
     start_ = absl::Now();
+    streams_->matched(start_);
+    // Keep a stream of this kind requested, during a drain too: one gRPC has received but not
+    // matched when the server shuts down would be cancelled.
+    Request(streams_, queue_);
     if (streams_->is_draining()) {
       Finish(absl::UnavailableError("the sidecar is shutting down"));
       return;
     }
-    Request(streams_, queue_);  // keep a stream of this kind requested
     if (!TakeStreamPlace()) {
       Finish(absl::ResourceExhaustedError(
           absl::StrCat("too many RedactLogs streams (limits.max_redact_streams is ",
@@ -164,14 +221,31 @@ class RedactCall final : public QueueTag {
       Started(*std::move(answered));
       return;
     }
+    holders_.fetch_add(1, std::memory_order_relaxed);  // the pool's task
+    {
+      std::lock_guard<std::mutex> lock(streams_->mu);
+      streams_->starting.insert(this);
+    }
     const bool accepted = streams_->dispatch([this, deadline] {
-      if (streams_->is_draining()) {
-        Finish(absl::UnavailableError("the sidecar is shutting down"));
-        return;
+      absl::StatusOr<RedactionSession> session =
+          streams_->is_draining()
+              ? absl::UnavailableError("the sidecar is shutting down")
+              : streams_->handler->StartRedaction(credentials_, start_request_, deadline);
+      bool abandoned = false;
+      {
+        std::lock_guard<std::mutex> lock(streams_->mu);
+        streams_->starting.erase(this);
+        abandoned = abandoned_;
       }
-      Started(streams_->handler->StartRedaction(credentials_, start_request_, deadline));
+      if (!abandoned) Started(std::move(session));
+      Release();
     });
     if (!accepted) {
+      {
+        std::lock_guard<std::mutex> lock(streams_->mu);
+        streams_->starting.erase(this);
+      }
+      holders_.fetch_sub(1, std::memory_order_relaxed);
       Finish(streams_->is_draining()
                  ? absl::UnavailableError("the sidecar is shutting down")
                  : absl::ResourceExhaustedError("the sidecar is overloaded; retry with backoff"));
@@ -262,11 +336,22 @@ class RedactCall final : public QueueTag {
       ResetOutput();
       answered_ = false;
       if (last_write_) {
-        Finish(absl::OkStatus());
+        Finish(ending_for_drain_ ? absl::UnavailableError("the sidecar is shutting down")
+                                 : absl::OkStatus());
         return;
       }
-      step_ = Step::kReading;
-      stream_.Read(&input_, this);
+      {
+        // Checked with the stream entered in `reading`, under the lock EndReadingRedactStreams
+        // takes after the drain began: a stream either sees the drain or is ended by it.
+        std::lock_guard<std::mutex> lock(streams_->mu);
+        if (!streams_->is_draining()) {
+          streams_->reading.insert(this);
+          reading_ = true;
+          stream_.Read(&input_, &read_tag_);
+          return;
+        }
+      }
+      EndForDrain();
       return;
     }
     const size_t piece = std::min(output_.size() - written_, std::max<size_t>(1, streams_->limits.max_message_bytes));
@@ -298,14 +383,25 @@ class RedactCall final : public QueueTag {
     stream_.Finish(ToGrpcStatus(status), this);
   }
 
+  // Once the finish, done and read tags are all back (on this stream's queue thread), the
+  // observer is told what the caller got, the stream is over, and the queue lets go of it.
   void CompleteIfDone() {
-    if (!finish_returned_ || !done_returned_) return;
+    if (!finish_returned_ || !done_returned_ || reading_) return;
     if (streams_->observer) {
       const bool died_first = !finish_ok_ || context_.IsCancelled();
       streams_->observer(kName, died_first ? absl::StatusCode::kCancelled : sent_code_,
                         absl::Now() - start_);
     }
-    delete this;
+    if (counted_) streams_->active.fetch_sub(1, std::memory_order_relaxed);
+    streams_->call_ended();
+    Release();
+  }
+
+  // Drops a holder's reference; the last one deletes the stream. The holders are the queue
+  // (until the stream is over) and the pool's task (until it returns), so a stream answered by
+  // AbandonRedactStarts while its worker is blocked stays valid for that worker.
+  void Release() {
+    if (holders_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
   }
 
   static constexpr absl::string_view kName = "RedactLogs";
@@ -318,10 +414,16 @@ class RedactCall final : public QueueTag {
   grpc::ServerContext context_;
   grpc::ServerAsyncReaderWriter<grpc::ByteBuffer, grpc::ByteBuffer> stream_;
   DoneTag done_tag_;
+  ReadTag read_tag_;
+  std::atomic<int> holders_{1};  // see Release()
+  // Set under streams_->mu (see EndReading, AbandonStart).
+  bool ended_while_reading_ = false;
+  bool abandoned_ = false;
   // Only one operation is outstanding at a time, so these are touched by one thread at a time
   // (a queue thread, or the pool thread that resolves the first message).
   Step step_ = Step::kRequested;
   bool counted_ = false;  // holds one of the max_redact_streams places
+  bool reading_ = false;  // a chunk's read is outstanding (queue thread only)
   CallCredentials credentials_;
   secretresolver::v1::RedactLogsStart start_request_;
   std::unique_ptr<client::RedactionStream> redaction_;
@@ -330,6 +432,7 @@ class RedactCall final : public QueueTag {
   size_t written_ = 0;  // bytes of output_ sent
   bool answered_ = false;  // a response for the last message went out
   bool last_write_ = false;  // the flush after the half-close: finish once written
+  bool ending_for_drain_ = false;  // that flush was for a drain: finish UNAVAILABLE
   grpc::ByteBuffer out_buffer_;
   bool finish_returned_ = false;
   bool finish_ok_ = false;
@@ -338,10 +441,20 @@ class RedactCall final : public QueueTag {
   absl::Time start_;
 };
 
-}  // namespace
-
 void RequestRedactCall(RedactStreams* streams, grpc::ServerCompletionQueue* queue) {
   RedactCall::Request(streams, queue);
+}
+
+void EndReadingRedactStreams(RedactStreams* streams) {
+  std::lock_guard<std::mutex> lock(streams->mu);
+  for (RedactCall* call : streams->reading) call->EndReading();
+  streams->reading.clear();
+}
+
+void AbandonRedactStarts(RedactStreams* streams) {
+  std::lock_guard<std::mutex> lock(streams->mu);
+  for (RedactCall* call : streams->starting) call->AbandonStart();
+  streams->starting.clear();
 }
 
 }  // namespace secret_resolver

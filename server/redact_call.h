@@ -12,14 +12,22 @@
 // held back goes out and the stream finishes OK. At most `max_streams` streams run at once; one
 // more is refused RESOURCE_EXHAUSTED. Values stay in the Redactor; the held-back bytes are wiped.
 //
+// Shutdown: once the services drain, a stream no longer reads: EndReadingRedactStreams ends
+// those waiting for a chunk, the others end once their current answer is out; what was held back
+// goes out first and the stream finishes UNAVAILABLE. AbandonRedactStarts answers UNAVAILABLE the
+// streams whose start is still on a (blocked) worker; that worker's answer is then dropped.
+//
 // Thread safety: RequestRedactCall from the thread that starts the services; each stream then
-// runs on its queue's thread (and once on a pool thread), one operation at a time.
+// runs on its queue's thread (and once on a pool thread), one operation at a time, except that
+// EndReadingRedactStreams and AbandonRedactStarts (any thread) finish streams under `mu`.
 #ifndef SECRET_RESOLVER_SERVER_REDACT_CALL_H_
 #define SECRET_RESOLVER_SERVER_REDACT_CALL_H_
 
 #include <atomic>
 #include <cstddef>
 #include <functional>
+#include <mutex>
+#include <unordered_set>
 
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/support/async_stream.h>
@@ -28,6 +36,8 @@
 #include "server/resolve_handler.h"
 
 namespace secret_resolver {
+
+class RedactCall;  // redact_call.cc
 
 struct RedactLimits {
   // RedactLogs streams open at once (limits.max_redact_streams).
@@ -50,6 +60,8 @@ struct RedactStreams {
   std::function<CallCredentials(const grpc::ServerContext&)> credentials_of;
   // Hands a task to the worker pool; false when not taken (full, or draining).
   std::function<bool(std::function<void()>)> dispatch;
+  // A stream was matched at this time (for the drain's settling).
+  std::function<void(absl::Time)> matched;
   // True once the services began to drain.
   std::function<bool()> is_draining;
   // A stream came into existence, and went; the services wait for every call to go.
@@ -57,11 +69,22 @@ struct RedactStreams {
   std::function<void()> call_ended;
 
   std::atomic<size_t> active{0};  // streams past their limit check and not yet over
+
+  std::mutex mu;
+  std::unordered_set<RedactCall*> reading;   // guarded by mu: waiting for the next chunk
+  std::unordered_set<RedactCall*> starting;  // guarded by mu: their start is on the pool
 };
 
 // Asks `queue` for the next RedactLogs stream. Each stream requests the next one once it
 // arrives, so one is always requested per queue.
 void RequestRedactCall(RedactStreams* streams, grpc::ServerCompletionQueue* queue);
+
+// Once `is_draining` is true: ends every stream waiting for its next chunk (what it held back
+// goes out, then UNAVAILABLE).
+void EndReadingRedactStreams(RedactStreams* streams);
+
+// Answers UNAVAILABLE every stream whose start is still on the pool (its worker blocked).
+void AbandonRedactStarts(RedactStreams* streams);
 
 }  // namespace secret_resolver
 

@@ -31,6 +31,8 @@
 namespace secret_resolver {
 namespace {
 
+using ::secretresolver::v1::RedactLogsRequest;
+using ::secretresolver::v1::RedactLogsResponse;
 using ::secretresolver::v1::ResolveSecretsRequest;
 using ::secretresolver::v1::ResolveSecretsResponse;
 using ::secretresolver::v1::SecretResolver;
@@ -234,6 +236,116 @@ TEST_F(ShutdownFaultsTest, ExitsWithinTheGraceWhileTheStoreHangs) {
   for (const auto& [code, count] : outcomes_.by_code) {
     EXPECT_TRUE(code == grpc::StatusCode::OK || code == grpc::StatusCode::UNAVAILABLE)
         << "calls in flight at SIGTERM ended " << code << ": " << outcomes;
+  }
+}
+
+// A RedactLogs stream open at SIGTERM (started, one chunk answered, its caller quiet, the end of
+// its chunk held back because it could begin the value): the stream ends UNAVAILABLE (or OK),
+// never CANCELLED, after the held-back bytes came; the process exits 0 within the grace.
+TEST_F(ShutdownFaultsTest, RedactStreamOpenAtSigtermEndsUnavailableWithItsTail) {
+  Start("shutdown_grace: 5s\n");
+  auto stub = SecretResolver::NewStub(
+      grpc::CreateChannel(sidecar_->target(), grpc::InsecureChannelCredentials()));
+  grpc::ClientContext context;
+  context.AddMetadata("authorization", "Bearer " + state_->Token(kStack, kService));
+  auto stream = stub->RedactLogs(&context);
+  RedactLogsRequest start;
+  start.mutable_start()->set_stack(kStack);
+  (*start.mutable_start()->mutable_refs())["token"] = absl::StrCat("secret://", kName);
+  RedactLogsResponse started;
+  ASSERT_TRUE(stream->Write(start) && stream->Read(&started)) << stream->Finish().error_message();
+  ASSERT_TRUE(started.has_started());
+  const std::string placeholder = started.started().placeholders().at("token");
+  const std::string prefix = std::string(kValue).substr(0, 7);  // held back: it may begin kValue
+  RedactLogsRequest chunk;
+  chunk.set_chunk(absl::StrCat("token=", kValue, " next=", prefix));
+  ASSERT_TRUE(stream->Write(chunk));
+  RedactLogsResponse answer;
+  ASSERT_TRUE(stream->Read(&answer));
+  std::string output = answer.chunk();
+  // Some of the end stays held back (at least `prefix`).
+  ASSERT_LE(output.size(), absl::StrCat("token=", placeholder, " next=").size()) << output;
+
+  grpc::Status ended;
+  std::thread reader([&] {
+    RedactLogsResponse response;
+    while (stream->Read(&response)) output += response.chunk();
+    ended = stream->Finish();
+  });
+  const int status = sidecar_->Terminate(absl::Seconds(6));
+  reader.join();
+  std::cout << "RedactLogs stream open at SIGTERM ended " << ended.error_code() << " ("
+            << ended.error_message() << ")\n";
+  ASSERT_NE(status, -1) << "no exit within shutdown_grace with a RedactLogs stream open";
+  ASSERT_TRUE(WIFEXITED(status)) << status;
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+  EXPECT_TRUE(ended.error_code() == grpc::StatusCode::UNAVAILABLE ||
+              ended.error_code() == grpc::StatusCode::OK)
+      << "the stream open at SIGTERM ended " << ended.error_code() << ": "
+      << ended.error_message();
+  // The sidecar's own answer, not gRPC's Shutdown cancelling the stream (which a client also
+  // sees as UNAVAILABLE, "Cancelling all calls").
+  if (ended.error_code() == grpc::StatusCode::UNAVAILABLE) {
+    EXPECT_EQ(ended.error_message(), "the sidecar is shutting down");
+  }
+  EXPECT_EQ(output, absl::StrCat("token=", placeholder, " next=", prefix))
+      << "the held-back tail did not come";
+}
+
+// The store hangs: a RedactLogs stream whose start waits on it holds the drain. Streams opened
+// during the drain are each answered UNAVAILABLE by the sidecar (every queue keeps one requested),
+// and the blocked one is answered UNAVAILABLE at the end of the grace; the process exits 0.
+TEST_F(ShutdownFaultsTest, RedactStreamsDuringTheDrainAndOnAHungStoreEndUnavailable) {
+  Start("shutdown_grace: 2s\n");
+  const std::string shm = state_->store_path + "-shm";
+  const int locker = open(shm.c_str(), O_RDWR | O_CLOEXEC);
+  ASSERT_GE(locker, 0) << shm;
+  struct flock shm_lock {};
+  shm_lock.l_type = F_WRLCK;
+  shm_lock.l_whence = SEEK_SET;
+  shm_lock.l_start = 123;  // WAL_READ_LOCK(0..4), as above
+  shm_lock.l_len = 5;
+  ASSERT_EQ(fcntl(locker, F_SETLK, &shm_lock), 0) << "cannot lock " << shm;
+  auto stub = SecretResolver::NewStub(
+      grpc::CreateChannel(sidecar_->target(), grpc::InsecureChannelCredentials()));
+  // Opens a stream and sends `start` with an unknown name (read from the store); returns how
+  // the stream ended.
+  auto run_stream = [&](const std::string& name) {
+    grpc::ClientContext context;
+    context.AddMetadata("authorization", "Bearer " + state_->Token(kStack, kService));
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    auto stream = stub->RedactLogs(&context);
+    RedactLogsRequest start;
+    start.mutable_start()->set_stack(kStack);
+    (*start.mutable_start()->mutable_refs())["x"] = absl::StrCat("secret://unknown/", name);
+    RedactLogsResponse response;
+    if (stream->Write(start)) {
+      while (stream->Read(&response)) {
+      }
+    }
+    return stream->Finish();
+  };
+  grpc::Status blocked;
+  std::thread blocked_stream([&] { blocked = run_stream("blocked"); });
+  absl::SleepFor(absl::Milliseconds(500));  // its start is on a worker, waiting on the store
+  int status = -1;
+  std::thread terminate([&] { status = sidecar_->Terminate(absl::Seconds(3)); });
+  absl::SleepFor(absl::Milliseconds(300));  // the drain has begun
+  std::vector<grpc::Status> during;
+  for (int i = 0; i < 8; ++i) during.push_back(run_stream(absl::StrCat("during-", i)));
+  terminate.join();
+  blocked_stream.join();
+  close(locker);
+  ASSERT_NE(status, -1) << "no exit within shutdown_grace";
+  ASSERT_TRUE(WIFEXITED(status)) << status;
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+  std::cout << "blocked stream: " << blocked.error_code() << " (" << blocked.error_message()
+            << ")\n";
+  EXPECT_EQ(blocked.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(blocked.error_message(), "the sidecar is shutting down");
+  for (size_t i = 0; i < during.size(); ++i) {
+    EXPECT_EQ(during[i].error_code(), grpc::StatusCode::UNAVAILABLE) << "stream " << i;
+    EXPECT_EQ(during[i].error_message(), "the sidecar is shutting down") << "stream " << i;
   }
 }
 
