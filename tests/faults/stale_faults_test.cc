@@ -3,14 +3,10 @@
 // answers, unlike a killed server, whose connections fail at once) while cached entries are
 // expired. Callers must get the stale values well within their deadline, and fresh ones once
 // the server is thawed.
-#include <dirent.h>
-#include <signal.h>
 #include <sys/types.h>
 
 #include <algorithm>
 #include <cstdio>
-#include <fstream>
-#include <iterator>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -19,9 +15,7 @@
 
 #include <grpcpp/grpcpp.h>
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
@@ -29,6 +23,7 @@
 #include "resolver/secret_store.h"
 #include "resolver/store/store_config.h"
 #include "secretresolver/v1/resolver.grpc.pb.h"
+#include "tests/faults/fault_env.h"
 #include "tests/integration/sidecar_process.h"
 #include "tests/testing/postgres_environment.h"
 #include "tests/testing/postgres_server.h"
@@ -36,6 +31,8 @@
 namespace secret_resolver {
 namespace {
 
+using ::secret_resolver::testing::FrozenProcessTree;
+using ::secret_resolver::testing::ProcessTree;
 using ::secretresolver::v1::ResolveSecretsRequest;
 using ::secretresolver::v1::ResolveSecretsResponse;
 using ::secretresolver::v1::SecretResolver;
@@ -53,60 +50,6 @@ std::string NameOf(int i) { return absl::StrCat("workflows/faults/token-", i); }
 std::string ValueOf(int i, int version) {
   return absl::StrCat("planted-stale-token-", i, "-v", version);
 }
-
-// The direct children of `parent`, from /proc/*/stat (the parent id is the second field after
-// the command name, which is in parentheses and may itself hold spaces).
-std::vector<pid_t> ChildrenOf(pid_t parent) {
-  std::vector<pid_t> children;
-  DIR* proc = opendir("/proc");
-  if (proc == nullptr) return children;
-  while (const dirent* entry = readdir(proc)) {
-    pid_t pid = 0;
-    if (!absl::SimpleAtoi(entry->d_name, &pid)) continue;
-    std::ifstream stat_file(absl::StrCat("/proc/", pid, "/stat"));
-    std::string stat((std::istreambuf_iterator<char>(stat_file)),
-                     std::istreambuf_iterator<char>());
-    const size_t name_end = stat.rfind(')');
-    if (name_end == std::string::npos) continue;
-    std::vector<absl::string_view> fields =
-        absl::StrSplit(absl::string_view(stat).substr(name_end + 1), ' ', absl::SkipEmpty());
-    pid_t ppid = 0;
-    if (fields.size() > 1 && absl::SimpleAtoi(fields[1], &ppid) && ppid == parent) {
-      children.push_back(pid);
-    }
-  }
-  closedir(proc);
-  return children;
-}
-
-// Freezes this test's own PostgreSQL (its postmaster and the backends it forked: each backend
-// is a session leader of its own, so a process-group signal would miss them) with SIGSTOP, and
-// thaws it with SIGCONT on Thaw() or destruction, also when the test failed.
-class FrozenPostgres {
- public:
-  explicit FrozenPostgres(pid_t postmaster) : postmaster_(postmaster) {
-    kill(postmaster_, SIGSTOP);  // first, so that it forks nothing new meanwhile
-    for (pid_t child : ChildrenOf(postmaster_)) {
-      if (kill(child, SIGSTOP) == 0) frozen_.push_back(child);
-    }
-  }
-  ~FrozenPostgres() { Thaw(); }
-  FrozenPostgres(const FrozenPostgres&) = delete;
-  FrozenPostgres& operator=(const FrozenPostgres&) = delete;
-
-  size_t frozen_children() const { return frozen_.size(); }
-
-  void Thaw() {
-    if (postmaster_ <= 0) return;
-    for (pid_t child : frozen_) kill(child, SIGCONT);
-    kill(postmaster_, SIGCONT);
-    postmaster_ = -1;
-  }
-
- private:
-  pid_t postmaster_;
-  std::vector<pid_t> frozen_;
-};
 
 // What one call got back.
 struct Outcome {
@@ -204,8 +147,8 @@ TEST_F(StaleFaultsTest, HungPostgresServesExpiredEntriesStaleWithinTheDeadline) 
   ASSERT_EQ(first.wrong, 0);
 
   // The server hangs; the sidecar's pooled connections stay open and get no answer.
-  FrozenPostgres frozen(server_->pid());
-  ASSERT_GT(frozen.frozen_children(), 0u);
+  ASSERT_GT(ProcessTree(server_->pid()).size(), 1u) << "no PostgreSQL backend to freeze";
+  FrozenProcessTree frozen(server_->pid());
   // Hits until the TTL passes; then every value is expired and its refetch hangs.
   const absl::Time expiry_bound = absl::Now() + absl::Seconds(10);
   Outcome outcome;
