@@ -15,7 +15,7 @@ using ::secretresolver::v1::WatchSecretsRequest;
 
 absl::StatusOr<std::unique_ptr<InvalidationProbe>> InvalidationProbe::Open(
     const std::vector<std::string>& targets, const std::string& token, const std::string& name,
-    absl::Duration within) {
+    absl::Duration within, ProbeMethod method, absl::Duration poll_interval) {
   auto probe = absl::WrapUnique(new InvalidationProbe());
   WatchSecretsRequest request;
   request.set_stack(kFaultStack);
@@ -23,11 +23,18 @@ absl::StatusOr<std::unique_ptr<InvalidationProbe>> InvalidationProbe::Open(
   for (const std::string& target : targets) {
     probe->stubs_.push_back(StubFor(target));
     auto stream = std::make_unique<Stream>();
-    stream->context.AddMetadata("authorization", "Bearer " + token);
-    stream->reader = probe->stubs_.back()->WatchSecrets(&stream->context, request);
+    stream->stub = probe->stubs_.back().get();
     Stream* raw = stream.get();
     probe->streams_.push_back(std::move(stream));
-    raw->thread = std::thread([p = probe.get(), raw] { p->Read(raw); });
+    if (method == ProbeMethod::kWatch) {
+      raw->context.AddMetadata("authorization", "Bearer " + token);
+      raw->reader = raw->stub->WatchSecrets(&raw->context, request);
+      raw->thread = std::thread([p = probe.get(), raw] { p->Read(raw); });
+    } else {
+      raw->thread = std::thread([p = probe.get(), raw, token, name, poll_interval] {
+        p->Poll(raw, token, name, poll_interval);
+      });
+    }
   }
   const std::vector<absl::Time> first = probe->WaitForVersion(1, absl::Now() + within);
   int silent = 0;
@@ -37,21 +44,54 @@ absl::StatusOr<std::unique_ptr<InvalidationProbe>> InvalidationProbe::Open(
   {
     std::lock_guard<std::mutex> lock(probe->mu_);
     for (const std::unique_ptr<Stream>& stream : probe->streams_) {
-      if (stream->ended) {
-        why = absl::StrCat("; a stream ended ", stream->status.error_code(), ": ",
+      if (!stream->status.ok()) {
+        why = absl::StrCat("; one ended or failed ", stream->status.error_code(), ": ",
                            stream->status.error_message());
         break;
       }
     }
   }
   return absl::DeadlineExceededError(absl::StrCat(silent, " of ", targets.size(),
-                                                  " WatchSecrets streams sent nothing within ",
+                                                  " sidecars reported no version within ",
                                                   absl::FormatDuration(within), why));
 }
 
 InvalidationProbe::~InvalidationProbe() {
-  for (const std::unique_ptr<Stream>& stream : streams_) stream->context.TryCancel();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+    changed_.notify_all();
+  }
+  for (const std::unique_ptr<Stream>& stream : streams_) {
+    if (stream->reader != nullptr) stream->context.TryCancel();
+  }
   for (const std::unique_ptr<Stream>& stream : streams_) stream->thread.join();
+}
+
+void InvalidationProbe::Poll(Stream* stream, const std::string& token, const std::string& name,
+                             absl::Duration interval) {
+  const secretresolver::v1::ResolveSecretsRequest request = RequestFor({name});
+  while (true) {
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      changed_.wait(lock, [this] { return polling_ || stop_; });
+      if (stop_) return;
+    }
+    secretresolver::v1::ResolveSecretsResponse response;
+    const grpc::Status status = Call(*stream->stub, token, request, &response, absl::Seconds(2));
+    const absl::Time now = absl::Now();
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!status.ok()) {
+        stream->status = status;
+      } else if (auto it = response.results().find("r0");
+                 it != response.results().end() && it->second.has_secret()) {
+        stream->arrivals.emplace(it->second.secret().version(), now);  // keeps the first
+        changed_.notify_all();
+      }
+    }
+    absl::SleepFor(interval);
+  }
 }
 
 void InvalidationProbe::Read(Stream* stream) {
@@ -80,6 +120,8 @@ absl::Time InvalidationProbe::SeenAt(const Stream& stream, int64_t version) {
 
 std::vector<absl::Time> InvalidationProbe::WaitForVersion(int64_t version, absl::Time deadline) {
   std::unique_lock<std::mutex> lock(mu_);
+  polling_ = true;
+  changed_.notify_all();
   auto all_seen = [&] {
     for (const std::unique_ptr<Stream>& stream : streams_) {
       if (!stream->ended && SeenAt(*stream, version) == absl::InfiniteFuture()) return false;
@@ -89,6 +131,7 @@ std::vector<absl::Time> InvalidationProbe::WaitForVersion(int64_t version, absl:
   while (!all_seen() && absl::Now() < deadline) {
     changed_.wait_for(lock, absl::ToChronoNanoseconds(deadline - absl::Now()));
   }
+  polling_ = false;
   std::vector<absl::Time> seen;
   for (const std::unique_ptr<Stream>& stream : streams_) {
     seen.push_back(SeenAt(*stream, version));

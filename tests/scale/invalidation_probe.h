@@ -1,11 +1,17 @@
-// InvalidationProbe: one WatchSecrets stream (server/watch_call.h) per sidecar on one secret, to
-// time how long a write takes to reach every sidecar.
+// InvalidationProbe: times how long a write takes to reach every sidecar, by one of two methods.
 //
-// What "seen" means: the moment the probe's reader thread receives a sidecar's event carrying
-// the new version. A sidecar sends it after its store's change feed told it of the write and it
-// read the secret's metadata (the same notification drops the cache entry), so this is an upper
-// bound on the time until that sidecar stops serving the old version; it includes the thread
-// scheduling of this machine, where all processes share the cores.
+// - kWatch: one WatchSecrets stream (server/watch_call.h) per sidecar on the secret; a sidecar
+//   has "seen" a version when the probe's reader thread receives its event carrying it. A
+//   sidecar sends it after its store's change feed told it of the write and it read the
+//   secret's metadata (the same notification drops the cache entry), so this is an upper bound
+//   on the time until that sidecar stops serving the old version. Needs a store that answers
+//   metadata reads (SQLite, PostgreSQL; not store.upstream, whose WatchSecrets events for
+//   changes cannot carry a version).
+// - kPoll: one thread per sidecar calls ResolveSecrets for the secret every `poll_interval`
+//   while WaitForVersion waits, and a sidecar has seen a version when a response carries it:
+//   what callers get, for any store, at the cost of that many extra calls and a resolution of
+//   one interval.
+// Either includes the thread scheduling of this machine, where all processes share the cores.
 //
 // Thread safety: Open and WaitForVersion from one thread; the readers run on threads of their own.
 #ifndef SECRET_RESOLVER_TESTS_SCALE_INVALIDATION_PROBE_H_
@@ -29,17 +35,20 @@
 namespace secret_resolver {
 namespace testing {
 
+enum class ProbeMethod { kWatch, kPoll };
+
 class InvalidationProbe {
  public:
-  // Opens a stream on each of `targets` for secret `name` of kFaultStack (fault_fixture.h) with
-  // `token`, and waits until each has sent its first event (the current version), `within` at
-  // most. Errors: DEADLINE_EXCEEDED saying how many streams sent nothing in time, with the first
-  // ended stream's status.
+  // Starts watching (or polling) secret `name` of kFaultStack (fault_fixture.h) on each of
+  // `targets` with `token`, and waits until each has reported its current version, `within` at
+  // most. Errors: DEADLINE_EXCEEDED saying how many sidecars reported nothing in time, with the
+  // first ended stream's (or failed call's) status.
   static absl::StatusOr<std::unique_ptr<InvalidationProbe>> Open(
       const std::vector<std::string>& targets, const std::string& token, const std::string& name,
-      absl::Duration within);
+      absl::Duration within, ProbeMethod method = ProbeMethod::kWatch,
+      absl::Duration poll_interval = absl::Milliseconds(25));
 
-  // Cancels the streams and joins their threads.
+  // Cancels the streams (stops the pollers) and joins their threads.
   ~InvalidationProbe();
 
   InvalidationProbe(const InvalidationProbe&) = delete;
@@ -50,21 +59,24 @@ class InvalidationProbe {
   // that sent none by then.
   std::vector<absl::Time> WaitForVersion(int64_t version, absl::Time deadline);
 
-  // Streams that ended (the sidecar closed them or went away).
+  // Streams that ended (the sidecar closed them or went away); for kPoll, always 0.
   int Ended() const;
 
  private:
   struct Stream {
-    grpc::ClientContext context;
-    std::unique_ptr<grpc::ClientReader<secretresolver::v1::WatchSecretsEvent>> reader;
+    secretresolver::v1::SecretResolver::Stub* stub = nullptr;
+    grpc::ClientContext context;  // kWatch
+    std::unique_ptr<grpc::ClientReader<secretresolver::v1::WatchSecretsEvent>> reader;  // kWatch
     std::thread thread;
     std::map<int64_t, absl::Time> arrivals;  // version -> first arrival; guarded by mu_
     bool ended = false;                      // guarded by mu_
-    grpc::Status status;                     // guarded by mu_, once ended
+    grpc::Status status;                     // guarded by mu_: the end, or the last failed call
   };
 
   InvalidationProbe() = default;
   void Read(Stream* stream);
+  void Poll(Stream* stream, const std::string& token, const std::string& name,
+            absl::Duration interval);
   // Guarded by mu_: when `stream` first saw `version` or later, or InfiniteFuture.
   static absl::Time SeenAt(const Stream& stream, int64_t version);
 
@@ -72,6 +84,8 @@ class InvalidationProbe {
   std::vector<std::unique_ptr<Stream>> streams_;
   mutable std::mutex mu_;
   std::condition_variable changed_;
+  bool polling_ = false;  // guarded by mu_: the pollers call while WaitForVersion waits
+  bool stop_ = false;     // guarded by mu_
 };
 
 }  // namespace testing

@@ -33,6 +33,10 @@ ABSL_FLAG(int, callers, 0, "concurrent callers (0: one per sidecar)");
 ABSL_FLAG(absl::Duration, pause, absl::ZeroDuration(), "pause between one caller's calls");
 ABSL_FLAG(int, secrets, 1000, "secrets cycled through (misses once each expired)");
 ABSL_FLAG(int, writes, 20, "writes timed until every sidecar carried them");
+ABSL_FLAG(std::string, probe, "",
+          "how a sidecar's seeing a write is timed: watch (WatchSecrets events) or poll "
+          "(ResolveSecrets every --poll_interval); default watch in direct mode, poll in tiered");
+ABSL_FLAG(absl::Duration, poll_interval, absl::Milliseconds(25), "see --probe");
 
 namespace secret_resolver {
 namespace testing {
@@ -58,6 +62,14 @@ int Main() {
   options.pause = absl::GetFlag(FLAGS_pause);
   options.secrets = absl::GetFlag(FLAGS_secrets);
   options.writes = absl::GetFlag(FLAGS_writes);
+  const std::string probe = absl::GetFlag(FLAGS_probe);
+  if (probe == "poll" || (probe.empty() && *mode == ScaleMode::kTiered)) {
+    options.probe = ProbeMethod::kPoll;
+  } else if (!probe.empty() && probe != "watch") {
+    std::cerr << "scale: --probe: \"" << probe << "\" is neither \"watch\" nor \"poll\"\n";
+    return 2;
+  }
+  options.poll_interval = absl::GetFlag(FLAGS_poll_interval);
 
   PostgresServerOptions postgres_options;
   const int on_postgres =

@@ -129,13 +129,12 @@ std::string PostgresSidecarYaml(const ScaleOptions& options, const ScaleFiles& f
 std::string UpstreamSidecarYaml(const ScaleOptions& options, const ScaleFiles& files,
                                 const ProcessListen& listen,
                                 const std::string& upstream_address) {
-  // store.kek stays: the store section's validation asks for one whatever the backend.
+  // No store.kek: the upstream holds the ciphertexts and their keys.
   return absl::StrCat(ListenYaml(listen, files), "store:\n  upstream:\n    address: ",
                       upstream_address, "\n    ca_file: ", files.ca_file,
                       "\n    cert_file: ", files.client_cert_file,
                       "\n    key_file: ", files.client_key_file,
                       "\n    server_name: localhost\n    change_stream: true\n",
-                      "  kek:\n    file: ", files.keys.kek_file, "\n",
                       CommonYaml(options, files));
 }
 

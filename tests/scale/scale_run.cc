@@ -224,13 +224,16 @@ absl::StatusOr<ScaleReport> RunScale(const ScaleRunOptions& options, PostgresSer
   if (!cluster.ok()) return cluster.status();
   const std::string token = files->keys.Token(kFaultStack, kFaultService, absl::Hours(2));
   absl::StatusOr<std::unique_ptr<InvalidationProbe>> probe =
-      InvalidationProbe::Open((*cluster)->Targets(), token, kProbeName, absl::Seconds(30));
+      InvalidationProbe::Open((*cluster)->Targets(), token, kProbeName, absl::Seconds(30),
+                              options.probe, options.poll_interval);
   if (!probe.ok()) return probe.status();
   StatsConnection stats(*dsn);
   if (!stats.ok()) return absl::UnavailableError(stats.error());
 
   ScaleReport report;
   report.cluster = options.cluster;
+  report.probe = options.probe;
+  report.poll_interval = options.poll_interval;
   std::atomic<int64_t> cycle{0};
   LoadOptions load_options = Load(options, (*cluster)->Targets(), token, &cycle);
   report.callers = load_options.callers;
@@ -328,9 +331,13 @@ std::string FormatReport(const ScaleReport& report) {
                         report.pg_transactions_per_s);
   absl::StrAppendFormat(
       &out,
-      "invalidation (write -> WatchSecrets event), %d writes: to all %d sidecars p50 %.1f ms "
+      "invalidation (write -> %s), %d writes: to all %d sidecars p50 %.1f ms "
       "p99 %.1f ms max %.1f ms; per sidecar p50 %.1f ms p99 %.1f ms; unseen %d, streams "
       "ended %d\n",
+      report.probe == ProbeMethod::kWatch
+          ? std::string("WatchSecrets event")
+          : absl::StrCat("ResolveSecrets polled every ",
+                         absl::FormatDuration(report.poll_interval), " returns it"),
       static_cast<int>(report.write_to_all.size()), c.sidecars,
       ms(Quantile(report.write_to_all, 0.5)), ms(Quantile(report.write_to_all, 0.99)),
       ms(Quantile(report.write_to_all, 1.0)), ms(Quantile(report.write_to_each, 0.5)),

@@ -5,7 +5,7 @@
 //    (application_name "scale-harness"): `hot` names every call may ask for, `secrets` names
 //    cycled through so that each comes back to a sidecar after its TTL (misses), and a probe.
 // 2. Starts the cluster (tests/scale/scale_cluster.h) and a WatchSecrets stream on every sidecar
-//    for the probe (tests/scale/invalidation_probe.h).
+//    for the probe, or a poller of ResolveSecrets (tests/scale/invalidation_probe.h).
 // 3. Runs the load (tests/faults/load_driver.h): `callers` callers, caller i on sidecar
 //    i % sidecars; of every 20 calls 14 ask for a hot name, 5 for a cycled name, 1 for a name
 //    that does not exist (NOT_FOUND, cached negatively). After `warmup`, for `load`: samples
@@ -26,6 +26,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "tests/scale/invalidation_probe.h"
 #include "tests/scale/scale_config.h"
 #include "tests/testing/postgres_server.h"
 
@@ -42,6 +43,10 @@ struct ScaleRunOptions {
   int secrets = 1000;
   int writes = 20;
   absl::Duration write_gap = absl::Milliseconds(250);
+  // How "seen" is measured (tests/scale/invalidation_probe.h): WatchSecrets events need a store
+  // that answers metadata reads, so tiered runs poll.
+  ProbeMethod probe = ProbeMethod::kWatch;
+  absl::Duration poll_interval = absl::Milliseconds(25);
   // How long one write may take to reach every sidecar before the harness moves on (a bound on
   // waiting; a write that some sidecar did not carry by then counts as unseen there).
   absl::Duration see_within = absl::Seconds(10);
@@ -57,6 +62,8 @@ struct MetricRates {
 
 struct ScaleReport {
   ScaleOptions cluster;
+  ProbeMethod probe = ProbeMethod::kWatch;
+  absl::Duration poll_interval;
   int callers = 0;
   double seconds = 0;  // the measured window
 
