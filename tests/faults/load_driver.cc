@@ -29,8 +29,11 @@ void LoadDriver::Run(int caller) {
   // A channel per caller: the callers' calls do not queue behind each other in one connection.
   grpc::ChannelArguments args;
   args.SetInt("grpc.caller_index", caller);  // distinct arguments: no shared subchannel
+  const std::string& target = options_.targets.empty()
+                                  ? options_.target
+                                  : options_.targets[caller % options_.targets.size()];
   auto stub = SecretResolver::NewStub(
-      grpc::CreateCustomChannel(options_.target, grpc::InsecureChannelCredentials(), args));
+      grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args));
   for (int64_t n = 0; !stop_; ++n) {
     LoadRequest next = options_.next(caller, n);
     grpc::ClientContext context;

@@ -1,9 +1,10 @@
-// LoadDriver: N concurrent ResolveSecrets callers against one sidecar for the fault suite and
-// the soak. Each caller loops on its own channel until Stop(): it asks `next` for a request (one
-// or more refs, a token, a label for the mix), calls with `call_deadline`, and records what it got:
-// the call's status code, each ref's code and stale flag, the latency, and whether the call ran
-// past its deadline (the client library ends such a call with DEADLINE_EXCEEDED, so an overrun is
-// either that code or a latency above the deadline).
+// LoadDriver: N concurrent ResolveSecrets callers against one sidecar (or spread over several)
+// for the fault suite, the soak and the scale harness. Each caller loops on its own channel
+// until Stop(): it asks `next` for a request (one or more refs, a token, a label for the mix),
+// calls with `call_deadline`, and records what it got: the call's status code, each ref's code
+// and stale flag, the latency, and whether the call ran past its deadline (the client library
+// ends such a call with DEADLINE_EXCEEDED, so an overrun is either that code or a latency above
+// the deadline).
 //
 // Thread safety: Start, Stop, Snapshot and Records may be called from any one thread; `next` is
 // called concurrently from the callers' threads and must be thread-safe.
@@ -49,6 +50,9 @@ struct CallRecord {
 
 struct LoadOptions {
   std::string target;  // e.g. SidecarProcess::target()
+  // Several sidecars (the scale harness): when not empty, caller i calls targets[i % size]
+  // instead of `target`.
+  std::vector<std::string> targets;
   int callers = 8;
   absl::Duration call_deadline = absl::Seconds(5);
   // A pause between one caller's calls (0: back to back).

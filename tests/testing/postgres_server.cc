@@ -295,7 +295,7 @@ absl::Status PostgresServer::LaunchAndWait() {
       "-c", "fsync=off",
       "-c", "synchronous_commit=off",
       "-c", "full_page_writes=off",
-      "-c", "max_connections=64",
+      "-c", absl::StrCat("max_connections=", options_.max_connections),
       "-c", "shared_buffers=16MB",
       "-c", "huge_pages=off",
       "-c", "logging_collector=off",

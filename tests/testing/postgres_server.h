@@ -55,6 +55,8 @@ struct PostgresServerOptions {
   std::string bin_dir;
   // Bound on waiting for the server to accept connections (sanitizer builds are slow).
   absl::Duration start_timeout = absl::Seconds(60);
+  // The server's max_connections setting (the scale harness runs hundreds of pooled clients).
+  int max_connections = 64;
 };
 
 class PostgresServer {
