@@ -263,6 +263,7 @@ int Measure(const std::string& store_name, const std::string& postgres_dsn) {
                   : "a connection each",
               absl::GetFlag(FLAGS_deadline_ms));
   std::printf("%d sequential store reads (in process): %.1f ms\n", callers, *read_ms);
+  std::fflush(stdout);
   int failures = 0;
   for (int run = 1; run <= absl::GetFlag(FLAGS_runs); ++run) {
     absl::StatusOr<std::unique_ptr<testing::SidecarProcess>> sidecar =
@@ -287,6 +288,7 @@ int Measure(const std::string& store_name, const std::string& postgres_dsn) {
                 "%.1f ms; sidecar/empty handler %.2fx\n",
                 run, Outcomes(*empty).c_str(), empty->p50_ms, empty->p99_ms, empty->last_ms,
                 result.last_ms / empty->last_ms);
+    std::fflush(stdout);  // before the next fork, which would copy what is buffered
     if (result.outcomes.size() != 1 || result.outcomes.count("OK") != 1 ||
         result.past_deadline != 0) {
       ++failures;
