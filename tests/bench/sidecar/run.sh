@@ -23,7 +23,8 @@
 # 8x4 comparison above), DURATION (s, default 10), WARMUP (s, 2), ROUNDS (5), CLIENTS (8), STREAMS
 # (streams per client, 4), SHAPES (connections x streams per connection for the concurrency
 # matrix, default "1x1 1x4 1x16 4x1 ... 256x16": 1, 4, 16, 64 and 256 connections x 1, 4 and 16
-# streams), IDLE_CONNECTIONS (10000), SECRETS (cached for the RSS figure, 100000), BAZEL (the bazel command, default
+# streams), IDLE_CONNECTIONS (10000), SIDECAR_YAML (appended to the sidecar's config, e.g.
+# "limits:\n  grpc_memory_bytes: 1073741824"), SECRETS (cached for the RSS figure, 100000), BAZEL (the bazel command, default
 # `bazel`; tools/dev passes its -c opt output base), BAZEL_FLAGS (flags for bazel build and info),
 # RESULTS_DIR (where the CSV goes, default docs/bench; the plot goes to docs/images).
 # Everything runs in a temporary directory that is removed at the end; the values are random.
@@ -109,6 +110,7 @@ redaction:
 admin:
   enabled: false
 YAML
+  printf '%b\n' "${SIDECAR_YAML:-}" >>"$dir/config.yaml"
 }
 
 # Prints "<real successes> <seconds> <p50 us> <p99 us> <h2load successes>" for one h2load run.
@@ -320,7 +322,7 @@ set xtics rotate by -45
 set grid
 set key bottom left
 set title 'throughput ratio (target >= 0.9)'
-set yrange [0:1.4]
+set yrange [0:*]
 plot '$work/plot-unix.csv' using 0:2:xtic(1) with linespoints lw 2 title 'unix', \
      '$work/plot-tcp.csv' using 0:2 with linespoints lw 2 title 'tcp', 0.9 with lines dt 2 title ''
 set title 'p99 ratio'
