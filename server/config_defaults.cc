@@ -86,6 +86,7 @@ void ApplyDefaults(Config* config) {
   }
   if (limits->max_concurrent_fetches() == 0) limits->set_max_concurrent_fetches(16);
   if (limits->worker_threads() == 0) limits->set_worker_threads(4);
+  if (limits->max_queued_calls() == 0) limits->set_max_queued_calls(4096);
   if (limits->max_concurrent_streams() == 0) limits->set_max_concurrent_streams(100);
   SetIfZero(limits->mutable_max_connection_idle(), 300);
   SetIfZero(limits->mutable_max_connection_age(), 600);

@@ -247,6 +247,8 @@ void ValidateCache(const Config& config, Problems* problems) {
 // Each stream holds a redactor and a message's worth of text.
 constexpr uint32_t kMaxRedactStreams = 10000;
 constexpr uint32_t kMaxWatchStreams = 10000;
+// Each waiting call holds its request and gRPC's call; gRPC's memory quota bounds them anyway.
+constexpr uint32_t kMaxQueuedCalls = 1000000;
 
 // The connection limits become gRPC channel arguments, which are ints of milliseconds.
 void ValidateLimits(const Config& config, Problems* problems) {
@@ -268,6 +270,10 @@ void ValidateLimits(const Config& config, Problems* problems) {
     if (duration->seconds() > kMaxConnectionLimitSeconds) {
       problems->Add(path, absl::StrCat("must be at most ", kMaxConnectionLimitSeconds, "s"));
     }
+  }
+  if (limits.max_queued_calls() > kMaxQueuedCalls) {
+    problems->Add("limits.max_queued_calls", absl::StrCat("must be at most ", kMaxQueuedCalls,
+                                                          ", got ", limits.max_queued_calls()));
   }
   // Below this gRPC could not hold one connection's buffers.
   if (limits.grpc_memory_bytes() != 0 && limits.grpc_memory_bytes() < kMinGrpcMemoryBytes) {

@@ -365,8 +365,8 @@ void Sidecar::Parts::BuildServices() {
                                             CallReporterOptions());
   options.hooks = reporter->Hooks();
   handler = std::make_unique<ResolveHandler>(verifier.get(), resolver.get(), std::move(options));
-  const size_t workers = config.limits().worker_threads();
-  pool = std::make_unique<ThreadPool>(workers, workers * 64);
+  const WorkerPoolLimits workers = WorkerPoolLimitsFromConfig(config);
+  pool = std::make_unique<ThreadPool>(workers.threads, workers.max_queued);
   SidecarMetrics* m = sidecar_metrics.get();
   const CallObserver observer = [m](absl::string_view method, absl::StatusCode code,
                                     absl::Duration latency) {

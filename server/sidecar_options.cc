@@ -65,6 +65,13 @@ WatchLimits WatchLimitsFromConfig(const Config& config) {
   return limits;
 }
 
+WorkerPoolLimits WorkerPoolLimitsFromConfig(const Config& config) {
+  WorkerPoolLimits limits;
+  limits.threads = config.limits().worker_threads();
+  limits.max_queued = config.limits().max_queued_calls();
+  return limits;
+}
+
 ResolverOptions ResolverOptionsFromConfig(const Config& config) {
   ResolverOptions options;
   options.max_refs = config.limits().max_refs();

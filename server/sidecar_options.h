@@ -48,6 +48,14 @@ RedactLimits RedactLimitsFromConfig(const secretresolver::config::v1::Config& co
 // limits.max_watch_streams.
 WatchLimits WatchLimitsFromConfig(const secretresolver::config::v1::Config& config);
 
+// The worker pool that runs calls which may block: its threads and how many calls may wait.
+struct WorkerPoolLimits {
+  size_t threads = 0;
+  size_t max_queued = 0;
+};
+// limits.worker_threads and limits.max_queued_calls.
+WorkerPoolLimits WorkerPoolLimitsFromConfig(const secretresolver::config::v1::Config& config);
+
 // limits.max_refs and auth.allow_wildcard_namespace.
 ResolverOptions ResolverOptionsFromConfig(const secretresolver::config::v1::Config& config);
 

@@ -136,6 +136,7 @@ TEST(ConfigTest, EveryDefaultIsApplied) {
   EXPECT_EQ(config.limits().per_stack_burst(), 1u);
   EXPECT_EQ(config.limits().max_concurrent_fetches(), 16u);
   EXPECT_EQ(config.limits().worker_threads(), 4u);
+  EXPECT_EQ(config.limits().max_queued_calls(), 4096u);
   EXPECT_EQ(config.limits().max_concurrent_streams(), 100u);
   EXPECT_EQ(config.limits().max_connection_idle().seconds(), 300);
   EXPECT_EQ(config.limits().max_connection_age().seconds(), 600);
@@ -672,6 +673,11 @@ INSTANTIATE_TEST_SUITE_P(
         RuleCase{"TooManyWatchStreams",
                  [](Config* c) { c->mutable_limits()->set_max_watch_streams(10001); },
                  "limits.max_watch_streams: must be at most 10000, got 10001"},
+        RuleCase{"QueuedCallsAtTheLimit",
+                 [](Config* c) { c->mutable_limits()->set_max_queued_calls(1000000); }, ""},
+        RuleCase{"TooManyQueuedCalls",
+                 [](Config* c) { c->mutable_limits()->set_max_queued_calls(1000001); },
+                 "limits.max_queued_calls: must be at most 1000000, got 1000001"},
         // Warm start.
         RuleCase{"Prefetch",
                  [](Config* c) {

@@ -52,6 +52,8 @@ limits:
   max_message_bytes: 4096
   max_redact_streams: 3
   max_watch_streams: 12
+  worker_threads: 5
+  max_queued_calls: 77
   max_concurrent_fetches: 5
   per_stack_rate: 2.5
   per_stack_burst: 6
@@ -136,6 +138,12 @@ TEST(SidecarOptionsTest, RedactLimits) {
 TEST(SidecarOptionsTest, WatchLimits) {
   const WatchLimits limits = WatchLimitsFromConfig(TestConfig());
   EXPECT_EQ(limits.max_streams, 12u);
+}
+
+TEST(SidecarOptionsTest, WorkerPoolLimits) {
+  const WorkerPoolLimits limits = WorkerPoolLimitsFromConfig(TestConfig());
+  EXPECT_EQ(limits.threads, 5u);
+  EXPECT_EQ(limits.max_queued, 77u);
 }
 
 TEST(SidecarOptionsTest, ResolverOptions) {
