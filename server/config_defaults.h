@@ -19,7 +19,8 @@ namespace secret_resolver {
 // redaction.placeholder_format "***SECRET_REDACTED:{key}***"; limits.max_refs 128,
 // max_message_bytes 1 MiB, per_stack_burst max(1, ceil(per_stack_rate)),
 // max_concurrent_fetches 16, worker_threads 4; admin.enabled true and, when enabled,
-// admin.address "127.0.0.1:9464"; logging.level "info", logging.audit true; shutdown_grace 10s.
+// admin.address "127.0.0.1:9464"; logging.level "info", logging.audit true; shutdown_grace 10s;
+// change_stream.max_streams 1024.
 // Fields already set are left alone. Idempotent.
 void ApplyDefaults(secretresolver::config::v1::Config* config);
 
