@@ -225,6 +225,8 @@ TEST_P(UpstreamChangeFeedTest, TheStreamCarriesKindAndVersionNeverAValue) {
   ASSERT_NO_FATAL_FAILURE(StartCentral());
   auto stub = SecretChanges::NewStub(Channel("allowed-by-uri"));
   grpc::ClientContext context;
+  // A bound on the whole test, so a missing event fails it instead of hanging it.
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
   auto reader = stub->WatchChanges(&context, WatchChangesRequest());
   SecretChangeEvent event;
   ASSERT_TRUE(reader->Read(&event)) << reader->Finish().error_message();
