@@ -98,11 +98,13 @@ class UpstreamChangeFeedTest : public ::testing::TestWithParam<bool /*postgres*/
   }
 
   // Starts the central tier: mTLS on port_, allowing kAllowedDns and kAllowedUri unless
-  // `serve_changes` is false. Opens the test's store on the same data the first time.
-  void StartCentral(bool serve_changes = true) {
+  // `serve_changes` is false, with at most `max_streams` streams. Opens the test's store on
+  // the same data.
+  void StartCentral(bool serve_changes = true, int max_streams = 8) {
     const std::string extra =
         serve_changes ? absl::StrCat("change_stream:\n  allowed_clients: [\"", kAllowedDns,
-                                     "\", \"", kAllowedUri, "\"]\n")
+                                     "\", \"", kAllowedUri, "\"]\n  max_streams: ",
+                                     max_streams, "\n")
                       : "";
     absl::StatusOr<testing::SidecarState> state = testing::SidecarState::Create(
         extra, postgres_ != nullptr ? postgres_->dsn() : "",
@@ -299,6 +301,22 @@ TEST_P(UpstreamChangeFeedTest, WithoutAllowedClientsEveryoneIsRefused) {
   const grpc::Status refused = FirstEvent(Channel("allowed-by-dns"), &event);
   EXPECT_EQ(refused.error_code(), grpc::StatusCode::PERMISSION_DENIED);
   EXPECT_THAT(refused.error_message(), HasSubstr("allowed_clients is empty"));
+}
+
+TEST_P(UpstreamChangeFeedTest, AStreamBeyondMaxStreamsIsRefused) {
+  ASSERT_NO_FATAL_FAILURE(StartCentral(/*serve_changes=*/true, /*max_streams=*/1));
+  auto stub = SecretChanges::NewStub(Channel("allowed-by-dns"));
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  auto reader = stub->WatchChanges(&context, WatchChangesRequest());
+  SecretChangeEvent event;
+  ASSERT_TRUE(reader->Read(&event));  // registered: its RESYNC came
+
+  const grpc::Status refused = FirstEvent(Channel("allowed-by-uri"), &event);
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_THAT(refused.error_message(), HasSubstr("change_stream.max_streams is 1"));
+  context.TryCancel();
+  reader->Finish();
 }
 
 TEST_P(UpstreamChangeFeedTest, ARestartOfTheCentralTierIsFeedLostThenResync) {
