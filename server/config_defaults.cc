@@ -74,6 +74,9 @@ void ApplyDefaults(Config* config) {
   if (limits->max_decrypt_names() == 0) limits->set_max_decrypt_names(1024);
   if (limits->max_redact_streams() == 0) limits->set_max_redact_streams(64);
   if (limits->max_watch_streams() == 0) limits->set_max_watch_streams(256);
+  if (config->change_stream().max_streams() == 0) {
+    config->mutable_change_stream()->set_max_streams(1024);
+  }
   if (limits->max_message_bytes() == 0) limits->set_max_message_bytes(1 << 20);
   if (limits->per_stack_burst() == 0) {
     const double rate = limits->per_stack_rate();

@@ -18,8 +18,9 @@ namespace secret_resolver {
 // unconfirmed_grace 2s, stale_after 250ms;
 // redaction.placeholder_format "***SECRET_REDACTED:{key}***"; limits.max_refs 128,
 // max_message_bytes 1 MiB, per_stack_burst max(1, ceil(per_stack_rate)),
-// max_concurrent_fetches 16, worker_threads 4, max_queued_calls 4096; admin.enabled true and, when enabled,
-// admin.address "127.0.0.1:9464"; logging.level "info", logging.audit true; shutdown_grace 10s.
+// max_concurrent_fetches 16, worker_threads 4, max_queued_calls 4096; admin.enabled true and, when
+// enabled, admin.address "127.0.0.1:9464"; logging.level "info", logging.audit true;
+// shutdown_grace 10s; change_stream.max_streams 1024.
 // Fields already set are left alone. Idempotent.
 void ApplyDefaults(secretresolver::config::v1::Config* config);
 

@@ -10,6 +10,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -34,6 +35,8 @@ using secretresolver::config::v1::Config;
 // milliseconds: at most 24 days fits; a day is already far more than any of them needs.
 constexpr int64_t kMaxConnectionLimitSeconds = 86400;
 constexpr uint64_t kMinGrpcMemoryBytes = uint64_t{4} << 20;
+// Each change stream holds at most 1024 small pending events.
+constexpr uint32_t kMaxChangeStreams = 100000;
 
 // Collects the problems ValidateConfig finds.
 class Problems {
@@ -134,6 +137,34 @@ void ValidateListen(const Config& config, Problems* problems) {
     problems->Add("listen.tls.require_client_cert", "requires listen.tls.client_ca_file");
   }
   problems->CheckDuration("listen.tls.reload_interval", tls.reload_interval());
+}
+
+// Callers of the change stream are admitted by their client certificate alone, so serving it
+// needs a listener that verifies one.
+void ValidateChangeStream(const Config& config, Problems* problems) {
+  const auto& change_stream = config.change_stream();
+  if (change_stream.max_streams() > kMaxChangeStreams) {
+    problems->Add("change_stream.max_streams",
+                  absl::StrCat("must be at most ", kMaxChangeStreams, ", got ",
+                               change_stream.max_streams()));
+  }
+  for (int i = 0; i < change_stream.allowed_clients_size(); ++i) {
+    const std::string& client = change_stream.allowed_clients(i);
+    if (client.empty() || client != absl::StripAsciiWhitespace(client)) {
+      problems->Add(absl::StrCat("change_stream.allowed_clients[", i, "]"),
+                    absl::StrCat(Quote(client),
+                                 " is not a certificate name (empty, or surrounded by spaces)"));
+    }
+  }
+  if (change_stream.allowed_clients().empty()) return;
+  const auto& tls = config.listen().tls();
+  if (config.listen().tcp_address().empty() || tls.cert_file().empty() ||
+      tls.client_ca_file().empty() || !tls.require_client_cert()) {
+    problems->Add("change_stream.allowed_clients",
+                  "callers are admitted by their client certificate, so it needs a TLS "
+                  "listener that requires one: set listen.tcp_address, listen.tls.cert_file, "
+                  "key_file, client_ca_file and require_client_cert: true");
+  }
 }
 
 void ValidateStore(const Config& config, Problems* problems) {
@@ -332,6 +363,7 @@ absl::Status ValidateConfig(const Config& config) {
                  absl::StrCat(Quote(level), " is not one of debug, info, warning, error"));
   }
 
+  ValidateChangeStream(config, &problems);
   problems.CheckDuration("shutdown_grace", config.shutdown_grace());
   return problems.ToStatus();
 }

@@ -128,6 +128,7 @@ struct GrpcServices::Shared {
   std::unordered_set<PooledCall*> on_pool;  // guarded by mu: handed to the pool, not returned
   RedactStreams redact_streams;
   WatchStreams watch_streams;
+  ChangeStreams change_streams;
 
   // Hands `task`, which runs `call`, to the pool unless draining; false when not taken.
   bool Dispatch(PooledCall* call, std::function<void()> task) {
@@ -170,6 +171,9 @@ struct GrpcServices::Shared {
   decryptv1::SecureValueDecrypter::WithRawMethod_DecryptSecureValues<
       decryptv1::SecureValueDecrypter::Service>
       decrypter_v1;
+  secretresolver::v1::SecretChanges::WithRawMethod_WatchChanges<
+      secretresolver::v1::SecretChanges::Service>
+      changes;
 
   void RequestCall(ResolveMethod, grpc::ServerContext* context, grpc::ByteBuffer* request,
                    grpc::ServerAsyncResponseWriter<grpc::ByteBuffer>* responder,
@@ -494,7 +498,8 @@ class UnaryCall final : public QueueTag, public PooledCall {
 }  // namespace
 
 GrpcServices::GrpcServices(ResolveHandler* handler, ThreadPool* pool, CallObserver observer,
-                           int queue_threads, RedactLimits redact_limits, WatchHub* watch_hub)
+                           int queue_threads, RedactLimits redact_limits, WatchHub* watch_hub,
+                           ChangeHub* change_hub, JsonLogger* log)
     : shared_(std::make_unique<Shared>()), queue_threads_(std::max(1, queue_threads)) {
   shared_->handler = handler;
   shared_->pool = pool;
@@ -534,6 +539,18 @@ GrpcServices::GrpcServices(ResolveHandler* handler, ThreadPool* pool, CallObserv
   watch.is_draining = streams.is_draining;
   watch.call_started = streams.call_started;
   watch.call_ended = streams.call_ended;
+  ChangeStreams& changes = shared_->change_streams;
+  changes.hub = change_hub;
+  changes.log = log;
+  changes.observer = shared_->observer;
+  changes.request = [shared](grpc::ServerContext* context, grpc::ByteBuffer* request,
+                             ChangeStreams::Writer* writer, grpc::ServerCompletionQueue* queue,
+                             void* tag) {
+    shared->changes.RequestWatchChanges(context, request, writer, queue, queue, tag);
+  };
+  changes.is_draining = streams.is_draining;
+  changes.call_started = streams.call_started;
+  changes.call_ended = streams.call_ended;
 }
 
 GrpcServices::~GrpcServices() { Stop(); }
@@ -542,6 +559,7 @@ void GrpcServices::Register(grpc::ServerBuilder* builder) {
   builder->RegisterService(&shared_->resolver);
   builder->RegisterService(&shared_->decrypter);
   builder->RegisterService(&shared_->decrypter_v1);
+  builder->RegisterService(&shared_->changes);
   for (int i = 0; i < queue_threads_; ++i) queues_.push_back(builder->AddCompletionQueue());
 }
 
@@ -554,6 +572,7 @@ void GrpcServices::Start() {
     UnaryCall<DecryptV1Method>::Request(shared_.get(), q);
     RequestRedactCall(&shared_->redact_streams, q);
     RequestWatchCall(&shared_->watch_streams, q);
+    RequestChangeCall(&shared_->change_streams, q);
     threads_.emplace_back([q] {
       void* tag = nullptr;
       bool ok = false;
@@ -570,6 +589,7 @@ void GrpcServices::BeginDrain() {
   }
   // Watch streams never end by themselves: they end UNAVAILABLE now.
   if (shared_->watch_streams.hub != nullptr) shared_->watch_streams.hub->BeginDrain();
+  if (shared_->change_streams.hub != nullptr) shared_->change_streams.hub->BeginDrain();
   EndReadingRedactStreams(&shared_->redact_streams);
 }
 

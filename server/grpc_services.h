@@ -5,6 +5,8 @@
 //     decryptv1.SecureValueDecrypter/DecryptSecureValues (Grafana's API, both packages)
 //   - secretresolver.v1.SecretResolver/RedactLogs, a bidirectional stream (server/redact_call.h)
 //   - secretresolver.v1.SecretResolver/WatchSecrets, a server stream (server/watch_call.h)
+//   - secretresolver.v1.SecretChanges/WatchChanges, a server stream for the sidecars of a
+//     central tier (server/change_stream.h)
 // The async API was chosen by measurement against the callback and sync APIs (figures in
 // docs/server.md).
 //
@@ -39,7 +41,9 @@
 #include "decrypt/v1/decrypt.grpc.pb.h"
 #include "decrypt/v1beta1/decrypt.grpc.pb.h"
 #include "resolver/thread_pool.h"
+#include "secretresolver/v1/changes.grpc.pb.h"
 #include "secretresolver/v1/resolver.grpc.pb.h"
+#include "server/change_stream.h"
 #include "server/redact_call.h"
 #include "server/resolve_handler.h"
 #include "server/watch_call.h"
@@ -51,9 +55,12 @@ class GrpcServices {
   // `handler` and `pool` must outlive the services. `observer` may be empty. `queue_threads`
   // (at least 1) threads poll as many completion queues. `redact_limits` bound RedactLogs.
   // `watch_hub` (null: WatchSecrets answers UNIMPLEMENTED) feeds WatchSecrets streams and must
-  // outlive the services; BeginDrain ends its streams.
+  // outlive the services; BeginDrain ends its streams. So does `change_hub` for WatchChanges
+  // (null: every caller is refused PERMISSION_DENIED), whose audit lines go to `log` (may be
+  // null).
   GrpcServices(ResolveHandler* handler, ThreadPool* pool, CallObserver observer,
-               int queue_threads, RedactLimits redact_limits, WatchHub* watch_hub = nullptr);
+               int queue_threads, RedactLimits redact_limits, WatchHub* watch_hub = nullptr,
+               ChangeHub* change_hub = nullptr, JsonLogger* log = nullptr);
   // Stop().
   ~GrpcServices();
 

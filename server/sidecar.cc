@@ -35,6 +35,7 @@
 #include "server/auth/url_jwks_source.h"
 #include "server/jwks_health.h"
 #include "server/call_reporting.h"
+#include "server/change_stream.h"
 #include "server/grpc_services.h"
 #include "server/json_log.h"
 #include "server/library_logs.h"
@@ -119,8 +120,9 @@ std::shared_ptr<grpc::ServerCredentials> TcpCredentials(const Config& config) {
 // cuts the links first.
 class InvalidationTarget {
  public:
-  InvalidationTarget(SecretCache* cache, StoreHealth* health, WatchHub* watch)
-      : cache_(cache), health_(health), watch_(watch) {}
+  // `changes` may be null (no change stream served).
+  InvalidationTarget(SecretCache* cache, StoreHealth* health, WatchHub* watch, ChangeHub* changes)
+      : cache_(cache), health_(health), watch_(watch), changes_(changes) {}
 
   void Apply(const SecretChange& change) {
     std::lock_guard<std::mutex> lock(mu_);
@@ -137,6 +139,9 @@ class InvalidationTarget {
     }
     health_->OnChange(change);
     watch_->OnChange(change);  // queued: WatchSecrets streams hear of it off this thread
+    // After this cache dropped the secret, so a sidecar that refetches on the event reads the
+    // new value, not this cache's old one.
+    if (changes_ != nullptr) changes_->OnChange(change);
   }
 
   void Detach() {
@@ -144,6 +149,7 @@ class InvalidationTarget {
     cache_ = nullptr;
     health_ = nullptr;
     watch_ = nullptr;
+    changes_ = nullptr;
   }
 
  private:
@@ -151,6 +157,7 @@ class InvalidationTarget {
   SecretCache* cache_;
   StoreHealth* health_;
   WatchHub* watch_;
+  ChangeHub* changes_;
 };
 
 // What one client may hold of the server (docs/deploy.md, "Connection limits"). gRPC 1.51
@@ -213,6 +220,8 @@ struct Sidecar::Parts {
   std::unique_ptr<SecretCache> cache;
   // Fed by `invalidation`; outlives the services, whose WatchSecrets streams it feeds.
   std::unique_ptr<WatchHub> watch_hub;
+  // Null unless change_stream.allowed_clients is set; fed and used like watch_hub.
+  std::unique_ptr<ChangeHub> change_hub;
   std::shared_ptr<InvalidationTarget> invalidation;
   std::unique_ptr<Resolver> resolver;
   std::unique_ptr<JwksHealth> jwks_health;
@@ -301,8 +310,15 @@ absl::Status Sidecar::Parts::BuildCache() {
   cache = std::make_unique<SecretCache>(store.get(), std::move(options));
   sidecar_metrics->AddCacheGauges(cache.get());
   watch_hub = std::make_unique<WatchHub>(store.get(), WatchLimitsFromConfig(config));
-  invalidation =
-      std::make_shared<InvalidationTarget>(cache.get(), store_health.get(), watch_hub.get());
+  if (!config.change_stream().allowed_clients().empty()) {
+    change_hub = std::make_unique<ChangeHub>(store.get(), ChangeStreamOptionsFromConfig(config));
+    ChangeHub* hub = change_hub.get();
+    sidecar_metrics->AddChangeStreamGauges(
+        [hub] { return static_cast<double>(hub->active_streams()); },
+        [hub] { return static_cast<double>(hub->events_sent()); });
+  }
+  invalidation = std::make_shared<InvalidationTarget>(cache.get(), store_health.get(),
+                                                      watch_hub.get(), change_hub.get());
   return store->Watch(
       [target = invalidation](const SecretChange& change) { target->Apply(change); });
 }
@@ -376,7 +392,8 @@ void Sidecar::Parts::BuildServices() {
   // host's core count), at most 4: they poll and answer warm calls themselves.
   services = std::make_unique<GrpcServices>(handler.get(), pool.get(), observer,
                                             std::min(4, UsableCpus()),
-                                            RedactLimitsFromConfig(config), watch_hub.get());
+                                            RedactLimitsFromConfig(config), watch_hub.get(),
+                                            change_hub.get(), log.get());
 }
 
 // A server of its own for the health service, so that the probe port reaches nothing else.

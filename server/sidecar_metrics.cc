@@ -143,6 +143,14 @@ void SidecarMetrics::AddStoreHealthGauges(std::function<double()> store_up,
                       std::move(feed_up));
 }
 
+void SidecarMetrics::AddChangeStreamGauges(std::function<double()> streams,
+                                           std::function<double()> sent) {
+  registry_->AddGauge("secret_resolver_change_streams", "WatchChanges streams open.",
+                      std::move(streams));
+  registry_->AddGauge("secret_resolver_change_events_sent",
+                      "Events written to WatchChanges streams since start.", std::move(sent));
+}
+
 void SidecarMetrics::AddCacheGauges(SecretCache* cache) {
   registry_->AddGauge("secret_resolver_cache_hits", "Cache hits since start.",
                       [cache] { return static_cast<double>(cache->stats().hits); });

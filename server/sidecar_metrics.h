@@ -77,6 +77,10 @@ class SidecarMetrics {
   // secret_resolver_store_up and secret_resolver_change_feed_up, read at every scrape.
   void AddStoreHealthGauges(std::function<double()> store_up, std::function<double()> feed_up);
 
+  // secret_resolver_change_streams (WatchChanges streams open) and
+  // secret_resolver_change_events_sent (events written to them since start), read at every
+  // scrape; registered only when the change stream is served.
+  void AddChangeStreamGauges(std::function<double()> streams, std::function<double()> sent);
   // Gauges of `cache`'s counters and size; `cache` must outlive the registry's readers.
   void AddCacheGauges(SecretCache* cache);
   // secret_resolver_token_cache_size, read from `size` at every scrape.

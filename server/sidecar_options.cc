@@ -72,6 +72,15 @@ WorkerPoolLimits WorkerPoolLimitsFromConfig(const Config& config) {
   return limits;
 }
 
+ChangeStreamOptions ChangeStreamOptionsFromConfig(const Config& config) {
+  ChangeStreamOptions options;
+  const auto& change_stream = config.change_stream();
+  options.allowed_clients.assign(change_stream.allowed_clients().begin(),
+                                 change_stream.allowed_clients().end());
+  options.max_streams = change_stream.max_streams();
+  return options;
+}
+
 ResolverOptions ResolverOptionsFromConfig(const Config& config) {
   ResolverOptions options;
   options.max_refs = config.limits().max_refs();

@@ -22,6 +22,7 @@
 #include "secretresolver/config/v1/config.pb.h"
 #include "server/admin_server.h"
 #include "server/auth/token_verifier.h"
+#include "server/change_stream.h"
 #include "server/json_log.h"
 #include "server/rate_limiter.h"
 #include "server/redact_call.h"
@@ -47,6 +48,9 @@ PrefetchOptions PrefetchOptionsFromConfig(const secretresolver::config::v1::Conf
 RedactLimits RedactLimitsFromConfig(const secretresolver::config::v1::Config& config);
 // limits.max_watch_streams.
 WatchLimits WatchLimitsFromConfig(const secretresolver::config::v1::Config& config);
+// change_stream.*: the allowed client identities and max_streams.
+ChangeStreamOptions ChangeStreamOptionsFromConfig(
+    const secretresolver::config::v1::Config& config);
 
 // The worker pool that runs calls which may block: its threads and how many calls may wait.
 struct WorkerPoolLimits {

@@ -352,13 +352,94 @@ function storeProblems(objects, owner, spec, sidecar, config) {
       const image = (s) => s.replace(/[:@].*$/, '');
       if (image(c.image) !== image(sidecar.image)) p.push(`${id(migrate)}: not the sidecar's image`);
     }
+  } else if (store.upstream) {
+    // The tiered layout: TLS material from a mounted Secret, invalidation by the change stream.
+    for (const field of ['ca_file', 'cert_file', 'key_file']) {
+      const file = store.upstream[field];
+      const m = file && (sidecar.volumeMounts || []).find((x) => file.startsWith(x.mountPath + '/'));
+      const v = m && volumeByName(spec, m.name);
+      if (!v || !v.secret) p.push(`${where}: store.upstream.${field} is not in a mounted Secret`);
+    }
+    if (store.upstream.change_stream !== true) {
+      p.push(`${where}: store.upstream.change_stream is not true (the cache would go stale for a TTL)`);
+    }
+    if (envSource(sidecar, 'SECRET_RESOLVER_KEK')) p.push(`${where}: a sidecar of the tier holds the KEK`);
   } else {
     p.push(`${where}: the sidecar configuration has no store`);
   }
   return p;
 }
 
-function overlayProblems(objects, configs) {
+// The central tier of overlays/tiered (a Deployment whose container is CENTRAL): several
+// replicas, mTLS that requires client certificates, the change stream for listed clients only,
+// keys and DSN from Secrets, and a Service, a PodDisruptionBudget and a NetworkPolicy that lets
+// only the workload pods reach the TLS port. No problems when there is no central tier.
+const CENTRAL = 'secret-resolver-central';
+
+function centralProblems(objects, configs) {
+  const found = podSpecs(objects).filter(({ spec }) => (spec.containers || []).some((c) => c.name === CENTRAL));
+  if (found.length === 0) return [];
+  if (found.length > 1) return [`expected one ${CENTRAL} workload, found ${found.length}`];
+  const p = [];
+  const { owner, spec } = found[0];
+  const where = id(owner);
+  const c = spec.containers.find((x) => x.name === CENTRAL);
+  if (!(owner.spec.replicas >= 2)) p.push(`${where}: the central tier needs replicas >= 2`);
+  const configArg = ((c.args || []).find((a) => a.startsWith('--config=')) || '').slice('--config='.length);
+  const mount = (c.volumeMounts || []).find((m) => configArg.startsWith(m.mountPath + '/'));
+  const volume = mount && volumeByName(spec, mount.name);
+  const cm = volume && volume.configMap &&
+    objects.find((o) => o.kind === 'ConfigMap' && o.metadata.name === volume.configMap.name);
+  const fileKey = mount && configArg.slice(mount.mountPath.length + 1);
+  if (!cm || !cm.data || cm.data[fileKey] === undefined) {
+    return p.concat([`${where}: --config=${configArg} is not a key of a ConfigMap mounted there`]);
+  }
+  configs.push(cm.data[fileKey]);
+  const config = YAML.parse(cm.data[fileKey]);
+  const listen = config.listen || {};
+  const tls = listen.tls || {};
+  if (!listen.tcp_address || tls.require_client_cert !== true || !tls.client_ca_file) {
+    p.push(`${where}: the central tier must listen with TLS and require_client_cert: true`);
+  }
+  for (const field of ['cert_file', 'key_file', 'client_ca_file']) {
+    const m = tls[field] && (c.volumeMounts || []).find((x) => tls[field].startsWith(x.mountPath + '/'));
+    const v = m && volumeByName(spec, m.name);
+    if (!v || !v.secret) p.push(`${where}: listen.tls.${field} is not in a mounted Secret`);
+  }
+  if (!((config.change_stream || {}).allowed_clients || []).length) {
+    p.push(`${where}: change_stream.allowed_clients is empty: the sidecars get no change stream`);
+  }
+  const store = config.store || {};
+  if (!store.postgres) p.push(`${where}: the central tier is not on the shared postgres store`);
+  for (const name of [store.postgres && store.postgres.dsn_env, store.kek && store.kek.env,
+    config.redaction && config.redaction.fingerprint_key_env]) {
+    const e = name && envSource(c, name);
+    if (name && (!e || !e.valueFrom || !e.valueFrom.secretKeyRef)) p.push(`${where}: ${name} is not set from a Secret`);
+  }
+  const labels = (owner.spec.template.metadata || {}).labels || {};
+  const selects = (sel) => sel && Object.keys(sel).length > 0 &&
+    Object.entries(sel.matchLabels || sel).every(([k, v]) => labels[k] === v);
+  if (!objects.some((o) => o.kind === 'Service' && selects(o.spec.selector))) {
+    p.push(`${where}: no Service selects the central tier`);
+  }
+  if (!objects.some((o) => o.kind === 'PodDisruptionBudget' && selects(o.spec.selector))) {
+    p.push(`${where}: no PodDisruptionBudget selects the central tier`);
+  }
+  const tlsPort = Number(String(listen.tcp_address || '').split(':').pop());
+  const policies = objects.filter((o) => o.kind === 'NetworkPolicy' && selects(o.spec.podSelector) &&
+    (o.spec.policyTypes || []).includes('Ingress') && (o.spec.policyTypes || []).includes('Egress'));
+  if (policies.length === 0) p.push(`${where}: no NetworkPolicy with Ingress and Egress selects the central tier`);
+  for (const pol of policies) {
+    for (const rule of pol.spec.ingress || []) {
+      const onTls = !rule.ports || rule.ports.some((x) => x.port === tlsPort);
+      const open = !rule.from || rule.from.some((f) => !f.podSelector || !f.podSelector.matchLabels);
+      if (onTls && open) p.push(`${id(pol)}: the central tier's port ${tlsPort} is open to more than the sidecar pods (only from a podSelector with labels)`);
+    }
+  }
+  return p;
+}
+
+function overlayProblems(objects, configs, centralConfigs = []) {
   let p = [];
   for (const o of objects) p = p.concat(schemaProblems(o), strictProblems(o));
   for (const o of objects) {
@@ -369,7 +450,7 @@ function overlayProblems(objects, configs) {
     if (spec.hostNetwork || spec.hostPID || spec.hostIPC) p.push(`${id(owner)}: uses a host namespace`);
     for (const c of allContainers(spec)) p = p.concat(containerProblems(`${id(owner)} ${c.name}`, spec, c));
   }
-  return p.concat(sidecarProblems(objects, configs));
+  return p.concat(sidecarProblems(objects, configs), centralProblems(objects, centralConfigs));
 }
 
 // ---- Alerts ----
@@ -420,13 +501,32 @@ const MUTATIONS = [
   ['password in ConfigMap', (o) => { const cm = o.find((x) => x.kind === 'ConfigMap'); const k = Object.keys(cm.data)[0]; cm.data[k] += '\n# password: hunter2\n'; }, /password/],
   ['KEK in ConfigMap', (o) => { const cm = o.find((x) => x.kind === 'ConfigMap'); cm.data.kek = 'kek-1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8='; }, /base64 key/],
   ['PEM key in ConfigMap', (o) => { const cm = o.find((x) => x.kind === 'ConfigMap'); cm.data['k.pem'] = '-----BEGIN PRIVATE KEY-----\nMC4=\n-----END PRIVATE KEY-----\n'; }, /PEM private key/],
-  ['KEK as literal env', (o) => { const e = findSidecar(o).sidecar.env.find((x) => x.name === 'SECRET_RESOLVER_KEK'); delete e.valueFrom; e.value = 'x'; }, /literal value|not set from a Secret/],
+  // The KEK where the sidecar holds one (the tier's sidecars do not), else the fingerprint key.
+  ['KEK as literal env', (o) => { const env = findSidecar(o).sidecar.env; const e = env.find((x) => x.name === 'SECRET_RESOLVER_KEK') || env.find((x) => x.name === 'SECRET_RESOLVER_FINGERPRINT_KEY'); delete e.valueFrom; e.value = 'x'; }, /literal value|not set from a Secret/],
   ['schema: misspelt field', (o) => { const s = findSidecar(o).sidecar; s.readinessprobe = s.readinessProbe; }, /unknown field "readinessprobe"/],
   ['schema: misspelt nested field', (o) => { findSidecar(o).sidecar.securityContext.readOnlyRootFileSystem = true; }, /unknown field "readOnlyRootFileSystem"/],
   ['schema: bad quantity', (o) => { findSidecar(o).sidecar.resources.requests.memory = '128 megabytes'; }, /schema/],
   ['no NetworkPolicy', (o) => { for (let i = o.length - 1; i >= 0; i--) if (o[i].kind === 'NetworkPolicy') o.splice(i, 1); }, /NetworkPolicy/],
   ['policy without Egress', (o) => { for (const x of o) if (x.kind === 'NetworkPolicy') x.spec.policyTypes = ['Ingress']; }, /NetworkPolicy/],
   ['no PodDisruptionBudget', (o) => { o.splice(o.findIndex((x) => x.kind === 'PodDisruptionBudget'), 1); }, /PodDisruptionBudget/],
+];
+
+// Only for overlays with a central tier.
+function centralDeployment(o) {
+  return o.find((x) => x.kind === 'Deployment' && x.spec.template.spec.containers.some((c) => c.name === CENTRAL));
+}
+function centralConfigMap(o) {
+  const name = centralDeployment(o).spec.template.spec.volumes.find((v) => v.configMap).configMap.name;
+  return o.find((x) => x.kind === 'ConfigMap' && x.metadata.name === name);
+}
+const CENTRAL_MUTATIONS = [
+  ['central tier with one replica', (o) => { centralDeployment(o).spec.replicas = 1; }, /replicas >= 2/],
+  ['client certificates optional', (o) => { const cm = centralConfigMap(o); const k = Object.keys(cm.data)[0]; cm.data[k] = cm.data[k].replace('require_client_cert: true', 'require_client_cert: false'); }, /require_client_cert/],
+  ['no allowed change stream clients', (o) => { const cm = centralConfigMap(o); const k = Object.keys(cm.data)[0]; cm.data[k] = cm.data[k].replace(/allowed_clients: \[.*\]/, 'allowed_clients: []'); }, /allowed_clients/],
+  ['central port open to every pod', (o) => { for (const x of o) if (x.kind === 'NetworkPolicy' && x.metadata.name === CENTRAL) x.spec.ingress[0].from = [{ namespaceSelector: {} }]; }, /open to more than the sidecar pods/],
+  ['no central Service', (o) => { o.splice(o.findIndex((x) => x.kind === 'Service'), 1); }, /no Service/],
+  ['sidecar holds the KEK', (o) => { findSidecar(o).sidecar.env.push({ name: 'SECRET_RESOLVER_KEK', valueFrom: { secretKeyRef: { name: 'secret-resolver-keys', key: 'kek' } } }); }, /holds the KEK/],
+  ['sidecar without the change stream', (o) => { const cm = o.find((x) => x.kind === 'ConfigMap' && x.metadata.name.startsWith('secret-resolver-config')); const k = Object.keys(cm.data)[0]; cm.data[k] = cm.data[k].replace('change_stream: true', 'change_stream: false'); }, /change_stream is not true/],
 ];
 
 function main() {
@@ -448,16 +548,22 @@ function main() {
     const objects = loadObjects(file);
     rendered[name] = objects;
     const configs = [];
-    report(`overlay ${name} (${objects.length} objects): schema and invariants`, overlayProblems(objects, configs));
+    const centralConfigs = [];
+    report(`overlay ${name} (${objects.length} objects): schema and invariants`,
+      overlayProblems(objects, configs, centralConfigs));
     if (args.configOut && configs.length) {
       fs.writeFileSync(path.join(args.configOut, `${name}.yaml`), configs[0]);
+    }
+    if (args.configOut && centralConfigs.length) {
+      fs.writeFileSync(path.join(args.configOut, `${name}-central.yaml`), centralConfigs[0]);
     }
   }
   if (args.alerts) report(`alert rules ${path.basename(args.alerts)}`, alertProblems(args.alerts, args.metricsSource));
 
   // Each mutation must be caught, in every overlay.
   for (const [name, objects] of Object.entries(rendered)) {
-    for (const [what, mutate, expect] of MUTATIONS) {
+    const mutations = centralDeployment(objects) ? MUTATIONS.concat(CENTRAL_MUTATIONS) : MUTATIONS;
+    for (const [what, mutate, expect] of mutations) {
       const copy = JSON.parse(JSON.stringify(objects));
       mutate(copy);
       const problems = overlayProblems(copy, []);

@@ -147,6 +147,8 @@ TEST(ConfigTest, EveryDefaultIsApplied) {
   EXPECT_EQ(config.limits().grpc_memory_bytes(), 67108864u);
   EXPECT_EQ(config.limits().max_redact_streams(), 64u);
   EXPECT_EQ(config.limits().max_watch_streams(), 256u);
+  EXPECT_EQ(config.change_stream().allowed_clients_size(), 0);
+  EXPECT_EQ(config.change_stream().max_streams(), 1024u);
   EXPECT_EQ(config.cache().prefetch_size(), 0);
   EXPECT_TRUE(config.admin().has_enabled());
   EXPECT_TRUE(config.admin().enabled());
@@ -678,6 +680,41 @@ INSTANTIATE_TEST_SUITE_P(
         RuleCase{"TooManyQueuedCalls",
                  [](Config* c) { c->mutable_limits()->set_max_queued_calls(1000001); },
                  "limits.max_queued_calls: must be at most 1000000, got 1000001"},
+        // The central tier's change stream.
+        RuleCase{"ChangeStreamWithoutTls",
+                 [](Config* c) { c->mutable_change_stream()->add_allowed_clients("sidecar.svc"); },
+                 "change_stream.allowed_clients: callers are admitted by their client "
+                 "certificate, so it needs a TLS listener that requires one"},
+        RuleCase{"ChangeStreamWithoutRequiredClientCert",
+                 [](Config* c) {
+                   c->mutable_change_stream()->add_allowed_clients("sidecar.svc");
+                   c->mutable_listen()->set_tcp_address("0.0.0.0:8443");
+                   auto* tls = c->mutable_listen()->mutable_tls();
+                   tls->set_cert_file("/tls/tls.crt");
+                   tls->set_key_file("/tls/tls.key");
+                   tls->set_client_ca_file("/tls/ca.crt");
+                 },
+                 "set listen.tcp_address, listen.tls.cert_file, key_file, client_ca_file and "
+                 "require_client_cert: true"},
+        RuleCase{"ChangeStreamOnMutualTls",
+                 [](Config* c) {
+                   c->mutable_change_stream()->add_allowed_clients("sidecar.svc");
+                   c->mutable_listen()->set_tcp_address("0.0.0.0:8443");
+                   auto* tls = c->mutable_listen()->mutable_tls();
+                   tls->set_cert_file("/tls/tls.crt");
+                   tls->set_key_file("/tls/tls.key");
+                   tls->set_client_ca_file("/tls/ca.crt");
+                   tls->set_require_client_cert(true);
+                 },
+                 ""},
+        RuleCase{"ChangeStreamBlankClient",
+                 [](Config* c) { c->mutable_change_stream()->add_allowed_clients(" a.svc"); },
+                 "change_stream.allowed_clients[0]: \" a.svc\" is not a certificate name"},
+        RuleCase{"ChangeStreamsAtTheLimit",
+                 [](Config* c) { c->mutable_change_stream()->set_max_streams(100000); }, ""},
+        RuleCase{"TooManyChangeStreams",
+                 [](Config* c) { c->mutable_change_stream()->set_max_streams(100001); },
+                 "change_stream.max_streams: must be at most 100000, got 100001"},
         // Warm start.
         RuleCase{"Prefetch",
                  [](Config* c) {

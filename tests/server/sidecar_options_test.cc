@@ -146,6 +146,21 @@ TEST(SidecarOptionsTest, WorkerPoolLimits) {
   EXPECT_EQ(limits.max_queued, 77u);
 }
 
+TEST(SidecarOptionsTest, ChangeStreamOptions) {
+  Config config = TestConfig();
+  config.mutable_change_stream()->add_allowed_clients("sidecar.workflows.svc");
+  config.mutable_change_stream()->add_allowed_clients("spiffe://cluster.local/ns/w/sa/r");
+  config.mutable_change_stream()->set_max_streams(77);
+  const ChangeStreamOptions options = ChangeStreamOptionsFromConfig(config);
+  EXPECT_EQ(options.allowed_clients, (std::vector<std::string>{
+                                         "sidecar.workflows.svc",
+                                         "spiffe://cluster.local/ns/w/sa/r"}));
+  EXPECT_EQ(options.max_streams, 77u);
+  // Unset: no client, and the default bound.
+  EXPECT_TRUE(ChangeStreamOptionsFromConfig(TestConfig()).allowed_clients.empty());
+  EXPECT_EQ(ChangeStreamOptionsFromConfig(TestConfig()).max_streams, 1024u);
+}
+
 TEST(SidecarOptionsTest, ResolverOptions) {
   const ResolverOptions options = ResolverOptionsFromConfig(TestConfig());
   EXPECT_EQ(options.max_refs, 9u);

@@ -1,0 +1,120 @@
+#include "resolver/upstream/upstream_change_feed.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/random/random.h"
+#include "absl/strings/str_cat.h"
+#include "secretresolver/v1/changes.grpc.pb.h"
+
+namespace secret_resolver {
+
+using secretresolver::v1::SecretChangeEvent;
+using secretresolver::v1::SecretChanges;
+
+grpc::ChannelArguments UpstreamChannelArguments() {
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 5000);
+  // gRPC's name for the shortest time a connection attempt is given (its default is 20 s).
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 3000);
+  // A gRPC server (the central tier too) refuses pings more often than every 5 minutes on a
+  // connection without data, and closes the connection after a few.
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 300000);
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10000);
+  return args;
+}
+
+UpstreamChangeFeed::UpstreamChangeFeed(ChannelFactory channels, ChangeListener listener,
+                                       UpstreamChangeFeedOptions options)
+    : channels_(std::move(channels)),
+      listener_(std::move(listener)),
+      options_(std::move(options)),
+      thread_([this] { Run(); }) {}
+
+UpstreamChangeFeed::UpstreamChangeFeed(std::shared_ptr<grpc::Channel> channel,
+                                       ChangeListener listener,
+                                       UpstreamChangeFeedOptions options)
+    : UpstreamChangeFeed([channel] { return channel; }, std::move(listener),
+                         std::move(options)) {}
+
+UpstreamChangeFeed::~UpstreamChangeFeed() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+    if (current_ != nullptr) current_->TryCancel();
+  }
+  stopped_.notify_all();
+  thread_.join();
+}
+
+void UpstreamChangeFeed::Run() {
+  absl::BitGen random;
+  absl::Duration backoff = options_.initial_backoff;
+  for (;;) {
+    bool delivered = false;
+    const absl::Status ended = Stream(channels_(), &delivered);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (stopping_) return;
+    }
+    if (options_.on_stream_end) options_.on_stream_end(ended);
+    if (!lost_) {
+      lost_ = true;
+      listener_(SecretChange::FeedLost(absl::StrCat(
+          "the upstream change stream broke (", absl::StatusCodeToString(ended.code()),
+          "); changes may go unannounced until it is back")));
+    }
+    if (delivered) backoff = options_.initial_backoff;
+    const int64_t most = absl::ToInt64Nanoseconds(backoff);
+    if (!Wait(absl::Nanoseconds(absl::Uniform<int64_t>(random, most / 2, most + 1)))) return;
+    backoff = std::min(backoff * 2, options_.max_backoff);
+  }
+}
+
+absl::Status UpstreamChangeFeed::Stream(const std::shared_ptr<grpc::Channel>& channel,
+                                        bool* delivered) {
+  grpc::ClientContext context;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_) return absl::CancelledError("stopping");
+    current_ = &context;
+  }
+  std::unique_ptr<SecretChanges::Stub> stub = SecretChanges::NewStub(channel);
+  std::unique_ptr<grpc::ClientReader<SecretChangeEvent>> reader =
+      stub->WatchChanges(&context, secretresolver::v1::WatchChangesRequest());
+  SecretChangeEvent event;
+  while (reader->Read(&event)) {
+    *delivered = true;
+    switch (event.kind()) {
+      case SecretChangeEvent::CHANGED:
+      case SecretChangeEvent::DELETED:
+        listener_(SecretChange::Of(event.stack(), event.name()));
+        break;
+      case SecretChangeEvent::FEED_LOST:
+        if (!lost_) {
+          lost_ = true;
+          listener_(SecretChange::FeedLost("the upstream's own change feed is lost"));
+        }
+        break;
+      default:  // RESYNC, and kinds this client does not know: drop everything
+        lost_ = false;
+        listener_(SecretChange::Resync("the upstream change stream (re)started or resynced"));
+        break;
+    }
+  }
+  const grpc::Status status = reader->Finish();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    current_ = nullptr;
+  }
+  return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
+                      status.error_message());
+}
+
+bool UpstreamChangeFeed::Wait(absl::Duration d) {
+  std::unique_lock<std::mutex> lock(mu_);
+  return !stopped_.wait_for(lock, absl::ToChronoNanoseconds(d), [this] { return stopping_; });
+}
+
+}  // namespace secret_resolver
