@@ -98,9 +98,11 @@ class TokenVerifier {
   // is also in `failure`. May block: the key source may load keys.
   TokenVerification Verify(absl::string_view token);
 
-  // Verify, if the cache of verified tokens can answer without I/O or signature checks: the
-  // token is cached (or too large) and no key reload is due. nullopt otherwise; then Verify()
-  // must run where blocking is allowed.
+  // Verify, if it can be done without I/O: no key reload is due and the token is cached (or too
+  // large), or its `kid` names a key already loaded, in which case the full checks, signature
+  // included, run on this thread (CPU work, no I/O). nullopt otherwise (a reload
+  // is due, or the kid is unknown and a reload might bring it); then Verify() must run where
+  // blocking is allowed.
   std::optional<TokenVerification> VerifyWithoutBlocking(absl::string_view token);
 
   // Tokens in the cache now (expired entries are dropped lazily).
@@ -110,8 +112,13 @@ class TokenVerifier {
  private:
   TokenVerifier(TokenVerifierOptions options, JwksSource* keys);
 
-  // The full checks. On success fills `entry`.
-  TokenVerification VerifyUncached(absl::string_view token, VerifiedTokenCache::Entry* entry);
+  // Verify and VerifyWithoutBlocking: without `may_load`, nullopt where a key would have to be
+  // loaded.
+  std::optional<TokenVerification> Verify(absl::string_view token, bool may_load);
+  // The full checks. On success fills `entry`. Without `may_load`, nullopt if the key is not
+  // loaded or a reload is due.
+  std::optional<TokenVerification> VerifyUncached(absl::string_view token, bool may_load,
+                                                  VerifiedTokenCache::Entry* entry);
   // Answers from the cache if it can. nullopt means "not cached (any more)", or, without
   // `may_load`, that confirming the token's key would need a JWKS reload.
   std::optional<TokenVerification> VerifyCached(absl::string_view token, bool may_load);
