@@ -142,13 +142,28 @@ TokenVerifierStats TokenVerifier::stats() const {
   return out;
 }
 
+absl::StatusOr<JwsHeader> TokenVerifier::ParsedHeader(absl::string_view header_b64) {
+  {
+    std::lock_guard<std::mutex> lock(headers_mu_);
+    auto it = headers_.find(header_b64);
+    if (it != headers_.end()) return it->second;
+  }
+  absl::StatusOr<JwsHeader> header = ParseJwsHeader(header_b64, header_policy_);
+  if (header.ok()) {
+    std::lock_guard<std::mutex> lock(headers_mu_);
+    if (headers_.size() >= kMaxParsedHeaders) headers_.clear();
+    headers_.emplace(header_b64, *header);
+  }
+  return header;
+}
+
 std::optional<TokenVerification> TokenVerifier::VerifyUncached(absl::string_view token,
                                                                bool may_load,
                                                                VerifiedTokenCache::Entry* entry) {
   // Checked here rather than on every call: a token with such a byte is never in the cache.
   absl::StatusOr<JwsParts> parts = SplitCompactJws(token);
   if (!parts.ok()) return Fail(parts.status());
-  absl::StatusOr<JwsHeader> header = ParseJwsHeader(parts->header, header_policy_);
+  absl::StatusOr<JwsHeader> header = ParsedHeader(parts->header);
   if (!header.ok()) return Fail(header.status());
 
   std::shared_ptr<const VerificationKey> key;

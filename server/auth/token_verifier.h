@@ -4,7 +4,8 @@
 // Tokens are Grafana authlib access tokens: JWS compact serialization (RFC 7515) of a JWT
 // (RFC 7519) with header `typ: at+jwt` (RFC 9068), signed ES256, RS256 or EdDSA (Ed25519) by a
 // key from a JWKS. The verifier composes the parts: the token's size; the verified-token cache
-// (token_cache.h); then, for a token not cached, splitting and header checks (jws.h), the key
+// (token_cache.h); then, for a token not cached, splitting and header checks (jws.h; a header
+// that passed before is answered from a small map of such headers), the key
 // from a JwksSource (jwks_source.h), the key's fit and the signature (jws_signature.h), and the
 // claims (claims_validator.h).
 //
@@ -22,10 +23,12 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
@@ -115,6 +118,10 @@ class TokenVerifier {
   // Verify and VerifyWithoutBlocking: without `may_load`, nullopt where a key would have to be
   // loaded.
   std::optional<TokenVerification> Verify(absl::string_view token, bool may_load);
+  // ParseJwsHeader, answered from the headers that passed before when it can: an issuer signs
+  // every token with the same few headers, so a new token mostly skips decoding and parsing its
+  // header.
+  absl::StatusOr<JwsHeader> ParsedHeader(absl::string_view header_b64);
   // The full checks. On success fills `entry`. Without `may_load`, nullopt if the key is not
   // loaded or a reload is due.
   std::optional<TokenVerification> VerifyUncached(absl::string_view token, bool may_load,
@@ -128,6 +135,12 @@ class TokenVerifier {
   const ClaimsPolicy claims_policy_;
   JwksSource* const keys_;
   VerifiedTokenCache cache_;
+
+  // Base64url headers that passed ParseJwsHeader under header_policy_ -> what they say; emptied
+  // when it reaches kMaxParsedHeaders entries. Guarded by headers_mu_.
+  static constexpr size_t kMaxParsedHeaders = 64;
+  std::mutex headers_mu_;
+  absl::flat_hash_map<std::string, JwsHeader> headers_;
 
   std::atomic<uint64_t> cache_hits_{0};
   std::atomic<uint64_t> cache_misses_{0};
