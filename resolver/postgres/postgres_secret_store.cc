@@ -96,6 +96,7 @@ PostgresSecretStore::PostgresSecretStore(PostgresDsn dsn, std::string dsn_text,
       key_ring_(key_ring),
       options_(std::move(options)),
       clock_(options_.clock != nullptr ? options_.clock : Clock::Real()),
+      data_keys_(key_ring, options_.data_key_cache_capacity),
       listeners_(std::make_shared<const std::vector<ChangeListener>>()) {}
 
 PostgresSecretStore::~PostgresSecretStore() {
@@ -144,7 +145,7 @@ absl::StatusOr<StoredSecret> PostgresSecretStore::Get(absl::string_view stack,
     return absl::NotFoundError(absl::StrCat(QuotedSecret(stack, name), " not found"));
   }
   // Decrypted after the connection went back to the pool.
-  return OpenSecretRow(*key_ring_, *row, Where());
+  return OpenSecretRow(data_keys_, *row, Where());
 }
 
 absl::StatusOr<StoredSecret> PostgresSecretStore::GetVersion(absl::string_view stack,
@@ -168,7 +169,7 @@ absl::StatusOr<StoredSecret> PostgresSecretStore::GetVersion(absl::string_view s
     return absl::NotFoundError(
         absl::StrCat("version ", version, " of ", QuotedSecret(stack, name), " not found"));
   }
-  return OpenSecretRow(*key_ring_, *row, Where());
+  return OpenSecretRow(data_keys_, *row, Where());
 }
 
 absl::StatusOr<SecretMetadata> PostgresSecretStore::GetMetadata(absl::string_view stack,
@@ -280,6 +281,7 @@ absl::StatusOr<int64_t> PostgresSecretStore::RewrapDataKeys(absl::string_view ke
     rewrapped = *count;
     return absl::OkStatus();
   });
+  data_keys_.Clear();  // wipes the keys as unwrapped from their old KEK
   if (!status.ok()) return status;
   return rewrapped;
 }

@@ -47,6 +47,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "resolver/clock.h"
+#include "resolver/crypto/data_key_cache.h"
 #include "resolver/crypto/key_ring.h"
 #include "resolver/postgres/postgres_connection.h"
 #include "resolver/postgres/postgres_listener.h"
@@ -160,6 +161,7 @@ class PostgresSecretStore : public EncryptedSecretStore {
   const KeyRing* const key_ring_;
   const PostgresStoreOptions options_;
   Clock* const clock_;
+  DataKeyCache data_keys_;  // what Get and GetVersion unwrap
 
   std::mutex watch_start_mu_;                  // serializes Watch calls
   std::unique_ptr<PostgresListener> listener_;  // guarded by watch_start_mu_

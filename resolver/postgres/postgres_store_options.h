@@ -11,6 +11,7 @@
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "resolver/clock.h"
+#include "resolver/crypto/data_key_cache.h"
 #include "resolver/postgres/postgres_connection.h"
 #include "resolver/postgres/postgres_session.h"
 
@@ -40,6 +41,9 @@ struct PostgresStoreOptions {
   // Allow a connection to another machine that does not verify the server's certificate
   // (CheckPostgresTransport); off, such a DSN is refused.
   bool allow_insecure = false;
+  // Unwrapped data keys kept for reads (resolver/crypto/data_key_cache.h); 0 unwraps on every
+  // read.
+  size_t data_key_cache_capacity = kDefaultDataKeyCacheCapacity;
 };
 
 // Returns OK if `options` can be used. Errors: INVALID_ARGUMENT naming the field, when the

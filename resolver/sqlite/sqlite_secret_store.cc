@@ -182,6 +182,7 @@ SqliteSecretStore::SqliteSecretStore(std::string path, const KeyRing* key_ring,
       key_ring_(key_ring),
       options_(std::move(options)),
       clock_(options_.clock != nullptr ? options_.clock : Clock::Real()),
+      data_keys_(key_ring, options_.data_key_cache_capacity),
       file_(file),
       writer_(writer) {}
 
@@ -319,7 +320,7 @@ absl::StatusOr<StoredSecret> SqliteSecretStore::Get(absl::string_view stack,
     return row.status();
   }
   if (!*row) return absl::NotFoundError(absl::StrCat(QuotedSecret(stack, name), " not found"));
-  return OpenSecretRow(*key_ring_, RowAt(query), Where());
+  return OpenSecretRow(data_keys_, RowAt(query), Where());
 }
 
 absl::StatusOr<StoredSecret> SqliteSecretStore::GetVersion(absl::string_view stack,
@@ -343,7 +344,7 @@ absl::StatusOr<StoredSecret> SqliteSecretStore::GetVersion(absl::string_view sta
     return absl::NotFoundError(
         absl::StrCat("version ", version, " of ", QuotedSecret(stack, name), " not found"));
   }
-  return OpenSecretRow(*key_ring_, RowAt(query), Where());
+  return OpenSecretRow(data_keys_, RowAt(query), Where());
 }
 
 absl::StatusOr<SecretMetadata> SqliteSecretStore::GetMetadata(absl::string_view stack,
@@ -568,6 +569,7 @@ absl::StatusOr<int64_t> SqliteSecretStore::RewrapDataKeys(absl::string_view kek_
     }
     return absl::OkStatus();
   });
+  data_keys_.Clear();  // wipes the keys as unwrapped from their old KEK
   if (!status.ok()) return status;
   return rewrapped;
 }

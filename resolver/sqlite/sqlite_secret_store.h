@@ -44,6 +44,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "resolver/clock.h"
+#include "resolver/crypto/data_key_cache.h"
 #include "resolver/crypto/key_ring.h"
 #include "resolver/secret_store.h"
 #include "resolver/sqlite/sqlite_connection.h"
@@ -60,6 +61,9 @@ struct SqliteStoreOptions {
   int max_idle_readers = 4;
   // Timestamps of rows and change_log entries. Null: Clock::Real().
   Clock* clock = nullptr;
+  // Unwrapped data keys kept for reads (resolver/crypto/data_key_cache.h); 0 unwraps on every
+  // read.
+  size_t data_key_cache_capacity = kDefaultDataKeyCacheCapacity;
 };
 
 class SqliteSecretStore : public EncryptedSecretStore {
@@ -154,6 +158,7 @@ class SqliteSecretStore : public EncryptedSecretStore {
   const KeyRing* const key_ring_;
   const SqliteStoreOptions options_;
   Clock* const clock_;
+  DataKeyCache data_keys_;  // what Get and GetVersion unwrap
 
   // Shared by every operation while it uses connections; exclusive while FollowFile swaps
   // them. Taken before writer_mu_, readers_mu_ and watch_mu_.

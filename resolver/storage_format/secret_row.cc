@@ -3,6 +3,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "resolver/storage_format/decrypter_list.h"
@@ -18,8 +19,10 @@ struct OpenedKey {
   std::vector<std::string> decrypters;
 };
 
-absl::StatusOr<OpenedKey> OpenKey(const KeyRing& key_ring, const SecretRow& row,
-                                  absl::string_view where) {
+// `unwrap` unwraps the row's data key (UnwrapDataKey, or through a DataKeyCache).
+absl::StatusOr<OpenedKey> OpenKey(
+    const SecretRow& row, absl::string_view where,
+    absl::FunctionRef<absl::StatusOr<SecretBytes>(const WrappedDataKey&)> unwrap) {
   if (!row.data_key.has_value()) {
     return absl::DataLossError(absl::StrCat(where, ": data key \"", row.data_key_id, "\" of ",
                                             Quoted(row), " is missing"));
@@ -29,8 +32,7 @@ absl::StatusOr<OpenedKey> OpenKey(const KeyRing& key_ring, const SecretRow& row,
     return absl::DataLossError(
         absl::StrCat(where, ": ", Quoted(row), ": ", decrypters.status().message()));
   }
-  absl::StatusOr<SecretBytes> data_key =
-      UnwrapDataKey(key_ring, *row.data_key, row.stack, row.data_key_id);
+  absl::StatusOr<SecretBytes> data_key = unwrap(*row.data_key);
   if (!data_key.ok()) return data_key.status();
   return OpenedKey{*std::move(data_key), *std::move(decrypters)};
 }
@@ -47,9 +49,11 @@ std::string QuotedSecret(absl::string_view stack, absl::string_view name) {
   return absl::StrCat("secret \"", name, "\" in stack \"", stack, "\"");
 }
 
-absl::StatusOr<StoredSecret> OpenSecretRow(const KeyRing& key_ring, const SecretRow& row,
+absl::StatusOr<StoredSecret> OpenSecretRow(DataKeyCache& data_keys, const SecretRow& row,
                                            absl::string_view where) {
-  absl::StatusOr<OpenedKey> key = OpenKey(key_ring, row, where);
+  absl::StatusOr<OpenedKey> key = OpenKey(row, where, [&](const WrappedDataKey& wrapped) {
+    return data_keys.Unwrap(wrapped, row.stack, row.data_key_id);
+  });
   if (!key.ok()) return key.status();
   absl::StatusOr<SecretBytes> value =
       OpenValue(key->data_key, row.stack, row.name, row.version, key->decrypters, row.ciphertext);
@@ -67,7 +71,9 @@ absl::StatusOr<std::optional<std::string>> ResealSecretRow(const KeyRing& key_ri
                                                            const SecretRow& row,
                                                            absl::string_view where) {
   if (IsCurrentValueFormat(row.ciphertext)) return std::nullopt;
-  absl::StatusOr<OpenedKey> key = OpenKey(key_ring, row, where);
+  absl::StatusOr<OpenedKey> key = OpenKey(row, where, [&](const WrappedDataKey& wrapped) {
+    return UnwrapDataKey(key_ring, wrapped, row.stack, row.data_key_id);
+  });
   if (!key.ok()) return key.status();
   absl::StatusOr<SecretBytes> value =
       OpenValue(key->data_key, row.stack, row.name, row.version, key->decrypters, row.ciphertext);

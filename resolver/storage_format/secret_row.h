@@ -13,6 +13,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "resolver/crypto/data_key_cache.h"
 #include "resolver/crypto/envelope.h"
 #include "resolver/crypto/key_ring.h"
 #include "resolver/secret_store.h"
@@ -52,12 +53,13 @@ inline constexpr char kSecretMetadataSelect[] =
 // `secret "NAME" in stack "STACK"`, how messages name a secret.
 std::string QuotedSecret(absl::string_view stack, absl::string_view name);
 
-// Decrypts `row`. `where` names the store in messages (e.g. "sqlite store /var/lib/s.db").
+// Decrypts `row`, its data key unwrapped through `data_keys` (the store's cache of unwrapped data
+// keys). `where` names the store in messages (e.g. "sqlite store /var/lib/s.db").
 // Errors: DATA_LOSS naming the row (never the value) when its data key is missing, its
 // decrypter list does not parse, or the wrapped key or value fails authentication (a value moved
 // from another row, or whose decrypters were edited); FAILED_PRECONDITION naming the KEK id when
 // the KEK that wraps the data key is not loaded or is the wrong key.
-absl::StatusOr<StoredSecret> OpenSecretRow(const KeyRing& key_ring, const SecretRow& row,
+absl::StatusOr<StoredSecret> OpenSecretRow(DataKeyCache& data_keys, const SecretRow& row,
                                            absl::string_view where);
 
 // The row's ciphertext resealed in the current value format, binding the decrypter list the row

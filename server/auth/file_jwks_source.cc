@@ -81,6 +81,12 @@ std::optional<bool> FileJwksSource::IsPublishedWithoutLoading(const Verification
   return keys_->Publishes(key);
 }
 
+std::shared_ptr<const VerificationKey> FileJwksSource::FindWithoutLoading(absl::string_view kid) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (CheckDueLocked(options_.clock->Now())) return nullptr;
+  return keys_->Find(kid);
+}
+
 absl::Status FileJwksSource::Reload() {
   std::lock_guard<std::mutex> load(load_mu_);
   return LoadLocked(/*force=*/true);

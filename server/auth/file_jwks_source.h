@@ -58,6 +58,7 @@ class FileJwksSource : public JwksSource {
   // for that load. NOT_FOUND if no current key has that id.
   absl::StatusOr<std::shared_ptr<const VerificationKey>> Lookup(absl::string_view kid) override;
   std::optional<bool> IsPublishedWithoutLoading(const VerificationKey& key) override;
+  std::shared_ptr<const VerificationKey> FindWithoutLoading(absl::string_view kid) override;
   // Rereads the file even if it looks unchanged.
   absl::Status Reload() override;
   std::shared_ptr<const KeySet> Current() const override;

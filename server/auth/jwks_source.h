@@ -58,6 +58,11 @@ class JwksSource {
   // blocking is allowed.
   virtual std::optional<bool> IsPublishedWithoutLoading(const VerificationKey& key) = 0;
 
+  // The current key named `kid` when no periodic reload is due, without loading, blocking on
+  // I/O or allocating; null when one is due or no current key has that id, and Lookup() must
+  // run where blocking is allowed (it may load the key).
+  virtual std::shared_ptr<const VerificationKey> FindWithoutLoading(absl::string_view kid) = 0;
+
   // Reloads now, ignoring the intervals; for SIGHUP and for a refresh timer. Returns the load's
   // error, in which case the previous keys stay in use.
   virtual absl::Status Reload() = 0;

@@ -100,8 +100,13 @@ bool JwsSignatureValid(const VerificationKey& key, absl::string_view signing_inp
       break;
   }
   std::unique_ptr<EVP_MD_CTX, MdCtxDeleter> ctx(EVP_MD_CTX_new());
+  const bool ready =
+      ctx != nullptr &&
+      (key.verify_template() != nullptr
+           ? EVP_MD_CTX_copy_ex(ctx.get(), key.verify_template()) == 1
+           : EVP_DigestVerifyInit(ctx.get(), nullptr, md, nullptr, key.pkey()) == 1);
   bool ok =
-      ctx != nullptr && EVP_DigestVerifyInit(ctx.get(), nullptr, md, nullptr, key.pkey()) == 1 &&
+      ready &&
       EVP_DigestVerify(
           ctx.get(), reinterpret_cast<const unsigned char*>(to_verify.data()), to_verify.size(),
           reinterpret_cast<const unsigned char*>(signing_input.data()), signing_input.size()) == 1;

@@ -73,31 +73,30 @@ absl::StatusOr<std::unique_ptr<TokenVerifier>> TokenVerifier::Create(TokenVerifi
 }
 
 TokenVerification TokenVerifier::Verify(absl::string_view token) {
+  return *Verify(token, /*may_load=*/true);
+}
+
+std::optional<TokenVerification> TokenVerifier::VerifyWithoutBlocking(absl::string_view token) {
+  return Verify(token, /*may_load=*/false);
+}
+
+std::optional<TokenVerification> TokenVerifier::Verify(absl::string_view token, bool may_load) {
   if (token.size() > options_.max_token_bytes) {
     return Fail(AuthFailure::kTooLarge,
                 absl::StrCat("longer than ", options_.max_token_bytes, " bytes"));
   }
   const bool cacheable = options_.cache_capacity > 0;
   if (cacheable) {
-    if (std::optional<TokenVerification> cached = VerifyCached(token, /*may_load=*/true)) {
-      return *std::move(cached);
-    }
+    if (std::optional<TokenVerification> cached = VerifyCached(token, may_load)) return cached;
   }
   VerifiedTokenCache::Entry entry;
-  TokenVerification result = VerifyUncached(token, &entry);
-  if (result.caller.ok() && cacheable) {
+  std::optional<TokenVerification> result = VerifyUncached(token, may_load, &entry);
+  if (!result.has_value()) return std::nullopt;
+  cache_misses_.fetch_add(1, std::memory_order_relaxed);
+  if (result->caller.ok() && cacheable) {
     cache_.Insert(token, std::move(entry), options_.clock->Now());
   }
   return result;
-}
-
-std::optional<TokenVerification> TokenVerifier::VerifyWithoutBlocking(absl::string_view token) {
-  if (token.size() > options_.max_token_bytes) {
-    return Fail(AuthFailure::kTooLarge,
-                absl::StrCat("longer than ", options_.max_token_bytes, " bytes"));
-  }
-  if (options_.cache_capacity == 0) return std::nullopt;
-  return VerifyCached(token, /*may_load=*/false);
 }
 
 std::optional<TokenVerification> TokenVerifier::VerifyCached(absl::string_view token,
@@ -143,25 +142,47 @@ TokenVerifierStats TokenVerifier::stats() const {
   return out;
 }
 
-TokenVerification TokenVerifier::VerifyUncached(absl::string_view token,
-                                                VerifiedTokenCache::Entry* entry) {
-  cache_misses_.fetch_add(1, std::memory_order_relaxed);
+absl::StatusOr<JwsHeader> TokenVerifier::ParsedHeader(absl::string_view header_b64) {
+  {
+    std::lock_guard<std::mutex> lock(headers_mu_);
+    auto it = headers_.find(header_b64);
+    if (it != headers_.end()) return it->second;
+  }
+  absl::StatusOr<JwsHeader> header = ParseJwsHeader(header_b64, header_policy_);
+  if (header.ok()) {
+    std::lock_guard<std::mutex> lock(headers_mu_);
+    if (headers_.size() >= kMaxParsedHeaders) headers_.clear();
+    headers_.emplace(header_b64, *header);
+  }
+  return header;
+}
+
+std::optional<TokenVerification> TokenVerifier::VerifyUncached(absl::string_view token,
+                                                               bool may_load,
+                                                               VerifiedTokenCache::Entry* entry) {
   // Checked here rather than on every call: a token with such a byte is never in the cache.
   absl::StatusOr<JwsParts> parts = SplitCompactJws(token);
   if (!parts.ok()) return Fail(parts.status());
-  absl::StatusOr<JwsHeader> header = ParseJwsHeader(parts->header, header_policy_);
+  absl::StatusOr<JwsHeader> header = ParsedHeader(parts->header);
   if (!header.ok()) return Fail(header.status());
 
-  absl::StatusOr<std::shared_ptr<const VerificationKey>> key = keys_->Lookup(header->kid);
-  if (!key.ok()) return Fail(AuthFailure::kUnknownKid, "no published key has this kid");
-  if (absl::Status fits = CheckKeyForAlg(**key, header->alg); !fits.ok()) return Fail(fits);
+  std::shared_ptr<const VerificationKey> key;
+  if (may_load) {
+    absl::StatusOr<std::shared_ptr<const VerificationKey>> found = keys_->Lookup(header->kid);
+    if (!found.ok()) return Fail(AuthFailure::kUnknownKid, "no published key has this kid");
+    key = *std::move(found);
+  } else {
+    key = keys_->FindWithoutLoading(header->kid);
+    if (key == nullptr) return std::nullopt;  // a reload is due or the kid is unknown
+  }
+  if (absl::Status fits = CheckKeyForAlg(*key, header->alg); !fits.ok()) return Fail(fits);
 
   std::optional<std::string> payload = Base64UrlDecode(parts->payload);
   if (!payload.has_value()) return Fail(AuthFailure::kMalformed, "payload is not base64url");
   std::optional<std::string> signature = Base64UrlDecode(parts->signature);
   if (!signature.has_value()) return Fail(AuthFailure::kMalformed, "signature is not base64url");
   signature_checks_.fetch_add(1, std::memory_order_relaxed);
-  if (!JwsSignatureValid(**key, parts->signing_input, *signature)) {
+  if (!JwsSignatureValid(*key, parts->signing_input, *signature)) {
     return Fail(AuthFailure::kBadSignature, "signature does not verify");
   }
 
@@ -174,7 +195,7 @@ TokenVerification TokenVerifier::VerifyUncached(absl::string_view token,
   entry->caller = shared;
   entry->expires = claims->expires;
   entry->valid_from = claims->valid_from;
-  entry->key = *std::move(key);
+  entry->key = std::move(key);
   return TokenVerification{std::move(shared), AuthFailure::kNone};
 }
 

@@ -4,7 +4,8 @@
 // Tokens are Grafana authlib access tokens: JWS compact serialization (RFC 7515) of a JWT
 // (RFC 7519) with header `typ: at+jwt` (RFC 9068), signed ES256, RS256 or EdDSA (Ed25519) by a
 // key from a JWKS. The verifier composes the parts: the token's size; the verified-token cache
-// (token_cache.h); then, for a token not cached, splitting and header checks (jws.h), the key
+// (token_cache.h); then, for a token not cached, splitting and header checks (jws.h; a header
+// that passed before is answered from a small map of such headers), the key
 // from a JwksSource (jwks_source.h), the key's fit and the signature (jws_signature.h), and the
 // claims (claims_validator.h).
 //
@@ -22,10 +23,12 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
@@ -98,9 +101,11 @@ class TokenVerifier {
   // is also in `failure`. May block: the key source may load keys.
   TokenVerification Verify(absl::string_view token);
 
-  // Verify, if the cache of verified tokens can answer without I/O or signature checks: the
-  // token is cached (or too large) and no key reload is due. nullopt otherwise; then Verify()
-  // must run where blocking is allowed.
+  // Verify, if it can be done without I/O: no key reload is due and the token is cached (or too
+  // large), or its `kid` names a key already loaded, in which case the full checks, signature
+  // included, run on this thread (CPU work, no I/O). nullopt otherwise (a reload
+  // is due, or the kid is unknown and a reload might bring it); then Verify() must run where
+  // blocking is allowed.
   std::optional<TokenVerification> VerifyWithoutBlocking(absl::string_view token);
 
   // Tokens in the cache now (expired entries are dropped lazily).
@@ -110,8 +115,17 @@ class TokenVerifier {
  private:
   TokenVerifier(TokenVerifierOptions options, JwksSource* keys);
 
-  // The full checks. On success fills `entry`.
-  TokenVerification VerifyUncached(absl::string_view token, VerifiedTokenCache::Entry* entry);
+  // Verify and VerifyWithoutBlocking: without `may_load`, nullopt where a key would have to be
+  // loaded.
+  std::optional<TokenVerification> Verify(absl::string_view token, bool may_load);
+  // ParseJwsHeader, answered from the headers that passed before when it can: an issuer signs
+  // every token with the same few headers, so a new token mostly skips decoding and parsing its
+  // header.
+  absl::StatusOr<JwsHeader> ParsedHeader(absl::string_view header_b64);
+  // The full checks. On success fills `entry`. Without `may_load`, nullopt if the key is not
+  // loaded or a reload is due.
+  std::optional<TokenVerification> VerifyUncached(absl::string_view token, bool may_load,
+                                                  VerifiedTokenCache::Entry* entry);
   // Answers from the cache if it can. nullopt means "not cached (any more)", or, without
   // `may_load`, that confirming the token's key would need a JWKS reload.
   std::optional<TokenVerification> VerifyCached(absl::string_view token, bool may_load);
@@ -121,6 +135,12 @@ class TokenVerifier {
   const ClaimsPolicy claims_policy_;
   JwksSource* const keys_;
   VerifiedTokenCache cache_;
+
+  // Base64url headers that passed ParseJwsHeader under header_policy_ -> what they say; emptied
+  // when it reaches kMaxParsedHeaders entries. Guarded by headers_mu_.
+  static constexpr size_t kMaxParsedHeaders = 64;
+  std::mutex headers_mu_;
+  absl::flat_hash_map<std::string, JwsHeader> headers_;
 
   std::atomic<uint64_t> cache_hits_{0};
   std::atomic<uint64_t> cache_misses_{0};

@@ -85,6 +85,13 @@ std::optional<bool> UrlJwksSource::IsPublishedWithoutLoading(const VerificationK
   return keys_->Publishes(key);
 }
 
+std::shared_ptr<const VerificationKey> UrlJwksSource::FindWithoutLoading(absl::string_view kid) {
+  std::lock_guard<std::mutex> lock(mu_);
+  const absl::Time now = options_.clock->Now();
+  if (now >= next_refresh_) RequestFetchLocked(now);
+  return keys_->Find(kid);
+}
+
 absl::Status UrlJwksSource::Reload() {
   std::lock_guard<std::mutex> load(load_mu_);
   return FetchLocked();

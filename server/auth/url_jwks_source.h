@@ -82,6 +82,9 @@ class UrlJwksSource : public JwksSource {
   // Never nullopt: starts a background refresh when one is due and answers from the current
   // keys.
   std::optional<bool> IsPublishedWithoutLoading(const VerificationKey& key) override;
+  // Like IsPublishedWithoutLoading: starts a background refresh when one is due and answers from
+  // the current keys; an unknown `kid` is left to Lookup(), which may ask for a refetch.
+  std::shared_ptr<const VerificationKey> FindWithoutLoading(absl::string_view kid) override;
   // Fetches now, on the calling thread (after any fetch in flight), and returns its outcome.
   absl::Status Reload() override;
   std::shared_ptr<const KeySet> Current() const override;

@@ -1,5 +1,7 @@
 #include "server/auth/verification_key.h"
 
+#include <openssl/err.h>
+
 #include <algorithm>
 #include <utility>
 
@@ -23,7 +25,16 @@ VerificationKey::VerificationKey(std::string kid, KeyType type, std::string alg,
       type_(type),
       alg_(std::move(alg)),
       bits_(pkey == nullptr ? 0 : EVP_PKEY_get_bits(pkey.get())),
-      pkey_(std::move(pkey)) {}
+      pkey_(std::move(pkey)) {
+  if (pkey_ == nullptr) return;
+  verify_template_.reset(EVP_MD_CTX_new());
+  const EVP_MD* md = type_ == KeyType::kEd25519 ? nullptr : EVP_sha256();
+  if (verify_template_ != nullptr &&
+      EVP_DigestVerifyInit(verify_template_.get(), nullptr, md, nullptr, pkey_.get()) != 1) {
+    verify_template_.reset();
+    ERR_clear_error();
+  }
+}
 
 bool KeySet::Add(std::shared_ptr<const VerificationKey> key) {
   const std::string kid = key->kid();

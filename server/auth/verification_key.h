@@ -49,13 +49,25 @@ class VerificationKey {
   // The OpenSSL key. Only EVP verification functions (which do not mutate it) may use it, so
   // one key may verify on many threads at once.
   EVP_PKEY* pkey() const { return pkey_.get(); }
+  // A verification context for this key, initialized once (EVP_DigestVerifyInit with SHA-256
+  // for RSA and P-256, no digest for Ed25519), to be copied with EVP_MD_CTX_copy_ex into a
+  // context of the caller's and never used directly: the copy skips OpenSSL 3's algorithm
+  // fetch and context set-up on every verification. Copying only reads it, so any number of
+  // threads may copy it at once. Null if OpenSSL could not initialize it (then callers
+  // initialize their own).
+  const EVP_MD_CTX* verify_template() const { return verify_template_.get(); }
 
  private:
+  struct MdCtxDeleter {
+    void operator()(EVP_MD_CTX* ctx) const { EVP_MD_CTX_free(ctx); }
+  };
+
   std::string kid_;
   KeyType type_;
   std::string alg_;
   int bits_;
   PkeyPtr pkey_;
+  std::unique_ptr<EVP_MD_CTX, MdCtxDeleter> verify_template_;
 };
 
 // The usable keys of one JWKS document, by `kid`.

@@ -50,6 +50,11 @@ std::optional<bool> FixedJwksSource::IsPublishedWithoutLoading(
   return keys_->Publishes(key);
 }
 
+std::shared_ptr<const auth::VerificationKey> FixedJwksSource::FindWithoutLoading(
+    absl::string_view kid) {
+  return keys_->Find(kid);
+}
+
 absl::Status FixedJwksSource::Reload() { return absl::OkStatus(); }
 
 std::shared_ptr<const auth::KeySet> FixedJwksSource::Current() const { return keys_; }

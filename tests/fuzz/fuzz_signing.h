@@ -47,6 +47,7 @@ class FixedJwksSource : public auth::JwksSource {
   absl::StatusOr<std::shared_ptr<const auth::VerificationKey>> Lookup(
       absl::string_view kid) override;
   std::optional<bool> IsPublishedWithoutLoading(const auth::VerificationKey& key) override;
+  std::shared_ptr<const auth::VerificationKey> FindWithoutLoading(absl::string_view kid) override;
   absl::Status Reload() override;
   std::shared_ptr<const auth::KeySet> Current() const override;
   auth::JwksSourceStats stats() const override;

@@ -278,6 +278,32 @@ TEST_P(DurableStoreContractTest, RewrapWithAnOldKekMissingChangesNothing) {
   EXPECT_EQ(Query(keys), keys_before);
 }
 
+// Stores keep unwrapped data keys for reads (resolver/crypto/data_key_cache.h), but a cached key
+// answers only for the wrapped bytes it was read from: a rewrap by the store itself is read
+// through the new KEK, and a data key damaged after it was read is still DATA_LOSS.
+TEST_P(DurableStoreContractTest, CachedDataKeysNeverHideARewrapOrDamage) {
+  KeyRing both;
+  ASSERT_TRUE(both.Add("kek-1", (*ring_.Find("kek-1"))->Clone()).ok());
+  ASSERT_TRUE(both.Add("kek-2", RingWith("kek-2").Find("kek-2").value()->Clone()).ok());
+  std::unique_ptr<EncryptedSecretStore> store = MustOpen(&both);
+  ASSERT_NE(store, nullptr);
+  ASSERT_THAT(store->Put(TestWrite("a", kMarker)), IsOk());
+  ASSERT_THAT(store->Get(kStack, "a"), IsOk());  // its data key is now cached
+
+  ASSERT_THAT(store->RewrapDataKeys("kek-2"), IsOk());
+  EXPECT_THAT(Query("SELECT DISTINCT kek_id FROM data_keys"), ElementsAre(ElementsAre("kek-2")));
+  absl::StatusOr<StoredSecret> read = store->Get(kStack, "a");
+  ASSERT_THAT(read, IsOk());
+  EXPECT_TRUE(read->value.Equals(kMarker));
+
+  Query(absl::StrCat("UPDATE data_keys SET wrapped_key = ",
+                     storage_->BlobLiteral(std::string(61, '\0')), " WHERE stack = '", kStack,
+                     "'"));
+  EXPECT_THAT(store->Get(kStack, "a"),
+              StatusIs(absl::StatusCode::kDataLoss, Not(HasSubstr(kMarker))));
+  EXPECT_THAT(store->GetVersion(kStack, "a", 1), StatusIs(absl::StatusCode::kDataLoss));
+}
+
 // --- the decrypter list is authenticated with the value (value format 2) ---
 
 // Rewrites version `version` of (kStack, name) as the previous binary wrote it: value format 1,
