@@ -30,6 +30,25 @@ void SetIfAbsent(Message* parent, bool (Message::*has)() const,
   (parent->*mutable_field)()->set_nanos(nanos);
 }
 
+template <typename Message>
+void SetIfAbsent(Message* parent, bool (Message::*has)() const,
+                 google::protobuf::Duration* (Message::*mutable_field)(),
+                 const google::protobuf::Duration& value) {
+  SetIfAbsent(parent, has, mutable_field, value.seconds(), value.nanos());
+}
+
+// `d` divided by `divisor`, at most `cap_seconds` (a non-negative, in-range `d`).
+google::protobuf::Duration FractionOf(const google::protobuf::Duration& d, int64_t divisor,
+                                      int64_t cap_seconds) {
+  google::protobuf::Duration out;
+  const int64_t nanos = d.seconds() > cap_seconds * divisor
+                            ? cap_seconds * 1000000000
+                            : (d.seconds() * 1000000000 + d.nanos()) / divisor;
+  out.set_seconds(nanos / 1000000000);
+  out.set_nanos(static_cast<int32_t>(nanos % 1000000000));
+  return out;
+}
+
 }  // namespace
 
 void ApplyDefaults(Config* config) {
@@ -55,8 +74,12 @@ void ApplyDefaults(Config* config) {
 
   auto* cache = config->mutable_cache();
   SetIfZero(cache->mutable_ttl(), 300);
-  SetIfAbsent(cache, &Cache::has_refresh_ahead, &Cache::mutable_refresh_ahead, 30);
-  SetIfAbsent(cache, &Cache::has_refresh_jitter, &Cache::mutable_refresh_jitter, 15);
+  // Refresh-ahead and its jitter scale down with a short TTL (a tenth and a twentieth of it),
+  // so that a TTL set alone never leaves every hit inside the refresh window.
+  SetIfAbsent(cache, &Cache::has_refresh_ahead, &Cache::mutable_refresh_ahead,
+              FractionOf(cache->ttl(), 10, 30));
+  SetIfAbsent(cache, &Cache::has_refresh_jitter, &Cache::mutable_refresh_jitter,
+              FractionOf(cache->ttl(), 20, 15));
   SetIfAbsent(cache, &Cache::has_negative_ttl, &Cache::mutable_negative_ttl, 5);
   SetIfAbsent(cache, &Cache::has_max_stale, &Cache::mutable_max_stale, 900);
   SetIfAbsent(cache, &Cache::has_unconfirmed_grace, &Cache::mutable_unconfirmed_grace, 2);

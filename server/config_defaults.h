@@ -13,8 +13,8 @@ namespace secret_resolver {
 // listen.unix_socket_mode "0660"; listen.tls.reload_interval 60s (when tls is present);
 // store.postgres.max_connections 8, connect_timeout 2s, statement_timeout 2s (when postgres is
 // chosen); store.sqlite.busy_timeout 2s (when sqlite is chosen); auth.jwks_refresh_interval 300s,
-// auth.leeway 60s, auth.token_cache_size 10000; cache.ttl 300s, refresh_ahead 30s,
-// refresh_jitter 15s, negative_ttl 5s, max_stale 900s, max_bytes 64 MiB, per_stack_share 0.25,
+// auth.leeway 60s, auth.token_cache_size 10000; cache.ttl 300s, refresh_ahead ttl/10 (at most
+// 30s), refresh_jitter ttl/20 (at most 15s), negative_ttl 5s, max_stale 900s, max_bytes 64 MiB, per_stack_share 0.25,
 // unconfirmed_grace 2s, stale_after 250ms;
 // redaction.placeholder_format "***SECRET_REDACTED:{key}***"; limits.max_refs 128,
 // max_message_bytes 1 MiB, per_stack_burst max(1, ceil(per_stack_rate)),

@@ -14,6 +14,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/time/time.h"
 #include "resolver/postgres/postgres_connection.h"
 #include "resolver/secret_uri.h"
 #include "resolver/secret_validation.h"
@@ -249,6 +250,22 @@ void ValidateCache(const Config& config, Problems* problems) {
   problems->CheckDuration("cache.max_stale", cache.max_stale());
   problems->CheckDuration("cache.unconfirmed_grace", cache.unconfirmed_grace());
   problems->CheckDuration("cache.stale_after", cache.stale_after());
+  // A refresh window (with its jitter) as long as the TTL puts every hit inside it: each one
+  // would refetch the secret, so the cache would save the store nothing.
+  const auto duration = [](const google::protobuf::Duration& d) {
+    return absl::Seconds(d.seconds()) + absl::Nanoseconds(d.nanos());
+  };
+  const absl::Duration ttl = duration(cache.ttl());
+  const absl::Duration ahead = duration(cache.refresh_ahead());
+  const absl::Duration window = ahead + duration(cache.refresh_jitter());
+  if (cache.has_ttl() && ahead > absl::ZeroDuration() && window >= ttl) {
+    problems->Add("cache.refresh_ahead",
+                  absl::StrCat("with refresh_jitter (", absl::FormatDuration(window),
+                               " together) must be shorter than cache.ttl (",
+                               absl::FormatDuration(ttl),
+                               "), or every hit refetches the secret; lower them or set "
+                               "refresh_ahead: 0s"));
+  }
   // Zero means the default; anything else must be a fraction in (0, 1]. NaN fails both tests.
   const double share = cache.per_stack_share();
   if (share != 0 && !(share > 0 && share <= 1)) {

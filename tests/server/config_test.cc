@@ -199,6 +199,18 @@ logging: {level: debug, audit: false}
   EXPECT_EQ(again.SerializeAsString(), config->SerializeAsString());  // idempotent
 }
 
+TEST(ConfigTest, RefreshAheadDefaultsScaleWithAShortTtl) {
+  Config config = MinimalConfig();
+  config.clear_cache();
+  config.mutable_cache()->mutable_ttl()->set_seconds(2);
+  ApplyDefaults(&config);
+  // A tenth and a twentieth of the TTL, not 30s and 15s: every hit would refetch otherwise.
+  EXPECT_EQ(config.cache().refresh_ahead().seconds(), 0);
+  EXPECT_EQ(config.cache().refresh_ahead().nanos(), 200000000);
+  EXPECT_EQ(config.cache().refresh_jitter().nanos(), 100000000);
+  EXPECT_TRUE(ValidateConfig(config).ok()) << ValidateConfig(config);
+}
+
 TEST(ConfigTest, ExplicitZeroDurationsStayZeroWhereZeroMeansSomething) {
   absl::StatusOr<Config> config = ParseConfigYaml(R"(
 auth: {leeway: 0s}
@@ -677,6 +689,29 @@ INSTANTIATE_TEST_SUITE_P(
                  "limits.max_watch_streams: must be at most 10000, got 10001"},
         RuleCase{"QueuedCallsAtTheLimit",
                  [](Config* c) { c->mutable_limits()->set_max_queued_calls(1000000); }, ""},
+        RuleCase{"RefreshWindowAsLongAsTtl",
+                 [](Config* c) {
+                   c->mutable_cache()->mutable_ttl()->set_seconds(10);
+                   c->mutable_cache()->mutable_refresh_ahead()->set_seconds(8);
+                   c->mutable_cache()->mutable_refresh_jitter()->set_seconds(2);
+                 },
+                 "cache.refresh_ahead: with refresh_jitter (10s together) must be shorter than "
+                 "cache.ttl (10s)"},
+        RuleCase{"RefreshWindowInsideTtl",
+                 [](Config* c) {
+                   c->mutable_cache()->mutable_ttl()->set_seconds(10);
+                   c->mutable_cache()->mutable_refresh_ahead()->set_seconds(8);
+                   c->mutable_cache()->mutable_refresh_jitter()->set_seconds(1);
+                   c->mutable_cache()->mutable_refresh_jitter()->set_nanos(999999999);
+                 },
+                 ""},
+        RuleCase{"NoRefreshAheadWithAShortTtl",
+                 [](Config* c) {
+                   c->mutable_cache()->mutable_ttl()->set_seconds(1);
+                   c->mutable_cache()->mutable_refresh_ahead()->set_seconds(0);
+                   c->mutable_cache()->mutable_refresh_jitter()->set_seconds(15);
+                 },
+                 ""},
         RuleCase{"TooManyQueuedCalls",
                  [](Config* c) { c->mutable_limits()->set_max_queued_calls(1000001); },
                  "limits.max_queued_calls: must be at most 1000000, got 1000001"},
