@@ -21,6 +21,7 @@
 #include "resolver/sqlite/sqlite_secret_store.h"
 #include "secretresolver/v1/resolver.grpc.pb.h"
 #include "tests/integration/sidecar_process.h"
+#include "tests/integration/test_pki.h"
 #include "tests/testing/postgres_server.h"
 #include "tests/tools/secretctl/secretctl_runner.h"
 
@@ -159,52 +160,11 @@ TEST(SidecarOperationsTest, StaleValueIsServedWhileThePostgresStoreIsDown) {
   EXPECT_TRUE(fresh_again);
 }
 
-// A throwaway PKI made with the openssl command: a CA, and certificates it signs.
-class TestPki {
- public:
-  explicit TestPki(std::string dir) : dir_(std::move(dir)) {}
-
-  // Creates `name`.key and a self-signed `name`.crt.
-  bool MakeCa(const std::string& name) {
-    return Run(absl::StrCat("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 ",
-                            "-nodes -days 1 -subj /CN=", name, " -keyout ", Path(name, "key"),
-                            " -out ", Path(name, "crt")));
-  }
-
-  // Creates `name`.key and `name`.crt signed by `ca`, valid for localhost and 127.0.0.1.
-  bool MakeLeaf(const std::string& name, const std::string& ca) {
-    const std::string ext = Path(name, "ext");
-    std::ofstream(ext) << "subjectAltName=DNS:localhost,IP:127.0.0.1\n";
-    return Run(absl::StrCat("openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes ",
-                            "-subj /CN=", name, " -keyout ", Path(name, "key"), " -out ",
-                            Path(name, "csr"))) &&
-           Run(absl::StrCat("openssl x509 -req -days 1 -in ", Path(name, "csr"), " -CA ",
-                            Path(ca, "crt"), " -CAkey ", Path(ca, "key"),
-                            " -CAcreateserial -extfile ", ext, " -out ", Path(name, "crt")));
-  }
-
-  std::string Path(const std::string& name, const std::string& ext) const {
-    return absl::StrCat(dir_, "/", name, ".", ext);
-  }
-
-  std::string Read(const std::string& name, const std::string& ext) const {
-    std::ifstream file(Path(name, ext));
-    return std::string(std::istreambuf_iterator<char>(file), std::istreambuf_iterator<char>());
-  }
-
- private:
-  static bool Run(const std::string& command) {
-    return std::system((command + " >/dev/null 2>&1").c_str()) == 0;
-  }
-
-  std::string dir_;
-};
-
 class SidecarTlsTest : public ::testing::Test {
  protected:
   void SetUp() override {
     const char* tmp = std::getenv("TEST_TMPDIR");
-    pki_ = std::make_unique<TestPki>(tmp != nullptr ? tmp : "/tmp");
+    pki_ = std::make_unique<testing::TestPki>(tmp != nullptr ? tmp : "/tmp");
     ASSERT_TRUE(pki_->MakeCa("ca") && pki_->MakeCa("other-ca") && pki_->MakeLeaf("server", "ca") &&
                 pki_->MakeLeaf("client", "ca") && pki_->MakeLeaf("stranger", "other-ca"));
     absl::StatusOr<testing::SidecarState> state = testing::SidecarState::Create(
@@ -242,7 +202,7 @@ class SidecarTlsTest : public ::testing::Test {
     return status;
   }
 
-  std::unique_ptr<TestPki> pki_;
+  std::unique_ptr<testing::TestPki> pki_;
   std::unique_ptr<testing::SidecarState> state_;
   std::string target_;
 };
