@@ -21,6 +21,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "resolver/cache_entries.h"
+#include "resolver/cache_flight.h"
 #include "resolver/thread_pool.h"
 
 // Locking: one std::mutex (not absl::Mutex: tests run under ThreadSanitizer, and the system
@@ -35,55 +36,16 @@ namespace {
 
 using cache_internal::CacheEntries;
 using cache_internal::Entry;
+using cache_internal::Flight;
 using cache_internal::KeyView;
+using cache_internal::kScopeSeparator;
+using cache_internal::PlainStack;
+using cache_internal::ScopeIdentity;
+using cache_internal::SetError;
 
 // Deadlines further away than this are waited for without a timeout: converting them to a
 // std::chrono time point could overflow.
 constexpr absl::Duration kLongestTimedWait = absl::Hours(24 * 365);
-
-// Separates the stack from the caller's identity in the stack part of a caller-scoped key
-// (CacheCaller): no stack can contain it (ValidateStack).
-constexpr char kScopeSeparator = '\0';
-
-// The stack of a key's stack part, and the caller identity (empty when not caller-scoped).
-absl::string_view PlainStack(absl::string_view key_stack) {
-  return key_stack.substr(0, key_stack.find(kScopeSeparator));
-}
-absl::string_view ScopeIdentity(absl::string_view key_stack) {
-  const size_t cut = key_stack.find(kScopeSeparator);
-  return cut == absl::string_view::npos ? absl::string_view() : key_stack.substr(cut + 1);
-}
-
-// One store fetch and the callers waiting for it (single flight).
-struct Flight {
-  Flight(absl::string_view s, absl::string_view n, int64_t v) : stack(s), name(n), version(v) {}
-  KeyView key() const { return KeyView{stack, name, version}; }
-
-  const std::string stack;
-  const std::string name;
-  const int64_t version;  // 0: the newest
-  // For a caller-scoped miss, the token of the caller who started it (CacheCaller::token); set
-  // before the fetch is scheduled. Empty: the store uses the newest it remembers (refreshes).
-  std::string token;
-  // When the fetch was asked for (real time): callers holding an older value wait for it only
-  // until stale_after past this, however late they joined.
-  const absl::Time started = absl::Now();
-  // The rest is guarded by Impl::mu_.
-  // Set when Invalidate/InvalidateAll detached this flight from the map: its result still goes
-  // to the callers that joined it, but is not cached, and later callers start a new flight.
-  bool invalidated = false;
-  // Set when a caller had an older value to fall back on: the fetch then runs even if every
-  // caller has left (been served stale), since it is what brings the entry up to date.
-  bool updates_entry = false;
-  bool done = false;
-  // When not kOk, the callers' error. Kept as parts, not as an absl::Status, so that each
-  // caller gets a Status of its own (see StatusFor).
-  absl::StatusCode error_code = absl::StatusCode::kOk;
-  std::string error_message;
-  std::shared_ptr<const CachedValue> value;  // when status is OK
-  CacheOutcome outcome = CacheOutcome::kMiss;
-  std::condition_variable cv;  // signalled once `done` is set
-};
 
 // The bytes one stack may hold: its share of max_bytes, at least 1.
 size_t StackLimit(const CacheOptions& options) {
@@ -95,14 +57,6 @@ size_t StackLimit(const CacheOptions& options) {
 double InternalRandom() {
   thread_local std::mt19937_64 engine(std::random_device{}());
   return std::uniform_real_distribution<double>(0.0, 1.0)(engine);
-}
-
-// Errors are stored as code and message and rebuilt for each caller rather than shared as one
-// absl::Status: a shared Status's reference count is released inside the Abseil library, which
-// ThreadSanitizer cannot see into here, and payloads are not needed by callers.
-void SetError(Flight& flight, const absl::Status& status) {
-  flight.error_code = status.code();
-  flight.error_message = std::string(status.message());
 }
 
 // Whether a store error means the store could not answer (down, or too slow), so that a
@@ -176,9 +130,8 @@ class SecretCache::Impl {
   void Fetch(std::shared_ptr<Flight> flight);
   // The store's answer for `flight`: through CallerScopedReads::GetFor for a caller-scoped key.
   absl::StatusOr<StoredSecret> ReadStore(const Flight& flight);
-  // The stack part of the keys for `stack` looked up for `caller`: `stack` itself, unless the
-  // store is caller-scoped and `caller` names an identity; then `stack`, kScopeSeparator and the
-  // identity, built in `*scoped`.
+  // The stack part of the keys for `caller`'s lookups in `stack`: `stack`, or for a caller-scoped
+  // store and an identity, `stack`, kScopeSeparator and the identity, built in `*scoped`.
   absl::string_view KeyStack(absl::string_view stack, const CacheCaller* caller,
                              std::string* scoped) const;
   // Drops the entry and detaches the flight for `key`.
@@ -233,8 +186,7 @@ class SecretCache::Impl {
   bool feed_healthy_ = true;
   // The fetches in flight, by the key they fetch (single flight).
   absl::flat_hash_map<KeyView, std::shared_ptr<Flight>> flights_;
-  // Caller-scoped stores only: per stack, the caller-scoped stack parts cached for it, so that
-  // Invalidate reaches every identity's entry. One per (stack, identity) seen; empty otherwise.
+  // Per stack, the caller-scoped stack parts cached for it (Invalidate); empty for local stores.
   absl::flat_hash_map<std::string, absl::flat_hash_set<std::string>> scoped_stacks_;
   // Every counter but those CacheEntries keeps (evictions, bytes, entries).
   CacheStats stats_;
@@ -592,8 +544,7 @@ void SecretCache::Impl::Fetch(std::shared_ptr<Flight> flight) {
         }
       }
     } else if (absl::IsPermissionDenied(fetched.status())) {
-      // Only a caller-scoped store answers so: its server no longer lets this caller decrypt
-      // the secret, so the caller's old value must go.
+      // A caller-scoped store's refusal (revoked for this caller): the caller's old value goes.
       SetError(*flight, fetched.status());
       if (Entry* old = cacheable ? entries_.Find(flight->key()) : nullptr; old != nullptr) {
         entries_.Remove(old, dropped);
