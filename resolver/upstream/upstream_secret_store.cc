@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <fstream>
-#include <sstream>
 #include <utility>
 
 #include <grpcpp/create_channel.h>
@@ -134,11 +133,10 @@ absl::StatusOr<std::unique_ptr<UpstreamSecretStore>> UpstreamSecretStore::Open(
     return absl::InvalidArgumentError(
         "store.upstream: timeout and reload_interval must be positive");
   }
-  for (const auto& [field, path] : {std::pair<absl::string_view, const std::string&>{
-                                        "ca_file", options.ca_file},
-                                    {"cert_file", options.cert_file},
-                                    {"key_file", options.key_file}}) {
-    if (absl::Status readable = CheckReadable(field, path); !readable.ok()) return readable;
+  for (absl::Status readable : {CheckReadable("ca_file", options.ca_file),
+                                 CheckReadable("cert_file", options.cert_file),
+                                 CheckReadable("key_file", options.key_file)}) {
+    if (!readable.ok()) return readable;
   }
   absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials =
       ChannelCredentials(options);
