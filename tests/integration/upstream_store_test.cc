@@ -206,6 +206,21 @@ TEST_F(UpstreamStoreTest, ResolvesThroughTheUpstreamWithItsPerNameErrors) {
   EXPECT_EQ(refused.code, static_cast<int>(grpc::StatusCode::PERMISSION_DENIED));
   EXPECT_EQ(refused.message, "not authorized");
 
+  // CheckReferences needs metadata, which Grafana's API does not give: per reference.
+  {
+    auto stub = SecretResolver::NewStub(
+        grpc::CreateChannel(edge_->target(), grpc::InsecureChannelCredentials()));
+    grpc::ClientContext context;
+    context.AddMetadata("x-access-token", workflows);
+    secretresolver::v1::CheckReferencesRequest request;
+    request.set_stack(kStack);
+    (*request.mutable_refs())["ref"] = "secret://api-token";
+    secretresolver::v1::CheckReferencesResponse response;
+    ASSERT_TRUE(stub->CheckReferences(&context, request, &response).ok());
+    EXPECT_EQ(response.results().at("ref").error().code(),
+              static_cast<int>(grpc::StatusCode::UNIMPLEMENTED));
+  }
+
   // The central saw the edge's callers' own tokens: its audit names both identities.
   const std::string central_log = LogOnceSeen(*central_, "\"caller\":\"k6\"", 1);
   EXPECT_EQ(Count(central_log, "\"caller\":\"grafana-workflows\""), 2) << central_log;
