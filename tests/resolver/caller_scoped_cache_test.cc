@@ -1,7 +1,8 @@
 // SecretCache in front of a store whose answers depend on the caller (CallerScopedReads, as the
 // upstream store's): entries per caller identity, invalidation across identities, a refusal
-// dropping that caller's entry, refreshes made without a caller's token; and a store whose
-// answers do not depend on the caller ignoring it.
+// dropping that caller's entry, refreshes made without a caller's token; a store whose answers
+// do not depend on the caller ignoring it; and the Resolver passing the caller's credential,
+// remembered only for the stack the token speaks for.
 #include <memory>
 #include <mutex>
 #include <string>
@@ -11,6 +12,8 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "resolver/redaction.h"
+#include "resolver/resolver.h"
 #include "resolver/secret_cache.h"
 #include "tests/fakes/fake_clock.h"
 #include "tests/fakes/fake_secret_store.h"
@@ -28,8 +31,11 @@ constexpr char kStack[] = "stacks-1";
 class CallerScopedFake : public FakeSecretStore, public CallerScopedReads {
  public:
   CallerScopedReads* caller_scoped_reads() override { return this; }
-  void NoteCredential(absl::string_view, absl::string_view, absl::string_view,
-                      absl::Time) override {}
+  void NoteCredential(absl::string_view stack, absl::string_view identity,
+                      absl::string_view token, absl::Time) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    noted_.push_back(absl::StrCat(stack, "/", identity, "/", token));
+  }
   absl::StatusOr<StoredSecret> GetFor(absl::string_view identity, absl::string_view token,
                                       absl::string_view stack, absl::string_view name) override {
     absl::StatusOr<StoredSecret> secret = Get(stack, name);  // the failure knobs first
@@ -49,10 +55,15 @@ class CallerScopedFake : public FakeSecretStore, public CallerScopedReads {
     std::lock_guard<std::mutex> lock(mu_);
     return reads_;
   }
+  std::vector<std::string> noted() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return noted_;
+  }
 
  private:
   std::mutex mu_;
   std::vector<std::string> reads_;
+  std::vector<std::string> noted_;
   absl::flat_hash_set<std::string> denied_;
 };
 
@@ -164,6 +175,44 @@ TEST(UnscopedCacheTest, AStoreWhoseAnswersDoNotDependOnTheCallerSharesOneEntry) 
   ASSERT_TRUE(other.ok());
   EXPECT_EQ(other->outcome, CacheOutcome::kHit);
   EXPECT_EQ(store.get_calls(), 1);
+}
+
+TEST(CallerScopedResolverTest, PassesTheCredentialAndRemembersItOnlyForItsOwnStack) {
+  CallerScopedFake store;
+  PutValue(store, "x");
+  std::unique_ptr<RedactionTokens> tokens =
+      *RedactionTokens::Create(kDefaultPlaceholderFormat, SecretBytes(std::string(32, 'f')));
+  SecretCache cache(&store, CacheOptions{});
+  ResolverOptions options;
+  options.store = &store;
+  Resolver resolver(&cache, tokens.get(), options);
+  Caller caller;
+  caller.token_namespace = "stack-1";  // the same stack as stacks-1
+  caller.service_identity = "a";
+  caller.permissions = {std::string(kDecryptAllPermission)};
+
+  ResolveRequest request;
+  request.stack = "stack-1";
+  request.refs.emplace_back("ref", "secret://x");
+  request.credential = "token-a";
+  absl::StatusOr<ResolveResults> results = resolver.Resolve(caller, request);
+  ASSERT_TRUE(results.ok()) << results.status();
+  ASSERT_TRUE((*results)[0].status.ok()) << (*results)[0].status;
+  EXPECT_THAT(store.reads(), ElementsAre("a/token-a"));
+  EXPECT_THAT(store.noted(), ElementsAre("stacks-1/a/token-a"));
+
+  // Under Grafana's rules a token for another namespace is refused per name: nothing is read,
+  // and the token is not remembered for that stack.
+  ResolveRequest other;
+  other.stack = "stacks-2";
+  other.rules = RequestRules::kGrafanaDecrypt;
+  other.refs.emplace_back("x", "secret://x");
+  other.credential = "token-a";
+  results = resolver.Resolve(caller, other);
+  ASSERT_TRUE(results.ok()) << results.status();
+  EXPECT_EQ((*results)[0].status.code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_THAT(store.reads(), ElementsAre("a/token-a"));
+  EXPECT_THAT(store.noted(), ElementsAre("stacks-1/a/token-a"));
 }
 
 }  // namespace
