@@ -73,28 +73,44 @@ std::function<std::string(const StoredSecret&)> Resolver::FingerprintFunction(
   };
 }
 
+CacheCaller Resolver::LookupCaller(const Caller& caller, const ResolveRequest& request) const {
+  CallerScopedReads* scoped =
+      options_.store == nullptr ? nullptr : options_.store->caller_scoped_reads();
+  if (scoped == nullptr) return CacheCaller{};
+  // Only a token that speaks for the stack may refresh its entries later.
+  if (!request.credential.empty() && CheckStack(caller, request.stack, options_.access).ok()) {
+    scoped->NoteCredential(CanonicalStack(request.stack), caller.service_identity,
+                           request.credential, caller.expires);
+  }
+  return CacheCaller{caller.service_identity, request.credential};
+}
+
 absl::StatusOr<ResolveResults> Resolver::Resolve(const Caller& caller,
                                                  const ResolveRequest& request,
                                                  absl::Time deadline) const {
+  const CacheCaller for_caller = LookupCaller(caller, request);
   // The lookup always answers, so ResolveWith does too.
   return *ResolveWith(
       caller, request,
-      [this, deadline](absl::string_view stack, absl::Span<const absl::string_view> names,
-                       absl::Span<const int64_t> versions,
-                       absl::Span<absl::StatusOr<CachedSecret>> found) {
-        cache_->GetAll(stack, names, versions, found, deadline);
+      [this, deadline, &for_caller](absl::string_view stack,
+                                    absl::Span<const absl::string_view> names,
+                                    absl::Span<const int64_t> versions,
+                                    absl::Span<absl::StatusOr<CachedSecret>> found) {
+        cache_->GetAll(stack, names, versions, found, deadline, &for_caller);
         return true;
       });
 }
 
 std::optional<absl::StatusOr<ResolveResults>> Resolver::ResolveWithoutBlocking(
     const Caller& caller, const ResolveRequest& request) const {
-  return ResolveWith(caller, request,
-                     [this](absl::string_view stack, absl::Span<const absl::string_view> names,
-                            absl::Span<const int64_t> versions,
-                            absl::Span<absl::StatusOr<CachedSecret>> found) {
-                       return cache_->GetAllIfCached(stack, names, versions, found);
-                     });
+  const CacheCaller for_caller = LookupCaller(caller, request);
+  return ResolveWith(
+      caller, request,
+      [this, &for_caller](absl::string_view stack, absl::Span<const absl::string_view> names,
+                          absl::Span<const int64_t> versions,
+                          absl::Span<absl::StatusOr<CachedSecret>> found) {
+        return cache_->GetAllIfCached(stack, names, versions, found, &for_caller);
+      });
 }
 
 std::optional<absl::StatusOr<ResolveResults>> Resolver::ResolveWith(

@@ -67,6 +67,10 @@ struct ResolveRequest {
   // each version at least 1 (whole-call INVALID_ARGUMENT otherwise).
   std::vector<Pin> versions;
   RequestRules rules = RequestRules::kResolveSecrets;
+  // The caller's verified access token, for a store whose answers depend on the caller
+  // (SecretStore::caller_scoped_reads: the upstream store forwards it); may be empty otherwise.
+  // Never logged.
+  absl::string_view credential;
 };
 
 // The outcome for one ref key.
@@ -116,7 +120,9 @@ struct ResolverOptions {
   size_t max_refs = kDefaultMaxRefs;
   AccessPolicyOptions access;
   // Where Check reads metadata; not owned, must outlive the resolver. Null: Check answers
-  // FAILED_PRECONDITION.
+  // FAILED_PRECONDITION. When its answers depend on the caller (caller_scoped_reads), lookups
+  // are keyed by the caller's identity and carry ResolveRequest::credential, which the store
+  // also remembers for refreshes when the token speaks for the request's stack.
   SecretStore* store = nullptr;
 };
 
@@ -189,6 +195,9 @@ class Resolver {
   std::optional<absl::StatusOr<ResolveResults>> ResolveWith(const Caller& caller,
                                                             const ResolveRequest& request,
                                                             const Lookup& lookup) const;
+  // Who the cache's lookups for `request` are for (CacheCaller); remembers the credential
+  // with a caller-scoped store (see ResolverOptions::store).
+  CacheCaller LookupCaller(const Caller& caller, const ResolveRequest& request) const;
   // ResolveWith under RequestRules::kGrafanaDecrypt.
   std::optional<absl::StatusOr<ResolveResults>> DecryptWith(const Caller& caller,
                                                             const ResolveRequest& request,

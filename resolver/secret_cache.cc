@@ -21,6 +21,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "resolver/cache_entries.h"
+#include "resolver/cache_flight.h"
 #include "resolver/thread_pool.h"
 
 // Locking: one std::mutex (not absl::Mutex: tests run under ThreadSanitizer, and the system
@@ -35,39 +36,16 @@ namespace {
 
 using cache_internal::CacheEntries;
 using cache_internal::Entry;
+using cache_internal::Flight;
 using cache_internal::KeyView;
+using cache_internal::kScopeSeparator;
+using cache_internal::PlainStack;
+using cache_internal::ScopeIdentity;
+using cache_internal::SetError;
 
 // Deadlines further away than this are waited for without a timeout: converting them to a
 // std::chrono time point could overflow.
 constexpr absl::Duration kLongestTimedWait = absl::Hours(24 * 365);
-
-// One store fetch and the callers waiting for it (single flight).
-struct Flight {
-  Flight(absl::string_view s, absl::string_view n, int64_t v) : stack(s), name(n), version(v) {}
-  KeyView key() const { return KeyView{stack, name, version}; }
-
-  const std::string stack;
-  const std::string name;
-  const int64_t version;  // 0: the newest
-  // When the fetch was asked for (real time): callers holding an older value wait for it only
-  // until stale_after past this, however late they joined.
-  const absl::Time started = absl::Now();
-  // The rest is guarded by Impl::mu_.
-  // Set when Invalidate/InvalidateAll detached this flight from the map: its result still goes
-  // to the callers that joined it, but is not cached, and later callers start a new flight.
-  bool invalidated = false;
-  // Set when a caller had an older value to fall back on: the fetch then runs even if every
-  // caller has left (been served stale), since it is what brings the entry up to date.
-  bool updates_entry = false;
-  bool done = false;
-  // When not kOk, the callers' error. Kept as parts, not as an absl::Status, so that each
-  // caller gets a Status of its own (see StatusFor).
-  absl::StatusCode error_code = absl::StatusCode::kOk;
-  std::string error_message;
-  std::shared_ptr<const CachedValue> value;  // when status is OK
-  CacheOutcome outcome = CacheOutcome::kMiss;
-  std::condition_variable cv;  // signalled once `done` is set
-};
 
 // The bytes one stack may hold: its share of max_bytes, at least 1.
 size_t StackLimit(const CacheOptions& options) {
@@ -79,14 +57,6 @@ size_t StackLimit(const CacheOptions& options) {
 double InternalRandom() {
   thread_local std::mt19937_64 engine(std::random_device{}());
   return std::uniform_real_distribution<double>(0.0, 1.0)(engine);
-}
-
-// Errors are stored as code and message and rebuilt for each caller rather than shared as one
-// absl::Status: a shared Status's reference count is released inside the Abseil library, which
-// ThreadSanitizer cannot see into here, and payloads are not needed by callers.
-void SetError(Flight& flight, const absl::Status& status) {
-  flight.error_code = status.code();
-  flight.error_message = std::string(status.message());
 }
 
 // Whether a store error means the store could not answer (down, or too slow), so that a
@@ -142,10 +112,10 @@ class SecretCache::Impl {
   void GetAll(absl::string_view stack, absl::Span<const absl::string_view> names,
               absl::Span<const int64_t> versions,
               absl::Span<absl::StatusOr<CachedSecret>> found, absl::Time deadline,
-              bool counted);
+              bool counted, const CacheCaller* caller);
   bool GetAllIfCached(absl::string_view stack, absl::Span<const absl::string_view> names,
                       absl::Span<const int64_t> versions,
-                      absl::Span<absl::StatusOr<CachedSecret>> found);
+                      absl::Span<absl::StatusOr<CachedSecret>> found, const CacheCaller* caller);
   void Invalidate(absl::string_view stack, absl::string_view name);
   void InvalidateAll();
   void SetChangeFeedHealthy(bool healthy);
@@ -158,6 +128,14 @@ class SecretCache::Impl {
   // and wakes its waiters. Values that leave the cache are released, and this reference to the
   // flight dropped, before a waiter can return: whoever sees the result sees no stale holder.
   void Fetch(std::shared_ptr<Flight> flight);
+  // The store's answer for `flight`: through CallerScopedReads::GetFor for a caller-scoped key.
+  absl::StatusOr<StoredSecret> ReadStore(const Flight& flight);
+  // The stack part of the keys for `caller`'s lookups in `stack`: `stack`, or for a caller-scoped
+  // store and an identity, `stack`, kScopeSeparator and the identity, built in `*scoped`.
+  absl::string_view KeyStack(absl::string_view stack, const CacheCaller* caller,
+                             std::string* scoped) const;
+  // Drops the entry and detaches the flight for `key`.
+  void InvalidateLocked(const KeyView& key, Dropped& dropped);
   // A fresh entry's answer, or nullopt. When its refresh-ahead is due, sets `*refresh` to the
   // refresh's flight, for ScheduleRefresh once the lock is released.
   std::optional<absl::StatusOr<CachedSecret>> HitLocked(const KeyView& key, absl::Time now,
@@ -193,6 +171,7 @@ class SecretCache::Impl {
   double NextRandom();
 
   SecretStore* const store_;
+  CallerScopedReads* const scoped_;  // store_'s, or null
   const CacheOptions options_;
   Clock* const clock_;
   // The threads that run store fetches: misses always, refresh-ahead unless the options name
@@ -207,6 +186,8 @@ class SecretCache::Impl {
   bool feed_healthy_ = true;
   // The fetches in flight, by the key they fetch (single flight).
   absl::flat_hash_map<KeyView, std::shared_ptr<Flight>> flights_;
+  // Per stack, the caller-scoped stack parts cached for it (Invalidate); empty for local stores.
+  absl::flat_hash_map<std::string, absl::flat_hash_set<std::string>> scoped_stacks_;
   // Every counter but those CacheEntries keeps (evictions, bytes, entries).
   CacheStats stats_;
   int pending_refreshes_ = 0;  // scheduled and not yet finished
@@ -221,6 +202,7 @@ class SecretCache::Impl {
 
 SecretCache::Impl::Impl(SecretStore* store, CacheOptions options)
     : store_(store),
+      scoped_(store->caller_scoped_reads()),
       options_(std::move(options)),
       clock_(options_.clock != nullptr ? options_.clock : Clock::Real()),
       entries_(options_.max_bytes, StackLimit(options_)) {
@@ -255,7 +237,8 @@ SecretCache::Impl::~Impl() {
 bool SecretCache::Impl::GetAllIfCached(absl::string_view stack,
                                        absl::Span<const absl::string_view> names,
                                        absl::Span<const int64_t> versions,
-                                       absl::Span<absl::StatusOr<CachedSecret>> found) {
+                                       absl::Span<absl::StatusOr<CachedSecret>> found,
+                                       const CacheCaller* caller) {
   if (found.size() < names.size() || (!versions.empty() && versions.size() < names.size())) {
     std::fprintf(stderr, "secret cache: GetAllIfCached given %zu slots for %zu names\n",
                  found.size(), names.size());
@@ -265,6 +248,8 @@ bool SecretCache::Impl::GetAllIfCached(absl::string_view stack,
   // still hold answers are emptied first.
   for (absl::StatusOr<CachedSecret>& slot : found) slot = absl::StatusOr<CachedSecret>();
   const absl::Time now = clock_->Now();
+  std::string scoped;
+  const absl::string_view key_stack = KeyStack(stack, caller, &scoped);
   absl::InlinedVector<std::shared_ptr<Flight>, 2> refreshes;
   bool all = true;
   {
@@ -272,7 +257,8 @@ bool SecretCache::Impl::GetAllIfCached(absl::string_view stack,
     for (size_t i = 0; i < names.size(); ++i) {
       std::shared_ptr<Flight> refresh;
       std::optional<absl::StatusOr<CachedSecret>> hit =
-          HitLocked(KeyView{stack, names[i], versions.empty() ? 0 : versions[i]}, now, &refresh);
+          HitLocked(KeyView{key_stack, names[i], versions.empty() ? 0 : versions[i]}, now,
+                    &refresh);
       if (refresh != nullptr) refreshes.push_back(std::move(refresh));
       if (!hit.has_value()) {
         all = false;
@@ -316,7 +302,7 @@ void SecretCache::Impl::ScheduleRefresh(std::shared_ptr<Flight> refresh) {
 void SecretCache::Impl::GetAll(absl::string_view stack, absl::Span<const absl::string_view> names,
                                absl::Span<const int64_t> versions,
                                absl::Span<absl::StatusOr<CachedSecret>> found,
-                               absl::Time deadline, bool counted) {
+                               absl::Time deadline, bool counted, const CacheCaller* caller) {
   if (found.size() < names.size() || (!versions.empty() && versions.size() < names.size())) {
     std::fprintf(stderr, "secret cache: GetAll given %zu slots and %zu versions for %zu names\n",
                  found.size(), versions.size(), names.size());
@@ -330,6 +316,8 @@ void SecretCache::Impl::GetAll(absl::string_view stack, absl::Span<const absl::s
       called + std::max(absl::ZeroDuration(), std::min(options_.stale_after,
                                                        (deadline - called) / 2));
   const absl::Time now = clock_->Now();
+  std::string scoped;
+  const absl::string_view key_stack = KeyStack(stack, caller, &scoped);
   // Declared before the lock: flights and values are released after it (see GetAllIfCached).
   struct Pending {
     std::shared_ptr<Flight> flight;
@@ -342,7 +330,7 @@ void SecretCache::Impl::GetAll(absl::string_view stack, absl::Span<const absl::s
   {
     std::lock_guard<std::mutex> lock(mu_);
     for (size_t i = 0; i < names.size(); ++i) {
-      const KeyView key{stack, names[i], versions.empty() ? 0 : versions[i]};
+      const KeyView key{key_stack, names[i], versions.empty() ? 0 : versions[i]};
       std::shared_ptr<Flight> refresh;
       std::optional<absl::StatusOr<CachedSecret>> hit = HitLocked(key, now, &refresh, counted);
       if (refresh != nullptr) refreshes.push_back(std::move(refresh));
@@ -357,7 +345,8 @@ void SecretCache::Impl::GetAll(absl::string_view stack, absl::Span<const absl::s
         pending[i].flight = fit->second;  // keeps the flight alive while this caller waits
         continue;
       }
-      pending[i].flight = std::make_shared<Flight>(stack, names[i], key.version);
+      pending[i].flight = std::make_shared<Flight>(key_stack, names[i], key.version);
+      if (!scoped.empty()) pending[i].flight->token = std::string(caller->token);
       flights_.emplace(pending[i].flight->key(), pending[i].flight);
       started.push_back(pending[i].flight);
     }
@@ -411,7 +400,7 @@ absl::StatusOr<CachedSecret> SecretCache::Impl::WaitLocked(
     if (!flight.done) {
       return absl::DeadlineExceededError(absl::StrCat(
           "deadline passed while waiting for the store to return secret \"", flight.name,
-          "\" of stack \"", flight.stack, "\""));
+          "\" of stack \"", PlainStack(flight.stack), "\""));
     }
   }
   return ResultLocked(flight);
@@ -473,11 +462,25 @@ std::shared_ptr<const CachedValue> SecretCache::Impl::FinishLocked(
   return value;
 }
 
+absl::string_view SecretCache::Impl::KeyStack(absl::string_view stack, const CacheCaller* caller,
+                                              std::string* scoped) const {
+  if (scoped_ == nullptr || caller == nullptr || caller->identity.empty()) return stack;
+  *scoped = absl::StrCat(stack, absl::string_view(&kScopeSeparator, 1), caller->identity);
+  return *scoped;
+}
+
+absl::StatusOr<StoredSecret> SecretCache::Impl::ReadStore(const Flight& flight) {
+  const absl::string_view identity = ScopeIdentity(flight.stack);
+  const absl::string_view stack = PlainStack(flight.stack);
+  if (flight.version != 0) return store_->GetVersion(stack, flight.name, flight.version);
+  if (identity.empty()) return store_->Get(stack, flight.name);
+  return scoped_->GetFor(identity, flight.token, stack, flight.name);
+}
+
 void SecretCache::Impl::Fetch(std::shared_ptr<Flight> flight) {
   const absl::Time started = absl::Now();
-  absl::StatusOr<StoredSecret> fetched =
-      flight->version == 0 ? store_->Get(flight->stack, flight->name)
-                           : store_->GetVersion(flight->stack, flight->name, flight->version);
+  absl::StatusOr<StoredSecret> fetched = ReadStore(*flight);
+  flight->token.clear();
   if (options_.on_store_fetch) {
     options_.on_store_fetch(absl::Now() - started, fetched.status().code());
   }
@@ -508,6 +511,9 @@ void SecretCache::Impl::Fetch(std::shared_ptr<Flight> flight) {
     ++stats_.store_fetches;
     const bool cacheable = !flight->invalidated;
     if (cacheable) flights_.erase(flight->key());
+    if (cacheable && !ScopeIdentity(flight->stack).empty()) {
+      scoped_stacks_[PlainStack(flight->stack)].insert(flight->stack);
+    }
 
     if (value != nullptr) {
       flight->value = value;
@@ -537,6 +543,12 @@ void SecretCache::Impl::Fetch(std::shared_ptr<Flight> flight) {
           entries_.Remove(old, dropped);
         }
       }
+    } else if (absl::IsPermissionDenied(fetched.status())) {
+      // A caller-scoped store's refusal (revoked for this caller): the caller's old value goes.
+      SetError(*flight, fetched.status());
+      if (Entry* old = cacheable ? entries_.Find(flight->key()) : nullptr; old != nullptr) {
+        entries_.Remove(old, dropped);
+      }
     } else {
       // The store failed. When it could not answer, a recently expired value beats an error
       // (stale-if-error); the entry stays as it is, so the next lookup asks the store again.
@@ -561,14 +573,22 @@ void SecretCache::Impl::Fetch(std::shared_ptr<Flight> flight) {
   }
 }
 
-void SecretCache::Impl::Invalidate(absl::string_view stack, absl::string_view name) {
-  const KeyView key{stack, name};
-  Dropped dropped;
-  std::lock_guard<std::mutex> lock(mu_);
+void SecretCache::Impl::InvalidateLocked(const KeyView& key, Dropped& dropped) {
   if (Entry* entry = entries_.Find(key); entry != nullptr) entries_.Remove(entry, dropped);
   if (auto fit = flights_.find(key); fit != flights_.end()) {
     fit->second->invalidated = true;
     flights_.erase(fit);
+  }
+}
+
+void SecretCache::Impl::Invalidate(absl::string_view stack, absl::string_view name) {
+  Dropped dropped;
+  std::lock_guard<std::mutex> lock(mu_);
+  InvalidateLocked(KeyView{stack, name}, dropped);
+  if (auto it = scoped_stacks_.find(stack); it != scoped_stacks_.end()) {
+    for (const std::string& key_stack : it->second) {
+      InvalidateLocked(KeyView{key_stack, name}, dropped);
+    }
   }
 }
 
@@ -578,6 +598,7 @@ void SecretCache::Impl::InvalidateAll() {
   entries_.Clear(dropped);
   for (auto& [key, flight] : flights_) flight->invalidated = true;
   flights_.clear();
+  scoped_stacks_.clear();
 }
 
 void SecretCache::Impl::SetChangeFeedHealthy(bool healthy) {
@@ -623,7 +644,7 @@ absl::StatusOr<CachedSecret> SecretCache::Get(absl::string_view stack, absl::str
                                               absl::Time deadline) {
   absl::StatusOr<CachedSecret> found;
   impl_->GetAll(stack, absl::MakeConstSpan(&name, 1), {}, absl::MakeSpan(&found, 1), deadline,
-                /*counted=*/true);
+                /*counted=*/true, nullptr);
   return found;
 }
 
@@ -635,33 +656,35 @@ absl::StatusOr<CachedSecret> SecretCache::GetVersion(absl::string_view stack,
   }
   absl::StatusOr<CachedSecret> found;
   impl_->GetAll(stack, absl::MakeConstSpan(&name, 1), absl::MakeConstSpan(&version, 1),
-                absl::MakeSpan(&found, 1), deadline, /*counted=*/true);
+                absl::MakeSpan(&found, 1), deadline, /*counted=*/true, nullptr);
   return found;
 }
 
 void SecretCache::GetAll(absl::string_view stack, absl::Span<const absl::string_view> names,
                          absl::Span<const int64_t> versions,
-                         absl::Span<absl::StatusOr<CachedSecret>> found, absl::Time deadline) {
-  impl_->GetAll(stack, names, versions, found, deadline, /*counted=*/true);
+                         absl::Span<absl::StatusOr<CachedSecret>> found, absl::Time deadline,
+                         const CacheCaller* caller) {
+  impl_->GetAll(stack, names, versions, found, deadline, /*counted=*/true, caller);
 }
 
 absl::StatusOr<CachedSecret> SecretCache::Warm(absl::string_view stack, absl::string_view name,
                                                absl::Time deadline) {
   absl::StatusOr<CachedSecret> found;
   impl_->GetAll(stack, absl::MakeConstSpan(&name, 1), {}, absl::MakeSpan(&found, 1), deadline,
-                /*counted=*/false);
+                /*counted=*/false, nullptr);
   return found;
 }
 
 bool SecretCache::GetAllIfCached(absl::string_view stack, absl::Span<const absl::string_view> names,
                                  absl::Span<absl::StatusOr<CachedSecret>> found) {
-  return impl_->GetAllIfCached(stack, names, {}, found);
+  return impl_->GetAllIfCached(stack, names, {}, found, nullptr);
 }
 
 bool SecretCache::GetAllIfCached(absl::string_view stack, absl::Span<const absl::string_view> names,
                                  absl::Span<const int64_t> versions,
-                                 absl::Span<absl::StatusOr<CachedSecret>> found) {
-  return impl_->GetAllIfCached(stack, names, versions, found);
+                                 absl::Span<absl::StatusOr<CachedSecret>> found,
+                                 const CacheCaller* caller) {
+  return impl_->GetAllIfCached(stack, names, versions, found, caller);
 }
 
 void SecretCache::Invalidate(absl::string_view stack, absl::string_view name) {

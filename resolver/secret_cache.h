@@ -26,6 +26,8 @@
 //     per key, single flight) and updates the entry when the store answers.
 //   - While the store's change feed is reported down, values older than `unconfirmed_grace`
 //     are re-read before use, so a revocation is not hidden by the cache for longer than that.
+//   - PERMISSION_DENIED from a caller-scoped store (CacheCaller) drops that caller's entry: the
+//     server has revoked it, so the old value must not be served again, stale or not.
 //   - Entries are bounded in bytes (`max_bytes`); a stack may hold at most `per_stack_share` of
 //     that, so one stack cannot evict the others. Least recently used entries go first.
 //   - Evicted, replaced and invalidated values are wiped (SecretBytes) once the last reader
@@ -101,6 +103,16 @@ struct CacheOptions {
   std::function<std::string(const StoredSecret&)> fingerprint;
 };
 
+// Who a lookup is for, when the store's answers depend on it (SecretStore::caller_scoped_reads
+// is non-null: the upstream store): the caller's service identity and verified access token.
+// Entries are then keyed by (stack, name, identity), each (stack, identity) pair holding its own
+// per-stack share, and the fetch a lookup starts presents `token` (later refreshes the newest
+// token the store remembers for the identity). With any other store it is ignored.
+struct CacheCaller {
+  absl::string_view identity;
+  absl::string_view token;  // never logged
+};
+
 // A lookup's answer. `value` is shared with the cache: it stays valid (and unwiped) for as long
 // as the caller holds it, even if the entry is evicted meanwhile.
 struct CachedSecret {
@@ -154,9 +166,10 @@ class SecretCache {
   // aborts). Every fetch needed is started before any is waited for, so a call's misses are
   // fetched in parallel and the call waits about as long as its slowest name, not their sum.
   // Versions must be at least 0 (the caller checks them).
+  // `caller`: see CacheCaller; may be null.
   void GetAll(absl::string_view stack, absl::Span<const absl::string_view> names,
               absl::Span<const int64_t> versions, absl::Span<absl::StatusOr<CachedSecret>> found,
-              absl::Time deadline = absl::InfiniteFuture());
+              absl::Time deadline = absl::InfiniteFuture(), const CacheCaller* caller = nullptr);
 
   // Get, for a cache's own keeper rather than a caller (SecretPrefetcher): the same fetch,
   // single flight and refresh-ahead, but neither a hit nor a miss is counted in stats(), so the
@@ -176,10 +189,12 @@ class SecretCache {
   // `names`), as GetVersion.
   bool GetAllIfCached(absl::string_view stack, absl::Span<const absl::string_view> names,
                       absl::Span<const int64_t> versions,
-                      absl::Span<absl::StatusOr<CachedSecret>> found);
+                      absl::Span<absl::StatusOr<CachedSecret>> found,
+                      const CacheCaller* caller = nullptr);
 
-  // Drops (and wipes) the entry for the newest version of (stack, name), positive or negative. A fetch in flight for
-  // it is not cached when it completes, so no caller sees a value older than the drop.
+  // Drops (and wipes) the entry for the newest version of (stack, name), positive or negative,
+  // for every caller identity it is cached for. A fetch in flight for it is not cached when it
+  // completes, so no caller sees a value older than the drop.
   void Invalidate(absl::string_view stack, absl::string_view name);
 
   // Drops every entry, e.g. when change notifications may have been missed.

@@ -93,6 +93,30 @@ struct SecretChange {
 // Receives changes; called on a thread of the store's, never under the store's locks.
 using ChangeListener = std::function<void(const SecretChange&)>;
 
+// The reads of a store whose answers depend on who asks (the upstream store, whose server decides
+// who may decrypt). SecretCache keys the entries it gets from such a store by the caller's
+// service identity as well as (stack, name), and fetches them through GetFor.
+class CallerScopedReads {
+ public:
+  virtual ~CallerScopedReads() = default;
+
+  // Remembers `token`, a verified access token of `identity` that speaks for `stack` and
+  // expires at `expires`, when it expires later than the one remembered for (stack, identity),
+  // so that reads made without a caller (refresh-ahead) have a credential. Tokens are never
+  // logged; replaced and expired ones are wiped.
+  virtual void NoteCredential(absl::string_view stack, absl::string_view identity,
+                              absl::string_view token, absl::Time expires) = 0;
+
+  // Get, for the caller `identity`, presenting `token`, or when `token` is empty the newest
+  // unexpired token remembered for (stack, identity). The result's decrypters are {identity}:
+  // the server has already decided that this identity may decrypt it.
+  // Errors: as Get; PERMISSION_DENIED (the server refused this caller); UNAVAILABLE also when
+  // no unexpired token is known.
+  virtual absl::StatusOr<StoredSecret> GetFor(absl::string_view identity, absl::string_view token,
+                                              absl::string_view stack,
+                                              absl::string_view name) = 0;
+};
+
 // A stack or name that no secret can have (ValidateStack, ValidateSecretName) is a caller's
 // mistake, not an absent secret: Get, Delete and List answer it with INVALID_ARGUMENT naming the
 // field, before touching the backend, in every implementation.
@@ -144,6 +168,10 @@ class SecretStore {
   // timed out) or DATA_LOSS (the store has seen its data damaged, e.g. a corrupt file), with a
   // message fit for an operator (no secret names or values).
   virtual absl::Status CheckHealth() = 0;
+
+  // Non-null when the store's answers depend on the caller (CallerScopedReads); null, the
+  // default, for stores whose answers are the same for everyone.
+  virtual CallerScopedReads* caller_scoped_reads() { return nullptr; }
 };
 
 // A SecretStore that keeps its values sealed under per-stack data keys wrapped by KEKs (the

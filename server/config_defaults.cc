@@ -62,6 +62,11 @@ void ApplyDefaults(Config* config) {
     SetIfZero(postgres->mutable_connect_timeout(), 2);
     SetIfZero(postgres->mutable_statement_timeout(), 2);
   }
+  if (config->store().has_upstream()) {
+    auto* upstream = config->mutable_store()->mutable_upstream();
+    SetIfZero(upstream->mutable_reload_interval(), 60);
+    SetIfZero(upstream->mutable_timeout(), 2);
+  }
   if (config->store().has_sqlite()) {
     SetIfZero(config->mutable_store()->mutable_sqlite()->mutable_busy_timeout(), 2);
   }

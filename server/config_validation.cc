@@ -168,6 +168,37 @@ void ValidateChangeStream(const Config& config, Problems* problems) {
   }
 }
 
+void ValidateUpstream(const secretresolver::config::v1::UpstreamStore& upstream,
+                      Problems* problems) {
+  const absl::string_view address = upstream.address();
+  bool loopback = false;
+  if (address.empty()) {
+    problems->Add("store.upstream.address", "is required");
+  } else if (absl::StartsWith(address, "unix:")) {
+    loopback = true;
+  } else if (absl::StatusOr<HostPort> hp = ParseHostPort(address); !hp.ok()) {
+    problems->Add("store.upstream.address", hp.status().message());
+  } else {
+    loopback = IsLoopbackHost(hp->host);
+  }
+  if (upstream.ca_file().empty() && !upstream.allow_insecure()) {
+    problems->Add("store.upstream.ca_file",
+                  "is required (the server's certificate must be checked) unless allow_insecure "
+                  "is set for a loopback or unix: address");
+  }
+  if (upstream.allow_insecure() && !address.empty() && !loopback) {
+    problems->Add("store.upstream.allow_insecure",
+                  absl::StrCat("is only allowed for a loopback or unix: address, not ",
+                               Quote(address), ", where tokens and values would cross the "
+                               "network in the clear; configure ca_file"));
+  }
+  if (upstream.cert_file().empty() != upstream.key_file().empty()) {
+    problems->Add("store.upstream", "cert_file and key_file must be set together");
+  }
+  problems->CheckDuration("store.upstream.timeout", upstream.timeout());
+  problems->CheckDuration("store.upstream.reload_interval", upstream.reload_interval());
+}
+
 void ValidateStore(const Config& config, Problems* problems) {
   const auto& store = config.store();
   switch (store.backend_case()) {
@@ -195,10 +226,22 @@ void ValidateStore(const Config& config, Problems* problems) {
       problems->CheckDuration("store.postgres.statement_timeout",
                               store.postgres().statement_timeout());
       break;
+    case secretresolver::config::v1::Store::kUpstream:
+      ValidateUpstream(store.upstream(), problems);
+      if (config.cache().prefetch_size() > 0) {
+        problems->Add("cache.prefetch",
+                      "is not possible with store.upstream, which answers per caller's token");
+      }
+      break;
     default:
-      problems->Add("store", "exactly one backend must be set: sqlite or postgres");
+      problems->Add("store", "exactly one backend must be set: sqlite, postgres or upstream");
   }
-  if (store.kek().file().empty() == store.kek().env().empty()) {
+  if (store.has_upstream()) {
+    // The upstream keeps the ciphertexts and their keys; a KEK here is allowed but unused.
+    if (!store.kek().file().empty() && !store.kek().env().empty()) {
+      problems->Add("store.kek", "at most one of file and env may be set");
+    }
+  } else if (store.kek().file().empty() == store.kek().env().empty()) {
     problems->Add("store.kek", "exactly one of file and env must be set");
   }
 }

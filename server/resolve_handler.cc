@@ -85,6 +85,13 @@ absl::string_view GrafanaError(absl::StatusCode code) {
   }
 }
 
+// The token Authenticate verified, for a store that forwards it (ResolveRequest::credential).
+absl::string_view VerifiedCredential(const CallCredentials& credentials) {
+  absl::StatusOr<absl::string_view> token =
+      auth::CredentialFromMetadata(credentials.x_access_token, credentials.authorization);
+  return token.ok() ? *token : absl::string_view();
+}
+
 }  // namespace
 
 ResolveHandler::ResolveHandler(auth::TokenVerifier* verifier, const Resolver* resolver,
@@ -345,6 +352,7 @@ std::optional<absl::StatusOr<ResolveResults>> ResolveHandler::ResolveReferences(
   if (!caller->ok()) return caller->status();
   ResolveRequest domain;
   domain.stack = stack;
+  domain.credential = VerifiedCredential(credentials);
   for (const auto& [key, uri] : refs) domain.refs.emplace_back(key, uri);
   if (versions != nullptr) {
     for (const auto& [key, version] : *versions) domain.versions.emplace_back(key, version);
@@ -429,6 +437,7 @@ std::optional<absl::Status> ResolveHandler::DecryptSecureValues(
   ResolveRequest domain;
   domain.stack = request.namespace_();
   domain.rules = RequestRules::kGrafanaDecrypt;
+  domain.credential = VerifiedCredential(credentials);
   for (absl::string_view name : names) {
     domain.refs.emplace_back(name, uris.emplace_back(absl::StrCat(kSecretScheme, name)));
   }

@@ -254,12 +254,14 @@ absl::StatusOr<std::unique_ptr<Sidecar>> Sidecar::Start(const Config& config) {
   Parts& p = *parts;
   p.config = config;
 
-  absl::StatusOr<KeyRing> key_ring = LoadKeyRing(KekSourceFromConfig(config));
-  if (!key_ring.ok()) return key_ring.status();
-  p.key_ring = *std::move(key_ring);
+  const StoreConfig store_config = StoreConfigFromProto(config.store());
+  if (StoreNeedsKeys(store_config)) {
+    absl::StatusOr<KeyRing> key_ring = LoadKeyRing(KekSourceFromConfig(config));
+    if (!key_ring.ok()) return key_ring.status();
+    p.key_ring = *std::move(key_ring);
+  }
 
-  absl::StatusOr<std::unique_ptr<SecretStore>> store =
-      OpenSecretStore(StoreConfigFromProto(config.store()), &p.key_ring);
+  absl::StatusOr<std::unique_ptr<SecretStore>> store = OpenStore(store_config, &p.key_ring);
   if (!store.ok()) return store.status();
   p.store = *std::move(store);
 

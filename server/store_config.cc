@@ -14,6 +14,24 @@ absl::Duration ToDuration(const google::protobuf::Duration& d) {
 }  // namespace
 
 StoreConfig StoreConfigFromProto(const secretresolver::config::v1::Store& store) {
+  if (store.has_upstream()) {
+    const secretresolver::config::v1::UpstreamStore& proto = store.upstream();
+    UpstreamStoreConfig upstream;
+    upstream.options.address = proto.address();
+    upstream.options.ca_file = proto.ca_file();
+    upstream.options.cert_file = proto.cert_file();
+    upstream.options.key_file = proto.key_file();
+    upstream.options.server_name = proto.server_name();
+    upstream.options.allow_insecure = proto.allow_insecure();
+    upstream.options.change_stream = proto.change_stream();
+    if (ToDuration(proto.reload_interval()) > absl::ZeroDuration()) {
+      upstream.options.reload_interval = ToDuration(proto.reload_interval());
+    }
+    if (ToDuration(proto.timeout()) > absl::ZeroDuration()) {
+      upstream.options.timeout = ToDuration(proto.timeout());
+    }
+    return StoreConfig{std::move(upstream)};
+  }
   if (store.has_postgres()) {
     const secretresolver::config::v1::PostgresStore& proto = store.postgres();
     PostgresStoreConfig postgres;

@@ -12,8 +12,9 @@
 namespace secret_resolver {
 
 // Maps `store` (already validated by LoadConfig: exactly one backend, and for PostgreSQL exactly
-// one of dsn and dsn_env) field by field. A max_connections or timeout of 0 keeps the store's
-// default.
+// one of dsn and dsn_env) field by field. A max_connections, timeout or reload_interval of 0
+// keeps the store's default. upstream.change_stream is not part of it (the sidecar hooks the
+// feed in).
 // The KEK source is not part of it: the caller loads the KeyRing (resolver/store/kek_source.h).
 StoreConfig StoreConfigFromProto(const secretresolver::config::v1::Store& store);
 

@@ -47,6 +47,16 @@ absl::StatusOr<std::unique_ptr<EncryptedSecretStore>> Open(const PostgresStoreCo
   return std::unique_ptr<EncryptedSecretStore>(*std::move(store));
 }
 
+absl::StatusOr<std::unique_ptr<EncryptedSecretStore>> Open(const UpstreamStoreConfig&,
+                                                           const KeyRing*) {
+  return absl::FailedPreconditionError(
+      "store.upstream keeps no encrypted secrets: it cannot be opened as an encrypted store");
+}
+
+std::string Describe(const UpstreamStoreConfig& config) {
+  return absl::StrCat("upstream:", config.options.address);
+}
+
 std::string Describe(const SqliteStoreConfig& config) {
   return absl::StrCat("sqlite:", config.path);
 }
@@ -65,6 +75,23 @@ absl::StatusOr<std::unique_ptr<EncryptedSecretStore>> OpenSecretStore(const Stor
                                                                       const KeyRing* key_ring) {
   return std::visit([key_ring](const auto& backend) { return Open(backend, key_ring); },
                     config.backend);
+}
+
+absl::StatusOr<std::unique_ptr<SecretStore>> OpenStore(const StoreConfig& config,
+                                                       const KeyRing* key_ring) {
+  if (const auto* upstream = std::get_if<UpstreamStoreConfig>(&config.backend)) {
+    absl::StatusOr<std::unique_ptr<UpstreamSecretStore>> store =
+        UpstreamSecretStore::Open(upstream->options);
+    if (!store.ok()) return store.status();
+    return std::unique_ptr<SecretStore>(*std::move(store));
+  }
+  absl::StatusOr<std::unique_ptr<EncryptedSecretStore>> store = OpenSecretStore(config, key_ring);
+  if (!store.ok()) return store.status();
+  return std::unique_ptr<SecretStore>(*std::move(store));
+}
+
+bool StoreNeedsKeys(const StoreConfig& config) {
+  return !std::holds_alternative<UpstreamStoreConfig>(config.backend);
 }
 
 std::string DescribeStoreConfig(const StoreConfig& config) {

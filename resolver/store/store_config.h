@@ -19,6 +19,7 @@
 #include "resolver/postgres/postgres_secret_store.h"
 #include "resolver/secret_store.h"
 #include "resolver/sqlite/sqlite_secret_store.h"
+#include "resolver/upstream/upstream_secret_store.h"
 
 namespace secret_resolver {
 
@@ -42,8 +43,14 @@ struct PostgresStoreConfig {
   PostgresStoreOptions options;
 };
 
+// A SecureValueDecrypter server (Grafana's secrets service or a central secret-resolver): no
+// KEK, no writes; the sidecar only.
+struct UpstreamStoreConfig {
+  UpstreamStoreOptions options;
+};
+
 struct StoreConfig {
-  std::variant<SqliteStoreConfig, PostgresStoreConfig> backend;
+  std::variant<SqliteStoreConfig, PostgresStoreConfig, UpstreamStoreConfig> backend;
 };
 
 // Opens (creating and migrating as needed) the store `config` describes. `key_ring` must hold at
@@ -52,11 +59,21 @@ struct StoreConfig {
 // empty, the message naming it), INVALID_ARGUMENT (a malformed DSN, max_connections < 1, bad
 // PostgreSQL options), DATA_LOSS (a damaged SQLite file), UNAVAILABLE (cannot open the file or
 // reach the server), INTERNAL; each as SqliteSecretStore::Open or PostgresSecretStore::Open.
+// An upstream config is FAILED_PRECONDITION here: it keeps no encrypted secrets (OpenStore).
 absl::StatusOr<std::unique_ptr<EncryptedSecretStore>> OpenSecretStore(const StoreConfig& config,
                                                                       const KeyRing* key_ring);
 
-// A description of `config` that is safe to print: `sqlite:PATH`, or `postgres:` with the host,
-// port, database, user and sslmode of the DSN but never its password ("postgres:(no DSN)" or
+// Opens the store `config` describes for reading, as the sidecar does: the SQLite and PostgreSQL
+// stores as OpenSecretStore (`key_ring` as there), the upstream store with
+// UpstreamSecretStore::Open (`key_ring` unused and may be null), with that function's errors.
+absl::StatusOr<std::unique_ptr<SecretStore>> OpenStore(const StoreConfig& config,
+                                                       const KeyRing* key_ring);
+
+// Whether the store `config` describes needs KEKs (every backend but upstream).
+bool StoreNeedsKeys(const StoreConfig& config);
+
+// A description of `config` that is safe to print: `sqlite:PATH`, `upstream:ADDRESS`, or
+// `postgres:` with the host, port, database, user and sslmode of the DSN but never its password ("postgres:(no DSN)" or
 // "postgres:(invalid DSN)" when there is none to describe).
 std::string DescribeStoreConfig(const StoreConfig& config);
 

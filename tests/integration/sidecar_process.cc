@@ -52,7 +52,8 @@ bool Accepts(const std::string& socket_path) {
 
 absl::StatusOr<SidecarState> SidecarState::Create(const std::string& extra_yaml,
                                                   const std::string& postgres_dsn,
-                                                  const std::string& listen_yaml) {
+                                                  const std::string& listen_yaml,
+                                                  const std::string& store_yaml) {
   SidecarState state;
   const char* tmp = std::getenv("TEST_TMPDIR");
   state.dir = MakeTempDir(tmp != nullptr ? tmp : "/tmp", "sidecar-");
@@ -93,7 +94,9 @@ absl::StatusOr<SidecarState> SidecarState::Create(const std::string& extra_yaml,
                            : absl::StrCat("  postgres:\n    dsn: \"", postgres_dsn, "\"\n");
   const std::string config = absl::StrCat(
       "listen:\n  unix_socket: ", state.socket_path, "\n", listen_yaml,
-      "store:\n", backend, "  kek:\n    file: ", state.kek_file, "\n",
+      "store:\n",
+      store_yaml.empty() ? absl::StrCat(backend, "  kek:\n    file: ", state.kek_file, "\n")
+                         : store_yaml,
       "auth:\n  issuer: ", kIssuer, "\n  audience: ", kAudience, "\n  jwks_file: ",
       state.jwks_file, "\n",
       "redaction:\n  fingerprint_key_file: ", state.fingerprint_key_file, "\n",

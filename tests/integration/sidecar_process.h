@@ -40,10 +40,13 @@ struct SidecarState {
   // (top-level sections, e.g. "limits:\n  per_stack_rate: 1\n"). The store is the SQLite file
   // `store_path`, or the PostgreSQL database `postgres_dsn` when that is not empty.
   // `listen_yaml` is added to the `listen:` section, next to the Unix socket (keys indented by
-  // two spaces, e.g. "  tcp_address: 127.0.0.1:0\n").
+  // two spaces, e.g. "  tcp_address: 127.0.0.1:0\n"). `store_yaml`, when not empty, is the
+  // whole `store:` section instead of the SQLite or PostgreSQL one with its KEK (keys indented
+  // by two spaces, e.g. "  upstream:\n    address: ...\n").
   static absl::StatusOr<SidecarState> Create(const std::string& extra_yaml = "",
                                              const std::string& postgres_dsn = "",
-                                             const std::string& listen_yaml = "");
+                                             const std::string& listen_yaml = "",
+                                             const std::string& store_yaml = "");
 
   // A token for `stack` and `service`, signed by the state's development key.
   std::string Token(const std::string& stack, const std::string& service,

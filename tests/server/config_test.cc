@@ -167,6 +167,16 @@ TEST(ConfigTest, TheSqliteBusyTimeoutDefaultsBelowCallersDeadline) {
   EXPECT_EQ(config.store().sqlite().busy_timeout().seconds(), 2);
 }
 
+TEST(ConfigTest, UpstreamDefaultsApply) {
+  Config config = MinimalConfig();
+  config.mutable_store()->mutable_upstream()->set_address("central:8443");
+  ApplyDefaults(&config);
+  EXPECT_EQ(config.store().upstream().reload_interval().seconds(), 60);
+  EXPECT_EQ(config.store().upstream().timeout().seconds(), 2);
+  EXPECT_FALSE(config.store().upstream().allow_insecure());
+  EXPECT_FALSE(config.store().upstream().change_stream());
+}
+
 TEST(ConfigTest, DefaultsDoNotCreateOptionalParts) {
   Config config;
   ApplyDefaults(&config);
@@ -600,6 +610,90 @@ INSTANTIATE_TEST_SUITE_P(
                  ""},
         RuleCase{"NoKek", [](Config* c) { c->mutable_store()->clear_kek(); },
                  "store.kek: exactly one of file and env must be set"},
+        // store.upstream.
+        RuleCase{"UpstreamMutualTlsWithoutKek",
+                 [](Config* c) {
+                   c->mutable_store()->clear_kek();
+                   auto* up = c->mutable_store()->mutable_upstream();
+                   up->set_address("central.secrets.svc:8443");
+                   up->set_ca_file("/etc/ca.pem");
+                   up->set_cert_file("/etc/client.pem");
+                   up->set_key_file("/etc/client.key");
+                   up->set_server_name("central");
+                 },
+                 ""},
+        RuleCase{"UpstreamNoAddress",
+                 [](Config* c) {
+                   c->mutable_store()->mutable_upstream()->set_ca_file("/etc/ca.pem");
+                 },
+                 "store.upstream.address: is required"},
+        RuleCase{"UpstreamBadAddress",
+                 [](Config* c) {
+                   auto* up = c->mutable_store()->mutable_upstream();
+                   up->set_address("central:port");
+                   up->set_ca_file("/etc/ca.pem");
+                 },
+                 "store.upstream.address: "},
+        RuleCase{"UpstreamNoCa",
+                 [](Config* c) {
+                   c->mutable_store()->mutable_upstream()->set_address("central:8443");
+                 },
+                 "store.upstream.ca_file: is required"},
+        RuleCase{"UpstreamInsecureRemote",
+                 [](Config* c) {
+                   auto* up = c->mutable_store()->mutable_upstream();
+                   up->set_address("central:8443");
+                   up->set_allow_insecure(true);
+                 },
+                 "store.upstream.allow_insecure: is only allowed for a loopback or unix: address"},
+        RuleCase{"UpstreamInsecureLoopback",
+                 [](Config* c) {
+                   auto* up = c->mutable_store()->mutable_upstream();
+                   up->set_address("127.0.0.1:8443");
+                   up->set_allow_insecure(true);
+                 },
+                 ""},
+        RuleCase{"UpstreamInsecureUnix",
+                 [](Config* c) {
+                   auto* up = c->mutable_store()->mutable_upstream();
+                   up->set_address("unix:/run/central.sock");
+                   up->set_allow_insecure(true);
+                 },
+                 ""},
+        RuleCase{"UpstreamCertWithoutKey",
+                 [](Config* c) {
+                   auto* up = c->mutable_store()->mutable_upstream();
+                   up->set_address("central:8443");
+                   up->set_ca_file("/etc/ca.pem");
+                   up->set_cert_file("/etc/client.pem");
+                 },
+                 "store.upstream: cert_file and key_file must be set together"},
+        RuleCase{"UpstreamNegativeTimeout",
+                 [](Config* c) {
+                   auto* up = c->mutable_store()->mutable_upstream();
+                   up->set_address("central:8443");
+                   up->set_ca_file("/etc/ca.pem");
+                   up->mutable_timeout()->set_seconds(-1);
+                 },
+                 "store.upstream.timeout"},
+        RuleCase{"UpstreamTwoKeks",
+                 [](Config* c) {
+                   auto* up = c->mutable_store()->mutable_upstream();
+                   up->set_address("central:8443");
+                   up->set_ca_file("/etc/ca.pem");
+                   c->mutable_store()->mutable_kek()->set_env("KEK");
+                 },
+                 "store.kek: at most one of file and env may be set"},
+        RuleCase{"UpstreamWithPrefetch",
+                 [](Config* c) {
+                   auto* up = c->mutable_store()->mutable_upstream();
+                   up->set_address("central:8443");
+                   up->set_ca_file("/etc/ca.pem");
+                   auto* prefetch = c->mutable_cache()->add_prefetch();
+                   prefetch->set_stack("stacks-1");
+                   prefetch->add_names("x");
+                 },
+                 "cache.prefetch: is not possible with store.upstream"},
         RuleCase{"TwoKeks", [](Config* c) { c->mutable_store()->mutable_kek()->set_env("KEK"); },
                  "store.kek: exactly one of file and env must be set"},
         // Auth.

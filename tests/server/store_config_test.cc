@@ -82,6 +82,43 @@ TEST(StoreConfigFromProtoTest, MapsEveryField) {
   EXPECT_EQ(env_mapped.options.timeouts.statement, PostgresTimeouts().statement);
 }
 
+TEST(StoreConfigFromProtoTest, MapsEveryUpstreamField) {
+  Store proto;
+  auto* up = proto.mutable_upstream();
+  up->set_address("central.secrets.svc:8443");
+  up->set_ca_file("/etc/ca.pem");
+  up->set_cert_file("/etc/client.pem");
+  up->set_key_file("/etc/client.key");
+  up->set_server_name("central");
+  up->mutable_reload_interval()->set_seconds(30);
+  up->mutable_timeout()->set_nanos(500000000);
+  up->set_allow_insecure(true);
+  StoreConfig config = StoreConfigFromProto(proto);
+  ASSERT_TRUE(std::holds_alternative<UpstreamStoreConfig>(config.backend));
+  const UpstreamStoreOptions& mapped = std::get<UpstreamStoreConfig>(config.backend).options;
+  EXPECT_EQ(mapped.address, "central.secrets.svc:8443");
+  EXPECT_EQ(mapped.ca_file, "/etc/ca.pem");
+  EXPECT_EQ(mapped.cert_file, "/etc/client.pem");
+  EXPECT_EQ(mapped.key_file, "/etc/client.key");
+  EXPECT_EQ(mapped.server_name, "central");
+  EXPECT_EQ(mapped.reload_interval, absl::Seconds(30));
+  EXPECT_EQ(mapped.timeout, absl::Milliseconds(500));
+  EXPECT_TRUE(mapped.allow_insecure);
+  EXPECT_FALSE(StoreNeedsKeys(config));
+  EXPECT_EQ(DescribeStoreConfig(config), "upstream:central.secrets.svc:8443");
+
+  // Opened without any KEK; as an encrypted store (secretctl), refused.
+  Store loopback;
+  loopback.mutable_upstream()->set_address("127.0.0.1:1");
+  loopback.mutable_upstream()->set_allow_insecure(true);
+  const StoreConfig plain = StoreConfigFromProto(loopback);
+  absl::StatusOr<std::unique_ptr<SecretStore>> store = OpenStore(plain, nullptr);
+  ASSERT_THAT(store.status(), IsOk());
+  EXPECT_NE((*store)->caller_scoped_reads(), nullptr);
+  EXPECT_THAT(OpenSecretStore(plain, nullptr).status(),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("store.upstream")));
+}
+
 TEST(StoreConfigFromProtoTest, TheSqliteStoreIsOpenedAtTheConfiguredPath) {
   const std::string path = absl::StrCat(std::getenv("TEST_TMPDIR"), "/configured.db");
   Store proto;
