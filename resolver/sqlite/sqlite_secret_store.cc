@@ -148,11 +148,12 @@ absl::StatusOr<sqlite3*> SqliteSecretStore::Connect() {
     NoteIfCorrupt(db.status());
     return db.status();
   }
-  // Readers never write; make that a guarantee. Their page cache is kept small (512 KiB
-  // instead of SQLite's 2 MiB): they look rows up by key, the interior pages that lookups share
-  // fit, and the kernel caches the file anyway; several idle readers would otherwise hold
-  // megabytes of a sidecar's memory.
-  for (const char* pragma : {"PRAGMA query_only = 1", "PRAGMA cache_size = -512"}) {
+  // Readers never write; make that a guarantee. Their page cache is kept small (128 KiB
+  // instead of SQLite's 2 MiB): they look rows up by key, the root and upper interior pages
+  // that every lookup shares fit, and the kernel caches the file anyway. The pool's readers are
+  // all in use when a call's misses are fetched in parallel, and at 512 KiB each they held
+  // 1.6 MiB more than one reader did (docs/BENCHMARKS.md, RSS with 100k cached).
+  for (const char* pragma : {"PRAGMA query_only = 1", "PRAGMA cache_size = -128"}) {
     if (absl::Status s = SqliteExec(*db, path_, pragma, "configuring"); !s.ok()) {
       sqlite3_close_v2(*db);
       NoteIfCorrupt(s);

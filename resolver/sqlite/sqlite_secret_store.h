@@ -61,7 +61,7 @@ struct SqliteStoreOptions {
   absl::Duration busy_timeout = absl::Seconds(10);
   // How often Watch looks for changes.
   absl::Duration watch_poll_interval = absl::Milliseconds(100);
-  // Read connections open at once, kept open for reuse (each caches up to 512 KiB of pages);
+  // Read connections open at once, kept open for reuse (each caches up to 128 KiB of pages);
   // a read that finds them all in use waits for one. At least 1.
   int max_readers = 4;
   // Timestamps of rows and change_log entries. Null: Clock::Real().
