@@ -17,7 +17,8 @@
 # the median ratio per transport is the figure: single runs on this 2-core VM vary by up to 25%.
 #
 # Environment: DURATION (s, default 10), WARMUP (s, 2), ROUNDS (5), CLIENTS (8), STREAMS (streams
-# per client, 4), SECRETS (cached for the RSS figure, 100000), BAZEL (the bazel command, default
+# per client, 4), SECRETS (cached for the RSS figure, 100000), ONLY (`rss`: the RSS figure alone),
+# BAZEL (the bazel command, default
 # `bazel`; tools/dev passes its -c opt output base), BAZEL_FLAGS (flags for bazel build and info),
 # RESULTS_DIR (where the CSV goes, default docs/bench; the plot goes to docs/images).
 # Everything runs in a temporary directory that is removed at the end; the values are random.
@@ -30,6 +31,7 @@ ROUNDS=${ROUNDS:-5}
 CLIENTS=${CLIENTS:-8}
 STREAMS=${STREAMS:-4}
 SECRETS=${SECRETS:-100000}
+ONLY=${ONLY:-all}
 
 RESULTS_DIR=${RESULTS_DIR:-docs/bench}
 PLOT=${PLOT:-docs/images/sidecar_concurrency.png}
@@ -197,6 +199,7 @@ stop_empty() {
   wait "$empty_pid" 2>/dev/null || true
 }
 
+if [[ $ONLY != rss ]]; then
 echo "== sidecar vs empty handler: h2load -c $CLIENTS -m $STREAMS -t 1 -D $DURATION, 3 refs, warm cache, $ROUNDS rounds"
 empty_port=$(free_port)
 # The sidecar serves on the async API with one completion queue per core: so does its baseline.
@@ -297,6 +300,8 @@ awk -v sm="$s_med" -v sn="$s_min" -v sx="$s_max" -v em="$e_med" -v en="$e_min" -
   printf "sidecar:       median %.1f ms (min %.1f, max %.1f; target <= 200 ms)\n", sm, sn, sx
   printf "empty handler: median %.1f ms (min %.1f, max %.1f)\n", em, en, ex
   printf "ratio:         %.2fx\n", sm / em }'
+
+fi
 
 echo "== RSS with $SECRETS secrets cached (10 stacks)"
 big="$work/big"
