@@ -1,6 +1,8 @@
 // SqliteSecretStore's change feed and file following: the watch thread that polls the
 // change_log for other processes' writes, and notices when the path names another file (a
 // backup restored by rename) and reopens every connection on it. See sqlite_secret_store.h.
+#include "resolver/sqlite/sqlite_secret_store.h"
+
 #include <sqlite3.h>
 
 #include <mutex>
@@ -15,7 +17,6 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "resolver/sqlite/sqlite_connection.h"
-#include "resolver/sqlite/sqlite_secret_store.h"
 
 namespace secret_resolver {
 namespace {
