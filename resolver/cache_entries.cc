@@ -15,7 +15,8 @@ namespace {
 
 // What an entry costs beyond the bytes of its strings and value: the entry record, the shared
 // CachedValue with its control block, the value's heap block, the set slot and the allocator's
-// headers, as measured (docs/BENCHMARKS.md: about 390 bytes in all for a 32-byte value).
+// headers (docs/BENCHMARKS.md: about 335 bytes in all measured for a 32-byte value and a
+// 12-character name, which this charge with the strings and value covers).
 // Charged to negative entries too, so a flood of unknown names is bounded like everything else.
 constexpr size_t kEntryOverheadBytes = 320;
 
