@@ -1,7 +1,7 @@
-// CacheEntries: the secret cache's entries, keyed by (stack, name, version), bounded in bytes overall
-// and per stack, least recently used out first; and the Entry record itself. SecretCache owns
-// one and decides what goes in (fetches, refreshes, single flight); this part only keeps and
-// accounts what it is given.
+// CacheEntries: the secret cache's entries, keyed by (stack, name, version), bounded in bytes
+// overall and per stack, least recently used out first; and the Entry record itself.
+// SecretCache owns one and decides what goes in (fetches, refreshes, single flight); this part
+// only keeps and accounts what it is given.
 //
 // Values never die here: entries that leave (replaced, evicted, swept, removed, cleared) are
 // moved to the caller's `Dropped`, which the caller destroys after releasing its lock, because
@@ -172,11 +172,12 @@ class CacheEntries {
   // The entry for `key`, or null. The entry stays valid until it leaves (any non-const call).
   Entry* Find(const KeyView& key) const;
 
-  // Caches `entry` for `stack`, replacing the one for its key: first the stack evicts its own least recently
-  // used entries down to its share (so a noisy stack evicts itself rather than its neighbours),
-  // then the cache as a whole its globally least recently used. An entry larger than the stack's
-  // share goes straight to `dropped` (the old one for its key is dropped all the same). Inserting
-  // a NOT_FOUND may first sweep out those expired by `now` (see SweepNegatives).
+  // Caches `entry` for `stack`, replacing the one for its key: first the stack evicts its own
+  // least recently used entries down to its share (so a noisy stack evicts itself rather than
+  // its neighbours), then the cache as a whole its globally least recently used. An entry
+  // larger than the stack's share goes straight to `dropped` (the old one for its key is
+  // dropped all the same). Inserting a NOT_FOUND may first sweep out those expired by `now`
+  // (see SweepNegatives). `stack` need not outlive the call: the cache keeps its own copy.
   void Insert(absl::string_view stack, std::unique_ptr<Entry> entry, absl::Time now,
               Dropped& dropped);
 
