@@ -15,13 +15,14 @@ namespace {
 
 // What an entry costs beyond the bytes of its strings and value: the entry record, the shared
 // CachedValue with its control block, the value's heap block, the set slot and the allocator's
-// headers, as measured (docs/BENCHMARKS.md: about 390 bytes in all for a 32-byte value).
+// headers (docs/BENCHMARKS.md: about 335 bytes in all measured for a 32-byte value and a
+// 12-character name, which this charge with the strings and value covers).
 // Charged to negative entries too, so a flood of unknown names is bounded like everything else.
 constexpr size_t kEntryOverheadBytes = 320;
 
 // Decrypter lists are shared, so they are not charged to each entry.
-size_t EntryBytes(const Entry& entry) {
-  size_t bytes = kEntryOverheadBytes + entry.stack.size() + entry.name.size();
+size_t EntryBytes(absl::string_view stack, const Entry& entry) {
+  size_t bytes = kEntryOverheadBytes + stack.size() + entry.name.size();
   if (entry.value != nullptr) bytes += entry.value->value.size() + entry.value->fingerprint_size;
   if (entry.not_found_message != nullptr) bytes += entry.not_found_message->size();
   return bytes;
@@ -34,12 +35,15 @@ Entry* CacheEntries::Find(const KeyView& key) const {
   return it == entries_.end() ? nullptr : it->get();
 }
 
-void CacheEntries::Insert(std::unique_ptr<Entry> entry, absl::Time now, Dropped& dropped) {
+void CacheEntries::Insert(absl::string_view stack, std::unique_ptr<Entry> entry, absl::Time now,
+                          Dropped& dropped) {
   const bool negative = entry->value == nullptr;
   if (negative && negatives_.size() >= next_negative_sweep_) SweepNegatives(now, dropped);
   // The new entry replaces the old one whatever happens next: the old value is superseded.
-  if (Entry* old = Find(entry->key()); old != nullptr) Remove(old, dropped);
-  const size_t bytes = EntryBytes(*entry);
+  if (Entry* old = Find(KeyView{stack, entry->name, entry->version}); old != nullptr) {
+    Remove(old, dropped);
+  }
+  const size_t bytes = EntryBytes(stack, *entry);
   entry->bytes = static_cast<uint32_t>(bytes);
   if (bytes > stack_limit_ || bytes > max_bytes_) {
     dropped.push_back(std::move(entry));
@@ -48,7 +52,7 @@ void CacheEntries::Insert(std::unique_ptr<Entry> entry, absl::Time now, Dropped&
   // First the stack makes room within its own share, from its own least recently used
   // entries, so a noisy stack evicts itself rather than its neighbours...
   for (;;) {
-    auto sit = stacks_.find(entry->stack);
+    auto sit = stacks_.find(stack);
     if (sit == stacks_.end() || sit->second.bytes + bytes <= stack_limit_) break;
     Remove(sit->second.lru.back(), dropped);
     ++evictions_;
@@ -59,15 +63,15 @@ void CacheEntries::Insert(std::unique_ptr<Entry> entry, absl::Time now, Dropped&
     ++evictions_;
   }
   // Looked up only now: the evictions above may have erased the stack's state.
-  auto [stack_it, unused] = stacks_.try_emplace(entry->stack);
-  StackState& stack = stack_it->second;
+  auto [stack_it, added] = stacks_.try_emplace(stack);
+  StackState& state = stack_it->second;
+  if (added) state.name = stack_it->first;
   Entry* raw = entry.get();
-  raw->stack = stack_it->first;
-  raw->stack_state = &stack;
+  raw->stack_state = &state;
   entries_.insert(std::move(entry));
-  stack.lru.PushFront(raw);
+  state.lru.PushFront(raw);
   global_lru_.PushFront(raw);
-  stack.bytes += bytes;
+  state.bytes += bytes;
   bytes_ += bytes;
   if (negative) negatives_.insert(raw);
 }
@@ -90,7 +94,7 @@ void CacheEntries::Remove(Entry* entry, Dropped& dropped) {
   global_lru_.Remove(entry);
   bytes_ -= entry->bytes;
   if (entry->value == nullptr) negatives_.erase(entry);
-  if (stack.lru.empty()) stacks_.erase(entry->stack);
+  if (stack.lru.empty()) stacks_.erase(stacks_.find(stack.name));
 }
 
 void CacheEntries::Touch(Entry& entry) {

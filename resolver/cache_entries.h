@@ -1,7 +1,7 @@
-// CacheEntries: the secret cache's entries, keyed by (stack, name, version), bounded in bytes overall
-// and per stack, least recently used out first; and the Entry record itself. SecretCache owns
-// one and decides what goes in (fetches, refreshes, single flight); this part only keeps and
-// accounts what it is given.
+// CacheEntries: the secret cache's entries, keyed by (stack, name, version), bounded in bytes
+// overall and per stack, least recently used out first; and the Entry record itself.
+// SecretCache owns one and decides what goes in (fetches, refreshes, single flight); this part
+// only keeps and accounts what it is given.
 //
 // Values never die here: entries that leave (replaced, evicted, swept, removed, cleared) are
 // moved to the caller's `Dropped`, which the caller destroys after releasing its lock, because
@@ -13,6 +13,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <string>
 #include <utility>
@@ -55,33 +56,50 @@ struct LruLinks {
   Entry* next = nullptr;
 };
 
-// One cached answer for (stack, name, version): a value, or a NOT_FOUND.
-struct Entry {
-  // `s` must outlive the entry until CacheEntries::Insert, which points `stack` at its own copy.
-  Entry(absl::string_view s, absl::string_view n, int64_t v = 0) : stack(s), name(n), version(v) {}
-  KeyView key() const { return KeyView{stack, name, version}; }
+// An absl::Time in 8 bytes instead of 16: nanoseconds since the Unix epoch, the infinite
+// future and past kept as such (a finite time past year 2262 reads as infinite). Entries hold
+// two, and every byte of an entry is paid once per cached secret.
+class PackedTime {
+ public:
+  PackedTime() = default;
+  PackedTime(absl::Time t)  // NOLINT(google-explicit-constructor): a drop-in for absl::Time
+      : nanos_(absl::ToUnixNanos(t)) {}
+  operator absl::Time() const {  // NOLINT(google-explicit-constructor)
+    if (nanos_ == std::numeric_limits<int64_t>::max()) return absl::InfiniteFuture();
+    if (nanos_ == std::numeric_limits<int64_t>::min()) return absl::InfinitePast();
+    return absl::FromUnixNanos(nanos_);
+  }
 
-  // Until Insert, the caller's string; from then on the key of the entry's StackState (a node
-  // map: keys do not move), which outlives the entry there. One copy of a stack's name for all
-  // its entries.
-  absl::string_view stack;
+ private:
+  int64_t nanos_ = 0;
+};
+
+// One cached answer for (stack, name, version): a value, or a NOT_FOUND. Laid out to fill
+// 128 bytes (a 144-byte malloc block): the stack's name is not here but in its StackState, and
+// times are PackedTime.
+struct Entry {
+  explicit Entry(absl::string_view n, int64_t v = 0) : name(n), version(v) {}
+  // Only once CacheEntries::Insert has set stack_state.
+  absl::string_view stack() const;
+  KeyView key() const { return KeyView{stack(), name, version}; }
+
   const std::string name;
   const int64_t version;
   // Null for a cached NOT_FOUND; `not_found_message` is then the store's message (out of line:
-  // most entries are positive, and every byte here is paid once per cached secret).
+  // most entries are positive).
   std::shared_ptr<const CachedValue> value;
   std::unique_ptr<const std::string> not_found_message;
-  absl::Time expires_at;
+  PackedTime expires_at;
   // From here to expires_at, the first hit schedules a refresh. InfiniteFuture: never.
-  absl::Time refresh_at = absl::InfiniteFuture();
-  // Set once a refresh has been scheduled for this entry, so a failing store is not asked again
-  // on every hit; a successful refresh replaces the entry and so clears it.
-  bool refresh_scheduled = false;
+  PackedTime refresh_at = absl::InfiniteFuture();
 
   // Set by CacheEntries::Insert.
   uint32_t bytes = 0;  // what the entry is charged; an entry is far smaller than 4 GiB
-  // Where the entry is accounted and listed. StackState lives in a node_hash_map and is erased
-  // only once its last entry is gone, so the pointer stays valid.
+  // Set once a refresh has been scheduled for this entry, so a failing store is not asked again
+  // on every hit; a successful refresh replaces the entry and so clears it.
+  bool refresh_scheduled = false;
+  // Where the entry is accounted and listed, and whose name is its stack. StackState lives in a
+  // node_hash_map and is erased only once its last entry is gone, so the pointer stays valid.
   StackState* stack_state = nullptr;
   LruLinks global_links;
   LruLinks stack_links;
@@ -134,9 +152,14 @@ class LruList {
 
 // One stack's share of the cache.
 struct StackState {
+  // The key of this state in CacheEntries' node map (keys do not move): one copy of a stack's
+  // name for all its entries.
+  absl::string_view name;
   size_t bytes = 0;
   LruList<&Entry::stack_links> lru;
 };
+
+inline absl::string_view Entry::stack() const { return stack_state->name; }
 
 class CacheEntries {
  public:
@@ -149,12 +172,14 @@ class CacheEntries {
   // The entry for `key`, or null. The entry stays valid until it leaves (any non-const call).
   Entry* Find(const KeyView& key) const;
 
-  // Caches `entry`, replacing the one for its key: first the stack evicts its own least recently
-  // used entries down to its share (so a noisy stack evicts itself rather than its neighbours),
-  // then the cache as a whole its globally least recently used. An entry larger than the stack's
-  // share goes straight to `dropped` (the old one for its key is dropped all the same). Inserting
-  // a NOT_FOUND may first sweep out those expired by `now` (see SweepNegatives).
-  void Insert(std::unique_ptr<Entry> entry, absl::Time now, Dropped& dropped);
+  // Caches `entry` for `stack`, replacing the one for its key: first the stack evicts its own
+  // least recently used entries down to its share (so a noisy stack evicts itself rather than
+  // its neighbours), then the cache as a whole its globally least recently used. An entry
+  // larger than the stack's share goes straight to `dropped` (the old one for its key is
+  // dropped all the same). Inserting a NOT_FOUND may first sweep out those expired by `now`
+  // (see SweepNegatives). `stack` need not outlive the call: the cache keeps its own copy.
+  void Insert(absl::string_view stack, std::unique_ptr<Entry> entry, absl::Time now,
+              Dropped& dropped);
 
   // Moves `entry`, which must be in the cache, to `dropped`.
   void Remove(Entry* entry, Dropped& dropped);

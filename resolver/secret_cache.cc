@@ -417,7 +417,7 @@ absl::StatusOr<CachedSecret> SecretCache::Impl::ResultLocked(const Flight& fligh
 std::shared_ptr<Flight> SecretCache::Impl::StartRefreshLocked(Entry& entry) {
   entry.refresh_scheduled = true;
   if (shutting_down_ || flights_.contains(entry.key())) return nullptr;
-  auto flight = std::make_shared<Flight>(entry.stack, entry.name, entry.version);
+  auto flight = std::make_shared<Flight>(entry.stack(), entry.name, entry.version);
   flights_.emplace(flight->key(), flight);
   ++pending_refreshes_;
   ++stats_.refreshes;
@@ -519,7 +519,7 @@ void SecretCache::Impl::Fetch(std::shared_ptr<Flight> flight) {
       flight->value = value;
       flight->outcome = CacheOutcome::kMiss;
       if (cacheable && options_.ttl > absl::ZeroDuration()) {
-        auto entry = std::make_unique<Entry>(flight->stack, flight->name, flight->version);
+        auto entry = std::make_unique<Entry>(flight->name, flight->version);
         entry->value = std::move(value);
         entry->expires_at = now + options_.ttl;
         const absl::Duration ahead = options_.refresh_ahead + options_.refresh_jitter * jitter;
@@ -527,17 +527,17 @@ void SecretCache::Impl::Fetch(std::shared_ptr<Flight> flight) {
         if (ahead > absl::ZeroDuration() && flight->version == 0) {
           entry->refresh_at = std::max(now, entry->expires_at - ahead);
         }
-        entries_.Insert(std::move(entry), now, dropped);
+        entries_.Insert(flight->stack, std::move(entry), now, dropped);
       }
     } else if (absl::IsNotFound(fetched.status())) {
       SetError(*flight, fetched.status());
       if (cacheable) {
         if (options_.negative_ttl > absl::ZeroDuration()) {
-          auto entry = std::make_unique<Entry>(flight->stack, flight->name, flight->version);
+          auto entry = std::make_unique<Entry>(flight->name, flight->version);
           entry->not_found_message =
               std::make_unique<const std::string>(fetched.status().message());
           entry->expires_at = now + options_.negative_ttl;
-          entries_.Insert(std::move(entry), now, dropped);
+          entries_.Insert(flight->stack, std::move(entry), now, dropped);
         } else if (Entry* old = entries_.Find(flight->key()); old != nullptr) {
           // The secret is gone: do not keep serving its old value.
           entries_.Remove(old, dropped);

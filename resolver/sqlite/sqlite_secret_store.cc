@@ -7,13 +7,14 @@
 
 #include <cerrno>
 #include <cstring>
+#include <functional>
 #include <mutex>
 #include <optional>
-#include <shared_mutex>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "resolver/crypto/envelope.h"
 #include "resolver/secret_validation.h"
@@ -24,9 +25,6 @@
 
 namespace secret_resolver {
 namespace {
-
-// Rows read per change_log query; more are read in further queries of the same poll.
-constexpr int kWatchBatch = 500;
 
 // A kSecretRowSelect row: read by Get and ResealValues.
 SecretRow RowAt(SqliteStatement& query) {
@@ -61,50 +59,11 @@ absl::StatusOr<SecretMetadata> MetadataRowAt(SqliteStatement& query, absl::strin
   return meta;
 }
 
-// Reads new change_log entries into `out`. Skips the query when PRAGMA data_version says no
-// other connection has committed since the last successful poll.
-absl::Status PollChanges(sqlite3* db, const std::string& path, int64_t& data_version,
-                         int64_t& last_seq, std::vector<SecretChange>& out) {
-  SqliteStatement version_query(db, path, "PRAGMA data_version");
-  absl::StatusOr<bool> row = version_query.Step("polling for changes");
-  if (!row.ok()) return row.status();
-  const int64_t version = version_query.Int(0);
-  if (version == data_version) return absl::OkStatus();
+}  // namespace
 
-  int rows = kWatchBatch;
-  while (rows == kWatchBatch) {
-    SqliteStatement changes(db, path,
-                      "SELECT seq, stack, name FROM change_log WHERE seq > ?1 ORDER BY seq"
-                      " LIMIT ?2");
-    changes.BindInt(last_seq).BindInt(kWatchBatch);
-    rows = 0;
-    while (true) {
-      absl::StatusOr<bool> next = changes.Step("reading the change log");
-      if (!next.ok()) return next.status();
-      if (!*next) break;
-      out.push_back(SecretChange::Of(changes.Text(1), changes.Text(2)));
-      last_seq = changes.Int(0);
-      ++rows;
-    }
-  }
-  if (out.empty()) {
-    // The log never shrinks; if it did, the file was rebuilt and anything may have changed.
-    SqliteStatement max_query(db, path, "SELECT COALESCE(MAX(seq), 0) FROM change_log");
-    absl::StatusOr<bool> max_row = max_query.Step("reading the change log");
-    if (!max_row.ok()) return max_row.status();
-    if (max_query.Int(0) < last_seq) {
-      out.push_back(SecretChange::Resync(
-          absl::StrCat("sqlite store ", path, ": the change log shrank (the file was rebuilt)")));
-      last_seq = max_query.Int(0);
-    }
-  }
-  data_version = version;
-  return absl::OkStatus();
-}
-
-// Opens the read-write connection to `path` in WAL mode with the schema brought up to date.
-absl::StatusOr<sqlite3*> OpenWriter(const std::string& path, const SqliteStoreOptions& options,
-                                    Clock* clock) {
+absl::StatusOr<sqlite3*> SqliteSecretStore::OpenWriter(const std::string& path,
+                                                      const SqliteStoreOptions& options,
+                                                      Clock* clock) {
   absl::StatusOr<sqlite3*> writer = OpenSqliteConnection(path, options.busy_timeout);
   if (!writer.ok()) return writer.status();
   absl::Status status = EnableSqliteWal(*writer, path, options.busy_timeout);
@@ -116,26 +75,9 @@ absl::StatusOr<sqlite3*> OpenWriter(const std::string& path, const SqliteStoreOp
   return writer;
 }
 
-}  // namespace
-
 struct SqliteSecretStore::DataKey {
   std::string id;
   SecretBytes key;
-};
-
-// Borrows a read connection from the pool for one scope.
-class SqliteSecretStore::ReaderLease {
- public:
-  ReaderLease(SqliteSecretStore* store, sqlite3* db)
-      : store_(store), db_(db), generation_(store->ReaderGeneration()) {}
-  ~ReaderLease() { store_->ReleaseReader(db_, generation_); }
-  ReaderLease(const ReaderLease&) = delete;
-  ReaderLease& operator=(const ReaderLease&) = delete;
-
- private:
-  SqliteSecretStore* const store_;
-  sqlite3* const db_;
-  const uint64_t generation_;
 };
 
 absl::StatusOr<std::unique_ptr<SqliteSecretStore>> SqliteSecretStore::Open(
@@ -184,7 +126,8 @@ SqliteSecretStore::SqliteSecretStore(std::string path, const KeyRing* key_ring,
       clock_(options_.clock != nullptr ? options_.clock : Clock::Real()),
       data_keys_(key_ring, options_.data_key_cache_capacity),
       file_(file),
-      writer_(writer) {}
+      writer_(writer),
+      readers_(options_.max_readers, [this] { return Connect(); }) {}
 
 SqliteSecretStore::~SqliteSecretStore() {
   {
@@ -193,7 +136,6 @@ SqliteSecretStore::~SqliteSecretStore() {
   }
   watch_cv_.notify_all();
   if (watch_thread_.joinable()) watch_thread_.join();
-  for (sqlite3* db : idle_readers_) sqlite3_close_v2(db);
   if (writer_ != nullptr) sqlite3_close_v2(writer_);
 }
 
@@ -207,11 +149,12 @@ absl::StatusOr<sqlite3*> SqliteSecretStore::Connect() {
     NoteIfCorrupt(db.status());
     return db.status();
   }
-  // Readers never write; make that a guarantee. Their page cache is kept small (512 KiB
-  // instead of SQLite's 2 MiB): they look rows up by key, the interior pages that lookups share
-  // fit, and the kernel caches the file anyway; several idle readers would otherwise hold
-  // megabytes of a sidecar's memory.
-  for (const char* pragma : {"PRAGMA query_only = 1", "PRAGMA cache_size = -512"}) {
+  // Readers never write; make that a guarantee. Their page cache is kept small (128 KiB
+  // instead of SQLite's 2 MiB): they look rows up by key, the root and upper interior pages
+  // that every lookup shares fit, and the kernel caches the file anyway. The pool's readers are
+  // all in use when a call's misses are fetched in parallel, and at 512 KiB each they held
+  // 1.6 MiB more than one reader did (docs/BENCHMARKS.md, RSS with 100k cached).
+  for (const char* pragma : {"PRAGMA query_only = 1", "PRAGMA cache_size = -128"}) {
     if (absl::Status s = SqliteExec(*db, path_, pragma, "configuring"); !s.ok()) {
       sqlite3_close_v2(*db);
       NoteIfCorrupt(s);
@@ -237,7 +180,7 @@ void SqliteSecretStore::LatchCorruption(const absl::Status& status) {
 }
 
 absl::Status SqliteSecretStore::CheckHealth() {
-  std::shared_lock<std::shared_mutex> files(files_mu_);
+  absl::ReaderMutexLock files(&files_mu_);
   absl::Status latched;
   {
     std::lock_guard<std::mutex> lock(corruption_mu_);
@@ -261,10 +204,10 @@ absl::Status SqliteSecretStore::CheckHealth() {
     std::lock_guard<std::mutex> lock(corruption_mu_);
     corruption_ = absl::OkStatus();
   }
-  absl::StatusOr<sqlite3*> db = AcquireReader();
-  if (!db.ok()) return db.status();
-  ReaderLease lease(this, *db);
-  SqliteStatement query(*db, path_, "SELECT 1 FROM secure_values LIMIT 1");
+  absl::StatusOr<SqliteReaderPool::Lease> lease = readers_.Acquire();
+  if (!lease.ok()) return lease.status();
+  sqlite3* const db = lease->db();
+  SqliteStatement query(db, path_, "SELECT 1 FROM secure_values LIMIT 1");
   absl::StatusOr<bool> row = query.Step("checking health");
   if (!row.ok()) {
     NoteIfCorrupt(query, row.status());
@@ -273,54 +216,34 @@ absl::Status SqliteSecretStore::CheckHealth() {
   return absl::OkStatus();
 }
 
-absl::StatusOr<sqlite3*> SqliteSecretStore::AcquireReader() {
-  {
-    std::lock_guard<std::mutex> lock(readers_mu_);
-    if (!idle_readers_.empty()) {
-      sqlite3* db = idle_readers_.back();
-      idle_readers_.pop_back();
-      return db;
-    }
+absl::StatusOr<std::optional<SecretRow>> SqliteSecretStore::ReadSecretRow(
+    const std::string& where, const std::function<void(SqliteStatement&)>& bind,
+    const char* what) {
+  absl::ReaderMutexLock files(&files_mu_);
+  absl::StatusOr<SqliteReaderPool::Lease> lease = readers_.Acquire();
+  if (!lease.ok()) return lease.status();
+  SqliteStatement query(lease->db(), path_, absl::StrCat(kSecretRowSelect, where).c_str());
+  bind(query);
+  absl::StatusOr<bool> row = query.Step(what);
+  if (!row.ok()) {
+    NoteIfCorrupt(query, row.status());
+    return row.status();
   }
-  return Connect();
-}
-
-uint64_t SqliteSecretStore::ReaderGeneration() {
-  std::lock_guard<std::mutex> lock(readers_mu_);
-  return reader_generation_;
-}
-
-void SqliteSecretStore::ReleaseReader(sqlite3* db, uint64_t generation) {
-  {
-    std::lock_guard<std::mutex> lock(readers_mu_);
-    // A connection opened before FollowFile swapped files reads the replaced file: close it.
-    if (generation == reader_generation_ &&
-        idle_readers_.size() < static_cast<size_t>(options_.max_idle_readers)) {
-      idle_readers_.push_back(db);
-      return;
-    }
-  }
-  sqlite3_close_v2(db);
+  if (!*row) return std::nullopt;
+  return RowAt(query);
 }
 
 absl::StatusOr<StoredSecret> SqliteSecretStore::Get(absl::string_view stack,
                                                     absl::string_view name) {
   if (absl::Status s = ValidateSecretKey(stack, name); !s.ok()) return s;
-  std::shared_lock<std::shared_mutex> files(files_mu_);
-  absl::StatusOr<sqlite3*> db = AcquireReader();
-  if (!db.ok()) return db.status();
-  ReaderLease lease(this, *db);
-  SqliteStatement query(*db, path_,
-                  absl::StrCat(kSecretRowSelect, " WHERE v.stack = ?1 AND v.name = ?2 AND v.active")
-                      .c_str());
-  query.BindText(stack).BindText(name);
-  absl::StatusOr<bool> row = query.Step("reading a secret");
-  if (!row.ok()) {
-    NoteIfCorrupt(query, row.status());
-    return row.status();
+  absl::StatusOr<std::optional<SecretRow>> row = ReadSecretRow(
+      " WHERE v.stack = ?1 AND v.name = ?2 AND v.active",
+      [&](SqliteStatement& query) { query.BindText(stack).BindText(name); }, "reading a secret");
+  if (!row.ok()) return row.status();
+  if (!row->has_value()) {
+    return absl::NotFoundError(absl::StrCat(QuotedSecret(stack, name), " not found"));
   }
-  if (!*row) return absl::NotFoundError(absl::StrCat(QuotedSecret(stack, name), " not found"));
-  return OpenSecretRow(data_keys_, RowAt(query), Where());
+  return OpenSecretRow(data_keys_, **row, Where());
 }
 
 absl::StatusOr<StoredSecret> SqliteSecretStore::GetVersion(absl::string_view stack,
@@ -328,34 +251,27 @@ absl::StatusOr<StoredSecret> SqliteSecretStore::GetVersion(absl::string_view sta
                                                            int64_t version) {
   if (absl::Status s = ValidateSecretKey(stack, name); !s.ok()) return s;
   if (absl::Status s = ValidateSecretVersion(version); !s.ok()) return s;
-  std::shared_lock<std::shared_mutex> files(files_mu_);
-  absl::StatusOr<sqlite3*> db = AcquireReader();
-  if (!db.ok()) return db.status();
-  ReaderLease lease(this, *db);
-  SqliteStatement query(*db, path_,
-                        absl::StrCat(kSecretRowSelect, StoredVersionWhere("?")).c_str());
-  query.BindText(stack).BindText(name).BindInt(version);
-  absl::StatusOr<bool> row = query.Step("reading a secret version");
-  if (!row.ok()) {
-    NoteIfCorrupt(query, row.status());
-    return row.status();
-  }
-  if (!*row) {
+  absl::StatusOr<std::optional<SecretRow>> row = ReadSecretRow(
+      StoredVersionWhere("?"),
+      [&](SqliteStatement& query) { query.BindText(stack).BindText(name).BindInt(version); },
+      "reading a secret version");
+  if (!row.ok()) return row.status();
+  if (!row->has_value()) {
     return absl::NotFoundError(
         absl::StrCat("version ", version, " of ", QuotedSecret(stack, name), " not found"));
   }
-  return OpenSecretRow(data_keys_, RowAt(query), Where());
+  return OpenSecretRow(data_keys_, **row, Where());
 }
 
 absl::StatusOr<SecretMetadata> SqliteSecretStore::GetMetadata(absl::string_view stack,
                                                               absl::string_view name) {
   if (absl::Status s = ValidateSecretKey(stack, name); !s.ok()) return s;
-  std::shared_lock<std::shared_mutex> files(files_mu_);
-  absl::StatusOr<sqlite3*> db = AcquireReader();
-  if (!db.ok()) return db.status();
-  ReaderLease lease(this, *db);
+  absl::ReaderMutexLock files(&files_mu_);
+  absl::StatusOr<SqliteReaderPool::Lease> lease = readers_.Acquire();
+  if (!lease.ok()) return lease.status();
+  sqlite3* const db = lease->db();
   SqliteStatement query(
-      *db, path_,
+      db, path_,
       absl::StrCat(kSecretMetadataSelect, " WHERE stack = ?1 AND name = ?2 AND active").c_str());
   query.BindText(stack).BindText(name);
   absl::StatusOr<bool> row = query.Step("reading a secret's metadata");
@@ -411,7 +327,7 @@ absl::StatusOr<SqliteSecretStore::DataKey> SqliteSecretStore::ActiveDataKey(
 absl::StatusOr<int64_t> SqliteSecretStore::Put(const SecretWrite& write) {
   if (absl::Status s = ValidateSecretWrite(write); !s.ok()) return s;
   int64_t version = 0;
-  std::shared_lock<std::shared_mutex> files(files_mu_);
+  absl::ReaderMutexLock files(&files_mu_);
   if (absl::Status s = WriterReady(); !s.ok()) return s;
   std::lock_guard<std::mutex> lock(writer_mu_);
   absl::Status status = InSqliteWriteTransaction(writer_, path_, [&]() -> absl::Status {
@@ -468,7 +384,7 @@ absl::StatusOr<int64_t> SqliteSecretStore::Put(const SecretWrite& write) {
 absl::Status SqliteSecretStore::Delete(absl::string_view stack, absl::string_view name,
                                        absl::string_view actor) {
   if (absl::Status s = ValidateSecretKey(stack, name); !s.ok()) return s;
-  std::shared_lock<std::shared_mutex> files(files_mu_);
+  absl::ReaderMutexLock files(&files_mu_);
   if (absl::Status s = WriterReady(); !s.ok()) return s;
   std::lock_guard<std::mutex> lock(writer_mu_);
   return InSqliteWriteTransaction(writer_, path_, [&]() -> absl::Status {
@@ -499,12 +415,12 @@ absl::Status SqliteSecretStore::Delete(absl::string_view stack, absl::string_vie
 
 absl::StatusOr<std::vector<SecretMetadata>> SqliteSecretStore::List(absl::string_view stack) {
   if (absl::Status s = ValidateStack(stack); !s.ok()) return s;
-  std::shared_lock<std::shared_mutex> files(files_mu_);
-  absl::StatusOr<sqlite3*> db = AcquireReader();
-  if (!db.ok()) return db.status();
-  ReaderLease lease(this, *db);
+  absl::ReaderMutexLock files(&files_mu_);
+  absl::StatusOr<SqliteReaderPool::Lease> lease = readers_.Acquire();
+  if (!lease.ok()) return lease.status();
+  sqlite3* const db = lease->db();
   SqliteStatement query(
-      *db, path_, absl::StrCat(kSecretMetadataSelect, " WHERE stack = ?1 AND active ORDER BY name")
+      db, path_, absl::StrCat(kSecretMetadataSelect, " WHERE stack = ?1 AND active ORDER BY name")
                       .c_str());
   query.BindText(stack);
   std::vector<SecretMetadata> out;
@@ -527,7 +443,7 @@ absl::StatusOr<int64_t> SqliteSecretStore::RewrapDataKeys(absl::string_view kek_
     return kek.status();
   }
   int64_t rewrapped = 0;
-  std::shared_lock<std::shared_mutex> files(files_mu_);
+  absl::ReaderMutexLock files(&files_mu_);
   if (absl::Status s = WriterReady(); !s.ok()) return s;
   std::lock_guard<std::mutex> lock(writer_mu_);
   absl::Status status = InSqliteWriteTransaction(writer_, path_, [&]() -> absl::Status {
@@ -576,7 +492,7 @@ absl::StatusOr<int64_t> SqliteSecretStore::RewrapDataKeys(absl::string_view kek_
 
 absl::StatusOr<int64_t> SqliteSecretStore::ResealValues() {
   int64_t resealed = 0;
-  std::shared_lock<std::shared_mutex> files(files_mu_);
+  absl::ReaderMutexLock files(&files_mu_);
   if (absl::Status s = WriterReady(); !s.ok()) return s;
   std::lock_guard<std::mutex> lock(writer_mu_);
   absl::Status status = InSqliteWriteTransaction(writer_, path_, [&]() -> absl::Status {
@@ -613,148 +529,6 @@ absl::Status SqliteSecretStore::WriterReady() const {
   if (writer_ != nullptr) return absl::OkStatus();
   return absl::UnavailableError(
       absl::StrCat(Where(), ": the file was replaced and cannot be opened yet"));
-}
-
-absl::StatusOr<int64_t> SqliteSecretStore::NewestSeq(sqlite3* db) {
-  SqliteStatement max_query(db, path_, "SELECT COALESCE(MAX(seq), 0) FROM change_log");
-  absl::StatusOr<bool> row = max_query.Step("reading the change log");
-  if (!row.ok()) {
-    NoteIfCorrupt(max_query, row.status());
-    return row.status();
-  }
-  return max_query.Int(0);
-}
-
-absl::Status SqliteSecretStore::Watch(ChangeListener listener) {
-  std::shared_lock<std::shared_mutex> files(files_mu_);
-  std::lock_guard<std::mutex> lock(watch_mu_);
-  if (!watch_thread_.joinable()) {
-    absl::StatusOr<sqlite3*> db = Connect();
-    if (!db.ok()) return db.status();
-    // Start after the newest committed change: only later ones are reported.
-    absl::StatusOr<int64_t> last_seq = NewestSeq(*db);
-    if (!last_seq.ok()) {
-      sqlite3_close_v2(*db);
-      return last_seq.status();
-    }
-    watch_thread_ = std::thread(&SqliteSecretStore::WatchLoop, this, *db, *last_seq);
-  }
-  listeners_.push_back(std::move(listener));
-  return absl::OkStatus();
-}
-
-absl::StatusOr<std::string> SqliteSecretStore::FollowFile(sqlite3** watch_db) {
-  absl::StatusOr<SqliteFileId> now = StatOwnerOnlySqliteFile(path_);
-  if (absl::IsNotFound(now.status())) {
-    return absl::UnavailableError(absl::StrCat(
-        Where(), ": the file no longer exists; still reading the deleted copy until a file is "
-                 "put back at the path"));
-  }
-  if (!now.ok() && absl::IsFailedPrecondition(now.status())) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        now.status().message(), "; the file at the path was replaced, and until it is "
-                                "owner-only the store keeps reading the one it has open"));
-  }
-  if (!now.ok()) return now.status();
-  if (*now == file_ && writer_ != nullptr && *watch_db != nullptr) return std::string();
-
-  std::unique_lock<std::shared_mutex> files(files_mu_);
-  if (writer_ != nullptr) {
-    // Our -wal and -shm files go by name, so the new file would take them for its own and read
-    // the old file's frames as its pages. Fold the log into the old file and empty it first.
-    const int rc = sqlite3_wal_checkpoint_v2(writer_, nullptr, SQLITE_CHECKPOINT_TRUNCATE,
-                                             nullptr, nullptr);
-    if (rc != SQLITE_OK) {
-      return SqliteError(path_, writer_, rc,
-                         "emptying the replaced file's write-ahead log before reopening");
-    }
-  }
-  if (*watch_db != nullptr) sqlite3_close_v2(*watch_db);
-  *watch_db = nullptr;
-  {
-    std::lock_guard<std::mutex> lock(readers_mu_);
-    for (sqlite3* db : idle_readers_) sqlite3_close_v2(db);
-    idle_readers_.clear();
-    ++reader_generation_;
-  }
-  {
-    std::lock_guard<std::mutex> lock(writer_mu_);
-    if (writer_ != nullptr) sqlite3_close_v2(writer_);
-    writer_ = nullptr;
-    absl::StatusOr<sqlite3*> writer = OpenWriter(path_, options_, clock_);
-    if (!writer.ok()) {
-      NoteIfCorrupt(writer.status());
-      return writer.status();
-    }
-    writer_ = *writer;
-  }
-  const SqliteFileId old = file_;
-  file_ = *now;
-  {
-    // Damage seen in the old file says nothing about the new one.
-    std::lock_guard<std::mutex> lock(corruption_mu_);
-    corruption_ = absl::OkStatus();
-  }
-  absl::StatusOr<sqlite3*> db = Connect();
-  if (!db.ok()) return db.status();
-  *watch_db = *db;
-  return absl::StrCat(Where(), ": the file was replaced (inode ", old.inode, " -> ", now->inode,
-                      "); reopened it, changes made meanwhile are not known");
-}
-
-void SqliteSecretStore::WatchLoop(sqlite3* db, int64_t last_seq) {
-  int64_t data_version = -1;  // PRAGMA data_version is never negative: the first poll queries
-  bool lost = false;          // feed_lost sent; listeners are owed a resync once polling works
-  std::string resync_detail;  // why the owed resync
-  std::unique_lock<std::mutex> lock(watch_mu_);
-  while (true) {
-    watch_cv_.wait_for(lock, absl::ToChronoMilliseconds(options_.watch_poll_interval),
-                       [this] { return stopping_; });
-    if (stopping_) break;
-    lock.unlock();
-    std::vector<SecretChange> changes;
-    absl::StatusOr<std::string> reopened = FollowFile(&db);
-    absl::Status status = reopened.status();
-    const bool replaced = reopened.ok() && !reopened->empty();
-    if (replaced) {
-      // Another file: its change log has its own numbers, and anything may differ.
-      resync_detail = *reopened;
-      data_version = -1;
-      absl::StatusOr<int64_t> newest = NewestSeq(db);
-      status = newest.status();
-      if (newest.ok()) last_seq = *newest;
-    }
-    if (status.ok()) {
-      std::shared_lock<std::shared_mutex> files(files_mu_);
-      status = PollChanges(db, path_, data_version, last_seq, changes);
-      if (absl::IsDataLoss(status)) LatchCorruption(status);
-    }
-    if (status.ok()) {
-      if (lost || replaced) {
-        changes.insert(changes.begin(), SecretChange::Resync(resync_detail));
-      }
-      lost = false;
-    } else if (!lost) {
-      lost = true;
-      if (!replaced) {
-        resync_detail = absl::StrCat(Where(), ": polling for changes works again; changes made "
-                                              "meanwhile are not known");
-      }
-      changes = {SecretChange::FeedLost(std::string(status.message()))};
-    } else {
-      changes.clear();
-    }
-    lock.lock();
-    if (changes.empty()) continue;
-    std::vector<ChangeListener> listeners = listeners_;
-    lock.unlock();
-    for (const SecretChange& change : changes) {
-      for (const auto& listener : listeners) listener(change);
-    }
-    lock.lock();
-  }
-  lock.unlock();
-  if (db != nullptr) sqlite3_close_v2(db);
 }
 
 }  // namespace secret_resolver

@@ -23,8 +23,10 @@
 // file is replaced.
 //
 // Thread safety: all methods are safe to call concurrently. Writes go through one connection
-// under a mutex; reads use a small pool of connections (WAL readers do not block the writer).
-// Every operation holds a shared lock on the set of connections; reopening takes it exclusively.
+// under a mutex; reads use a pool of at most max_readers connections (WAL readers do not block
+// the writer). Every operation holds a shared lock on the set of connections; reopening takes
+// it exclusively, and a reopen that waits for it is not overtaken by later reads.
+// The change feed and file following live in sqlite_secret_store_watch.cc.
 // The KeyRing must outlive the store and must not be modified while the store exists.
 #ifndef SECRET_RESOLVER_RESOLVER_SQLITE_SQLITE_SECRET_STORE_H_
 #define SECRET_RESOLVER_RESOLVER_SQLITE_SQLITE_SECRET_STORE_H_
@@ -34,7 +36,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
-#include <shared_mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -42,12 +44,15 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "resolver/clock.h"
 #include "resolver/crypto/data_key_cache.h"
 #include "resolver/crypto/key_ring.h"
 #include "resolver/secret_store.h"
 #include "resolver/sqlite/sqlite_connection.h"
+#include "resolver/sqlite/sqlite_reader_pool.h"
+#include "resolver/storage_format/secret_row.h"
 
 
 namespace secret_resolver {
@@ -57,8 +62,9 @@ struct SqliteStoreOptions {
   absl::Duration busy_timeout = absl::Seconds(10);
   // How often Watch looks for changes.
   absl::Duration watch_poll_interval = absl::Milliseconds(100);
-  // Idle read connections kept open for reuse.
-  int max_idle_readers = 4;
+  // Read connections open at once, kept open for reuse (each caches up to 128 KiB of pages);
+  // a read that finds them all in use waits for one. At least 1.
+  int max_readers = 4;
   // Timestamps of rows and change_log entries. Null: Clock::Real().
   Clock* clock = nullptr;
   // Unwrapped data keys kept for reads (resolver/crypto/data_key_cache.h); 0 unwraps on every
@@ -119,19 +125,22 @@ class SqliteSecretStore : public EncryptedSecretStore {
   const std::string& path() const { return path_; }
 
  private:
-  class ReaderLease;
   struct DataKey;
 
   SqliteSecretStore(std::string path, const KeyRing* key_ring, SqliteStoreOptions options,
                     sqlite3* writer, SqliteFileId file);
 
+  // Opens the read-write connection to `path` in WAL mode with the schema brought up to date.
+  static absl::StatusOr<sqlite3*> OpenWriter(const std::string& path,
+                                             const SqliteStoreOptions& options, Clock* clock);
   // Opens and configures a read-only connection to path_. Errors: UNAVAILABLE also when the
   // path no longer names file_ (the watch thread will reopen).
   absl::StatusOr<sqlite3*> Connect();
-  absl::StatusOr<sqlite3*> AcquireReader();
-  // Back to the pool, unless FollowFile swapped files since `generation` (then closed).
-  uint64_t ReaderGeneration();
-  void ReleaseReader(sqlite3* db, uint64_t generation);
+  // The kSecretRowSelect row that `where` selects, its parameters bound by `bind`, or nullopt;
+  // the connection is back in the pool before the caller opens the row. Errors: as SqliteError.
+  absl::StatusOr<std::optional<SecretRow>> ReadSecretRow(
+      const std::string& where, const std::function<void(SqliteStatement&)>& bind,
+      const char* what);
 
   // The stack's active data key, created (and wrapped by the active KEK) if it has none.
   // Runs inside a write transaction.
@@ -161,17 +170,17 @@ class SqliteSecretStore : public EncryptedSecretStore {
   DataKeyCache data_keys_;  // what Get and GetVersion unwrap
 
   // Shared by every operation while it uses connections; exclusive while FollowFile swaps
-  // them. Taken before writer_mu_, readers_mu_ and watch_mu_.
-  std::shared_mutex files_mu_;
+  // them. Taken before writer_mu_, the pool's lock and watch_mu_. An absl::Mutex because it
+  // is fair to a waiting writer: once FollowFile waits, new readers queue behind it, so a
+  // steady stream of reads cannot keep the swap out (std::shared_mutex prefers readers).
+  absl::Mutex files_mu_;
   SqliteFileId file_;  // the open file; written under files_mu_ exclusive, by the watch thread
 
   std::mutex writer_mu_;
   sqlite3* writer_;  // guarded by writer_mu_; replaced under files_mu_ exclusive; null while
                      // a replacement cannot be opened
 
-  std::mutex readers_mu_;
-  std::vector<sqlite3*> idle_readers_;  // guarded by readers_mu_
-  uint64_t reader_generation_ = 0;       // guarded by readers_mu_; bumped by FollowFile
+  SqliteReaderPool readers_;  // CloseAll by FollowFile under files_mu_ exclusive
 
   std::mutex watch_mu_;
   std::condition_variable watch_cv_;

@@ -230,6 +230,37 @@ TEST_F(SqliteSecretStoreTest, ReadersBusyDuringAFileSwapDoNotKeepReadingTheOldFi
   }
 }
 
+// Reads with no gaps between them keep a shared lock on the connections held at every moment;
+// the swap's exclusive lock must still get its turn (a reader-preferring lock starved it).
+TEST_F(SqliteSecretStoreTest, FileSwapIsNotStarvedByReadsWithoutGaps) {
+  const std::string other = dir_ + "/restored.db";
+  {
+    absl::StatusOr<std::unique_ptr<SqliteSecretStore>> restored =
+        SqliteSecretStore::Open(other, &ring_);
+    ASSERT_THAT(restored, IsOk());
+    ASSERT_THAT((*restored)->Put(TestWrite("only-in-restored", "r")), IsOk());
+  }
+  ChangeRecorder recorder;  // outlives the store, whose thread calls it
+  std::unique_ptr<SqliteSecretStore> store = MustOpenSqlite();
+  ASSERT_NE(store, nullptr);
+  ASSERT_THAT(store->Put(TestWrite("only-in-original", "o")), IsOk());
+  ASSERT_THAT(store->Watch(recorder.Listener()), IsOk());
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> readers;
+  for (int i = 0; i < 4; ++i) {
+    readers.emplace_back([&] {
+      while (!stop) (void)store->GetMetadata(kStack, "only-in-original");
+    });
+  }
+  absl::SleepFor(absl::Milliseconds(50));
+  ASSERT_EQ(rename(other.c_str(), db_path_.c_str()), 0);
+  const bool resynced = recorder.WaitForResync(absl::Now() + absl::Seconds(3));
+  stop = true;
+  for (std::thread& reader : readers) reader.join();
+  EXPECT_TRUE(resynced);
+  EXPECT_THAT(store->GetMetadata(kStack, "only-in-restored"), IsOk());
+}
+
 TEST_F(SqliteSecretStoreTest, RemovedFileIsAFeedLossUntilAFileIsBack) {
   const std::string saved = dir_ + "/saved.db";
   ChangeRecorder recorder;  // outlives the store, whose thread calls it
