@@ -54,9 +54,8 @@ mkdir -p "$work/configs"
 NODE_PATH=$node_modules node "$validator" --alerts "$alerts" --metrics-source "$sidecar_source" \
   --config-out "$work/configs" "${renders[@]}"
 
-# tiered-central: the central tier of overlays/tiered. (The tiered sidecars' store.upstream is
-# the upstream store's configuration, issue 19 item 1.)
-for overlay in embedded postgres tiered-central; do
+# tiered: the workload pods' sidecars on store.upstream; tiered-central: its central tier.
+for overlay in embedded postgres tiered tiered-central; do
   "$sidecar" --config="$work/configs/$overlay.yaml" --check-config >/dev/null ||
     fail "secret-resolver --check-config rejects the $overlay overlay's configuration"
   echo "ok: secret-resolver --check-config accepts the $overlay overlay's configuration"

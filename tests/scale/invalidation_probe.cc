@@ -2,7 +2,9 @@
 
 #include <utility>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "tests/faults/fault_fixture.h"
 
@@ -12,6 +14,18 @@ namespace testing {
 using ::secretresolver::v1::SecretResolver;
 using ::secretresolver::v1::WatchSecretsEvent;
 using ::secretresolver::v1::WatchSecretsRequest;
+
+constexpr char kProbeValuePrefix[] = "probe-v";
+
+std::string ProbeValue(int64_t version) {
+  return absl::StrCat(kProbeValuePrefix, version, "-", std::string(40, 'p'));
+}
+
+int64_t VersionOfProbeValue(absl::string_view value) {
+  if (!absl::ConsumePrefix(&value, kProbeValuePrefix)) return 0;
+  int64_t version = 0;
+  return absl::SimpleAtoi(value.substr(0, value.find('-')), &version) ? version : 0;
+}
 
 absl::StatusOr<std::unique_ptr<InvalidationProbe>> InvalidationProbe::Open(
     const std::vector<std::string>& targets, const std::string& token, const std::string& name,
@@ -86,7 +100,10 @@ void InvalidationProbe::Poll(Stream* stream, const std::string& token, const std
         stream->status = status;
       } else if (auto it = response.results().find("r0");
                  it != response.results().end() && it->second.has_secret()) {
-        stream->arrivals.emplace(it->second.secret().version(), now);  // keeps the first
+        const auto& secret = it->second.secret();
+        const int64_t version =
+            secret.version() != 0 ? secret.version() : VersionOfProbeValue(secret.value());
+        stream->arrivals.emplace(version, now);  // keeps the first
         changed_.notify_all();
       }
     }

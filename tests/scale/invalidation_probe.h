@@ -10,7 +10,8 @@
 // - kPoll: one thread per sidecar calls ResolveSecrets for the secret every `poll_interval`
 //   while WaitForVersion waits, and a sidecar has seen a version when a response carries it:
 //   what callers get, for any store, at the cost of that many extra calls and a resolution of
-//   one interval.
+//   one interval. A store that reports no version (store.upstream answers version 0) is read
+//   by the value instead: the probe secret's values are ProbeValue(version).
 // Either includes the thread scheduling of this machine, where all processes share the cores.
 //
 // Thread safety: Open and WaitForVersion from one thread; the readers run on threads of their own.
@@ -28,6 +29,8 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include "absl/strings/string_view.h"
+
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "secretresolver/v1/resolver.grpc.pb.h"
@@ -36,6 +39,11 @@ namespace secret_resolver {
 namespace testing {
 
 enum class ProbeMethod { kWatch, kPoll };
+
+// The value the probe secret is written with at store version `version` (a stand-in of a
+// realistic size, never a credential), and the version such a value names (0 for another).
+std::string ProbeValue(int64_t version);
+int64_t VersionOfProbeValue(absl::string_view value);
 
 class InvalidationProbe {
  public:

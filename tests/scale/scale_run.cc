@@ -150,7 +150,8 @@ absl::Status WriteSecrets(SecretStore& store, const ScaleRunOptions& options) {
   for (int i = 0; i < options.secrets; ++i) {
     if (absl::Status s = write(CycledName(i)); !s.ok()) return s;
   }
-  return write(kProbeName);
+  // The probe secret's first version, in a fresh database.
+  return WriteSecret(store, kProbeName, ProbeValue(1)).status();
 }
 
 // Of every 20 calls: 14 hot names, 5 cycled names, 1 name that does not exist.
@@ -254,9 +255,13 @@ absl::StatusOr<ScaleReport> RunScale(const ScaleRunOptions& options, PostgresSer
   sample_connections();
   for (int k = 0; k < options.writes; ++k) {
     const absl::Time before = absl::Now();
-    absl::StatusOr<int64_t> version =
-        WriteSecret(**store, kProbeName, absl::StrCat("probe-value-", k, std::string(40, 'p')));
+    // Only this run writes the probe secret: write k makes version k + 2.
+    absl::StatusOr<int64_t> version = WriteSecret(**store, kProbeName, ProbeValue(k + 2));
     if (!version.ok()) return version.status();
+    if (*version != k + 2) {
+      return absl::InternalError(absl::StrCat("the probe secret's write ", k, " made version ",
+                                              *version, ", not ", k + 2));
+    }
     const std::vector<absl::Time> seen =
         (*probe)->WaitForVersion(*version, before + options.see_within);
     absl::Time last = before;

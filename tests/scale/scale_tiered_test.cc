@@ -5,8 +5,6 @@
 // see_within; the change stream drops their cache entries), every call was answered,
 // and PostgreSQL's connections stay within the central sidecar's pool + 1 however many
 // sidecars there are: they did not grow with the sidecars.
-//
-// Tagged manual until the upstream and tier branches are merged (tests/scale/BUILD).
 #include <memory>
 
 #include <gtest/gtest.h>
