@@ -29,9 +29,8 @@
 
 #include <grpcpp/grpcpp.h>
 
-#include "absl/strings/string_view.h"
-
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "secretresolver/v1/resolver.grpc.pb.h"
 
