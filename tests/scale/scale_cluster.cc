@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -119,7 +120,17 @@ int ScaleCluster::Stop() {
     for (std::unique_ptr<SidecarProcess>& process : *group) {
       if (process->pid() <= 0) continue;
       const int status = process->Terminate();
-      if (!(WIFEXITED(status) && WEXITSTATUS(status) == 0)) ++failed;
+      if (!(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
+        ++failed;
+        const std::string log = process->Log();
+        std::cerr << (group == &tiers_ ? "a central" : "a") << " sidecar did not exit 0 on SIGTERM ("
+                  << (status == -1 ? std::string("killed after the wait")
+                                   : WIFSIGNALED(status)
+                                         ? absl::StrCat("signal ", WTERMSIG(status))
+                                         : absl::StrCat("exit ", WEXITSTATUS(status)))
+                  << "); its log ends:\n"
+                  << log.substr(log.size() > 2000 ? log.size() - 2000 : 0) << "\n";
+      }
     }
     group->clear();
   }
