@@ -19,6 +19,7 @@
 #include "absl/time/time.h"
 #include "resolver/cache_entries.h"
 #include "resolver/cached_value.h"
+#include "resolver/secret_bytes.h"
 #include "resolver/secret_cache.h"
 
 namespace secret_resolver {
@@ -47,7 +48,7 @@ struct Flight {
   const int64_t version;  // 0: the newest
   // For a caller-scoped miss, the token of the caller who started it (CacheCaller::token); set
   // before the fetch is scheduled. Empty: the store uses the newest it remembers (refreshes).
-  std::string token;
+  SecretBytes token;
   // When the fetch was asked for (real time): callers holding an older value wait for it only
   // until stale_after past this, however late they joined.
   const absl::Time started = absl::Now();

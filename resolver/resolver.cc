@@ -77,8 +77,11 @@ CacheCaller Resolver::LookupCaller(const Caller& caller, const ResolveRequest& r
   CallerScopedReads* scoped =
       options_.store == nullptr ? nullptr : options_.store->caller_scoped_reads();
   if (scoped == nullptr) return CacheCaller{};
-  // Only a token that speaks for the stack may refresh its entries later.
-  if (!request.credential.empty() && CheckStack(caller, request.stack, options_.access).ok()) {
+  // Only a token that speaks for the stack and may decrypt every secret of it may refresh its
+  // entries later: a refresh with a token limited to some names (or a delegated one, which has
+  // no permission) would be refused for the others, and a refusal drops the entry.
+  if (!request.credential.empty() && CheckStack(caller, request.stack, options_.access).ok() &&
+      HasDecryptPermission(caller, absl::string_view())) {
     scoped->NoteCredential(CanonicalStack(request.stack), caller.service_identity,
                            request.credential, caller.expires);
   }

@@ -346,7 +346,7 @@ void SecretCache::Impl::GetAll(absl::string_view stack, absl::Span<const absl::s
         continue;
       }
       pending[i].flight = std::make_shared<Flight>(key_stack, names[i], key.version);
-      if (!scoped.empty()) pending[i].flight->token = std::string(caller->token);
+      if (!scoped.empty()) pending[i].flight->token = SecretBytes(caller->token);
       flights_.emplace(pending[i].flight->key(), pending[i].flight);
       started.push_back(pending[i].flight);
     }
@@ -474,13 +474,13 @@ absl::StatusOr<StoredSecret> SecretCache::Impl::ReadStore(const Flight& flight) 
   const absl::string_view stack = PlainStack(flight.stack);
   if (flight.version != 0) return store_->GetVersion(stack, flight.name, flight.version);
   if (identity.empty()) return store_->Get(stack, flight.name);
-  return scoped_->GetFor(identity, flight.token, stack, flight.name);
+  return scoped_->GetFor(identity, flight.token.reveal(), stack, flight.name);
 }
 
 void SecretCache::Impl::Fetch(std::shared_ptr<Flight> flight) {
   const absl::Time started = absl::Now();
   absl::StatusOr<StoredSecret> fetched = ReadStore(*flight);
-  flight->token.clear();
+  flight->token = SecretBytes();
   if (options_.on_store_fetch) {
     options_.on_store_fetch(absl::Now() - started, fetched.status().code());
   }

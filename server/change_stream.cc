@@ -269,12 +269,11 @@ class ChangeCall final : public QueueTag, public ChangeSubscriber {
     client_ = *std::move(client);
     // Not under mu_: the hub takes its lock before a stream's.
     absl::StatusOr<uint64_t> id = streams_->hub->Add(this);
-    std::lock_guard<std::mutex> lock(mu_);
     if (!id.ok()) {
-      end_status_ = id.status();
-      Pump();
+      Refuse(id.status());  // too many streams, or draining
       return;
     }
+    std::lock_guard<std::mutex> lock(mu_);
     id_ = *id;
     Audit({LogField("decision", "allowed"), LogField("phase", "start")});
     if (context_.IsCancelled() && !end_status_.has_value()) {

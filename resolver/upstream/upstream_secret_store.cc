@@ -151,7 +151,7 @@ absl::StatusOr<std::unique_ptr<UpstreamSecretStore>> UpstreamSecretStore::Open(
     if (!readable.ok()) return readable;
   }
   absl::StatusOr<std::shared_ptr<grpc::Channel>> channel =
-      MakeChannel(options, grpc::ChannelArguments());
+      MakeChannel(options, UpstreamChannelArguments());
   if (!channel.ok()) return channel.status();
   if (options.clock == nullptr) options.clock = Clock::Real();
   return std::unique_ptr<UpstreamSecretStore>(

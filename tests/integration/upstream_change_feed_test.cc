@@ -283,6 +283,12 @@ TEST_P(UpstreamChangeFeedTest, AClientNotListedIsRefusedAndTheFeedReportsItLost)
   std::lock_guard<std::mutex> lock(ends_mu);
   ASSERT_FALSE(ends.empty());
   EXPECT_EQ(ends.front(), absl::StatusCode::kPermissionDenied);
+  // Audit lines are written in batches every 50 ms: wait for the refusal's, at most 2 s.
+  const absl::Time deadline = absl::Now() + absl::Seconds(2);
+  while (!absl::StrContains(central_->Log(), "\"decision\":\"denied\"") &&
+         absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
   EXPECT_THAT(central_->Log(), HasSubstr("\"decision\":\"denied\""));
 }
 
