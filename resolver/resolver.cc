@@ -307,8 +307,10 @@ bool Resolver::ApplyPins(const ResolveRequest& request, absl::string_view stack,
   absl::InlinedVector<std::pair<RefResult*, int64_t>, 8> older;
   for (const auto& [name, result] : wanted) {
     if (!result->status.ok()) continue;
+    // A copy: a lambda cannot capture a structured binding in C++17 (clang refuses it).
+    const absl::string_view key = result->key;
     auto pin = std::find_if(request.versions.begin(), request.versions.end(),
-                            [&](const ResolveRequest::Pin& p) { return p.first == result->key; });
+                            [&key](const ResolveRequest::Pin& p) { return p.first == key; });
     if (pin == request.versions.end()) continue;
     const int64_t newest = result->value->version;
     if (pin->second == newest) continue;
