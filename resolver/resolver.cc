@@ -318,7 +318,9 @@ bool Resolver::ApplyPins(const ResolveRequest& request, absl::string_view stack,
     refused.key = result->key;
     refused.name = result->name;
     refused.cache_outcome = result->cache_outcome;
-    if (pin->second > newest && !result->stale) {
+    // Newest version 0 is "not known" (store.upstream, whose API has no versions): no version
+    // can be pinned there, stale or not.
+    if (pin->second > newest && (!result->stale || newest == 0)) {
       refused.status = absl::NotFoundError(absl::StrCat("version ", pin->second, " of secret \"",
                                                         result->name, "\" not found"));
       *result = std::move(refused);

@@ -419,8 +419,15 @@ function centralProblems(objects, configs) {
   const labels = (owner.spec.template.metadata || {}).labels || {};
   const selects = (sel) => sel && Object.keys(sel).length > 0 &&
     Object.entries(sel.matchLabels || sel).every(([k, v]) => labels[k] === v);
-  if (!objects.some((o) => o.kind === 'Service' && selects(o.spec.selector))) {
+  const services = objects.filter((o) => o.kind === 'Service' && selects(o.spec.selector));
+  if (services.length === 0) {
     p.push(`${where}: no Service selects the central tier`);
+  }
+  // A sidecar's change stream and fetches must reach one replica (see the overlay's Service).
+  for (const s of services) {
+    if (s.spec.sessionAffinity !== 'ClientIP') {
+      p.push(`${where}: Service ${s.metadata.name} has no sessionAffinity: ClientIP, so a sidecar's fetches may reach another replica than its change stream`);
+    }
   }
   if (!objects.some((o) => o.kind === 'PodDisruptionBudget' && selects(o.spec.selector))) {
     p.push(`${where}: no PodDisruptionBudget selects the central tier`);
@@ -525,6 +532,7 @@ const CENTRAL_MUTATIONS = [
   ['no allowed change stream clients', (o) => { const cm = centralConfigMap(o); const k = Object.keys(cm.data)[0]; cm.data[k] = cm.data[k].replace(/allowed_clients: \[.*\]/, 'allowed_clients: []'); }, /allowed_clients/],
   ['central port open to every pod', (o) => { for (const x of o) if (x.kind === 'NetworkPolicy' && x.metadata.name === CENTRAL) x.spec.ingress[0].from = [{ namespaceSelector: {} }]; }, /open to more than the sidecar pods/],
   ['no central Service', (o) => { o.splice(o.findIndex((x) => x.kind === 'Service'), 1); }, /no Service/],
+  ['central Service without client affinity', (o) => { delete o.find((x) => x.kind === 'Service').spec.sessionAffinity; }, /sessionAffinity: ClientIP/],
   ['sidecar holds the KEK', (o) => { findSidecar(o).sidecar.env.push({ name: 'SECRET_RESOLVER_KEK', valueFrom: { secretKeyRef: { name: 'secret-resolver-keys', key: 'kek' } } }); }, /holds the KEK/],
   ['sidecar without the change stream', (o) => { const cm = o.find((x) => x.kind === 'ConfigMap' && x.metadata.name.startsWith('secret-resolver-config')); const k = Object.keys(cm.data)[0]; cm.data[k] = cm.data[k].replace('change_stream: true', 'change_stream: false'); }, /change_stream is not true/],
 ];
