@@ -215,5 +215,41 @@ TEST(CallerScopedResolverTest, PassesTheCredentialAndRemembersItOnlyForItsOwnSta
   EXPECT_THAT(store.noted(), ElementsAre("stacks-1/a/token-a"));
 }
 
+TEST(CallerScopedResolverTest, RemembersOnlyATokenThatMayDecryptEverySecretOfTheStack) {
+  CallerScopedFake store;
+  PutValue(store, "x");
+  std::unique_ptr<RedactionTokens> tokens =
+      *RedactionTokens::Create(kDefaultPlaceholderFormat, SecretBytes(std::string(32, 'f')));
+  SecretCache cache(&store, CacheOptions{});
+  ResolverOptions options;
+  options.store = &store;
+  Resolver resolver(&cache, tokens.get(), options);
+  // A token limited to `x`: it may read x now, but a refresh of another name with it would be
+  // refused, and a refusal drops the entry.
+  Caller limited;
+  limited.token_namespace = "stacks-1";
+  limited.service_identity = "a";
+  limited.permissions = {"secret.grafana.app/securevalues/x:decrypt"};
+  ResolveRequest request;
+  request.stack = "stacks-1";
+  request.refs.emplace_back("ref", "secret://x");
+  request.credential = "token-limited";
+  absl::StatusOr<ResolveResults> results = resolver.Resolve(limited, request);
+  ASSERT_TRUE(results.ok()) << results.status();
+  ASSERT_TRUE((*results)[0].status.ok()) << (*results)[0].status;
+  EXPECT_THAT(store.reads(), ElementsAre("a/token-limited"));
+  EXPECT_TRUE(store.noted().empty());
+
+  // A delegated token carries no permission (the verifier gives the Caller none): refused
+  // whole, and not remembered either.
+  Caller delegated;
+  delegated.token_namespace = "stacks-1";
+  delegated.service_identity = "a";
+  request.credential = "token-delegated";
+  results = resolver.Resolve(delegated, request);
+  EXPECT_EQ(results.status().code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_TRUE(store.noted().empty());
+}
+
 }  // namespace
 }  // namespace secret_resolver
