@@ -51,41 +51,12 @@ wait_ready() {
   return 1
 }
 
+# shellcheck source=tests/bench/sidecar/bench_state.sh
+source tests/bench/sidecar/bench_state.sh
 state="$work/state"
-socket="$work/server.sock"
-mkdir -p "$state"
-"$ctl" init --store "sqlite:$state/secrets.db" --kek-file "$state/kek" >/dev/null 2>&1
-(umask 077 && openssl rand -base64 32 >"$state/fingerprint.key")
-"$ctl" dev-key --private-key "$state/dev.pem" --jwks "$state/jwks.json" >/dev/null
-cat >"$state/config.yaml" <<YAML
-listen:
-  unix_socket: $socket
-  tcp_address: 127.0.0.1:0
-store:
-  sqlite:
-    path: $state/secrets.db
-  kek:
-    file: $state/kek
-auth:
-  issuer: https://bench.test
-  audience: secret-resolver
-  jwks_file: $state/jwks.json
-redaction:
-  fingerprint_key_file: $state/fingerprint.key
-admin:
-  enabled: false
-YAML
-for s in a b c; do
-  (umask 077 && openssl rand -hex 16 >"$work/value")
-  "$ctl" create --store "sqlite:$state/secrets.db" --kek-file "$state/kek" --stack stacks-1 \
-    --name "bench/secret-$s" --decrypter grafana-workflows --value-file "$work/value" \
-    --trim-newline >/dev/null
-done
-rm -f "$work/value"
-(umask 077 && "$ctl" dev-token --private-key "$state/dev.pem" --issuer https://bench.test \
-  --audience secret-resolver --stack stacks-1 --service grafana-workflows --ttl-seconds 7200 \
-  >"$work/token")
-"$tool" request --stack=stacks-1 --out="$work/request.bin"
+make_state "$state" 0
+socket="$state/resolver.sock"  # the sidecar's, and the empty handler's in turn
+add_bench_secrets "$state"
 
 # Measures one server (the command in "$@"); prints its instructions per call.
 measure() {

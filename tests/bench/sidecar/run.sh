@@ -85,33 +85,8 @@ wait_ready() {
   return 1
 }
 
-# One state directory: KEK, fingerprint key, development signing key, store, config.
-make_state() {
-  local dir=$1
-  mkdir -p "$dir"
-  "$ctl" init --store "sqlite:$dir/secrets.db" --kek-file "$dir/kek" >/dev/null
-  (umask 077 && openssl rand -base64 32 >"$dir/fingerprint.key")
-  "$ctl" dev-key --private-key "$dir/dev.pem" --jwks "$dir/jwks.json" >/dev/null
-  cat >"$dir/config.yaml" <<YAML
-listen:
-  unix_socket: $dir/resolver.sock
-  tcp_address: 127.0.0.1:$2
-store:
-  sqlite:
-    path: $dir/secrets.db
-  kek:
-    file: $dir/kek
-auth:
-  issuer: https://bench.test
-  audience: secret-resolver
-  jwks_file: $dir/jwks.json
-redaction:
-  fingerprint_key_file: $dir/fingerprint.key
-admin:
-  enabled: false
-YAML
-  printf '%b\n' "${SIDECAR_YAML:-}" >>"$dir/config.yaml"
-}
+# shellcheck source=tests/bench/sidecar/bench_state.sh
+source tests/bench/sidecar/bench_state.sh
 
 # Prints "<real successes> <seconds> <p50 us> <p99 us> <h2load successes>" for one h2load run.
 drive() {
@@ -183,18 +158,8 @@ echo "== setup" >&2
 state="$work/sidecar"
 sidecar_port=$(free_port)
 make_state "$state" "$sidecar_port"
-for s in a b c; do
-  (umask 077 && openssl rand -hex 16 >"$work/value")
-  "$ctl" create --store "sqlite:$state/secrets.db" --kek-file "$state/kek" --stack stacks-1 \
-    --name "bench/secret-$s" --decrypter grafana-workflows --value-file "$work/value" \
-    --trim-newline >/dev/null
-done
-rm -f "$work/value"
-(umask 077 && "$ctl" dev-token --private-key "$state/dev.pem" --issuer https://bench.test \
-  --audience secret-resolver --stack stacks-1 --service grafana-workflows --ttl-seconds 7200 \
-  >"$work/token")
+add_bench_secrets "$state"
 token=$(<"$work/token")
-"$tool" request --stack=stacks-1 --out="$work/request.bin"
 
 "$work/secret-resolver" --config="$state/config.yaml" 2>"$state/sidecar.log" &
 pids+=($!)
