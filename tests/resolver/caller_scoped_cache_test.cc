@@ -177,15 +177,25 @@ TEST(UnscopedCacheTest, AStoreWhoseAnswersDoNotDependOnTheCallerSharesOneEntry) 
   EXPECT_EQ(store.get_calls(), 1);
 }
 
-TEST(CallerScopedResolverTest, PassesTheCredentialAndRemembersItOnlyForItsOwnStack) {
+// A Resolver over a cache over a caller-scoped store holding secret `x`.
+class CallerScopedResolverTest : public ::testing::Test {
+ protected:
+  CallerScopedResolverTest() { PutValue(store, "x"); }
+
+  static ResolverOptions OptionsFor(SecretStore* store) {
+    ResolverOptions options;
+    options.store = store;
+    return options;
+  }
+
   CallerScopedFake store;
-  PutValue(store, "x");
   std::unique_ptr<RedactionTokens> tokens =
       *RedactionTokens::Create(kDefaultPlaceholderFormat, SecretBytes(std::string(32, 'f')));
-  SecretCache cache(&store, CacheOptions{});
-  ResolverOptions options;
-  options.store = &store;
-  Resolver resolver(&cache, tokens.get(), options);
+  SecretCache cache{&store, CacheOptions{}};
+  Resolver resolver{&cache, tokens.get(), OptionsFor(&store)};
+};
+
+TEST_F(CallerScopedResolverTest, PassesTheCredentialAndRemembersItOnlyForItsOwnStack) {
   Caller caller;
   caller.token_namespace = "stack-1";  // the same stack as stacks-1
   caller.service_identity = "a";
@@ -215,15 +225,7 @@ TEST(CallerScopedResolverTest, PassesTheCredentialAndRemembersItOnlyForItsOwnSta
   EXPECT_THAT(store.noted(), ElementsAre("stacks-1/a/token-a"));
 }
 
-TEST(CallerScopedResolverTest, RemembersOnlyATokenThatMayDecryptEverySecretOfTheStack) {
-  CallerScopedFake store;
-  PutValue(store, "x");
-  std::unique_ptr<RedactionTokens> tokens =
-      *RedactionTokens::Create(kDefaultPlaceholderFormat, SecretBytes(std::string(32, 'f')));
-  SecretCache cache(&store, CacheOptions{});
-  ResolverOptions options;
-  options.store = &store;
-  Resolver resolver(&cache, tokens.get(), options);
+TEST_F(CallerScopedResolverTest, RemembersOnlyATokenThatMayDecryptEverySecretOfTheStack) {
   // A token limited to `x`: it may read x now, but a refresh of another name with it would be
   // refused, and a refusal drops the entry.
   Caller limited;
