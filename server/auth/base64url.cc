@@ -1,5 +1,6 @@
 #include "server/auth/base64url.h"
 
+#include <array>
 #include <cstdint>
 
 namespace secret_resolver {
@@ -8,37 +9,53 @@ namespace {
 
 constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
-// The 6-bit value of a base64url character, or -1.
-int Sextet(char c) {
-  if (c >= 'A' && c <= 'Z') return c - 'A';
-  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-  if (c >= '0' && c <= '9') return c - '0' + 52;
-  if (c == '-') return 62;
-  if (c == '_') return 63;
-  return -1;
-}
+// The 6-bit value of each byte as a base64url character, or 0xff. Decoding runs over every new
+// token's payload and signature, so a table rather than a chain of range tests.
+constexpr std::array<uint8_t, 256> kSextets = [] {
+  std::array<uint8_t, 256> table{};
+  for (uint8_t& v : table) v = 0xff;
+  for (int i = 0; i < 64; ++i) {
+    table[static_cast<unsigned char>(kAlphabet[i])] = static_cast<uint8_t>(i);
+  }
+  return table;
+}();
 
 }  // namespace
 
 std::optional<std::string> Base64UrlDecode(absl::string_view encoded) {
   const size_t tail = encoded.size() % 4;
   if (tail == 1) return std::nullopt;  // one character carries only 6 bits: no whole byte
-  std::string out;
-  out.reserve(encoded.size() / 4 * 3 + (tail == 0 ? 0 : tail - 1));
-  uint32_t acc = 0;
-  int bits = 0;
-  for (char c : encoded) {
-    const int v = Sextet(c);
-    if (v < 0) return std::nullopt;
-    acc = (acc << 6) | static_cast<uint32_t>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out.push_back(static_cast<char>((acc >> bits) & 0xff));
-    }
+  const auto* in = reinterpret_cast<const unsigned char*>(encoded.data());
+  const size_t whole = encoded.size() - tail;
+  std::string out(whole / 4 * 3 + (tail == 0 ? 0 : tail - 1), '\0');
+  char* to = out.data();
+  // Four characters (24 bits) to three bytes; an invalid character sets a high bit of `bad`.
+  uint32_t bad = 0;
+  for (size_t i = 0; i < whole; i += 4) {
+    const uint32_t a = kSextets[in[i]], b = kSextets[in[i + 1]], c = kSextets[in[i + 2]],
+                   d = kSextets[in[i + 3]];
+    bad |= a | b | c | d;
+    const uint32_t group = (a << 18) | (b << 12) | (c << 6) | d;
+    *to++ = static_cast<char>(group >> 16);
+    *to++ = static_cast<char>(group >> 8);
+    *to++ = static_cast<char>(group);
   }
-  // Leftover bits (2 or 4) must be zero, or a second spelling of the same bytes would exist.
-  if ((acc & ((1u << bits) - 1)) != 0) return std::nullopt;
+  if (tail != 0) {
+    uint32_t group = 0;
+    for (size_t i = 0; i < tail; ++i) {
+      const uint32_t v = kSextets[in[whole + i]];
+      bad |= v;
+      group = (group << 6) | v;
+    }
+    // Two characters hold one byte and 4 spare bits, three hold two bytes and 2 spare bits. The
+    // spare bits must be zero, or a second spelling of the same bytes would exist.
+    const int spare = tail == 2 ? 4 : 2;
+    if ((group & ((1u << spare) - 1)) != 0) return std::nullopt;
+    group >>= spare;
+    if (tail == 3) *to++ = static_cast<char>(group >> 8);
+    *to = static_cast<char>(group);
+  }
+  if (bad & 0x80) return std::nullopt;  // every valid sextet is below 0x40
   return out;
 }
 

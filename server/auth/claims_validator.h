@@ -16,6 +16,10 @@
 // ahead (plus leeway); `nbf` and `iat` are honoured; `iss` must equal the issuer; `aud` (a
 // string or an array of strings) must contain one of the audiences.
 //
+// The claim set is read in one pass over nlohmann's SAX events, holding ParseStrictJson's rules
+// (strict_json.h: no repeated member name at any depth, at most 32 nested containers, nothing but
+// one JSON value); members no check reads are parsed and dropped.
+//
 // Every error is UNAUTHENTICATED from AuthFailureStatus (auth_failure.h); no message holds a
 // claim's value.
 //

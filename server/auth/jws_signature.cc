@@ -26,6 +26,16 @@ struct EcdsaSigDeleter {
   void operator()(ECDSA_SIG* sig) const { ECDSA_SIG_free(sig); }
 };
 
+// SHA-256, fetched from OpenSSL's default provider once: EVP_sha256() makes every EVP_Digest
+// fetch it again.
+const EVP_MD* Sha256() {
+  static const EVP_MD* const md = [] {
+    const EVP_MD* fetched = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+    return fetched != nullptr ? fetched : EVP_sha256();
+  }();
+  return md;
+}
+
 // JOSE ES256 signatures are r||s, 32 bytes each (RFC 7518 section 3.4); OpenSSL wants DER.
 std::optional<std::string> RawEcdsaToDer(absl::string_view raw) {
   std::unique_ptr<ECDSA_SIG, EcdsaSigDeleter> sig(ECDSA_SIG_new());
@@ -78,7 +88,7 @@ absl::Status CheckKeyForAlg(const VerificationKey& key, absl::string_view alg) {
 
 bool JwsSignatureValid(const VerificationKey& key, absl::string_view signing_input,
                        absl::string_view signature) {
-  const EVP_MD* md = EVP_sha256();
+  const EVP_MD* md = Sha256();
   std::string der;
   absl::string_view to_verify = signature;
   switch (key.type()) {
@@ -99,17 +109,26 @@ bool JwsSignatureValid(const VerificationKey& key, absl::string_view signing_inp
       md = nullptr;  // EdDSA hashes internally; one-shot only
       break;
   }
-  std::unique_ptr<EVP_MD_CTX, MdCtxDeleter> ctx(EVP_MD_CTX_new());
-  const bool ready =
-      ctx != nullptr &&
-      (key.verify_template() != nullptr
-           ? EVP_MD_CTX_copy_ex(ctx.get(), key.verify_template()) == 1
-           : EVP_DigestVerifyInit(ctx.get(), nullptr, md, nullptr, key.pkey()) == 1);
-  bool ok =
-      ready &&
-      EVP_DigestVerify(
-          ctx.get(), reinterpret_cast<const unsigned char*>(to_verify.data()), to_verify.size(),
-          reinterpret_cast<const unsigned char*>(signing_input.data()), signing_input.size()) == 1;
+  const auto* sig = reinterpret_cast<const unsigned char*>(to_verify.data());
+  const auto* input = reinterpret_cast<const unsigned char*>(signing_input.data());
+  bool ok = false;
+  if (VerificationKey::DigestVerifierLease verifier = key.LeaseDigestVerifier();
+      verifier.get() != nullptr) {
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int digest_size = 0;
+    ok = EVP_Digest(input, signing_input.size(), digest, &digest_size, Sha256(), nullptr) == 1 &&
+         EVP_PKEY_verify(verifier.get(), sig, to_verify.size(), digest, digest_size) == 1;
+    if (!ok) verifier.Discard();
+  } else {
+    std::unique_ptr<EVP_MD_CTX, MdCtxDeleter> ctx(EVP_MD_CTX_new());
+    const bool ready =
+        ctx != nullptr &&
+        (key.verify_template() != nullptr
+             ? EVP_MD_CTX_copy_ex(ctx.get(), key.verify_template()) == 1
+             : EVP_DigestVerifyInit(ctx.get(), nullptr, md, nullptr, key.pkey()) == 1);
+    ok = ready && EVP_DigestVerify(ctx.get(), sig, to_verify.size(), input,
+                                   signing_input.size()) == 1;
+  }
   ERR_clear_error();  // a failed verification leaves errors on the thread's queue
   return ok;
 }

@@ -1,5 +1,6 @@
-// Strict JSON parsing for untrusted security-relevant documents (JOSE headers, JWT claim sets,
-// JWKS documents).
+// Strict JSON parsing for untrusted security-relevant documents (JOSE headers, JWKS documents).
+// JWT claim sets are read in one pass by claims_validator.cc under the same rules, without
+// building a document (jws_token_fuzzer checks that the two agree on what is JSON).
 //
 // nlohmann::json alone keeps the last of duplicate object members, so `{"alg":"ES256",
 // "alg":"none"}` would mean different things to different parsers; RFC 7515 section 5.2 asks a

@@ -1,8 +1,9 @@
 // Token-signing public keys (docs/contract.md section 3): one key of a JSON Web Key Set, and the
 // set of them by key id.
 //
-// Thread safety: VerificationKey and a KeySet that is no longer being built are immutable and
-// may be shared across threads.
+// Thread safety: VerificationKey (apart from its internally locked pool of verification
+// contexts) and a KeySet that is no longer being built are immutable and may be shared across
+// threads.
 #ifndef SECRET_RESOLVER_SERVER_AUTH_VERIFICATION_KEY_H_
 #define SECRET_RESOLVER_SERVER_AUTH_VERIFICATION_KEY_H_
 
@@ -10,6 +11,7 @@
 
 #include <cstddef>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -29,7 +31,7 @@ enum class KeyType {
 // "RSA", "EC P-256" or "Ed25519", for messages.
 absl::string_view KeyTypeName(KeyType type);
 
-// One public key from a JWKS. Immutable.
+// One public key from a JWKS. Immutable but for its pool of verification contexts.
 class VerificationKey {
  public:
   struct PkeyDeleter {
@@ -49,18 +51,49 @@ class VerificationKey {
   // The OpenSSL key. Only EVP verification functions (which do not mutate it) may use it, so
   // one key may verify on many threads at once.
   EVP_PKEY* pkey() const { return pkey_.get(); }
-  // A verification context for this key, initialized once (EVP_DigestVerifyInit with SHA-256
-  // for RSA and P-256, no digest for Ed25519), to be copied with EVP_MD_CTX_copy_ex into a
-  // context of the caller's and never used directly: the copy skips OpenSSL 3's algorithm
-  // fetch and context set-up on every verification. Copying only reads it, so any number of
-  // threads may copy it at once. Null if OpenSSL could not initialize it (then callers
-  // initialize their own).
+  // A context for EVP_PKEY_verify with this key over a SHA-256 digest (RSA: PKCS#1 v1.5; P-256:
+  // ECDSA with a DER signature), lent to one caller at a time from a pool the key keeps: OpenSSL
+  // 3 spends as long fetching the algorithm and setting a context up (or copying a set-up one)
+  // as hashing the token, on every new token. The lease returns the context when it ends; at
+  // most kIdleVerifiers wait in the pool, and a lease beyond them makes a context of its own.
+  // Null get() for Ed25519 (EdDSA signs the message, not a digest: verify_template()) or if
+  // OpenSSL could not make one.
+  class DigestVerifierLease {
+   public:
+    DigestVerifierLease(DigestVerifierLease&& other) noexcept;
+    DigestVerifierLease& operator=(DigestVerifierLease&&) = delete;
+    ~DigestVerifierLease();
+    EVP_PKEY_CTX* get() const { return ctx_; }
+    // Frees the context instead of returning it: after a failed verification, so that no
+    // context OpenSSL left in an unusual state is lent again.
+    void Discard();
+
+   private:
+    friend class VerificationKey;
+    DigestVerifierLease(const VerificationKey* key, EVP_PKEY_CTX* ctx) : key_(key), ctx_(ctx) {}
+    const VerificationKey* key_;
+    EVP_PKEY_CTX* ctx_;
+  };
+  DigestVerifierLease LeaseDigestVerifier() const;
+  // Ed25519 only: a verification context initialized once (EVP_DigestVerifyInit, no digest), to
+  // be copied with EVP_MD_CTX_copy_ex into a context of the caller's and never used directly.
+  // Copying only reads it, so any number of threads may copy it at once. Null for other key
+  // types, or if OpenSSL could not initialize it (then callers initialize their own).
   const EVP_MD_CTX* verify_template() const { return verify_template_.get(); }
+
+  ~VerificationKey();
+  VerificationKey(const VerificationKey&) = delete;
+  VerificationKey& operator=(const VerificationKey&) = delete;
+
+  static constexpr size_t kIdleVerifiers = 8;
 
  private:
   struct MdCtxDeleter {
     void operator()(EVP_MD_CTX* ctx) const { EVP_MD_CTX_free(ctx); }
   };
+
+  // A new context for LeaseDigestVerifier, or null.
+  EVP_PKEY_CTX* NewDigestVerifier() const;
 
   std::string kid_;
   KeyType type_;
@@ -68,6 +101,8 @@ class VerificationKey {
   int bits_;
   PkeyPtr pkey_;
   std::unique_ptr<EVP_MD_CTX, MdCtxDeleter> verify_template_;
+  mutable std::mutex idle_mu_;
+  mutable std::vector<EVP_PKEY_CTX*> idle_;  // guarded by idle_mu_
 };
 
 // The usable keys of one JWKS document, by `kid`.

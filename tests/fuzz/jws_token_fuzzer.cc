@@ -17,6 +17,9 @@
 //   ValidateClaims directly, and a second Verify (a cache hit) and VerifyWithoutBlocking give
 //   the very same caller.
 // - Verification leaves no error on OpenSSL's thread-local queue.
+// - A signed claim set is refused as "not a JSON object" by ValidateClaims (a one-pass reader)
+//   exactly when ParseStrictJson (nlohmann's document parser with the strict rules) refuses it
+//   or finds no object.
 //
 // The keys are the fixed test keys of tests/fuzz/fuzz_signing.h.
 #include <openssl/err.h>
@@ -28,13 +31,16 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "nlohmann/json.hpp"
 #include "resolver/access_policy.h"
 #include "server/auth/auth_failure.h"
 #include "server/auth/base64url.h"
 #include "server/auth/claims_validator.h"
+#include "server/auth/strict_json.h"
 #include "server/auth/token_verifier.h"
 #include "tests/fakes/fake_clock.h"
 #include "tests/fuzz/fuzz_signing.h"
@@ -142,6 +148,20 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   FUZZ_CHECK(created.ok());
   TokenVerifier& verifier = **created;
 
+  ClaimsPolicy policy;
+  policy.issuer = options.issuer;
+  policy.audiences = options.audiences;
+  if (signed_claims.has_value()) {
+    // The claims are read in one pass, apart from ParseStrictJson; both must draw the line between
+    // JSON and not-JSON in the same place.
+    const std::optional<nlohmann::json> strict = ParseStrictJson(*signed_claims);
+    const absl::StatusOr<ValidatedClaims> direct =
+        ValidateClaims(*signed_claims, policy, f.clock.Now());
+    const bool not_json = !direct.ok() && absl::EndsWith(direct.status().message(),
+                                                         "claims are not a JSON object");
+    FUZZ_CHECK((strict.has_value() && strict->is_object()) == !not_json);
+  }
+
   const TokenVerification result = verifier.Verify(token);
   FUZZ_CHECK(ERR_peek_error() == 0);
   if (!result.caller.ok()) {
@@ -157,9 +177,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const Caller& caller = **result.caller;
 
   if (signed_claims.has_value()) {
-    ClaimsPolicy policy;
-    policy.issuer = options.issuer;
-    policy.audiences = options.audiences;
     const absl::StatusOr<ValidatedClaims> direct =
         ValidateClaims(*signed_claims, policy, f.clock.Now());
     FUZZ_CHECK(direct.ok());

@@ -30,6 +30,29 @@ TEST(Base64UrlTest, KnownVectors) {
   EXPECT_EQ(*Base64UrlDecode(""), "");
 }
 
+// Whole four-character groups and the two- or three-character tail are decoded apart: a byte
+// outside the alphabet is refused at every position of either.
+TEST(Base64UrlTest, RejectsANonAlphabetByteAtEveryPosition) {
+  std::string bytes;
+  for (int length = 0; length < 10; ++length) {
+    const std::string encoded = Base64UrlEncode(bytes);
+    for (size_t at = 0; at < encoded.size(); ++at) {
+      for (char bad : {'=', '+', '/', '.', ' ', '\0', '\x7f', '\x80', '\xff'}) {
+        std::string broken = encoded;
+        broken[at] = bad;
+        EXPECT_FALSE(Base64UrlDecode(broken).has_value()) << encoded << " at " << at;
+      }
+    }
+    bytes.push_back(static_cast<char>(0xa5 + length));
+  }
+  // Spare low bits in a two-character tail (4 bits) and a three-character tail (2 bits).
+  EXPECT_EQ(*Base64UrlDecode("AQ"), std::string("\x01"));
+  EXPECT_FALSE(Base64UrlDecode("AB").has_value());
+  EXPECT_FALSE(Base64UrlDecode("AAAAAB").has_value());
+  EXPECT_EQ(*Base64UrlDecode("AAE"), std::string("\0\x01", 2));
+  EXPECT_FALSE(Base64UrlDecode("AAF").has_value());
+}
+
 TEST(Base64UrlTest, RejectsEverythingButTheCanonicalForm) {
   for (const char* bad : {"eyJhIjoxfQ==", "eyJhIjoxfQ=", "+/8", "ab cd", "abcde", "a",
                           "-_9",  // unused low bits set: a second spelling of "\xfb\xff"

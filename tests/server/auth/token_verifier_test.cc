@@ -146,6 +146,33 @@ TEST_F(TokenVerifierTest, RejectsBadSignature) {
   }
 }
 
+// Each key lends pooled OpenSSL contexts for RS256 and ES256 (verification_key.h): a context
+// goes back after a check that failed, and contexts pass between threads and keys' checks.
+TEST_F(TokenVerifierTest, PooledVerificationContextsStayCorrectAcrossFailuresAndThreads) {
+  TokenVerifierOptions options = Options();
+  options.cache_capacity = 0;  // every call checks a signature
+  std::unique_ptr<TokenVerifier> verifier = MakeVerifier(options);
+  ASSERT_NE(verifier, nullptr);
+  const std::pair<const char*, const char*> kinds[] = {
+      {"es256", "accepted"}, {"tampered_es256", "bad_signature"},
+      {"rs256", "accepted"}, {"tampered_rs256", "bad_signature"},
+      {"eddsa", "accepted"}, {"tampered_eddsa", "bad_signature"},
+      {"other_key_same_kid", "bad_signature"}};
+  std::atomic<int> wrong{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 40; ++i) {
+        const auto& [name, want] = kinds[(i + t) % (sizeof(kinds) / sizeof(kinds[0]))];
+        if (Reason(*verifier, Token(name)) != want) wrong.fetch_add(1);
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  EXPECT_EQ(wrong.load(), 0);
+  EXPECT_EQ(verifier->stats().signature_checks, 160u);
+}
+
 TEST_F(TokenVerifierTest, RejectsSignatureOfTheWrongLength) {
   // A DER ECDSA signature or a truncated one is not a JOSE signature, even if it would verify.
   std::vector<std::string> p = Parts(Token("es256"));
