@@ -116,9 +116,14 @@ bool JwsSignatureValid(const VerificationKey& key, absl::string_view signing_inp
       verifier.get() != nullptr) {
     unsigned char digest[EVP_MAX_MD_SIZE];
     unsigned int digest_size = 0;
-    ok = EVP_Digest(input, signing_input.size(), digest, &digest_size, Sha256(), nullptr) == 1 &&
-         EVP_PKEY_verify(verifier.get(), sig, to_verify.size(), digest, digest_size) == 1;
-    if (!ok) verifier.Discard();
+    const int verified =
+        EVP_Digest(input, signing_input.size(), digest, &digest_size, Sha256(), nullptr) == 1
+            ? EVP_PKEY_verify(verifier.get(), sig, to_verify.size(), digest, digest_size)
+            : -1;
+    ok = verified == 1;
+    // 0 is a signature that does not match, which leaves the context as it was (so forged
+    // tokens cannot drain the pool); anything else is an error, and that context goes.
+    if (verified < 0) verifier.Discard();
   } else {
     std::unique_ptr<EVP_MD_CTX, MdCtxDeleter> ctx(EVP_MD_CTX_new());
     const bool ready =

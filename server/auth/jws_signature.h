@@ -7,7 +7,8 @@
 // bits; ES256 signatures are exactly 64 bytes (JOSE r||s, converted to DER for OpenSSL); RS256
 // signatures exactly the modulus size; Ed25519 signatures exactly 64 bytes.
 //
-// Thread safety: pure functions; a key may verify on many threads at once.
+// Thread safety: a key may verify on many threads at once (it lends each check a context of its
+// own from an internally locked pool); no other state.
 #ifndef SECRET_RESOLVER_SERVER_AUTH_JWS_SIGNATURE_H_
 #define SECRET_RESOLVER_SERVER_AUTH_JWS_SIGNATURE_H_
 

@@ -27,7 +27,11 @@ VerificationKey::VerificationKey(std::string kid, KeyType type, std::string alg,
       alg_(std::move(alg)),
       bits_(pkey == nullptr ? 0 : EVP_PKEY_get_bits(pkey.get())),
       pkey_(std::move(pkey)) {
-  if (pkey_ == nullptr || type_ != KeyType::kEd25519) return;
+  if (pkey_ == nullptr) return;
+  if (type_ != KeyType::kEd25519) {
+    idle_.reserve(kIdleVerifiers);  // so returning a lease never allocates
+    return;
+  }
   verify_template_.reset(EVP_MD_CTX_new());
   if (verify_template_ != nullptr &&
       EVP_DigestVerifyInit(verify_template_.get(), nullptr, nullptr, nullptr, pkey_.get()) != 1) {
@@ -65,6 +69,11 @@ VerificationKey::DigestVerifierLease VerificationKey::LeaseDigestVerifier() cons
     }
   }
   return DigestVerifierLease(this, NewDigestVerifier());
+}
+
+size_t VerificationKey::idle_verifiers() const {
+  std::lock_guard<std::mutex> lock(idle_mu_);
+  return idle_.size();
 }
 
 VerificationKey::DigestVerifierLease::DigestVerifierLease(DigestVerifierLease&& other) noexcept

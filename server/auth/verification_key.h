@@ -64,8 +64,8 @@ class VerificationKey {
     DigestVerifierLease& operator=(DigestVerifierLease&&) = delete;
     ~DigestVerifierLease();
     EVP_PKEY_CTX* get() const { return ctx_; }
-    // Frees the context instead of returning it: after a failed verification, so that no
-    // context OpenSSL left in an unusual state is lent again.
+    // Frees the context instead of returning it: after an OpenSSL error, so that no context
+    // left in an unusual state is lent again.
     void Discard();
 
    private:
@@ -75,6 +75,8 @@ class VerificationKey {
     EVP_PKEY_CTX* ctx_;
   };
   DigestVerifierLease LeaseDigestVerifier() const;
+  // How many contexts wait in the pool now (at most kIdleVerifiers).
+  size_t idle_verifiers() const;
   // Ed25519 only: a verification context initialized once (EVP_DigestVerifyInit, no digest), to
   // be copied with EVP_MD_CTX_copy_ex into a context of the caller's and never used directly.
   // Copying only reads it, so any number of threads may copy it at once. Null for other key

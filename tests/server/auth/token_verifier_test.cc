@@ -147,7 +147,7 @@ TEST_F(TokenVerifierTest, RejectsBadSignature) {
 }
 
 // Each key lends pooled OpenSSL contexts for RS256 and ES256 (verification_key.h): a context
-// goes back after a check that failed, and contexts pass between threads and keys' checks.
+// goes back after a signature that did not match, and a key's contexts pass between threads.
 TEST_F(TokenVerifierTest, PooledVerificationContextsStayCorrectAcrossFailuresAndThreads) {
   TokenVerifierOptions options = Options();
   options.cache_capacity = 0;  // every call checks a signature
