@@ -5,6 +5,7 @@
 #include <google/protobuf/util/json_util.h>
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cfloat>
 #include <cmath>
@@ -21,6 +22,7 @@
 #include <vector>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -85,7 +87,11 @@ class YamlToJson {
       const std::string field_path = JoinPath(path, key);
       const FieldDescriptor* field = FindField(type, key);
       if (field == nullptr) {
-        Error(key_node, field_path,
+        // The key as written may be anything: shown quoted and escaped unless it is a plain name.
+        const bool plain = !key.empty() && std::all_of(key.begin(), key.end(), [](char c) {
+          return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-';
+        });
+        Error(key_node, JoinPath(path, plain ? key : Quote(key)),
               absl::StrCat("unknown field; expected one of: ", FieldNames(type)));
         continue;
       }
@@ -388,7 +394,10 @@ absl::StatusOr<Config> ParseConfigYaml(absl::string_view text, absl::string_view
   } catch (const YAML::Exception& e) {
     std::string where(source_name);
     if (!e.mark.is_null()) absl::StrAppend(&where, ":", e.mark.line + 1, ":", e.mark.column + 1);
-    return absl::InvalidArgumentError(absl::StrCat(where, ": invalid YAML: ", e.msg));
+    // yaml-cpp's message may quote a byte of the input ("unknown escape character: " and the
+    // byte): escaped, so the error stays printable whatever the file holds.
+    return absl::InvalidArgumentError(
+        absl::StrCat(where, ": invalid YAML: ", absl::CHexEscape(e.msg)));
   }
   if (!converter.errors().empty()) {
     return absl::InvalidArgumentError(absl::StrJoin(converter.errors(), "; "));

@@ -3,8 +3,9 @@
 //
 // Invariants, checked with abort():
 // - nothing crashes or throws, whatever the bytes (yaml-cpp throws; the loader must not);
-// - a parse error is INVALID_ARGUMENT, starts with the source's name, and no piece of it between
-//   "; " separators (outside quoted values) is empty;
+// - a parse error is INVALID_ARGUMENT, printable ASCII (whatever bytes the input holds), starts
+//   with the source's name, and no piece of it between "; " separators (outside quoted values)
+//   is empty;
 // - ApplyDefaults is idempotent, and ValidateConfig answers OK or INVALID_ARGUMENT.
 #include <cstddef>
 #include <cstdint>
@@ -65,6 +66,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     // Every problem starts with the source; a problem's own text may hold "; " too ("unknown
     // field; expected one of: ..."), so a piece that does not must at least not be empty.
     Check(absl::StartsWith(config.status().message(), kSource));
+    for (char c : config.status().message()) Check(c >= 0x20 && c < 0x7f);
     for (absl::string_view problem : Pieces(config.status().message())) {
       Check(!problem.empty());
     }

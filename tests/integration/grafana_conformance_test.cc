@@ -15,8 +15,10 @@
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "decrypt/v1/decrypt.grpc.pb.h"
 #include "decrypt/v1beta1/decrypt.grpc.pb.h"
@@ -158,6 +160,14 @@ class GrafanaConformanceTest : public ::testing::Test {
     ASSERT_TRUE(sidecar.ok()) << sidecar.status();
     sidecar_ = *std::move(sidecar);
     channel_ = grpc::CreateChannel(sidecar_->target(), grpc::InsecureChannelCredentials());
+  }
+
+  static std::string LinesWith(const std::string& text, absl::string_view needle) {
+    std::string out;
+    for (absl::string_view line : absl::StrSplit(text, '\n')) {
+      if (absl::StrContains(line, needle)) absl::StrAppend(&out, line, "\n");
+    }
+    return out;
   }
 
   static std::string ReadFile(const std::string& path) {
@@ -420,7 +430,10 @@ TEST_F(GrafanaConformanceTest, JwksRotationTakesEffectWithoutARestart) {
     absl::SleepFor(absl::Milliseconds(50));
   }
   grpc::Status status = Resolve(Token("rotated_key"), "secret://api-key", &response);
-  ASSERT_TRUE(status.ok()) << status.error_message();
+  // Seen once in a loaded CI run (unknown_kid for the whole 20 s, not reproduced in 35 runs
+  // since): the sidecar logs a failed load of the keys, which would explain it.
+  ASSERT_TRUE(status.ok()) << status.error_message() << "\nthe sidecar's key-loading log lines:\n"
+                           << LinesWith(sidecar_->Log(), "signing keys");
   EXPECT_EQ(Resolve(Token("grafana"), "secret://api-key", &response).error_code(),
             grpc::StatusCode::UNAUTHENTICATED);
 }

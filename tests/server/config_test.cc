@@ -323,6 +323,21 @@ TEST(ConfigTest, UnknownNestedKeyNamesThePath) {
                 "store.sqlite.file: unknown field");
 }
 
+// A key that is not a plain name is shown quoted and escaped, like a value: the message stays
+// printable ASCII, and "; " inside the key cannot pass for the separator between problems.
+TEST(ConfigTest, UnknownKeyThatIsNotANameIsQuoted) {
+  absl::Status status = ParseStatus("auth:\n  allow_f\xffx; ; y: 1\n");
+  ExpectInvalid(status, "test.yaml:2:3: auth.\"allow_f\\xffx; ; y\": unknown field");
+  for (char c : status.message()) EXPECT_TRUE(c >= 0x20 && c < 0x7f) << static_cast<int>(c);
+}
+
+// yaml-cpp's own message may hold a byte of the file ("unknown escape character: " and it).
+TEST(ConfigTest, YamlErrorsAreEscaped) {
+  absl::Status status = ParseStatus(std::string("a: \"\\\0\"\n", 8));
+  ExpectInvalid(status, "invalid YAML: unknown escape character: \\x00");
+  for (char c : status.message()) EXPECT_TRUE(c >= 0x20 && c < 0x7f) << static_cast<int>(c);
+}
+
 TEST(ConfigTest, WrongTypesNameThePath) {
   ExpectInvalid(ParseStatus("cache:\n  max_bytes: lots\n"),
                 "test.yaml:2:14: cache.max_bytes: expected an integer from 0 to");
