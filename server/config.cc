@@ -87,10 +87,13 @@ class YamlToJson {
       const std::string field_path = JoinPath(path, key);
       const FieldDescriptor* field = FindField(type, key);
       if (field == nullptr) {
-        // The key as written may be anything: shown quoted and escaped unless it is a plain name.
-        const bool plain = !key.empty() && std::all_of(key.begin(), key.end(), [](char c) {
-          return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-';
-        });
+        // The key as written may be anything (a misplaced secret too): shown quoted, escaped and
+        // cut at 32 bytes unless it is a short plain name.
+        const bool plain = !key.empty() && key.size() <= 32 &&
+                           std::all_of(key.begin(), key.end(), [](char c) {
+                             return absl::ascii_isalnum(static_cast<unsigned char>(c)) ||
+                                    c == '_' || c == '-';
+                           });
         Error(key_node, JoinPath(path, plain ? key : Quote(key)),
               absl::StrCat("unknown field; expected one of: ", FieldNames(type)));
         continue;

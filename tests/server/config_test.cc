@@ -329,6 +329,11 @@ TEST(ConfigTest, UnknownKeyThatIsNotANameIsQuoted) {
   absl::Status status = ParseStatus("auth:\n  allow_f\xffx; ; y: 1\n");
   ExpectInvalid(status, "test.yaml:2:3: auth.\"allow_f\\xffx; ; y\": unknown field");
   for (char c : status.message()) EXPECT_TRUE(c >= 0x20 && c < 0x7f) << static_cast<int>(c);
+  // A long key (a secret pasted in the wrong place) is cut like a value.
+  const std::string secret = "sk_live_" + std::string(40, 'Q');
+  status = ParseStatus("auth:\n  " + secret + ": 1\n");
+  ExpectInvalid(status, "auth.\"sk_live_QQQQQQQQQQQQQQQQQQQQQQQQ...\": unknown field");
+  EXPECT_THAT(std::string(status.message()), Not(HasSubstr(secret)));
 }
 
 // yaml-cpp's own message may hold a byte of the file ("unknown escape character: " and it).
