@@ -28,13 +28,13 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/time.h"
+#include "resolver/quote.h"
 #include "server/config_text.h"
 
 namespace secret_resolver {
 namespace {
 
 using config_internal::kMaxDurationSeconds;
-using config_internal::Quote;
 using google::protobuf::Descriptor;
 using google::protobuf::EnumValueDescriptor;
 using google::protobuf::FieldDescriptor;
@@ -94,7 +94,7 @@ class YamlToJson {
                              return absl::ascii_isalnum(static_cast<unsigned char>(c)) ||
                                     c == '_' || c == '-';
                            });
-        Error(key_node, JoinPath(path, plain ? key : Quote(key)),
+        Error(key_node, JoinPath(path, plain ? key : QuoteForMessage(key)),
               absl::StrCat("unknown field; expected one of: ", FieldNames(type)));
         continue;
       }
@@ -171,7 +171,7 @@ class YamlToJson {
           Error(key_node, path, "a map key must be a single value");
           continue;
         }
-        const std::string entry_path = absl::StrCat(path, "[", Quote(key_node.Scalar()), "]");
+        const std::string entry_path = absl::StrCat(path, "[", QuoteForMessage(key_node.Scalar()), "]");
         std::optional<Json> value = ConvertSingular(value_node, value_field, entry_path);
         if (value.has_value()) object[key_node.Scalar()] = std::move(*value);
       }
@@ -216,7 +216,7 @@ class YamlToJson {
     }
     const std::string& text = node.Scalar();
     auto mismatch = [&]() -> std::optional<Json> {
-      Error(node, path, absl::StrCat("expected ", Expected(field), ", got ", Quote(text)));
+      Error(node, path, absl::StrCat("expected ", Expected(field), ", got ", QuoteForMessage(text)));
       return std::nullopt;
     };
     switch (field->cpp_type()) {
@@ -291,25 +291,25 @@ class YamlToJson {
     int64_t bare_number = 0;
     if (absl::SimpleAtoi(text, &bare_number) && bare_number != 0) {
       Error(node, path,
-            absl::StrCat("invalid duration ", Quote(text), ": a unit is required, e.g. \"",
+            absl::StrCat("invalid duration ", QuoteForMessage(text), ": a unit is required, e.g. \"",
                          bare_number, "s\""));
       return std::nullopt;
     }
     if (!absl::ParseDuration(text, &d) || d == absl::InfiniteDuration() ||
         d == -absl::InfiniteDuration()) {
       Error(node, path,
-            absl::StrCat("invalid duration ", Quote(text),
+            absl::StrCat("invalid duration ", QuoteForMessage(text),
                          "; write a number with a unit: \"300s\", \"1.5s\", \"250ms\", \"5m\", "
                          "\"1h\""));
       return std::nullopt;
     }
     if (d < absl::ZeroDuration()) {
-      Error(node, path, absl::StrCat("duration ", Quote(text), " must not be negative"));
+      Error(node, path, absl::StrCat("duration ", QuoteForMessage(text), " must not be negative"));
       return std::nullopt;
     }
     const int64_t seconds = absl::IDivDuration(d, absl::Seconds(1), &d);
     if (seconds > kMaxDurationSeconds) {
-      Error(node, path, absl::StrCat("duration ", Quote(text), " is too long"));
+      Error(node, path, absl::StrCat("duration ", QuoteForMessage(text), " is too long"));
       return std::nullopt;
     }
     const int64_t nanos = absl::ToInt64Nanoseconds(d);

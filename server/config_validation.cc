@@ -16,6 +16,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/time.h"
 #include "resolver/postgres/postgres_connection.h"
+#include "resolver/quote.h"
 #include "resolver/secret_uri.h"
 #include "resolver/secret_validation.h"
 #include "server/config_text.h"
@@ -29,7 +30,6 @@ using config_internal::kMaxDurationSeconds;
 // SQLite takes its busy timeout in milliseconds as an int; a day is far more than any lock
 // should be waited for.
 constexpr int64_t kMaxBusyTimeoutSeconds = 86400;
-using config_internal::Quote;
 using secretresolver::config::v1::Config;
 
 // The connection limits (limits.max_connection_idle and the rest) go to gRPC as int
@@ -96,7 +96,7 @@ void ValidateListen(const Config& config, Problems* problems) {
   }
   if (!listen.unix_socket_mode().empty() && !IsOctalMode(listen.unix_socket_mode())) {
     problems->Add("listen.unix_socket_mode",
-                  absl::StrCat(Quote(listen.unix_socket_mode()),
+                  absl::StrCat(QuoteForMessage(listen.unix_socket_mode()),
                                " is not octal permission bits such as \"0660\""));
   }
   if (!listen.tcp_address().empty()) {
@@ -105,7 +105,7 @@ void ValidateListen(const Config& config, Problems* problems) {
     } else if (listen.tls().cert_file().empty() && !IsLoopbackHost(hp->host) &&
                !listen.allow_insecure_tcp()) {
       problems->Add("listen.tcp_address",
-                    absl::StrCat(Quote(listen.tcp_address()),
+                    absl::StrCat(QuoteForMessage(listen.tcp_address(), kQuotedAddressBytes),
                                  " is plaintext TCP on a non-loopback address, where tokens and "
                                  "secret values cross the network in the clear; configure "
                                  "listen.tls, use a loopback host, or set "
@@ -153,7 +153,7 @@ void ValidateChangeStream(const Config& config, Problems* problems) {
     const std::string& client = change_stream.allowed_clients(i);
     if (client.empty() || client != absl::StripAsciiWhitespace(client)) {
       problems->Add(absl::StrCat("change_stream.allowed_clients[", i, "]"),
-                    absl::StrCat(Quote(client),
+                    absl::StrCat(QuoteForMessage(client),
                                  " is not a certificate name (empty, or surrounded by spaces)"));
     }
   }
@@ -189,8 +189,9 @@ void ValidateUpstream(const secretresolver::config::v1::UpstreamStore& upstream,
   if (upstream.allow_insecure() && !address.empty() && !loopback) {
     problems->Add("store.upstream.allow_insecure",
                   absl::StrCat("is only allowed for a loopback or unix: address, not ",
-                               Quote(address), ", where tokens and values would cross the "
-                               "network in the clear; configure ca_file"));
+                               QuoteForMessage(address, kQuotedAddressBytes),
+                               ", where tokens and values would cross the network in the clear; "
+                               "configure ca_file"));
   }
   if (upstream.cert_file().empty() != upstream.key_file().empty()) {
     problems->Add("store.upstream", "cert_file and key_file must be set together");
@@ -410,7 +411,7 @@ absl::Status ValidateConfig(const Config& config) {
       problems.Add("admin.address", hp.status().message());
     } else if (!admin.allow_non_loopback() && !IsLoopbackHost(hp->host)) {
       problems.Add("admin.address",
-                   absl::StrCat(Quote(admin.address()),
+                   absl::StrCat(QuoteForMessage(admin.address(), kQuotedAddressBytes),
                                 " is not a loopback address (127.0.0.0/8, ::1 or localhost); "
                                 "set admin.allow_non_loopback to serve it on the network"));
     }
@@ -420,7 +421,8 @@ absl::Status ValidateConfig(const Config& config) {
   if (!level.empty() && level != "debug" && level != "info" && level != "warning" &&
       level != "error") {
     problems.Add("logging.level",
-                 absl::StrCat(Quote(level), " is not one of debug, info, warning, error"));
+                 absl::StrCat(QuoteForMessage(level),
+                              " is not one of debug, info, warning, error"));
   }
 
   ValidateChangeStream(config, &problems);

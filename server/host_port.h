@@ -21,7 +21,7 @@ struct HostPort {
 
 // Parses "host:port" or "[ipv6]:port". Returns INVALID_ARGUMENT, saying what is wrong, when the
 // host is empty, an IPv6 address lacks brackets, or the port is not a decimal number in
-// [0, 65535].
+// [0, 65535]; the message quotes the address as resolver/quote.h does.
 absl::StatusOr<HostPort> ParseHostPort(absl::string_view address);
 
 // True for "localhost", an IPv4 address in 127.0.0.0/8 and the IPv6 address ::1.

@@ -20,7 +20,6 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/status/status.h"
-#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
@@ -69,15 +68,17 @@ absl::StatusOr<Config> LoadConfig() {
   return config;
 }
 
-void Fail(absl::string_view what, const absl::Status& status) {
-  std::fprintf(stderr, "{\"level\":\"error\",\"msg\":\"%s\",\"error\":\"%s\"}\n",
-               std::string(what).c_str(), absl::CEscape(status.ToString()).c_str());
-}
-
 int Main() {
+  // This function's own lines (start, failure, stop), written at once whatever logging.level
+  // says, and escaped as the sidecar's logger escapes (a path or a configuration value may hold
+  // any byte).
+  JsonLogger lifecycle(stderr);
+  const auto fail = [&lifecycle](absl::string_view what, const absl::Status& status) {
+    lifecycle.Error(what, {LogField("error", status)});
+  };
   absl::StatusOr<Config> config = LoadConfig();
   if (!config.ok()) {
-    Fail("invalid configuration", config.status());
+    fail("invalid configuration", config.status());
     return 2;
   }
   if (absl::GetFlag(FLAGS_check_config)) {
@@ -85,7 +86,7 @@ int Main() {
     return 0;
   }
   if (absl::Status s = HardenProcess(); !s.ok()) {
-    Fail("cannot harden the process", s);
+    fail("cannot harden the process", s);
     return 1;
   }
   // Block the signals before any thread starts, so every thread inherits the mask and only
@@ -99,14 +100,13 @@ int Main() {
 
   absl::StatusOr<std::unique_ptr<Sidecar>> sidecar = Sidecar::Start(*config);
   if (!sidecar.ok()) {
-    Fail("cannot start", sidecar.status());
+    fail("cannot start", sidecar.status());
     return 1;
   }
-  std::fprintf(stderr,
-               "{\"level\":\"info\",\"msg\":\"serving\",\"unix\":\"%s\",\"tcp\":\"%s\","
-               "\"admin\":\"%s\",\"health\":\"%s\"}\n",
-               (*sidecar)->unix_target().c_str(), (*sidecar)->tcp_target().c_str(),
-               (*sidecar)->admin_target().c_str(), (*sidecar)->health_target().c_str());
+  lifecycle.Info("serving", {LogField("unix", (*sidecar)->unix_target()),
+                             LogField("tcp", (*sidecar)->tcp_target()),
+                             LogField("admin", (*sidecar)->admin_target()),
+                             LogField("health", (*sidecar)->health_target())});
   for (;;) {
     int signal = 0;
     if (sigwait(&signals, &signal) != 0) continue;
@@ -145,7 +145,7 @@ int Main() {
   const std::shared_ptr<JsonLogger> logger = (*sidecar)->logger();
   sidecar->reset();
   logger->Flush();
-  std::fprintf(stderr, "{\"level\":\"info\",\"msg\":\"stopped\"}\n");
+  lifecycle.Info("stopped");
   return 0;
 }
 

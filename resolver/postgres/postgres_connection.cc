@@ -22,6 +22,7 @@
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "resolver/quote.h"
 
 namespace secret_resolver {
 namespace {
@@ -67,9 +68,10 @@ absl::Status CheckPostgresTransport(const PostgresDsn& dsn) {
                        absl::StartsWith(host, "127.");
     if (local) continue;
     return absl::FailedPreconditionError(absl::StrCat(
-        "PostgreSQL host \"", host, "\" is not on this machine and sslmode is \"",
-        sslmode.empty() ? "prefer" : sslmode,
-        "\", which does not verify the server: set sslmode=verify-full (with sslrootcert) in the "
+        "PostgreSQL host ", QuoteForMessage(host, kQuotedAddressBytes),
+        " is not on this machine and sslmode is ",
+        QuoteForMessage(sslmode.empty() ? "prefer" : sslmode),
+        ", which does not verify the server: set sslmode=verify-full (with sslrootcert) in the "
         "connection string, or, only on a network you trust, store.postgres.allow_insecure: "
         "true"));
   }
@@ -86,10 +88,14 @@ absl::StatusOr<PostgresDsn> PostgresDsn::Parse(absl::string_view dsn) {
   if (parsed == nullptr) {
     std::string detail = "expected libpq key=value pairs or a postgresql:// URI";
     if (error != nullptr) {
-      // "invalid connection option "x"" names a keyword; libpq's other parse errors may quote
-      // a piece of a value (the password, say), so they are not repeated.
+      // "invalid connection option "x"" names a keyword, which is quoted again here (it may
+      // hold any byte); libpq's other parse errors may quote a piece of a value (the password,
+      // say), so they are not repeated.
       absl::string_view message = absl::StripAsciiWhitespace(error);
-      if (absl::StartsWith(message, "invalid connection option")) detail = std::string(message);
+      constexpr absl::string_view kUnknownOption = "invalid connection option \"";
+      if (absl::ConsumePrefix(&message, kUnknownOption) && absl::ConsumeSuffix(&message, "\"")) {
+        detail = absl::StrCat("invalid connection option ", QuoteForMessage(message));
+      }
       PQfreemem(error);
     } else {
       detail = "libpq could not allocate memory to parse it";
@@ -117,8 +123,8 @@ absl::StatusOr<PostgresDsn> PostgresDsn::Parse(absl::string_view dsn) {
     if (keyword == "sslmode" &&
         std::find(std::begin(kSslModes), std::end(kSslModes), value) == std::end(kSslModes)) {
       return absl::InvalidArgumentError(absl::StrCat(
-          "PostgreSQL connection string: sslmode \"", value,
-          "\" is not one of disable, allow, prefer, require, verify-ca, verify-full"));
+          "PostgreSQL connection string: sslmode ", QuoteForMessage(value),
+          " is not one of disable, allow, prefer, require, verify-ca, verify-full"));
     }
   }
   return result;

@@ -6,7 +6,8 @@
 // - a parse error is INVALID_ARGUMENT, printable ASCII (whatever bytes the input holds), starts
 //   with the source's name, and no piece of it between "; " separators (outside quoted values)
 //   is empty;
-// - ApplyDefaults is idempotent, and ValidateConfig answers OK or INVALID_ARGUMENT.
+// - ApplyDefaults is idempotent, and ValidateConfig answers OK or INVALID_ARGUMENT, its message
+//   printable ASCII too.
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -79,5 +80,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   Check(once.SerializeAsString() == twice.SerializeAsString());
   const absl::Status valid = secret_resolver::ValidateConfig(once);
   Check(valid.ok() || valid.code() == absl::StatusCode::kInvalidArgument);
+  for (char c : valid.message()) Check(c >= 0x20 && c < 0x7f);
   return 0;
 }

@@ -6,6 +6,8 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -454,6 +456,45 @@ TEST(ConfigTest, RemotePostgresNeedsAVerifiedCertificateOrAllowInsecure) {
   }
   postgres->set_dsn("host=/tmp sslmode=sometimes");
   ExpectInvalid(ValidateConfig(config), "store.postgres.dsn: PostgreSQL connection string");
+}
+
+// What ValidateConfig repeats of a value it quotes as the parser does (resolver/quote.h): its
+// message is printable ASCII whatever bytes the file held, and a long value is cut.
+TEST(ConfigTest, ValidationQuotesValuesEscapedAndCut) {
+  const auto expect_printable = [](const absl::Status& status) {
+    for (char c : status.message()) {
+      ASSERT_TRUE(c >= 0x20 && c < 0x7f) << "byte " << int{static_cast<unsigned char>(c)}
+                                         << " in: " << absl::CHexEscape(status.message());
+    }
+  };
+  Config config = MinimalConfig();
+  config.mutable_listen()->set_tcp_address("h\xff\n:1\"");
+  config.mutable_listen()->set_health_address(std::string(80, 'a') + "\x01");
+  config.mutable_admin()->set_address("[::1\x1b");
+  absl::Status status = ValidateConfig(config);
+  expect_printable(status);
+  ExpectInvalid(status, "listen.tcp_address: \"h\\xff\\n:1\\\"\" has no valid port");
+  ExpectInvalid(status, absl::StrCat("listen.health_address: \"", std::string(64, 'a'),
+                                     "...\" is not host:port"));
+  ExpectInvalid(status, "admin.address: \"[::1\\x1b\" is not [ipv6]:port");
+
+  struct Case {
+    std::string dsn;
+    std::string says;
+  };
+  for (const Case& c : {
+           Case{"host=db\x7f", "PostgreSQL host \"db\\x7f\" is not on this machine"},
+           Case{"host=/tmp sslmode=\x01x",
+                "PostgreSQL connection string: sslmode \"\\x01x\" is not one of"},
+           Case{"ho\xffst=db",
+                "malformed PostgreSQL connection string: invalid connection option \"ho\\xffst\""},
+       }) {
+    config = MinimalConfig();
+    config.mutable_store()->mutable_postgres()->set_dsn(c.dsn);
+    status = ValidateConfig(config);
+    expect_printable(status);
+    ExpectInvalid(status, absl::StrCat("store.postgres.dsn: ", c.says));
+  }
 }
 
 struct RuleCase {
