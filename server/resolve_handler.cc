@@ -187,8 +187,8 @@ std::optional<absl::StatusOr<ResolveResults>> ResolveHandler::Resolve(
   absl::StatusOr<ResolveResults> results;
   if (may_block) {
     if (rate_limited()) return over_rate();
-    results = work == Work::kCheck ? resolver_->Check(caller, request, deadline)
-                                   : resolver_->Resolve(caller, request, deadline);
+    results = work != Work::kResolve ? resolver_->Check(caller, request, deadline)
+                                     : resolver_->Resolve(caller, request, deadline);
   } else {
     // The limit is applied only once the call is known to be answerable here, so a call that
     // moves to a worker does not spend a rate token twice.
@@ -234,8 +234,8 @@ std::optional<absl::StatusOr<ResolveResults>> ResolveHandler::Resolve(
     outcome.name = result.name;
     outcome.code = result.status.code();
     outcome.cache_outcome = result.cache_outcome;
-    if (work == Work::kCheck) {
-      outcome.method = "CheckReferences";
+    if (work != Work::kResolve) {
+      outcome.method = work == Work::kCheck ? "CheckReferences" : "WatchSecrets";
       outcome.version = result.checked_version;
     } else if (result.status.ok()) {
       outcome.version = result.value->version;
@@ -323,7 +323,7 @@ absl::StatusOr<WatchSession> ResolveHandler::StartWatch(
   domain.stack = request.stack();
   for (const auto& [key, uri] : request.refs()) domain.refs.emplace_back(key, uri);
   absl::StatusOr<ResolveResults> results = *Resolve(**caller, credentials, domain, start,
-                                                    deadline, /*may_block=*/true, Work::kCheck);
+                                                    deadline, /*may_block=*/true, Work::kWatch);
   if (!results.ok()) return results.status();
   WatchSession session;
   session.caller = (*caller)->service_identity;

@@ -268,8 +268,9 @@ class ResolveHandler {
   std::optional<absl::StatusOr<std::shared_ptr<const Caller>>> Authenticate(
       const CallCredentials& credentials, absl::string_view stack, absl::Time start,
       absl::Time deadline, bool may_block);
-  // What Resolve runs once the rate limit allows: the resolution, or the dry run.
-  enum class Work { kResolve, kCheck };
+  // What Resolve runs once the rate limit allows: the resolution, or the dry run of
+  // CheckReferences or of a WatchSecrets stream's start (audited under that method's name).
+  enum class Work { kResolve, kCheck, kWatch };
   // Rate limit and resolution shared by the methods, for an authenticated `caller`; nullopt only
   // without `may_block`, when blocking would be needed.
   std::optional<absl::StatusOr<ResolveResults>> Resolve(const Caller& caller,

@@ -183,6 +183,14 @@ TEST_P(WatchSecretsTest, AWriteAndADeleteReachTheWatcherWithinASecond) {
   EXPECT_EQ(first->name(), kName);
   EXPECT_EQ(first->version(), 1);
   EXPECT_FALSE(first->deleted());
+  // The stream's start is audited under its own method's name (the log is written in batches).
+  const absl::Time audited_by = absl::Now() + absl::Seconds(5);
+  while (!absl::StrContains(sidecar_->Log(), "\"method\":\"WatchSecrets\"") &&
+         absl::Now() < audited_by) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  EXPECT_TRUE(absl::StrContains(sidecar_->Log(), "\"method\":\"WatchSecrets\""));
+  EXPECT_FALSE(absl::StrContains(sidecar_->Log(), "\"method\":\"CheckReferences\""));
 
   Put(kName, kValueTwo, {kService});
   std::optional<WatchSecretsEvent> rotated = watcher->Next(absl::Seconds(1));
