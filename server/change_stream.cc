@@ -87,11 +87,11 @@ void ChangeHub::BeginDrain() {
   std::lock_guard<std::mutex> lock(mu_);
   draining_ = true;
   for (auto& [id, subscriber] : subscribers_) {
-    subscriber->End(absl::UnavailableError("the server is shutting down; reconnect"));
+    subscriber.stream->End(absl::UnavailableError("the server is shutting down; reconnect"));
   }
 }
 
-absl::StatusOr<uint64_t> ChangeHub::Add(ChangeSubscriber* subscriber) {
+absl::StatusOr<uint64_t> ChangeHub::Add(ChangeSubscriber* subscriber, bool heartbeats) {
   std::lock_guard<std::mutex> lock(mu_);
   if (draining_) return absl::UnavailableError("the server is shutting down; reconnect");
   if (subscribers_.size() >= options_.max_streams) {
@@ -100,7 +100,7 @@ absl::StatusOr<uint64_t> ChangeHub::Add(ChangeSubscriber* subscriber) {
                      options_.max_streams, "); retry with backoff"));
   }
   const uint64_t id = next_id_++;
-  subscribers_.emplace(id, subscriber);
+  subscribers_.emplace(id, Subscriber{subscriber, heartbeats});
   // Before any change the hub delivers from now on.
   subscriber->Push(EventOfKind(SecretChangeEvent::RESYNC));
   return id;
@@ -118,9 +118,16 @@ size_t ChangeHub::active_streams() const {
 
 void ChangeHub::Run() {
   std::unique_lock<std::mutex> lock(mu_);
+  absl::Time next_heartbeat = absl::Now() + options_.heartbeat_interval;
   for (;;) {
-    work_.wait(lock, [this] { return stopping_ || !jobs_.empty(); });
+    work_.wait_until(lock, absl::ToChronoTime(next_heartbeat),
+                     [this] { return stopping_ || !jobs_.empty(); });
     if (stopping_) return;
+    if (const absl::Time now = absl::Now(); now >= next_heartbeat) {
+      PushHeartbeats();
+      next_heartbeat = now + options_.heartbeat_interval;
+    }
+    if (jobs_.empty()) continue;
     const SecretChange change = std::move(jobs_.front());
     jobs_.pop_front();
     lock.unlock();
@@ -149,7 +156,15 @@ void ChangeHub::Deliver(const SecretChange& change) {
 }
 
 void ChangeHub::PushToAll(const SecretChangeEvent& event) {
-  for (auto& [id, subscriber] : subscribers_) subscriber->Push(event);
+  for (auto& [id, subscriber] : subscribers_) subscriber.stream->Push(event);
+}
+
+void ChangeHub::PushHeartbeats() {
+  SecretChangeEvent heartbeat = EventOfKind(SecretChangeEvent::HEARTBEAT);
+  heartbeat.set_heartbeat_interval_ms(absl::ToInt64Milliseconds(options_.heartbeat_interval));
+  for (auto& [id, subscriber] : subscribers_) {
+    if (subscriber.heartbeats) subscriber.stream->Push(heartbeat);
+  }
 }
 
 namespace {
@@ -268,7 +283,7 @@ class ChangeCall final : public QueueTag, public ChangeSubscriber {
     }
     client_ = *std::move(client);
     // Not under mu_: the hub takes its lock before a stream's.
-    absl::StatusOr<uint64_t> id = streams_->hub->Add(this);
+    absl::StatusOr<uint64_t> id = streams_->hub->Add(this, request.heartbeats());
     if (!id.ok()) {
       Refuse(id.status());  // too many streams, or draining
       return;
@@ -342,12 +357,14 @@ class ChangeCall final : public QueueTag, public ChangeSubscriber {
     }
     if (pending_.empty()) return;
     const std::string bytes = pending_.front().SerializeAsString();
+    if (pending_.front().kind() != SecretChangeEvent::HEARTBEAT) {
+      ++events_sent_;
+      streams_->hub->CountSent();
+    }
     pending_.pop_front();
     const grpc::Slice slice(bytes);
     out_buffer_ = grpc::ByteBuffer(&slice, 1);
     writing_ = true;
-    ++events_sent_;
-    streams_->hub->CountSent();
     writer_.Write(out_buffer_, this);
   }
 

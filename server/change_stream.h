@@ -10,7 +10,9 @@
 // store. A stream gets RESYNC first (its caller may have missed changes while it was not
 // connected), then CHANGED/DELETED per change, and FEED_LOST/RESYNC as the store's own feed is
 // lost and back, in the order the feed reported them. More than 1024 changes queued collapse
-// into one RESYNC.
+// into one RESYNC. A stream whose request asked for heartbeats also gets HEARTBEAT (with the
+// interval) every heartbeat_interval, from the same thread, so that its caller can tell a
+// quiet stream from a dead connection; heartbeats are not counted as events sent.
 //
 // Callers are admitted by their verified mTLS client certificate alone (ChangeHub::Admit: a SAN
 // or the subject CN listed in change_stream.allowed_clients); plaintext, Unix-socket and
@@ -46,6 +48,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "resolver/secret_store.h"
 #include "secretresolver/v1/changes.pb.h"
 #include "server/json_log.h"
@@ -60,6 +63,8 @@ struct ChangeStreamOptions {
   size_t max_streams = 1024;
   // Events waiting for one stream's reader before the stream is dropped.
   size_t max_pending_events = 1024;
+  // How often a stream that asked for heartbeats gets one (change_stream.heartbeat_interval).
+  absl::Duration heartbeat_interval = absl::Seconds(5);
 };
 
 // What the hub needs of a registered stream. Both calls come under the hub's lock.
@@ -93,8 +98,8 @@ class ChangeHub {
   void BeginDrain();
 
   // Registers a stream and queues RESYNC for it: its id, or RESOURCE_EXHAUSTED (max_streams),
-  // UNAVAILABLE (drain).
-  absl::StatusOr<uint64_t> Add(ChangeSubscriber* subscriber);
+  // UNAVAILABLE (drain). With `heartbeats`, it also gets HEARTBEAT every heartbeat_interval.
+  absl::StatusOr<uint64_t> Add(ChangeSubscriber* subscriber, bool heartbeats);
   // After Remove returns, the hub no longer calls `id`'s subscriber.
   void Remove(uint64_t id);
 
@@ -112,6 +117,7 @@ class ChangeHub {
   // secret).
   void Deliver(const SecretChange& change);
   void PushToAll(const secretresolver::v1::SecretChangeEvent& event);  // under mu_
+  void PushHeartbeats();                                               // under mu_
 
   SecretStore* const store_;
   const ChangeStreamOptions options_;
@@ -122,7 +128,11 @@ class ChangeHub {
   bool draining_ = false;  // guarded by mu_
   std::deque<SecretChange> jobs_;  // guarded by mu_
   uint64_t next_id_ = 1;  // guarded by mu_
-  std::map<uint64_t, ChangeSubscriber*> subscribers_;  // guarded by mu_
+  struct Subscriber {
+    ChangeSubscriber* stream;
+    bool heartbeats;
+  };
+  std::map<uint64_t, Subscriber> subscribers_;  // guarded by mu_
   std::atomic<uint64_t> events_sent_{0};
   std::thread thread_;
 };

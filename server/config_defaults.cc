@@ -105,6 +105,7 @@ void ApplyDefaults(Config* config) {
   if (config->change_stream().max_streams() == 0) {
     config->mutable_change_stream()->set_max_streams(1024);
   }
+  SetIfZero(config->mutable_change_stream()->mutable_heartbeat_interval(), 5);
   if (limits->max_message_bytes() == 0) limits->set_max_message_bytes(1 << 20);
   if (limits->per_stack_burst() == 0) {
     const double rate = limits->per_stack_rate();

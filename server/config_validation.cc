@@ -149,6 +149,13 @@ void ValidateChangeStream(const Config& config, Problems* problems) {
                   absl::StrCat("must be at most ", kMaxChangeStreams, ", got ",
                                change_stream.max_streams()));
   }
+  const google::protobuf::Duration& heartbeat = change_stream.heartbeat_interval();
+  const absl::Duration interval =
+      absl::Seconds(heartbeat.seconds()) + absl::Nanoseconds(heartbeat.nanos());
+  if (heartbeat.nanos() < 0 || heartbeat.nanos() > 999999999 ||
+      interval < absl::Milliseconds(100) || interval > absl::Minutes(1)) {
+    problems->Add("change_stream.heartbeat_interval", "must be from 100ms to 1m");
+  }
   for (int i = 0; i < change_stream.allowed_clients_size(); ++i) {
     const std::string& client = change_stream.allowed_clients(i);
     if (client.empty() || client != absl::StripAsciiWhitespace(client)) {

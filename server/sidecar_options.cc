@@ -78,6 +78,7 @@ ChangeStreamOptions ChangeStreamOptionsFromConfig(const Config& config) {
   options.allowed_clients.assign(change_stream.allowed_clients().begin(),
                                  change_stream.allowed_clients().end());
   options.max_streams = change_stream.max_streams();
+  options.heartbeat_interval = ToDuration(change_stream.heartbeat_interval());
   return options;
 }
 

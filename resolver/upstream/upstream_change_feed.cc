@@ -1,10 +1,13 @@
 #include "resolver/upstream/upstream_change_feed.h"
 
 #include <algorithm>
+#include <chrono>
+#include <cstdint>
 #include <utility>
 
 #include "absl/random/random.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
 #include "secretresolver/v1/changes.grpc.pb.h"
 
 namespace secret_resolver {
@@ -30,7 +33,8 @@ UpstreamChangeFeed::UpstreamChangeFeed(ChannelFactory channels, ChangeListener l
     : channels_(std::move(channels)),
       listener_(std::move(listener)),
       options_(std::move(options)),
-      thread_([this] { Run(); }) {}
+      thread_([this] { Run(); }),
+      watchdog_([this] { WatchSilence(); }) {}
 
 UpstreamChangeFeed::UpstreamChangeFeed(std::shared_ptr<grpc::Channel> channel,
                                        ChangeListener listener,
@@ -45,7 +49,9 @@ UpstreamChangeFeed::~UpstreamChangeFeed() {
     if (current_ != nullptr) current_->TryCancel();
   }
   stopped_.notify_all();
+  timed_.notify_all();
   thread_.join();
+  watchdog_.join();
 }
 
 void UpstreamChangeFeed::Run() {
@@ -79,14 +85,21 @@ absl::Status UpstreamChangeFeed::Stream(const std::shared_ptr<grpc::Channel>& ch
     std::lock_guard<std::mutex> lock(mu_);
     if (stopping_) return absl::CancelledError("stopping");
     current_ = &context;
+    silence_limit_ = {};
+    silenced_ = false;
   }
   std::unique_ptr<SecretChanges::Stub> stub = SecretChanges::NewStub(channel);
+  secretresolver::v1::WatchChangesRequest request;
+  request.set_heartbeats(true);
   std::unique_ptr<grpc::ClientReader<SecretChangeEvent>> reader =
-      stub->WatchChanges(&context, secretresolver::v1::WatchChangesRequest());
+      stub->WatchChanges(&context, request);
   SecretChangeEvent event;
   while (reader->Read(&event)) {
     *delivered = true;
+    Heard(event);
     switch (event.kind()) {
+      case SecretChangeEvent::HEARTBEAT:
+        break;
       case SecretChangeEvent::CHANGED:
       case SecretChangeEvent::DELETED:
         listener_(SecretChange::Of(event.stack(), event.name()));
@@ -104,12 +117,44 @@ absl::Status UpstreamChangeFeed::Stream(const std::shared_ptr<grpc::Channel>& ch
     }
   }
   const grpc::Status status = reader->Finish();
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    current_ = nullptr;
+  std::lock_guard<std::mutex> lock(mu_);
+  current_ = nullptr;
+  if (silenced_) {
+    return absl::DeadlineExceededError(absl::StrCat(
+        "no event for ", absl::FormatDuration(absl::FromChrono(silence_limit_)),
+        ", three heartbeat intervals: the connection is taken for dead"));
   }
   return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
                       status.error_message());
+}
+
+void UpstreamChangeFeed::Heard(const SecretChangeEvent& event) {
+  std::lock_guard<std::mutex> lock(mu_);
+  last_heard_ = std::chrono::steady_clock::now();
+  if (event.kind() != SecretChangeEvent::HEARTBEAT || event.heartbeat_interval_ms() <= 0) return;
+  const bool was_timed = silence_limit_ != std::chrono::steady_clock::duration{};
+  // Whatever the server says, within the range its configuration allows (100 ms to 1 min).
+  silence_limit_ =
+      3 * std::chrono::milliseconds(std::clamp<int64_t>(event.heartbeat_interval_ms(), 100, 60000));
+  if (!was_timed) timed_.notify_all();
+}
+
+void UpstreamChangeFeed::WatchSilence() {
+  std::unique_lock<std::mutex> lock(mu_);
+  while (!stopping_) {
+    if (current_ == nullptr || silenced_ ||
+        silence_limit_ == std::chrono::steady_clock::duration{}) {
+      timed_.wait(lock);
+      continue;
+    }
+    const std::chrono::steady_clock::time_point due = last_heard_ + silence_limit_;
+    if (std::chrono::steady_clock::now() < due) {
+      timed_.wait_until(lock, due);
+      continue;
+    }
+    silenced_ = true;
+    current_->TryCancel();
+  }
 }
 
 bool UpstreamChangeFeed::Wait(absl::Duration d) {

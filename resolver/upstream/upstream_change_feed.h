@@ -10,6 +10,12 @@
 //     FeedLost, once per outage; the RESYNC of the next stream ends the outage.
 // A broken stream is retried with jittered exponential backoff (from `initial_backoff`,
 // doubling, capped at `max_backoff`; reset once a stream delivers an event).
+// The feed asks for heartbeats. Once a stream has sent one, a silence of three of the
+// intervals it names (15 s at the central tier's default 5 s) counts as a broken stream: a
+// watchdog thread cancels it, and it is reported FeedLost and retried like any other, so a
+// central tier that vanished without closing the connection (a frozen process, a dropped
+// route) is noticed within seconds, not at the next keepalive ping (300 s). A server that sends
+// no heartbeats (an older one) is not timed.
 //
 // The channel decides transport and identity: an mTLS channel whose client certificate is in
 // the central tier's change_stream.allowed_clients. Give the feed a ChannelFactory: after a
@@ -28,6 +34,7 @@
 #ifndef SECRET_RESOLVER_RESOLVER_UPSTREAM_UPSTREAM_CHANGE_FEED_H_
 #define SECRET_RESOLVER_RESOLVER_UPSTREAM_UPSTREAM_CHANGE_FEED_H_
 
+#include <chrono>
 #include <condition_variable>
 #include <functional>
 #include <memory>
@@ -39,6 +46,7 @@
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "resolver/secret_store.h"
+#include "secretresolver/v1/changes.pb.h"
 
 namespace secret_resolver {
 
@@ -83,6 +91,10 @@ class UpstreamChangeFeed {
   absl::Status Stream(const std::shared_ptr<grpc::Channel>& channel, bool* delivered);
   // Waits `d` unless stopped first; false when stopped.
   bool Wait(absl::Duration d);
+  // Notes an event of the current stream: when it came and, for a heartbeat, its interval.
+  void Heard(const secretresolver::v1::SecretChangeEvent& event);
+  // The watchdog's thread: cancels the current stream once it was silent too long.
+  void WatchSilence();
 
   const ChannelFactory channels_;
   const ChangeListener listener_;
@@ -91,9 +103,17 @@ class UpstreamChangeFeed {
 
   std::mutex mu_;
   std::condition_variable stopped_;
+  // Wakes the watchdog: the current stream became timed, or the feed is stopping.
+  std::condition_variable timed_;
   bool stopping_ = false;                   // guarded by mu_
   grpc::ClientContext* current_ = nullptr;  // guarded by mu_: the stream in progress
+  // Guarded by mu_, about the current stream: the silence after which the watchdog cancels it
+  // (zero until a heartbeat came), its last event, and whether the watchdog cancelled it.
+  std::chrono::steady_clock::duration silence_limit_{};
+  std::chrono::steady_clock::time_point last_heard_;
+  bool silenced_ = false;
   std::thread thread_;
+  std::thread watchdog_;
 };
 
 }  // namespace secret_resolver

@@ -5,11 +5,14 @@
 // client gets RESYNC, then the change within 1 s of a write, DELETED on a delete; a client
 // certificate not in change_stream.allowed_clients, a plaintext caller and any caller of a
 // server without allowed_clients are refused PERMISSION_DENIED; a restart of the central tier
-// is seen as FeedLost, then Resync once it is back.
+// is seen as FeedLost, then Resync once it is back; heartbeats come to a caller that asks, and
+// a frozen central tier is seen as FeedLost within three of their intervals.
 #include <netinet/in.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <memory>
 #include <mutex>
@@ -23,6 +26,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "resolver/secret_bytes.h"
 #include "resolver/secret_store.h"
 #include "resolver/store/store_config.h"
@@ -50,6 +54,8 @@ constexpr char kValueTwo[] = "planted-tier-value-8e2b";
 // CA but listed nowhere.
 constexpr char kAllowedDns[] = "sidecar.workflows.svc";
 constexpr char kAllowedUri[] = "spiffe://cluster.local/ns/workflows/sa/runner";
+// The central tier's change_stream.heartbeat_interval here (its default is 5 s).
+constexpr absl::Duration kHeartbeat = absl::Milliseconds(200);
 
 // A free TCP port on 127.0.0.1, so that a restarted central tier listens where it did.
 int FreePort() {
@@ -98,13 +104,14 @@ class UpstreamChangeFeedTest : public ::testing::TestWithParam<bool /*postgres*/
   }
 
   // Starts the central tier: mTLS on port_, allowing kAllowedDns and kAllowedUri unless
-  // `serve_changes` is false, with at most `max_streams` streams. Opens the test's store on
-  // the same data.
+  // `serve_changes` is false, with at most `max_streams` streams and heartbeats every
+  // kHeartbeat. Opens the test's store on the same data.
   void StartCentral(bool serve_changes = true, int max_streams = 8) {
     const std::string extra =
         serve_changes ? absl::StrCat("change_stream:\n  allowed_clients: [\"", kAllowedDns,
                                      "\", \"", kAllowedUri, "\"]\n  max_streams: ",
-                                     max_streams, "\n")
+                                     max_streams, "\n  heartbeat_interval: ",
+                                     absl::ToInt64Milliseconds(kHeartbeat), "ms\n")
                       : "";
     absl::StatusOr<testing::SidecarState> state = testing::SidecarState::Create(
         extra, postgres_ != nullptr ? postgres_->dsn() : "",
@@ -361,6 +368,86 @@ TEST_P(UpstreamChangeFeedTest, ARestartOfTheCentralTierIsFeedLostThenResync) {
       absl::Now() + absl::Seconds(10)))
       << "no Resync after the central tier came back";
   // Changes flow again after the resync.
+  Put(kValueTwo);
+  EXPECT_TRUE(recorder.WaitFor(kStack, kName, absl::Now() + absl::Seconds(1)));
+}
+
+// Heartbeats go only to a caller that asked, at the configured interval, and say what it is.
+TEST_P(UpstreamChangeFeedTest, HeartbeatsComeOnlyWhenAskedForAndNameTheirInterval) {
+  ASSERT_NO_FATAL_FAILURE(StartCentral());
+  auto stub = SecretChanges::NewStub(Channel("allowed-by-dns"));
+  for (const bool asked : {true, false}) {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(3));
+    WatchChangesRequest request;
+    request.set_heartbeats(asked);
+    auto reader = stub->WatchChanges(&context, request);
+    SecretChangeEvent event;
+    std::vector<absl::Time> heartbeats;
+    int others = 0;
+    while (reader->Read(&event)) {
+      if (event.kind() != SecretChangeEvent::HEARTBEAT) {
+        ++others;
+        continue;
+      }
+      EXPECT_EQ(event.heartbeat_interval_ms(), absl::ToInt64Milliseconds(kHeartbeat));
+      EXPECT_TRUE(event.stack().empty() && event.name().empty() && event.version() == 0);
+      heartbeats.push_back(absl::Now());
+    }
+    EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
+    EXPECT_EQ(others, 1) << "RESYNC, and nothing else but heartbeats";
+    if (!asked) {
+      EXPECT_TRUE(heartbeats.empty()) << heartbeats.size() << " heartbeats, none asked for";
+      continue;
+    }
+    // About 15 in 3 s; a loaded machine may delay a few.
+    EXPECT_GE(heartbeats.size(), 8u);
+    EXPECT_LE(heartbeats.size(), 16u);
+  }
+}
+
+// A central tier that stops answering without closing the connection (here: SIGSTOP) is
+// noticed by the heartbeats' silence within three intervals, not at the next keepalive ping
+// (300 s), and the stream comes back once it answers again.
+TEST_P(UpstreamChangeFeedTest, AFrozenCentralTierIsFeedLostWithinThreeHeartbeats) {
+  ASSERT_NO_FATAL_FAILURE(StartCentral());
+  ChangeRecorder recorder;
+  std::mutex mu;
+  std::vector<absl::Status> ends;
+  UpstreamChangeFeedOptions options = QuickRetry();
+  options.on_stream_end = [&](const absl::Status& status) {
+    std::lock_guard<std::mutex> lock(mu);
+    ends.push_back(status);
+  };
+  UpstreamChangeFeed feed([this] { return Channel("allowed-by-dns"); }, recorder.Listener(),
+                          options);
+  ASSERT_TRUE(recorder.WaitForResync(absl::Now() + absl::Seconds(10))) << central_->Log();
+  // A heartbeat has come by now, so the stream is timed.
+  absl::SleepFor(kHeartbeat * 2);
+
+  ASSERT_EQ(kill(central_->pid(), SIGSTOP), 0);
+  const absl::Time stopped = absl::Now();
+  const bool lost = recorder.WaitFor(
+      [](const std::vector<SecretChange>& changes) {
+        return !changes.empty() && IsFeedLost(changes.back());
+      },
+      stopped + kHeartbeat * 3 + absl::Seconds(2));
+  const absl::Duration noticed = absl::Now() - stopped;
+  ASSERT_EQ(kill(central_->pid(), SIGCONT), 0);
+  ASSERT_TRUE(lost) << "no FeedLost within 3 heartbeat intervals (+2 s) of the freeze";
+  EXPECT_GE(noticed, kHeartbeat * 2) << "FeedLost before the silence was long enough";
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    ASSERT_FALSE(ends.empty());
+    EXPECT_EQ(ends.front().code(), absl::StatusCode::kDeadlineExceeded) << ends.front();
+    EXPECT_THAT(std::string(ends.front().message()), HasSubstr("three heartbeat intervals"));
+  }
+  ASSERT_TRUE(recorder.WaitFor(
+      [](const std::vector<SecretChange>& changes) {
+        return !changes.empty() && IsResync(changes.back());
+      },
+      absl::Now() + absl::Seconds(15)))
+      << "no Resync once the central tier answered again";
   Put(kValueTwo);
   EXPECT_TRUE(recorder.WaitFor(kStack, kName, absl::Now() + absl::Seconds(1)));
 }

@@ -151,6 +151,7 @@ TEST(ConfigTest, EveryDefaultIsApplied) {
   EXPECT_EQ(config.limits().max_watch_streams(), 256u);
   EXPECT_EQ(config.change_stream().allowed_clients_size(), 0);
   EXPECT_EQ(config.change_stream().max_streams(), 1024u);
+  EXPECT_EQ(config.change_stream().heartbeat_interval().seconds(), 5);
   EXPECT_EQ(config.cache().prefetch_size(), 0);
   EXPECT_TRUE(config.admin().has_enabled());
   EXPECT_TRUE(config.admin().enabled());
@@ -905,6 +906,30 @@ INSTANTIATE_TEST_SUITE_P(
         RuleCase{"TooManyChangeStreams",
                  [](Config* c) { c->mutable_change_stream()->set_max_streams(100001); },
                  "change_stream.max_streams: must be at most 100000, got 100001"},
+        RuleCase{"HeartbeatAtTheLimits",
+                 [](Config* c) {
+                   c->mutable_change_stream()->mutable_heartbeat_interval()->set_seconds(60);
+                 },
+                 ""},
+        RuleCase{"HeartbeatTooLong",
+                 [](Config* c) {
+                   auto* interval = c->mutable_change_stream()->mutable_heartbeat_interval();
+                   interval->set_seconds(60);
+                   interval->set_nanos(1);
+                 },
+                 "change_stream.heartbeat_interval: must be from 100ms to 1m"},
+        RuleCase{"HeartbeatTooShort",
+                 [](Config* c) {
+                   auto* interval = c->mutable_change_stream()->mutable_heartbeat_interval();
+                   interval->set_seconds(0);
+                   interval->set_nanos(99999999);
+                 },
+                 "change_stream.heartbeat_interval: must be from 100ms to 1m"},
+        RuleCase{"HeartbeatNegative",
+                 [](Config* c) {
+                   c->mutable_change_stream()->mutable_heartbeat_interval()->set_seconds(-5);
+                 },
+                 "change_stream.heartbeat_interval: must be from 100ms to 1m"},
         // Warm start.
         RuleCase{"Prefetch",
                  [](Config* c) {
