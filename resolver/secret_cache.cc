@@ -275,10 +275,15 @@ std::optional<absl::StatusOr<CachedSecret>> SecretCache::Impl::HitLocked(
     const KeyView& key, absl::Time now, std::shared_ptr<Flight>* refresh, bool counted) {
   Entry* found = entries_.Find(key);
   if (found == nullptr || now >= found->expires_at) return std::nullopt;
-  // Without the change feed, a value may have been revoked since it was fetched (expires_at -
-  // ttl, so that entries need no field for it): past the grace it is read again.
-  if (!feed_healthy_ && found->value != nullptr &&
-      now - (found->expires_at - options_.ttl) > options_.unconfirmed_grace) {
+  // When it was fetched: expires_at less its lifetime, so that entries need no field for it.
+  const absl::Time fetched =
+      found->expires_at - (found->value != nullptr ? options_.ttl : options_.negative_ttl);
+  // Fetched "in the future": the wall clock was set back since, and the entry would otherwise
+  // live on for as long as the step. Read it again.
+  if (now < fetched) return std::nullopt;
+  // Without the change feed, a value may have been revoked since it was fetched: past the grace
+  // it is read again.
+  if (!feed_healthy_ && found->value != nullptr && now - fetched > options_.unconfirmed_grace) {
     return std::nullopt;
   }
   Entry& entry = *found;

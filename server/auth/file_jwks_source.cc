@@ -39,7 +39,7 @@ JwksSourceStats FileJwksSource::stats() const {
 }
 
 bool FileJwksSource::CheckDueLocked(absl::Time now) const {
-  return now - last_check_ >= options_.check_interval;
+  return now < last_check_ || now - last_check_ >= options_.check_interval;
 }
 
 void FileJwksSource::LoadIfDueLocked() {

@@ -86,7 +86,9 @@ class FileJwksSource : public JwksSource {
   void RecordLoad(absl::StatusOr<ParsedJwks> parsed);
   // Records a failure and returns it.
   absl::Status Fail(absl::Status status);
-  // True if a check is due at `now`. Needs mu_.
+  // True if a check is due at `now`: the interval has passed, or the wall clock was set back
+  // since the last check (which would otherwise hold back every check for as long as the step).
+  // Needs mu_.
   bool CheckDueLocked(absl::Time now) const;
 
   const JwksFileOptions options_;

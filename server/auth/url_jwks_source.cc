@@ -58,6 +58,12 @@ JwksSourceStats UrlJwksSource::stats() const {
   return out;
 }
 
+bool UrlJwksSource::FetchDueLocked(absl::Time now, bool unknown_kid) const {
+  if (now < last_attempt_) return true;
+  return unknown_kid ? now - last_attempt_ >= options_.min_refetch_interval
+                     : now >= next_refresh_;
+}
+
 void UrlJwksSource::RequestFetchLocked(absl::Time now) {
   if (fetch_requested_ || fetching_) return;
   fetch_requested_ = true;
@@ -69,26 +75,26 @@ absl::StatusOr<std::shared_ptr<const VerificationKey>> UrlJwksSource::Lookup(
     absl::string_view kid) {
   std::lock_guard<std::mutex> lock(mu_);
   const absl::Time now = options_.clock->Now();
-  if (now >= next_refresh_) RequestFetchLocked(now);
+  if (FetchDueLocked(now, /*unknown_kid=*/false)) RequestFetchLocked(now);
   if (auto key = keys_->Find(kid)) return key;
   // An unknown kid may mean the issuer rotated keys: refetch, but rate-limited, so a stream of
   // tokens with made-up key ids cannot turn into a stream of requests to the issuer. Either way
   // this caller is answered now, not after the fetch.
-  if (now - last_attempt_ >= options_.min_refetch_interval) RequestFetchLocked(now);
+  if (FetchDueLocked(now, /*unknown_kid=*/true)) RequestFetchLocked(now);
   return absl::NotFoundError("unknown key id");
 }
 
 std::optional<bool> UrlJwksSource::IsPublishedWithoutLoading(const VerificationKey& key) {
   std::lock_guard<std::mutex> lock(mu_);
   const absl::Time now = options_.clock->Now();
-  if (now >= next_refresh_) RequestFetchLocked(now);
+  if (FetchDueLocked(now, /*unknown_kid=*/false)) RequestFetchLocked(now);
   return keys_->Publishes(key);
 }
 
 std::shared_ptr<const VerificationKey> UrlJwksSource::FindWithoutLoading(absl::string_view kid) {
   std::lock_guard<std::mutex> lock(mu_);
   const absl::Time now = options_.clock->Now();
-  if (now >= next_refresh_) RequestFetchLocked(now);
+  if (FetchDueLocked(now, /*unknown_kid=*/false)) RequestFetchLocked(now);
   return keys_->Find(kid);
 }
 

@@ -100,6 +100,10 @@ class UrlJwksSource : public JwksSource {
   absl::Status FetchLocked();
   // Asks the background thread to fetch, unless it is already asked or fetching. Needs mu_.
   void RequestFetchLocked(absl::Time now);
+  // Whether the periodic refresh is due at `now`, or, with `unknown_kid`, the rate-limited
+  // refetch. A wall clock set back since the last fetch makes either due (once: the request
+  // moves last_attempt_), rather than hold them back for as long as the step. Needs mu_.
+  bool FetchDueLocked(absl::Time now, bool unknown_kid) const;
   // The background thread: fetches whenever asked, until stopping_.
   void Run();
 

@@ -221,6 +221,27 @@ TEST_F(SecretCacheTest, TtlExpiryRefetches) {
   EXPECT_EQ(cache.stats().refreshes, 0u);
 }
 
+// A wall clock set back (an NTP step) would make every entry live on for as long as the step:
+// an entry fetched "in the future" is read again, values and cached NOT_FOUNDs alike.
+TEST_F(SecretCacheTest, EntriesFetchedBeforeTheClockWasSetBackAreReadAgain) {
+  CacheOptions options = Options();
+  options.refresh_ahead = absl::ZeroDuration();
+  options.refresh_jitter = absl::ZeroDuration();
+  Put(kStack, kName);
+  SecretCache cache(&store_, options);
+  ExpectSecret(cache.Get(kStack, kName), kName, 1, CacheOutcome::kMiss);
+  EXPECT_EQ(CodeOf(cache.Get(kStack, "absent")), absl::StatusCode::kNotFound);
+  Put(kStack, kName);
+  Put(kStack, "absent");
+
+  clock_.Advance(-absl::Nanoseconds(1));
+  ExpectSecret(cache.Get(kStack, kName), kName, 2, CacheOutcome::kMiss);
+  ExpectSecret(cache.Get(kStack, "absent"), "absent", 1, CacheOutcome::kMiss);
+  // Fetched at the new time: trusted for their TTL from it.
+  ExpectSecret(cache.Get(kStack, kName), kName, 2, CacheOutcome::kHit);
+  EXPECT_EQ(store_.get_calls(), 4);
+}
+
 TEST_F(SecretCacheTest, RefreshAheadSchedulesExactlyOneRefreshInsideWindow) {
   ManualExecutor executor;
   CacheOptions options = RefreshWindowOptions(executor.executor());

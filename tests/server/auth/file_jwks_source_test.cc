@@ -60,6 +60,22 @@ TEST_F(JwksTest, FileSourceReloadsAfterRotationAtMostOncePerSecond) {
   EXPECT_EQ(source->stats().loads, 2u);
 }
 
+// A wall clock set back (an NTP step) does not hold back the next check for as long as the step.
+TEST_F(JwksTest, FileSourceChecksAfterTheClockWasSetBack) {
+  auto source = FileSource({"ec"});
+  ASSERT_NE(source, nullptr);
+  ASSERT_TRUE(WriteFileAtomically(path_, JwksDocument(*minted_, {"ec2"})).ok());
+  clock_.Advance(-absl::Hours(1));
+  EXPECT_TRUE(source->Lookup("ec2").ok());
+  EXPECT_EQ(source->stats().loads, 2u);
+  // And then the interval holds again, from the new time.
+  ASSERT_TRUE(WriteFileAtomically(path_, JwksDocument(*minted_, {"ec"})).ok());
+  clock_.Advance(absl::Milliseconds(999));
+  EXPECT_EQ(source->Lookup("ec").status().code(), absl::StatusCode::kNotFound);
+  clock_.Advance(absl::Milliseconds(1));
+  EXPECT_TRUE(source->Lookup("ec").ok());
+}
+
 TEST_F(JwksTest, FileSourceDoesNotRereadAnUnchangedFile) {
   auto source = FileSource({"ec"});
   ASSERT_NE(source, nullptr);

@@ -123,6 +123,24 @@ TEST_F(JwksUrlTest, RefetchesOnUnknownKidAtMostOncePer30Seconds) {
   EXPECT_EQ(server_.requests(), 3);
 }
 
+// A wall clock set back (an NTP step) neither holds back the periodic refresh nor the refetch
+// on an unknown kid for as long as the step.
+TEST_F(JwksUrlTest, FetchesAfterTheClockWasSetBack) {
+  auto source = UrlSource(Options());
+  ASSERT_NE(source, nullptr);
+  server_.SetResponse(200, JwksDocument(*minted_, {"ec", "ec2"}));
+  clock_.Advance(-absl::Hours(1));
+  EXPECT_EQ(source->Lookup("ec2").status().code(), absl::StatusCode::kNotFound)
+      << "answered at once; the fetch runs in the background";
+  source->WaitUntilIdle();
+  EXPECT_TRUE(source->Lookup("ec2").ok());
+  EXPECT_EQ(server_.requests(), 2);
+  // Once: the interval holds again from the new time.
+  EXPECT_EQ(source->Lookup("made-up").status().code(), absl::StatusCode::kNotFound);
+  source->WaitUntilIdle();
+  EXPECT_EQ(server_.requests(), 2);
+}
+
 TEST_F(JwksUrlTest, RateLimitIsConfigurable) {
   JwksUrlOptions options = Options();
   options.min_refetch_interval = absl::Seconds(5);
