@@ -1,5 +1,7 @@
 #include "server/jwks_health.h"
 
+#include "absl/strings/str_join.h"
+
 namespace secret_resolver {
 
 absl::string_view JwksFailureReason(absl::StatusCode code) {
@@ -21,7 +23,8 @@ absl::string_view JwksFailureReason(absl::StatusCode code) {
 
 JwksHealth::JwksHealth(SidecarMetrics* metrics, JsonLogger* log) : metrics_(metrics), log_(log) {}
 
-void JwksHealth::Record(const absl::Status& status, size_t skipped_keys) {
+void JwksHealth::Record(const auth::JwksLoad& load) {
+  const absl::Status& status = load.status;
   // Logged under the lock, so that a start and an end line cannot come out in the wrong order.
   std::lock_guard<std::mutex> lock(mu_);
   if (!status.ok()) {
@@ -36,10 +39,16 @@ void JwksHealth::Record(const absl::Status& status, size_t skipped_keys) {
     }
     return;
   }
-  skipped_keys_ = skipped_keys;
+  skipped_keys_ = load.skipped_keys;
   if (!up_) {
     up_ = true;
-    log_->Info("the token signing keys load again", {LogField("skipped_keys", skipped_keys)});
+    log_->Info("the token signing keys load again", {LogField("skipped_keys", skipped_keys_)});
+  }
+  if (load.kids != kids_) {
+    kids_ = load.kids;
+    log_->Info("the token signing keys in use changed",
+               {LogField("kids", absl::StrJoin(kids_, ",")), LogField("keys", kids_.size()),
+                LogField("skipped_keys", skipped_keys_)});
   }
 }
 

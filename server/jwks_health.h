@@ -3,7 +3,9 @@
 // keys, so tokens keep verifying and nothing else shows the trouble: this logs one warning line
 // when loads start failing and one info line when they succeed again (not one per attempt),
 // counts every failure in secret_resolver_jwks_refresh_failures_total{reason}, and backs the
-// gauges secret_resolver_jwks_up and secret_resolver_jwks_skipped_keys.
+// gauges secret_resolver_jwks_up and secret_resolver_jwks_skipped_keys. It also logs the key
+// ids in use ("kids") at the first load and whenever a load changes them, so that an operator
+// who rotated keys sees the sidecar take them (a refresh that changes nothing logs nothing).
 //
 // Thread safety: Record and the accessors may be called from any thread.
 #ifndef SECRET_RESOLVER_SERVER_JWKS_HEALTH_H_
@@ -11,9 +13,12 @@
 
 #include <cstddef>
 #include <mutex>
+#include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
+#include "server/auth/jwks_source.h"
 #include "server/json_log.h"
 #include "server/sidecar_metrics.h"
 
@@ -35,7 +40,7 @@ class JwksHealth {
   JwksHealth& operator=(const JwksHealth&) = delete;
 
   // A load's outcome, as a LoadHook gets it.
-  void Record(const absl::Status& status, size_t skipped_keys);
+  void Record(const auth::JwksLoad& load);
 
   // Whether the latest load succeeded.
   bool up() const;
@@ -48,6 +53,7 @@ class JwksHealth {
   mutable std::mutex mu_;
   bool up_ = true;           // guarded by mu_
   size_t skipped_keys_ = 0;  // guarded by mu_
+  std::vector<std::string> kids_;  // guarded by mu_: of the last document loaded
 };
 
 }  // namespace secret_resolver

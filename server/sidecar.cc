@@ -334,9 +334,7 @@ absl::Status Sidecar::Parts::BuildTokenVerifier() {
   };
   jwks_health = std::make_unique<JwksHealth>(sidecar_metrics.get(), log.get());
   JwksHealth* health = jwks_health.get();
-  const auth::LoadHook on_load = [health](const absl::Status& status, size_t skipped_keys) {
-    health->Record(status, skipped_keys);
-  };
+  const auth::LoadHook on_load = [health](const auth::JwksLoad& load) { health->Record(load); };
   absl::StatusOr<std::unique_ptr<auth::JwksSource>> source;
   if (!a.jwks_file().empty()) {
     auth::JwksFileOptions options;

@@ -96,11 +96,13 @@ void FileJwksSource::RecordLoad(absl::StatusOr<ParsedJwks> parsed) {
   if (parsed.ok() && options_.on_skipped_key) {
     for (const std::string& reason : parsed->skipped) options_.on_skipped_key(reason);
   }
-  const size_t skipped = parsed.ok() ? parsed->skipped_count : 0;
+  JwksLoad load{parsed.status()};
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (parsed.ok()) {
       keys_ = std::make_shared<const KeySet>(std::move(parsed->keys));
+      load.skipped_keys = parsed->skipped_count;
+      load.kids = keys_->kids();
       stats_.skipped_keys += parsed->skipped_count;
       ++stats_.loads;
       stats_.last_error.clear();
@@ -109,7 +111,7 @@ void FileJwksSource::RecordLoad(absl::StatusOr<ParsedJwks> parsed) {
       stats_.last_error = std::string(parsed.status().message());
     }
   }
-  if (options_.on_load) options_.on_load(parsed.status(), skipped);
+  if (options_.on_load) options_.on_load(load);
 }
 
 absl::Status FileJwksSource::Fail(absl::Status status) {

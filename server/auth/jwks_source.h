@@ -14,6 +14,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -38,11 +39,22 @@ struct JwksSourceStats {
 // key material. For logging. May be called on any thread, with no lock of the source held.
 using SkippedKeyHook = std::function<void(absl::string_view reason)>;
 
-// Called after every load (read or fetch) with its outcome: OK with the number of unusable keys
-// the new document held (its usable keys are then the current set), or the load's error (the
-// previous keys stay). For health logging and metrics. May be called on any thread, with no
-// lock of the source held; loads of one source are serialized, so calls are too.
-using LoadHook = std::function<void(const absl::Status& status, size_t skipped_keys)>;
+// The outcome of one load (read or fetch) of the signing keys.
+struct JwksLoad {
+  // OK: the new document's usable keys are the current set. Otherwise why it was not loaded
+  // (the previous keys stay).
+  absl::Status status;
+  // Unusable keys the loaded document held; 0 when none was loaded.
+  size_t skipped_keys = 0;
+  // The key ids of the current set after a load, sorted (key ids are public); empty when none
+  // was loaded.
+  std::vector<std::string> kids;
+};
+
+// Called after every load with its outcome. For health logging and metrics. May be called on
+// any thread, with no lock of the source held; loads of one source are serialized, so calls are
+// too.
+using LoadHook = std::function<void(const JwksLoad& load)>;
 
 class JwksSource {
  public:

@@ -154,11 +154,13 @@ absl::Status UrlJwksSource::FetchLocked() {
   if (status.ok() && options_.on_skipped_key) {
     for (const std::string& reason : parsed->skipped) options_.on_skipped_key(reason);
   }
-  const size_t skipped = status.ok() ? parsed->skipped_count : 0;
+  JwksLoad load{status};
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (status.ok()) {
       keys_ = std::make_shared<const KeySet>(std::move(parsed->keys));
+      load.skipped_keys = parsed->skipped_count;
+      load.kids = keys_->kids();
       stats_.skipped_keys += parsed->skipped_count;
       ++stats_.loads;
       stats_.last_error.clear();
@@ -169,7 +171,7 @@ absl::Status UrlJwksSource::FetchLocked() {
     next_refresh_ = options_.clock->Now() +
                     (status.ok() ? options_.refresh_interval : options_.min_refetch_interval);
   }
-  if (options_.on_load) options_.on_load(status, skipped);
+  if (options_.on_load) options_.on_load(load);
   return status;
 }
 

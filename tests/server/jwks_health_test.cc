@@ -4,6 +4,8 @@
 
 #include <sstream>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
@@ -35,6 +37,12 @@ TEST(JwksFailureReasonTest, NamesEachKindOfFailure) {
   EXPECT_EQ(JwksFailureReason(absl::StatusCode::kInternal), "other");
 }
 
+// A load's outcome: OK with its skipped keys and key ids, or `status`.
+auth::JwksLoad Loaded(size_t skipped_keys, std::vector<std::string> kids) {
+  return auth::JwksLoad{absl::OkStatus(), skipped_keys, std::move(kids)};
+}
+auth::JwksLoad Failed(absl::Status status) { return auth::JwksLoad{std::move(status)}; }
+
 TEST(JwksHealthTest, LogsTheStartAndTheEndOfTroubleOnceAndCountsEveryFailure) {
   MetricsRegistry registry;
   SidecarMetrics metrics(&registry);
@@ -43,16 +51,16 @@ TEST(JwksHealthTest, LogsTheStartAndTheEndOfTroubleOnceAndCountsEveryFailure) {
   JwksHealth health(&metrics, &log);
   EXPECT_TRUE(health.up());
 
-  health.Record(absl::OkStatus(), 2);
+  health.Record(Loaded(2, {"a"}));
   EXPECT_EQ(health.skipped_keys(), 2u);
   for (int i = 0; i < 3; ++i) {
-    health.Record(absl::InvalidArgumentError("jwks file /etc/jwks.json: jwks: not valid JSON"), 0);
+    health.Record(Failed(absl::InvalidArgumentError("jwks file /etc/jwks.json: jwks: not valid JSON")));
   }
-  health.Record(absl::UnavailableError("jwks fetch https://issuer/jwks: HTTP status 503"), 0);
+  health.Record(Failed(absl::UnavailableError("jwks fetch https://issuer/jwks: HTTP status 503")));
   EXPECT_FALSE(health.up());
   EXPECT_EQ(health.skipped_keys(), 2u) << "the document in use is still the last good one";
-  health.Record(absl::OkStatus(), 0);
-  health.Record(absl::OkStatus(), 0);
+  health.Record(Loaded(0, {"a"}));
+  health.Record(Loaded(0, {"a"}));
   EXPECT_TRUE(health.up());
   EXPECT_EQ(health.skipped_keys(), 0u);
 
@@ -66,6 +74,26 @@ TEST(JwksHealthTest, LogsTheStartAndTheEndOfTroubleOnceAndCountsEveryFailure) {
   EXPECT_THAT(rendered,
               HasSubstr("secret_resolver_jwks_refresh_failures_total{reason=\"unreachable\"} 1"));
   EXPECT_THAT(rendered, HasSubstr("secret_resolver_jwks_refresh_failures_total{reason=\"missing\"} 0"));
+}
+
+// The key ids in use are logged at the first load and when a load changes them, not on every
+// refresh that loads the same keys.
+TEST(JwksHealthTest, LogsTheKeyIdsWhenTheyChange) {
+  MetricsRegistry registry;
+  SidecarMetrics metrics(&registry);
+  std::ostringstream out;
+  JsonLogger log(&out);
+  JwksHealth health(&metrics, &log);
+  health.Record(Loaded(0, {"k1", "k2"}));
+  health.Record(Loaded(0, {"k1", "k2"}));
+  health.Record(Failed(absl::UnavailableError("jwks fetch https://issuer/jwks: HTTP status 503")));
+  health.Record(Loaded(0, {"k1", "k2"}));
+  health.Record(Loaded(1, {"k2", "k3"}));
+  log.Flush();
+  const std::string text = out.str();
+  EXPECT_EQ(LinesWith(text, "the token signing keys in use changed"), 2) << text;
+  EXPECT_THAT(text, HasSubstr("\"kids\":\"k1,k2\",\"keys\":2,\"skipped_keys\":0"));
+  EXPECT_THAT(text, HasSubstr("\"kids\":\"k2,k3\",\"keys\":2,\"skipped_keys\":1"));
 }
 
 }  // namespace

@@ -23,6 +23,7 @@ using ::secret_resolver::auth::testing::JwksTest;
 using ::secret_resolver::auth::testing::WriteFileAtomically;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+using ::testing::IsEmpty;
 
 TEST_F(JwksTest, FileSourceRequiresAReadableFile) {
   JwksFileOptions options;
@@ -143,11 +144,13 @@ TEST_F(JwksTest, EveryFileLoadOutcomeReachesTheLoadHook) {
   bad["x"] = "AAAA";
   ASSERT_TRUE(WriteFileAtomically(path_, Doc({Jwk("ec"), bad})).ok());
   std::vector<std::pair<absl::StatusCode, size_t>> seen;
+  std::vector<std::vector<std::string>> kids;
   JwksFileOptions options;
   options.path = path_;
   options.clock = &clock_;
-  options.on_load = [&seen](const absl::Status& status, size_t skipped_keys) {
-    seen.emplace_back(status.code(), skipped_keys);
+  options.on_load = [&seen, &kids](const JwksLoad& load) {
+    seen.emplace_back(load.status.code(), load.skipped_keys);
+    kids.push_back(load.kids);
   };
   auto source = FileJwksSource::Create(options);
   ASSERT_TRUE(source.ok()) << source.status();
@@ -160,6 +163,7 @@ TEST_F(JwksTest, EveryFileLoadOutcomeReachesTheLoadHook) {
   EXPECT_THAT(seen, ElementsAre(std::make_pair(absl::StatusCode::kOk, size_t{1}),
                                 std::make_pair(absl::StatusCode::kInvalidArgument, size_t{0}),
                                 std::make_pair(absl::StatusCode::kOk, size_t{0})));
+  EXPECT_THAT(kids, ElementsAre(ElementsAre("ec"), IsEmpty(), ElementsAre("ec")));
 }
 
 TEST_F(JwksTest, FileSourceKeepsOldKeysWhenTheNewFileIsBroken) {

@@ -87,6 +87,14 @@ def public_jwk(name, key):
     jwk = ALGORITHM_FOR_JWK[alg].to_jwk(key.public_key())
     if isinstance(jwk, str):
         jwk = json.loads(jwk)
+    if jwk["kty"] == "EC":
+        # RFC 7518 6.2.1.2: x and y are the full size of a coordinate (32 bytes for P-256).
+        # PyJWT 2.6 (Debian 12) drops leading zero bytes, about one key in a hundred, which a
+        # conforming parser (this sidecar's, go-jose's) refuses: pad them.
+        numbers = key.public_key().public_numbers()
+        size = (key.curve.key_size + 7) // 8
+        jwk["x"] = b64url(numbers.x.to_bytes(size, "big"))
+        jwk["y"] = b64url(numbers.y.to_bytes(size, "big"))
     jwk["kid"] = name
     jwk["use"] = "sig"
     return jwk

@@ -23,6 +23,7 @@ using ::secret_resolver::auth::testing::JwksDocument;
 using ::secret_resolver::auth::testing::JwksTest;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+using ::testing::IsEmpty;
 using ::secret_resolver::auth::testing::JwksHttpServer;
 
 class JwksUrlTest : public JwksTest {
@@ -173,9 +174,11 @@ TEST_F(JwksUrlTest, KeepsOldKeysWhenAFetchFails) {
 
 TEST_F(JwksUrlTest, EveryFetchOutcomeReachesTheLoadHook) {
   std::vector<std::pair<absl::StatusCode, size_t>> seen;
+  std::vector<std::vector<std::string>> kids;
   JwksUrlOptions options = Options();
-  options.on_load = [&seen](const absl::Status& status, size_t skipped_keys) {
-    seen.emplace_back(status.code(), skipped_keys);
+  options.on_load = [&seen, &kids](const JwksLoad& load) {
+    seen.emplace_back(load.status.code(), load.skipped_keys);
+    kids.push_back(load.kids);
   };
   nlohmann::json bad = Jwk("ed");
   bad["x"] = "AAAA";
@@ -192,6 +195,7 @@ TEST_F(JwksUrlTest, EveryFetchOutcomeReachesTheLoadHook) {
                                 std::make_pair(absl::StatusCode::kUnavailable, size_t{0}),
                                 std::make_pair(absl::StatusCode::kInvalidArgument, size_t{0}),
                                 std::make_pair(absl::StatusCode::kOk, size_t{0})));
+  EXPECT_THAT(kids, ElementsAre(ElementsAre("ec"), IsEmpty(), IsEmpty(), ElementsAre("ec")));
 }
 
 TEST_F(JwksUrlTest, StartsEmptyWhenTheFirstFetchFailsAndRetriesLater) {
