@@ -89,7 +89,10 @@ class ResolveHandlerTest : public ::testing::Test {
     write.value = SecretBytes(kValue);
     ASSERT_TRUE(store_.Put(write).ok());
 
-    jwks_ = *auth::FileJwksSource::Create({*jwks_path_, &clock_});
+    auth::JwksFileOptions jwks_options;
+    jwks_options.path = *jwks_path_;
+    jwks_options.clock = &clock_;
+    jwks_ = *auth::FileJwksSource::Create(jwks_options);
     auth::TokenVerifierOptions verifier_options;
     verifier_options.issuer = kIssuer;
     verifier_options.audiences = {kAudience};

@@ -109,7 +109,9 @@ TEST_F(JwksTest, SkipsMalformedEntriesAndLoadsTheRest) {
     for (const char* member : {"x", "y", "n"}) {
       if (!c.key.is_object() || !c.key.contains(member) || !c.key[member].is_string()) continue;
       const std::string material = c.key[member].get<std::string>();
-      if (material.size() >= 8) EXPECT_THAT(set->skipped[0], Not(HasSubstr(material)));
+      if (material.size() >= 8) {
+        EXPECT_THAT(set->skipped[0], Not(HasSubstr(material)));
+      }
     }
   }
   // A document with nothing usable is refused whole, naming why each entry was skipped.
