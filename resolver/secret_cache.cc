@@ -26,10 +26,9 @@
 
 // Locking: one std::mutex (not absl::Mutex: tests run under ThreadSanitizer, and the system
 // Abseil is not instrumented for it) guards every map, list and counter, the entries
-// (CacheEntries, which has no lock of its own) included. Store fetches, the
-// fingerprint function, the random source and the refresh executor all run without it, and
-// values that leave the cache are released after it is dropped, so their wiping does not
-// lengthen the critical section either.
+// (CacheEntries, which has no lock of its own) included. Store fetches, the fingerprint
+// function, the random source and the refresh executor all run without it, and values that
+// leave the cache are released after it is dropped, so their wiping does not lengthen it.
 
 namespace secret_resolver {
 namespace {
@@ -275,15 +274,12 @@ std::optional<absl::StatusOr<CachedSecret>> SecretCache::Impl::HitLocked(
     const KeyView& key, absl::Time now, std::shared_ptr<Flight>* refresh, bool counted) {
   Entry* found = entries_.Find(key);
   if (found == nullptr || now >= found->expires_at) return std::nullopt;
-  // When it was fetched: expires_at less its lifetime, so that entries need no field for it.
+  // Fetched at expires_at less its lifetime. Read again what was fetched "in the future" (the
+  // clock was set back) and, without the change feed, a value past the grace (maybe revoked).
   const absl::Time fetched =
       found->expires_at - (found->value != nullptr ? options_.ttl : options_.negative_ttl);
-  // Fetched "in the future": the wall clock was set back since, and the entry would otherwise
-  // live on for as long as the step. Read it again.
-  if (now < fetched) return std::nullopt;
-  // Without the change feed, a value may have been revoked since it was fetched: past the grace
-  // it is read again.
-  if (!feed_healthy_ && found->value != nullptr && now - fetched > options_.unconfirmed_grace) {
+  if (now < fetched ||
+      (!feed_healthy_ && found->value != nullptr && now - fetched > options_.unconfirmed_grace)) {
     return std::nullopt;
   }
   Entry& entry = *found;
@@ -361,9 +357,8 @@ void SecretCache::Impl::GetAll(absl::string_view stack, absl::Span<const absl::s
   }
   for (std::shared_ptr<Flight>& refresh : refreshes) ScheduleRefresh(std::move(refresh));
   // Every fetch is under way before this caller waits for any, so the names are fetched in
-  // parallel. The fetches run on fetch workers, so this caller, like any other, stops waiting at
-  // its deadline; a fetch that has begun completes (a store call cannot be abandoned half way)
-  // and its result is cached for the next caller.
+  // parallel, on fetch workers: this caller stops waiting at its deadline; a fetch that has begun
+  // completes (a store call cannot be abandoned half way) and is cached for the next caller.
   for (std::shared_ptr<Flight>& flight : started) {
     fetchers_->Schedule([this, flight = std::move(flight)]() mutable {
       RunFetch(std::move(flight), false);

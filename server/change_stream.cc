@@ -1,5 +1,7 @@
 #include "server/change_stream.h"
 
+#include <algorithm>
+#include <chrono>
 #include <optional>
 #include <utility>
 
@@ -39,7 +41,8 @@ ChangeHub::ChangeHub(SecretStore* store, ChangeStreamOptions options)
     : store_(store),
       options_(std::move(options)),
       allowed_(options_.allowed_clients.begin(), options_.allowed_clients.end()),
-      thread_([this] { Run(); }) {}
+      thread_([this] { Run(); }),
+      heartbeat_thread_([this] { RunHeartbeats(); }) {}
 
 ChangeHub::~ChangeHub() {
   {
@@ -47,7 +50,9 @@ ChangeHub::~ChangeHub() {
     stopping_ = true;
   }
   work_.notify_all();
+  heartbeat_stop_.notify_all();
   thread_.join();
+  heartbeat_thread_.join();
 }
 
 absl::StatusOr<std::string> ChangeHub::Admit(const grpc::AuthContext& auth) const {
@@ -103,6 +108,8 @@ absl::StatusOr<uint64_t> ChangeHub::Add(ChangeSubscriber* subscriber, bool heart
   subscribers_.emplace(id, Subscriber{subscriber, heartbeats});
   // Before any change the hub delivers from now on.
   subscriber->Push(EventOfKind(SecretChangeEvent::RESYNC));
+  // At once, so that the caller times the stream from its start.
+  if (heartbeats) subscriber->Push(Heartbeat());
   return id;
 }
 
@@ -118,16 +125,9 @@ size_t ChangeHub::active_streams() const {
 
 void ChangeHub::Run() {
   std::unique_lock<std::mutex> lock(mu_);
-  absl::Time next_heartbeat = absl::Now() + options_.heartbeat_interval;
   for (;;) {
-    work_.wait_until(lock, absl::ToChronoTime(next_heartbeat),
-                     [this] { return stopping_ || !jobs_.empty(); });
+    work_.wait(lock, [this] { return stopping_ || !jobs_.empty(); });
     if (stopping_) return;
-    if (const absl::Time now = absl::Now(); now >= next_heartbeat) {
-      PushHeartbeats();
-      next_heartbeat = now + options_.heartbeat_interval;
-    }
-    if (jobs_.empty()) continue;
     const SecretChange change = std::move(jobs_.front());
     jobs_.pop_front();
     lock.unlock();
@@ -159,11 +159,31 @@ void ChangeHub::PushToAll(const SecretChangeEvent& event) {
   for (auto& [id, subscriber] : subscribers_) subscriber.stream->Push(event);
 }
 
-void ChangeHub::PushHeartbeats() {
+SecretChangeEvent ChangeHub::Heartbeat() const {
   SecretChangeEvent heartbeat = EventOfKind(SecretChangeEvent::HEARTBEAT);
-  heartbeat.set_heartbeat_interval_ms(absl::ToInt64Milliseconds(options_.heartbeat_interval));
-  for (auto& [id, subscriber] : subscribers_) {
-    if (subscriber.heartbeats) subscriber.stream->Push(heartbeat);
+  heartbeat.set_heartbeat_interval_ms(absl::ToInt64Milliseconds(HeartbeatInterval()));
+  return heartbeat;
+}
+
+absl::Duration ChangeHub::HeartbeatInterval() const {
+  return std::max(options_.heartbeat_interval, kMinHeartbeatInterval);
+}
+
+void ChangeHub::RunHeartbeats() {
+  const SecretChangeEvent heartbeat = Heartbeat();
+  const auto interval = absl::ToChronoNanoseconds(HeartbeatInterval());
+  std::unique_lock<std::mutex> lock(mu_);
+  // The steady clock: a wall clock set back must not hold the heartbeats back.
+  auto next = std::chrono::steady_clock::now() + interval;
+  for (;;) {
+    heartbeat_stop_.wait_until(lock, next, [this] { return stopping_; });
+    if (stopping_) return;
+    const auto now = std::chrono::steady_clock::now();
+    if (now < next) continue;
+    for (auto& [id, subscriber] : subscribers_) {
+      if (subscriber.heartbeats) subscriber.stream->Push(heartbeat);
+    }
+    next = now + interval;
   }
 }
 

@@ -11,8 +11,9 @@
 // connected), then CHANGED/DELETED per change, and FEED_LOST/RESYNC as the store's own feed is
 // lost and back, in the order the feed reported them. More than 1024 changes queued collapse
 // into one RESYNC. A stream whose request asked for heartbeats also gets HEARTBEAT (with the
-// interval) every heartbeat_interval, from the same thread, so that its caller can tell a
-// quiet stream from a dead connection; heartbeats are not counted as events sent.
+// interval) right after its RESYNC and then every heartbeat_interval, from a thread of their own
+// that never waits on the store, so that its caller can tell a quiet stream from a dead
+// connection; heartbeats are not counted as events sent.
 //
 // Callers are admitted by their verified mTLS client certificate alone (ChangeHub::Admit: a SAN
 // or the subject CN listed in change_stream.allowed_clients); plaintext, Unix-socket and
@@ -63,9 +64,12 @@ struct ChangeStreamOptions {
   size_t max_streams = 1024;
   // Events waiting for one stream's reader before the stream is dropped.
   size_t max_pending_events = 1024;
-  // How often a stream that asked for heartbeats gets one (change_stream.heartbeat_interval).
+  // How often a stream that asked for heartbeats gets one (change_stream.heartbeat_interval);
+  // at least kMinHeartbeatInterval.
   absl::Duration heartbeat_interval = absl::Seconds(5);
 };
+
+inline constexpr absl::Duration kMinHeartbeatInterval = absl::Milliseconds(100);
 
 // What the hub needs of a registered stream. Both calls come under the hub's lock.
 class ChangeSubscriber {
@@ -117,13 +121,19 @@ class ChangeHub {
   // secret).
   void Deliver(const SecretChange& change);
   void PushToAll(const secretresolver::v1::SecretChangeEvent& event);  // under mu_
-  void PushHeartbeats();                                               // under mu_
+  // The heartbeat thread: pushes a HEARTBEAT to each stream that asked, every interval, never
+  // waiting on the store (the other thread may be).
+  void RunHeartbeats();
+  secretresolver::v1::SecretChangeEvent Heartbeat() const;
+  // options_.heartbeat_interval, at least kMinHeartbeatInterval.
+  absl::Duration HeartbeatInterval() const;
 
   SecretStore* const store_;
   const ChangeStreamOptions options_;
   const std::set<std::string> allowed_;
   mutable std::mutex mu_;
-  std::condition_variable work_;
+  std::condition_variable work_;            // jobs_ or stopping_: for Run
+  std::condition_variable heartbeat_stop_;  // stopping_: for RunHeartbeats
   bool stopping_ = false;  // guarded by mu_
   bool draining_ = false;  // guarded by mu_
   std::deque<SecretChange> jobs_;  // guarded by mu_
@@ -135,6 +145,7 @@ class ChangeHub {
   std::map<uint64_t, Subscriber> subscribers_;  // guarded by mu_
   std::atomic<uint64_t> events_sent_{0};
   std::thread thread_;
+  std::thread heartbeat_thread_;
 };
 
 // What WatchChanges streams need from the services that host them.

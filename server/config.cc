@@ -171,7 +171,8 @@ class YamlToJson {
           Error(key_node, path, "a map key must be a single value");
           continue;
         }
-        const std::string entry_path = absl::StrCat(path, "[", QuoteForMessage(key_node.Scalar()), "]");
+        const std::string entry_path =
+            absl::StrCat(path, "[", QuoteForMessage(key_node.Scalar()), "]");
         std::optional<Json> value = ConvertSingular(value_node, value_field, entry_path);
         if (value.has_value()) object[key_node.Scalar()] = std::move(*value);
       }
@@ -216,7 +217,8 @@ class YamlToJson {
     }
     const std::string& text = node.Scalar();
     auto mismatch = [&]() -> std::optional<Json> {
-      Error(node, path, absl::StrCat("expected ", Expected(field), ", got ", QuoteForMessage(text)));
+      Error(node, path,
+            absl::StrCat("expected ", Expected(field), ", got ", QuoteForMessage(text)));
       return std::nullopt;
     };
     switch (field->cpp_type()) {
@@ -291,8 +293,8 @@ class YamlToJson {
     int64_t bare_number = 0;
     if (absl::SimpleAtoi(text, &bare_number) && bare_number != 0) {
       Error(node, path,
-            absl::StrCat("invalid duration ", QuoteForMessage(text), ": a unit is required, e.g. \"",
-                         bare_number, "s\""));
+            absl::StrCat("invalid duration ", QuoteForMessage(text),
+                         ": a unit is required, e.g. \"", bare_number, "s\""));
       return std::nullopt;
     }
     if (!absl::ParseDuration(text, &d) || d == absl::InfiniteDuration() ||

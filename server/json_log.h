@@ -130,7 +130,7 @@ struct AuditRecord {
   absl::string_view trace_id;
   absl::string_view span_id;
   absl::string_view dropped_metadata;
-  // "CheckReferences" for a dry run's line; written only when not empty.
+  // "CheckReferences" or "WatchSecrets" for a dry run's line; written only when not empty.
   absl::string_view method;
   // The key of the reference in the request.
   absl::string_view ref_key;

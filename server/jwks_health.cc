@@ -1,5 +1,8 @@
 #include "server/jwks_health.h"
 
+#include <algorithm>
+#include <string>
+
 #include "absl/strings/str_join.h"
 
 namespace secret_resolver {
@@ -46,8 +49,14 @@ void JwksHealth::Record(const auth::JwksLoad& load) {
   }
   if (load.kids != kids_) {
     kids_ = load.kids;
+    // A line of bounded length, whatever the document holds; `keys` counts them all.
+    constexpr size_t kMaxKidsLogged = 32;
+    std::string kids = absl::StrJoin(
+        kids_.begin(), kids_.begin() + std::min(kids_.size(), kMaxKidsLogged), ",",
+        [](std::string* out, const std::string& kid) { out->append(kid.substr(0, 64)); });
+    if (kids_.size() > kMaxKidsLogged) kids += ",...";
     log_->Info("the token signing keys in use changed",
-               {LogField("kids", absl::StrJoin(kids_, ",")), LogField("keys", kids_.size()),
+               {LogField("kids", kids), LogField("keys", kids_.size()),
                 LogField("skipped_keys", skipped_keys_)});
   }
 }

@@ -119,10 +119,11 @@ absl::Status UpstreamChangeFeed::Stream(const std::shared_ptr<grpc::Channel>& ch
   const grpc::Status status = reader->Finish();
   std::lock_guard<std::mutex> lock(mu_);
   current_ = nullptr;
-  if (silenced_) {
+  // The watchdog's cancellation, not the server's end of a stream it cancelled at that moment.
+  if (silenced_ && status.error_code() == grpc::StatusCode::CANCELLED) {
     return absl::DeadlineExceededError(absl::StrCat(
         "no event for ", absl::FormatDuration(absl::FromChrono(silence_limit_)),
-        ", three heartbeat intervals: the connection is taken for dead"));
+        " (three heartbeat intervals, at least 1s): the connection is taken for dead"));
   }
   return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
                       status.error_message());
@@ -133,9 +134,11 @@ void UpstreamChangeFeed::Heard(const SecretChangeEvent& event) {
   last_heard_ = std::chrono::steady_clock::now();
   if (event.kind() != SecretChangeEvent::HEARTBEAT || event.heartbeat_interval_ms() <= 0) return;
   const bool was_timed = silence_limit_ != std::chrono::steady_clock::duration{};
-  // Whatever the server says, within the range its configuration allows (100 ms to 1 min).
-  silence_limit_ =
-      3 * std::chrono::milliseconds(std::clamp<int64_t>(event.heartbeat_interval_ms(), 100, 60000));
+  // Three of the server's intervals (within the range its configuration allows, 100 ms to
+  // 1 min), and never under a second: a loaded machine may well pause a few hundred ms.
+  silence_limit_ = std::max<std::chrono::steady_clock::duration>(
+      3 * std::chrono::milliseconds(std::clamp<int64_t>(event.heartbeat_interval_ms(), 100, 60000)),
+      std::chrono::seconds(1));
   if (!was_timed) timed_.notify_all();
 }
 

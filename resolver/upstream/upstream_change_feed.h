@@ -10,8 +10,9 @@
 //     FeedLost, once per outage; the RESYNC of the next stream ends the outage.
 // A broken stream is retried with jittered exponential backoff (from `initial_backoff`,
 // doubling, capped at `max_backoff`; reset once a stream delivers an event).
-// The feed asks for heartbeats. Once a stream has sent one, a silence of three of the
-// intervals it names (15 s at the central tier's default 5 s) counts as a broken stream: a
+// The feed asks for heartbeats. Once a stream has sent one (a central tier sends the first
+// right after RESYNC), a silence of three of the intervals it names, and at least a second
+// (15 s at the central tier's default 5 s), counts as a broken stream: a
 // watchdog thread cancels it, and it is reported FeedLost and retried like any other, so a
 // central tier that vanished without closing the connection (a frozen process, a dropped
 // route) is noticed within seconds, not at the next keepalive ping (300 s). A server that sends
@@ -51,8 +52,8 @@
 namespace secret_resolver {
 
 // Channel arguments for a channel to a central tier: reconnection backoff from 100 ms up to
-// 5 s, a 3 s bound on each connection attempt, keepalive pings every 30 s (10 s to answer)
-// that are also sent while no call runs.
+// 5 s, a 3 s bound on each connection attempt, keepalive pings every 300 s (10 s to answer;
+// a gRPC server refuses more frequent pings on a connection without data).
 grpc::ChannelArguments UpstreamChannelArguments();
 
 struct UpstreamChangeFeedOptions {

@@ -96,7 +96,8 @@ void FileJwksSource::RecordLoad(absl::StatusOr<ParsedJwks> parsed) {
   if (parsed.ok() && options_.on_skipped_key) {
     for (const std::string& reason : parsed->skipped) options_.on_skipped_key(reason);
   }
-  JwksLoad load{parsed.status()};
+  JwksLoad load;
+  load.status = parsed.status();
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (parsed.ok()) {

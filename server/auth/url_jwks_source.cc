@@ -154,7 +154,8 @@ absl::Status UrlJwksSource::FetchLocked() {
   if (status.ok() && options_.on_skipped_key) {
     for (const std::string& reason : parsed->skipped) options_.on_skipped_key(reason);
   }
-  JwksLoad load{status};
+  JwksLoad load;
+  load.status = status;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (status.ok()) {

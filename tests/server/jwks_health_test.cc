@@ -39,9 +39,16 @@ TEST(JwksFailureReasonTest, NamesEachKindOfFailure) {
 
 // A load's outcome: OK with its skipped keys and key ids, or `status`.
 auth::JwksLoad Loaded(size_t skipped_keys, std::vector<std::string> kids) {
-  return auth::JwksLoad{absl::OkStatus(), skipped_keys, std::move(kids)};
+  auth::JwksLoad load;
+  load.skipped_keys = skipped_keys;
+  load.kids = std::move(kids);
+  return load;
 }
-auth::JwksLoad Failed(absl::Status status) { return auth::JwksLoad{std::move(status)}; }
+auth::JwksLoad Failed(absl::Status status) {
+  auth::JwksLoad load;
+  load.status = std::move(status);
+  return load;
+}
 
 TEST(JwksHealthTest, LogsTheStartAndTheEndOfTroubleOnceAndCountsEveryFailure) {
   MetricsRegistry registry;
@@ -54,7 +61,8 @@ TEST(JwksHealthTest, LogsTheStartAndTheEndOfTroubleOnceAndCountsEveryFailure) {
   health.Record(Loaded(2, {"a"}));
   EXPECT_EQ(health.skipped_keys(), 2u);
   for (int i = 0; i < 3; ++i) {
-    health.Record(Failed(absl::InvalidArgumentError("jwks file /etc/jwks.json: jwks: not valid JSON")));
+    health.Record(
+        Failed(absl::InvalidArgumentError("jwks file /etc/jwks.json: jwks: not valid JSON")));
   }
   health.Record(Failed(absl::UnavailableError("jwks fetch https://issuer/jwks: HTTP status 503")));
   EXPECT_FALSE(health.up());
@@ -70,10 +78,12 @@ TEST(JwksHealthTest, LogsTheStartAndTheEndOfTroubleOnceAndCountsEveryFailure) {
   EXPECT_EQ(LinesWith(text, "the token signing keys load again"), 1) << text;
   EXPECT_THAT(text, HasSubstr("\"reason\":\"invalid\""));
   const std::string rendered = registry.Render();
-  EXPECT_THAT(rendered, HasSubstr("secret_resolver_jwks_refresh_failures_total{reason=\"invalid\"} 3"));
+  EXPECT_THAT(rendered,
+              HasSubstr("secret_resolver_jwks_refresh_failures_total{reason=\"invalid\"} 3"));
   EXPECT_THAT(rendered,
               HasSubstr("secret_resolver_jwks_refresh_failures_total{reason=\"unreachable\"} 1"));
-  EXPECT_THAT(rendered, HasSubstr("secret_resolver_jwks_refresh_failures_total{reason=\"missing\"} 0"));
+  EXPECT_THAT(rendered,
+              HasSubstr("secret_resolver_jwks_refresh_failures_total{reason=\"missing\"} 0"));
 }
 
 // The key ids in use are logged at the first load and when a load changes them, not on every
