@@ -166,7 +166,7 @@ SecretChangeEvent ChangeHub::Heartbeat() const {
 }
 
 absl::Duration ChangeHub::HeartbeatInterval() const {
-  return std::max(options_.heartbeat_interval, kMinHeartbeatInterval);
+  return std::clamp(options_.heartbeat_interval, kMinHeartbeatInterval, kMaxHeartbeatInterval);
 }
 
 void ChangeHub::RunHeartbeats() {
@@ -183,7 +183,9 @@ void ChangeHub::RunHeartbeats() {
     for (auto& [id, subscriber] : subscribers_) {
       if (subscriber.heartbeats) subscriber.stream->Push(heartbeat);
     }
-    next = now + interval;
+    // At a fixed rate; after a pause longer than an interval, from now.
+    next += interval;
+    if (next <= now) next = now + interval;
   }
 }
 
@@ -319,7 +321,8 @@ class ChangeCall final : public QueueTag, public ChangeSubscriber {
 
   // Before admission: an audit line, then finishes with `status`.
   void Refuse(const absl::Status& status) {
-    Audit({LogField("decision", "denied"), LogField("code", absl::StatusCodeToString(status.code())),
+    Audit({LogField("decision", "denied"),
+           LogField("code", absl::StatusCodeToString(status.code())),
            LogField("reason", status.message())});
     FinishNow(status);
   }

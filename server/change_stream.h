@@ -27,7 +27,8 @@
 //
 // Thread safety: ChangeHub's methods from any thread. RequestChangeCall from the thread that
 // starts the services; each stream then runs on its queue's thread and is fed by the hub's
-// thread under its own lock (the hub's lock is always taken before a stream's).
+// two threads (changes, heartbeats) under its own lock (the hub's lock is always taken before
+// a stream's).
 #ifndef SECRET_RESOLVER_SERVER_CHANGE_STREAM_H_
 #define SECRET_RESOLVER_SERVER_CHANGE_STREAM_H_
 
@@ -65,11 +66,12 @@ struct ChangeStreamOptions {
   // Events waiting for one stream's reader before the stream is dropped.
   size_t max_pending_events = 1024;
   // How often a stream that asked for heartbeats gets one (change_stream.heartbeat_interval);
-  // at least kMinHeartbeatInterval.
+  // clamped to [kMinHeartbeatInterval, kMaxHeartbeatInterval], as the configuration is.
   absl::Duration heartbeat_interval = absl::Seconds(5);
 };
 
 inline constexpr absl::Duration kMinHeartbeatInterval = absl::Milliseconds(100);
+inline constexpr absl::Duration kMaxHeartbeatInterval = absl::Minutes(1);
 
 // What the hub needs of a registered stream. Both calls come under the hub's lock.
 class ChangeSubscriber {
@@ -85,7 +87,7 @@ class ChangeHub {
  public:
   // `store` must outlive the hub.
   ChangeHub(SecretStore* store, ChangeStreamOptions options);
-  // Stops the hub's thread. Every stream must be removed by then.
+  // Stops the hub's threads. Every stream must be removed by then.
   ~ChangeHub();
 
   ChangeHub(const ChangeHub&) = delete;
@@ -102,7 +104,8 @@ class ChangeHub {
   void BeginDrain();
 
   // Registers a stream and queues RESYNC for it: its id, or RESOURCE_EXHAUSTED (max_streams),
-  // UNAVAILABLE (drain). With `heartbeats`, it also gets HEARTBEAT every heartbeat_interval.
+  // UNAVAILABLE (drain). With `heartbeats`, a HEARTBEAT follows the RESYNC at once, and another
+  // comes every heartbeat_interval.
   absl::StatusOr<uint64_t> Add(ChangeSubscriber* subscriber, bool heartbeats);
   // After Remove returns, the hub no longer calls `id`'s subscriber.
   void Remove(uint64_t id);
@@ -125,7 +128,7 @@ class ChangeHub {
   // waiting on the store (the other thread may be).
   void RunHeartbeats();
   secretresolver::v1::SecretChangeEvent Heartbeat() const;
-  // options_.heartbeat_interval, at least kMinHeartbeatInterval.
+  // options_.heartbeat_interval within [kMinHeartbeatInterval, kMaxHeartbeatInterval].
   absl::Duration HeartbeatInterval() const;
 
   SecretStore* const store_;

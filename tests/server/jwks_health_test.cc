@@ -9,6 +9,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -20,6 +21,7 @@ namespace secret_resolver {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 int LinesWith(const std::string& log, absl::string_view text) {
   int n = 0;
@@ -104,6 +106,25 @@ TEST(JwksHealthTest, LogsTheKeyIdsWhenTheyChange) {
   EXPECT_EQ(LinesWith(text, "the token signing keys in use changed"), 2) << text;
   EXPECT_THAT(text, HasSubstr("\"kids\":\"k1,k2\",\"keys\":2,\"skipped_keys\":0"));
   EXPECT_THAT(text, HasSubstr("\"kids\":\"k2,k3\",\"keys\":2,\"skipped_keys\":1"));
+}
+
+// A document with many keys, or a long kid, still makes one line of bounded length: the first 32
+// kids, each cut at 64 bytes, then "...", with `keys` counting them all.
+TEST(JwksHealthTest, TheKeyIdLineIsBounded) {
+  MetricsRegistry registry;
+  SidecarMetrics metrics(&registry);
+  std::ostringstream out;
+  JsonLogger log(&out);
+  JwksHealth health(&metrics, &log);
+  std::vector<std::string> kids = {std::string(100, 'a')};
+  for (int i = 10; i < 50; ++i) kids.push_back(absl::StrCat("k", i));
+  health.Record(Loaded(0, kids));
+  log.Flush();
+  const std::string text = out.str();
+  EXPECT_THAT(text, HasSubstr(absl::StrCat("\"kids\":\"", std::string(64, 'a'), ",k10,")));
+  EXPECT_THAT(text, Not(HasSubstr(std::string(65, 'a'))));
+  EXPECT_THAT(text, HasSubstr(",k40,...\",\"keys\":41"));
+  EXPECT_THAT(text, Not(HasSubstr("k41")));
 }
 
 }  // namespace
