@@ -13,6 +13,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -114,7 +115,8 @@ absl::StatusOr<PostgresDsn> PostgresDsn::Parse(absl::string_view dsn) {
   std::vector<std::string> described;
   for (const char* key : kDescribedKeys) {
     for (const auto& [keyword, value] : result.options_) {
-      if (keyword == key) described.push_back(absl::StrCat(keyword, "=", value));
+      // Escaped: the description goes into errors and log lines, which stay printable ASCII.
+      if (keyword == key) described.push_back(absl::StrCat(keyword, "=", absl::CHexEscape(value)));
     }
   }
   result.description_ = described.empty() ? "(libpq defaults)" : absl::StrJoin(described, " ");
@@ -195,8 +197,9 @@ absl::StatusOr<PGconn*> ConnectPostgres(const PostgresDsn& dsn, absl::Time deadl
     absl::Status ready = WaitForSocket(
         PQsocket(conn), state == PGRES_POLLING_READING ? POLLIN : POLLOUT, deadline, abort_fd);
     if (absl::IsDeadlineExceeded(ready)) {
-      return fail(absl::DeadlineExceededError(absl::StrCat(
-          "connecting to PostgreSQL (", dsn.description(), ") did not finish before the deadline")));
+      return fail(absl::DeadlineExceededError(absl::StrCat("connecting to PostgreSQL (",
+                                                           dsn.description(),
+                                                           ") did not finish before the deadline")));
     }
     if (!ready.ok()) return fail(ready);
     state = PQconnectPoll(conn);

@@ -339,6 +339,11 @@ TEST(PostgresDsnTest, DescriptionAndRedactionLeaveThePasswordOut) {
             "host=db.internal port=6432 dbname=secrets user=resolver sslmode=verify-full");
   EXPECT_EQ(dsn->Redact(absl::StrCat("auth for ", kPassword, " failed")),
             "auth for [REDACTED] failed");
+  // Bytes outside printable ASCII are escaped: the description goes into errors and logs.
+  dsn = PostgresDsn::Parse("host=/tmp/a\x01" "b dbname=s\xff" "e user=\x7f");
+  ASSERT_TRUE(dsn.ok()) << dsn.status();
+  // (A hex digit right after an escape is escaped too, so the text reads back unambiguously.)
+  EXPECT_EQ(dsn->description(), "host=/tmp/a\\x01\\x62 dbname=s\\xff\\x65 user=\\x7f");
 }
 
 // Connections that leave the machine must verify the server; local ones need not.
