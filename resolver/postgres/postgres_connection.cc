@@ -197,9 +197,9 @@ absl::StatusOr<PGconn*> ConnectPostgres(const PostgresDsn& dsn, absl::Time deadl
     absl::Status ready = WaitForSocket(
         PQsocket(conn), state == PGRES_POLLING_READING ? POLLIN : POLLOUT, deadline, abort_fd);
     if (absl::IsDeadlineExceeded(ready)) {
-      return fail(absl::DeadlineExceededError(absl::StrCat("connecting to PostgreSQL (",
-                                                           dsn.description(),
-                                                           ") did not finish before the deadline")));
+      return fail(absl::DeadlineExceededError(absl::StrCat(
+          "connecting to PostgreSQL (", dsn.description(),
+          ") did not finish before the deadline")));
     }
     if (!ready.ok()) return fail(ready);
     state = PQconnectPoll(conn);
